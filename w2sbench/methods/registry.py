@@ -1,0 +1,76 @@
+"""Finding methods by name: built-ins registered by decorator, installed packages through the
+`w2sbench.methods` entry-point group, and local files as `path/to/file.py:ClassName`."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from ..errors import ConfigError, UnknownNameError, W2SError
+from .base import Method
+
+_BUILTIN: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: add a built-in method under its `name`."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a non-empty `name`")
+    if cls.name in _BUILTIN and _BUILTIN[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} is registered twice")
+    _BUILTIN[cls.name] = cls
+    return cls
+
+
+def _entry_point_methods() -> dict[str, object]:
+    return {ep.name: ep for ep in entry_points(group="w2sbench.methods")}
+
+
+def list_methods() -> dict[str, str]:
+    """name -> where it comes from ('built-in' or 'entry point <module:attr>')."""
+    from . import builtin  # noqa: F401  (registers the built-ins)
+
+    found = {name: "built-in" for name in _BUILTIN}
+    for name, ep in _entry_point_methods().items():
+        found.setdefault(name, f"entry point {ep.value}")
+    return found
+
+
+def _from_file(spec: str) -> type[Method]:
+    path_text, _, attr = spec.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise W2SError(f"method file {path} does not exist (from --method {spec})")
+    module_name = f"w2sbench_user_method_{abs(hash(str(path.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as e:  # the user's file failed to import: say where, not a traceback
+        raise W2SError(f"{path}: importing the method file failed: {type(e).__name__}: {e}") from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise ConfigError(str(path), attr, "no such class in the method file")
+    return cls
+
+
+def load_method(spec: str) -> type[Method]:
+    """A method class from a registered name or `file.py:ClassName`."""
+    from . import builtin  # noqa: F401
+
+    if ".py:" in spec:
+        cls = _from_file(spec)
+    elif spec in _BUILTIN:
+        cls = _BUILTIN[spec]
+    elif spec in _entry_point_methods():
+        cls = _entry_point_methods()[spec].load()
+    else:
+        raise UnknownNameError("method", spec, list_methods())
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise W2SError(f"method {spec!r} is not a subclass of w2sbench.methods.Method")
+    if not cls.name:
+        raise W2SError(f"method {spec!r} ({cls.__name__}) needs a non-empty `name`")
+    return cls

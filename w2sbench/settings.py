@@ -1,0 +1,86 @@
+"""Settings: named, versioned presets of a weak/strong model pair and the one fixed training recipe.
+
+Built-ins live as YAML in w2sbench/settings/; a path to a YAML file works anywhere a name does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .cache import hash_of
+from .errors import ConfigError, UnknownNameError
+from .validation import validate
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    model: str
+    pooling: str = "last"
+    max_length: int = 256
+    revision: str | None = None
+    chat_template: bool = False
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    version: int
+    description: str
+    weak: ModelSpec
+    strong: ModelSpec
+    regime: str
+    train: dict[str, Any]
+    baseline_seeds: int
+    method_seeds: int
+    config: dict[str, Any]
+    path: str
+
+    @property
+    def hash(self) -> str:
+        """Hash of the full config: results and cached baselines are only comparable within one hash."""
+        return hash_of(self.config, 16)
+
+
+def builtin_settings() -> dict[str, Path]:
+    folder = resources.files("w2sbench").joinpath("settings")
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), "", f"not valid YAML: {e}") from None
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
+
+
+def load_setting(name_or_path: str) -> Setting:
+    known = builtin_settings()
+    if name_or_path in known:
+        path = known[name_or_path]
+    elif name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
+        path = Path(name_or_path)
+    else:
+        raise UnknownNameError("setting", name_or_path, known)
+    config = read_yaml(path)
+    validate(config, "setting", str(path))
+    if path.stem != config["setting"]:
+        raise ConfigError(str(path), "setting", f"must equal the file name {path.stem!r}, got {config['setting']!r}")
+    return Setting(
+        name=config["setting"],
+        version=config["version"],
+        description=config["description"],
+        weak=ModelSpec(**config["weak"]),
+        strong=ModelSpec(**config["strong"]),
+        regime=config["regime"],
+        train=dict(config["train"]),
+        baseline_seeds=config["seeds"]["baseline"],
+        method_seeds=config["seeds"]["method"],
+        config=config,
+        path=str(path),
+    )
