@@ -44,6 +44,14 @@ def hash_texts(texts: list[str]) -> str:
     return h.hexdigest()
 
 
+def hash_array(arr: np.ndarray) -> str:
+    """Content hash of an array (dtype, shape and bytes)."""
+    arr = np.ascontiguousarray(arr)
+    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
 @dataclass
 class ArtifactStore:
     """Artifacts under <root>/<stage>/<key>/ with arrays as .npy and a meta.json written last.

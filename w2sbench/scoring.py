@@ -11,7 +11,7 @@ be fetched offline, and its roc_auc module is itself a wrapper around the same s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -48,9 +48,12 @@ class PGRResult:
     undefined_reason: str | None
     n_test: int
     n_boot: int
+    boot_pgr: np.ndarray | None = field(default=None, repr=False)  # bootstrap draws, for intervals of means
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        del out["boot_pgr"]
+        return out
 
 
 def _correct(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -94,11 +97,22 @@ def bootstrap_pgr(
             f"{100 * confidence:.0f}% interval [{100 * gap_ci[0]:.1f}, {100 * gap_ci[1]:.1f}] includes 0"
         )
         return PGRResult(weak_acc, ceiling_acc, w2s_acc, gap, gap_ci, None, None, w2s_ci, None, False, reason, n, n_boot)
-    boot_pgr = (bs - bw) / (bc - bw)
-    boot_pgr = boot_pgr[np.isfinite(boot_pgr)]
-    pgr_ci = tuple(float(x) for x in np.percentile(boot_pgr, [lo, hi]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot_pgr = (bs - bw) / (bc - bw)
+    pgr_ci = tuple(float(x) for x in np.percentile(boot_pgr[np.isfinite(boot_pgr)], [lo, hi]))
     per_seed = [pgr(weak_acc, ceiling_acc, float(row.mean())) for row in cs]
     return PGRResult(
         weak_acc, ceiling_acc, w2s_acc, gap, gap_ci, pgr(weak_acc, ceiling_acc, w2s_acc), pgr_ci, w2s_ci,
-        per_seed, True, None, n, n_boot,
+        per_seed, True, None, n, n_boot, boot_pgr,
     )
+
+
+def mean_pgr(results: list[PGRResult], confidence: float = 0.95) -> tuple[float | None, tuple[float, float] | None]:
+    """Mean PGR over tasks with an interval from the tasks' (independent) bootstrap draws; None if any
+    task's PGR is undefined (a mean over a subset would flatter the method)."""
+    if not results or any(not r.defined for r in results):
+        return None, None
+    draws = np.mean(np.stack([r.boot_pgr for r in results]), axis=0)
+    draws = draws[np.isfinite(draws)]
+    lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    return float(np.mean([r.pgr for r in results])), tuple(float(x) for x in np.percentile(draws, [lo, hi]))

@@ -23,6 +23,7 @@ class ModelSpec:
     max_length: int = 256
     revision: str | None = None
     chat_template: bool = False
+    input: str = "prompt"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""The `w2sbench` command: eval, tasks, settings, methods."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from .errors import W2SError
+
+
+def _parse_limit(value: str | None) -> dict[str, int] | None:
+    """'200,200,100' -> split sizes train_label, train_unlabel, test."""
+    if not value:
+        return None
+    parts = value.split(",")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise W2SError(f"--limit {value!r}: expected three positive integers 'train_label,train_unlabel,test', e.g. 200,200,100")
+    return dict(zip(("train_label", "train_unlabel", "test"), sizes))
+
+
+@click.group()
+@click.version_option(package_name="w2sbench")
+def cli() -> None:
+    """w2sbench: evaluate weak-to-strong supervision methods; one PGR with confidence intervals."""
+
+
+@cli.command("eval")
+@click.option("--method", "-m", "methods", default="vanilla", show_default=True,
+              help="Method name(s), comma-separated; a registered name, an installed plug-in, or path/file.py:Class.")
+@click.option("--setting", "-s", default="tiny", show_default=True, help="Setting name or path to a setting YAML.")
+@click.option("--tasks", "-t", default="default", show_default=True, help="Task names or tags, comma-separated, or task YAML paths.")
+@click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
+              help="Inference engine for features and labels: vllm where installed and supported, else hf.")
+@click.option("--baseline-seeds", type=int, default=None, help="Seeds for weak and ceiling (default: the setting's).")
+@click.option("--seeds", "method_seeds", type=int, default=None, help="Seeds per method (default: the setting's).")
+@click.option("--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable).")
+@click.option("--n-boot", type=int, default=2000, show_default=True, help="Bootstrap resamples for intervals.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Results JSON path (default: results/<setting>_<methods>_<time>.json).")
+@click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra folder of task YAMLs.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
+def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, limit, n_boot, output, include_path, quiet):
+    """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
+    from .methods import load_method
+    from .pipeline import Pipeline, RunOptions
+    from .report import summary_table
+    from .results import build_results, write_results
+    from .settings import load_setting
+    from .tasks import resolve_tasks
+
+    setting_obj = load_setting(setting)
+    task_list = resolve_tasks(tasks, list(include_path))
+    method_classes = [load_method(m.strip()) for m in methods.split(",") if m.strip()]
+    if not method_classes:
+        raise W2SError("--method: give at least one method name")
+    options = RunOptions(backend=backend, baseline_seeds=baseline_seeds, method_seeds=method_seeds,
+                         sizes=_parse_limit(limit), n_boot=n_boot, progress=not quiet)
+    pipeline = Pipeline(setting_obj, task_list, options)
+    runs = pipeline.run(method_classes)
+    doc = build_results(pipeline, runs)
+    if output is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = Path("results") / f"{setting_obj.name}_{'+'.join(c.name for c in method_classes)}_{stamp}.json"
+    write_results(doc, output)
+    click.echo(summary_table(doc))
+    click.echo(f"results: {output}")
+
+
+@cli.command("tasks")
+@click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path))
+def tasks_cmd(include_path):
+    """List the registered tasks: name, source, split sizes, tags."""
+    from .tasks import list_tasks, load_task
+
+    for name, path in sorted(list_tasks(list(include_path)).items()):
+        task = load_task(str(path))
+        src = task.config["source"]
+        where = src.get("package") or src.get("path") or ""
+        sizes = task.config["splits"]
+        click.echo(f"{name:24s} {src['type']}:{where:28s} {sizes['train_label']}/{sizes['train_unlabel']}/{sizes['test']}"
+                   f"  [{', '.join(task.tags)}]")
+
+
+@cli.command("settings")
+def settings_cmd():
+    """List the settings: weak and strong model, regime."""
+    from .settings import builtin_settings, load_setting
+
+    for name in sorted(builtin_settings()):
+        s = load_setting(name)
+        click.echo(f"{name:12s} v{s.version}  {s.weak.model} -> {s.strong.model}  ({s.regime})  {s.description}")
+
+
+@cli.command("methods")
+def methods_cmd():
+    """List the methods found: built-ins and installed plug-ins."""
+    from .methods import list_methods, load_method
+
+    for name, origin in sorted(list_methods().items()):
+        cls = load_method(name)
+        tag = " [teacher-free]" if not cls.uses_weak_labels else ""
+        click.echo(f"{name:16s} {origin:12s} {cls.description}{tag}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="w2sbench", standalone_mode=False)
+    except W2SError as e:
+        click.echo(f"w2sbench: error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("w2sbench: interrupted; cached stages are kept, run the same command to resume", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""The evaluation pipeline, stage by stage: features -> weak -> label -> ceiling -> method -> score.
+
+Every stage but `method` is shared by all methods of a setting: each is a pure function of its inputs,
+cached in the ArtifactStore under a key that hashes those inputs, so a second method (or a rerun after an
+interruption) recomputes nothing it already has. Stages run stage-major across tasks so each inference
+engine starts once per model per run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from . import models
+from .cache import ArtifactStore, hash_array, hash_of, hash_texts
+from .errors import W2SError
+from .inference import get_backend
+from .methods.base import Method, MethodContext
+from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
+from .settings import ModelSpec, Setting
+from .tasks import Splits, Task
+from .training import LinearHead, TrainConfig, train_head
+
+SPLITS = ("train_label", "train_unlabel", "test")
+# Which splits each model needs: the weak model learns on train_label and labels the other two; the
+# strong model (ceiling and every method) trains on train_unlabel and is scored on test.
+ROLE_SPLITS = {"weak": SPLITS, "strong": ("train_unlabel", "test")}
+
+
+@dataclass
+class RunOptions:
+    backend: str = "auto"
+    baseline_seeds: Optional[int] = None  # default: the setting's
+    method_seeds: Optional[int] = None
+    sizes: Optional[dict[str, int]] = None  # override the tasks' split sizes (tests, quick looks)
+    n_boot: int = 2000
+    progress: bool = True
+
+
+@dataclass
+class MethodRun:
+    method: type[Method]
+    test_probs: np.ndarray  # [seeds, n_test]
+    compute: list[dict]
+    weak_seed_of: list[int]
+
+
+@dataclass
+class TaskRun:
+    task: Task
+    splits: Splits
+    weak_test: np.ndarray  # [K, n_test]
+    ceiling_test: np.ndarray  # [K, n_test]
+    methods: dict[str, MethodRun] = field(default_factory=dict)
+    scores: dict[str, PGRResult] = field(default_factory=dict)
+
+
+class Pipeline:
+    """One setting over a list of tasks; holds the cache, the inference backends and the run's record."""
+
+    def __init__(self, setting: Setting, tasks: list[Task], options: RunOptions, store: Optional[ArtifactStore] = None):
+        self.setting, self.tasks, self.options = setting, tasks, options
+        self.store = store or ArtifactStore()
+        self.K = options.baseline_seeds or setting.baseline_seeds
+        self.S = options.method_seeds or setting.method_seeds
+        self.timings: dict[str, float] = defaultdict(float)
+        self.backend_used: dict[str, str] = {}
+        self.notes: list[str] = []
+        self.model_dirs: dict[str, Any] = {}
+        self.model_records: dict[str, dict] = {}
+        self._backends: dict[str, Any] = {}
+        self._splits: dict[str, Splits] = {}
+        self._features: dict[tuple[str, str, str], np.ndarray] = {}
+        self._feature_ids: dict[tuple[str, str, str], str] = {}
+        if setting.regime != "frozen":
+            raise W2SError(f"setting {setting.name!r}: the '{setting.regime}' regime is not available in this pipeline yet")
+
+    # ---- bookkeeping -------------------------------------------------------------------------------
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - start
+
+    def log(self, message: str) -> None:
+        if self.options.progress:
+            print(f"[w2sbench] {message}", flush=True)
+
+    def splits(self, task: Task) -> Splits:
+        if task.name not in self._splits:
+            with self.timed("data"):
+                self._splits[task.name] = task.load_splits(self.options.sizes)
+        return self._splits[task.name]
+
+    def spec(self, role: str) -> ModelSpec:
+        return self.setting.weak if role == "weak" else self.setting.strong
+
+    def model_dir(self, role: str):
+        spec = self.spec(role)
+        if role not in self.model_dirs:
+            with self.timed(f"resolve_{role}"):
+                self.model_dirs[role] = models.resolve_model(spec.model, spec.revision)
+                self.model_records[role] = {"id": spec.model, "revision": spec.revision, **models.model_info(spec.model)}
+        return self.model_dirs[role]
+
+    # ---- stage: features (frozen backbones) ---------------------------------------------------------
+    def _feature_key(self, role: str, task: Task, split: str, backend_name: str) -> dict:
+        spec = self.spec(role)
+        texts = self._model_inputs(role, task, split)
+        return {
+            "model": spec.model, "revision": spec.revision, "source": self.model_records[role].get("source"),
+            "pooling": spec.pooling, "input": spec.input, "max_length": spec.max_length,
+            "texts": hash_texts(texts), "n": len(texts), "backend": backend_name, "dtype": "float32",
+        }
+
+    def _model_inputs(self, role: str, task: Task, split: str) -> list[str]:
+        examples = getattr(self.splits(task), split)
+        if self.spec(role).input == "text":
+            return [e.text for e in examples]
+        return [task.prompt(e.text) for e in examples]
+
+    def compute_features(self, role: str) -> None:
+        """Features of every split the role needs, for every task; one engine start for the model."""
+        model_dir = self.model_dir(role)
+        backend, note = get_backend(self.options.backend, model_dir, purpose="features")
+        backend = self._backends.setdefault(backend.name, backend)
+        self.backend_used[f"features:{role}"] = backend.name
+        if note:
+            self.notes.append(note)
+            self.log(note)
+        spec = self.spec(role)
+        try:
+            for task in self.tasks:
+                for split in ROLE_SPLITS[role]:
+                    key = self._feature_key(role, task, split, backend.name)
+
+                    def compute(task=task, split=split):
+                        texts = self._model_inputs(role, task, split)
+                        feats = backend.features(model_dir, texts, spec.pooling, spec.max_length,
+                                                 desc=f"{role} features {task.name}/{split}")
+                        return {"features": np.asarray(feats, dtype=np.float32)}, {"backend": backend.describe()}
+
+                    with self.timed(f"features_{role}"):
+                        art = self.store.get_or_compute(f"features_{role}", key, compute)
+                    self._features[(role, task.name, split)] = art["features"]
+                    self._feature_ids[(role, task.name, split)] = hash_of(key)
+        finally:
+            backend.close()  # free the engine before the next model's starts
+
+    def features(self, role: str, task: Task, split: str) -> np.ndarray:
+        if (role, task.name, split) not in self._features:
+            self.compute_features(role)
+        return self._features[(role, task.name, split)]
+
+    def feature_id(self, role: str, task: Task, split: str) -> str:
+        self.features(role, task, split)
+        return self._feature_ids[(role, task.name, split)]
+
+    # ---- stages: weak, label, ceiling -------------------------------------------------------------------
+    def _train_config(self, role: str) -> TrainConfig:
+        return TrainConfig.from_setting(self.setting.train, "weak_lr" if role == "weak" else "lr")
+
+    def _head_key(self, stage: str, task: Task, seed: int, role: str) -> dict:
+        return {
+            "stage": stage, "setting": self.setting.hash, "task": task.hash, "seed": seed,
+            "train": self._train_config(role).__dict__,
+            "features": {s: self.feature_id(role, task, s) for s in ROLE_SPLITS[role]},
+            "splits": {s: hash_texts([e.uid for e in getattr(self.splits(task), s)]) for s in SPLITS},
+        }
+
+    def weak_labels(self, task: Task, seed: int) -> dict[str, np.ndarray]:
+        """Stage weak + label: the weak head trained on train_label ground truth, then its soft labels
+        p(label=1) on train_unlabel and test."""
+        splits = self.splits(task)
+        key = self._head_key("weak", task, seed, "weak")
+
+        def train_weak():
+            head = train_head(self.features("weak", task, "train_label"),
+                              np.array([e.label for e in splits.train_label], dtype=np.float32),
+                              self._train_config("weak"), seed)
+            return head.arrays(), {}
+
+        with self.timed("weak"):
+            head = LinearHead.from_arrays(self.store.get_or_compute("weak", key, train_weak))
+
+        def label():
+            return {s: head.predict_proba(self.features("weak", task, s)) for s in ("train_unlabel", "test")}, {}
+
+        with self.timed("label"):
+            art = self.store.get_or_compute("label", {**key, "stage": "label"}, label)
+        return {"train_unlabel": art["train_unlabel"], "test": art["test"]}
+
+    def ceiling(self, task: Task, seed: int) -> np.ndarray:
+        """Stage ceiling: the strong head trained on train_unlabel ground truth, scored on test."""
+        splits = self.splits(task)
+        key = self._head_key("ceiling", task, seed, "strong")
+
+        def train_ceiling():
+            head = train_head(self.features("strong", task, "train_unlabel"),
+                              np.array([e.label for e in splits.train_unlabel], dtype=np.float32),
+                              self._train_config("strong"), seed)
+            return {"test": head.predict_proba(self.features("strong", task, "test")), **head.arrays()}, {}
+
+        with self.timed("ceiling"):
+            return self.store.get_or_compute("ceiling", key, train_ceiling)["test"]
+
+    # ---- stage: method -----------------------------------------------------------------------------
+    def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
+        """One method seed. Seed s learns from the weak labels of weak seed s mod K."""
+        weak_seed = seed % self.K
+        weak = self.weak_labels(task, weak_seed)
+        method = method_cls()
+        splits = self.splits(task)
+        key = {
+            **self._head_key("method", task, seed, "strong"), "method": method_cls.name,
+            "method_version": method_cls.version, "method_config": method.config(), "weak_seed": weak_seed,
+            "weak_labels": [hash_array(weak["train_unlabel"]), hash_array(weak["test"])],
+        }
+        ctx = MethodContext(
+            task=task.name, setting=self.setting.name, seed=seed,
+            unlabel_texts=tuple(e.text for e in splits.train_unlabel), test_texts=tuple(e.text for e in splits.test),
+            weak_unlabel=weak["train_unlabel"].copy(), weak_test=weak["test"].copy(),
+            train_config=self._train_config("strong"), label_words=tuple(task.label_words),
+            _features=lambda split: self.features("strong", task, split).copy(),
+        )
+
+        def compute():
+            probs = check_predictions(method.run(ctx), len(splits.test), method_cls.name)
+            return {"test": probs}, {"compute": dict(ctx.compute)}
+
+        with self.timed("method"):
+            art = self.store.get_or_compute("method", key, compute)
+        return art["test"], art["meta"].get("compute", {}), weak_seed
+
+    # ---- the whole run ------------------------------------------------------------------------------
+    def run(self, methods: list[type[Method]]) -> list[TaskRun]:
+        started = time.perf_counter()
+        for task in self.tasks:
+            self.splits(task)
+        self.compute_features("weak")
+        self.compute_features("strong")
+        runs: list[TaskRun] = []
+        for task in self.tasks:
+            self.log(f"{task.name}: weak x{self.K}, ceiling x{self.K}, {len(methods)} method(s) x{self.S}")
+            weak_test = np.stack([self.weak_labels(task, k)["test"] for k in range(self.K)])
+            ceiling_test = np.stack([self.ceiling(task, k) for k in range(self.K)])
+            tr = TaskRun(task, self.splits(task), weak_test, ceiling_test)
+            labels = np.array([e.label for e in tr.splits.test])
+            for method_cls in methods:
+                outs = [self.run_method(task, method_cls, s) for s in range(self.S)]
+                tr.methods[method_cls.name] = MethodRun(
+                    method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs])
+                with self.timed("score"):
+                    tr.scores[method_cls.name] = bootstrap_pgr(
+                        labels, weak_test, ceiling_test, tr.methods[method_cls.name].test_probs, n_boot=self.options.n_boot)
+            runs.append(tr)
+        self.timings["total"] = time.perf_counter() - started
+        return runs
+
+
+def check_predictions(probs: Any, n_test: int, method: str) -> np.ndarray:
+    """A method must return p(label=1) for each test text, in order: [n_test] floats in [0, 1]."""
+    try:
+        arr = np.asarray(probs, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise W2SError(f"method {method!r} returned predictions that are not numbers ({type(probs).__name__})") from None
+    if arr.shape != (n_test,):
+        raise W2SError(f"method {method!r} returned predictions of shape {arr.shape}; expected ({n_test},): p(label=1) per test text")
+    if not np.all(np.isfinite(arr)):
+        raise W2SError(f"method {method!r} returned NaN or infinite predictions ({int((~np.isfinite(arr)).sum())} of {n_test})")
+    if arr.min() < 0 or arr.max() > 1:
+        raise W2SError(f"method {method!r} returned predictions outside [0, 1] (min {arr.min():.3g}, max {arr.max():.3g})")
+    return arr.astype(np.float32)
+
+
+def summarise_probs(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Per-seed and mean accuracy/AUROC of [seeds, n] predictions."""
+    accs = [accuracy(p, labels) for p in probs]
+    aucs = [auroc(p, labels) for p in probs]
+    return {
+        "accuracy": float(np.mean(accs)), "accuracy_per_seed": accs,
+        "auroc": None if any(a is None for a in aucs) else float(np.mean(aucs)), "auroc_per_seed": aucs,
+        "seeds": len(accs),
+    }

@@ -1,0 +1,33 @@
+"""The terminal summary: one row per task and method, accuracies and PGR with 95% intervals."""
+
+from __future__ import annotations
+
+
+def _pct(x: float | None) -> str:
+    return "  n/a" if x is None else f"{100 * x:5.1f}"
+
+
+def _ci(ci) -> str:
+    return "" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def summary_table(doc: dict) -> str:
+    rows = [("task", "method", "weak", "ceiling", "w2s", "gap", "PGR", "95% CI")]
+    notes = []
+    for task, entry in doc["tasks"].items():
+        for name, m in entry["methods"].items():
+            p = m["pgr"]
+            pgr = f"{p['pgr']:+.2f}" if p["defined"] else "undef."
+            if not p["defined"]:
+                notes.append(f"{task}/{name}: PGR undefined: {p['undefined_reason']}")
+            rows.append((task, name, _pct(entry["weak"]["accuracy"]), _pct(entry["ceiling"]["accuracy"]),
+                         _pct(m["w2s"]["accuracy"]), _pct(p["gap"]), pgr, _ci(p["pgr_ci"])))
+    for name, s in doc["summary"].items():
+        mean = "undef." if s["mean_pgr"] is None else f"{s['mean_pgr']:+.2f}"
+        rows.append(("MEAN", name, "", "", _pct(s["mean_w2s_accuracy"]), "", mean, _ci(s["mean_pgr_ci"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    k, s = doc["seeds"]["baseline"], doc["seeds"]["method"]
+    lines.append(f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; PGR interval: bootstrap over test examples and seeds")
+    return "\n".join(lines + notes)

@@ -1,0 +1,87 @@
+"""One run's results as a schema-checked JSON document: numbers per task and method, and the record of
+what produced them. The document is validated before it is written; nothing unvalidated reaches disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import provenance
+from .pipeline import Pipeline, TaskRun, summarise_probs
+from .scoring import mean_pgr
+from .validation import validate
+
+SCHEMA_VERSION = 1
+
+
+def build_results(pipeline: Pipeline, runs: list[TaskRun]) -> dict:
+    setting = pipeline.setting
+    tasks: dict[str, dict] = {}
+    for tr in runs:
+        labels = np.array([e.label for e in tr.splits.test])
+        entry = {
+            "task_hash": tr.task.hash,
+            "version": tr.task.config.get("version", 1),
+            "tags": list(tr.task.tags),
+            "n": {s: len(getattr(tr.splits, s)) for s in ("train_label", "train_unlabel", "test")},
+            "test_positive_rate": float(labels.mean()),
+            "weak": summarise_probs(tr.weak_test, labels),
+            "ceiling": summarise_probs(tr.ceiling_test, labels),
+            "methods": {},
+        }
+        for name, mr in tr.methods.items():
+            entry["methods"][name] = {
+                "w2s": summarise_probs(mr.test_probs, labels),
+                "pgr": tr.scores[name].to_dict(),
+                "weak_seed_of_method_seed": mr.weak_seed_of,
+                "compute": mr.compute,
+            }
+        tasks[tr.task.name] = entry
+
+    summary = {}
+    method_classes = {name: mr.method for tr in runs for name, mr in tr.methods.items()}
+    for name in method_classes:
+        scores = [tr.scores[name] for tr in runs]
+        value, ci = mean_pgr(scores)
+        summary[name] = {
+            "mean_pgr": value, "mean_pgr_ci": list(ci) if ci else None,
+            "tasks_defined": sum(s.defined for s in scores), "tasks": len(scores),
+            "mean_w2s_accuracy": float(np.mean([s.w2s_acc for s in scores])),
+        }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "setting": {"name": setting.name, "version": setting.version, "hash": setting.hash, "config": setting.config},
+        "models": pipeline.model_records,
+        "seeds": {"baseline": pipeline.K, "method": pipeline.S},
+        "methods": {
+            name: {"version": cls.version, "description": cls.description, "config": cls().config(),
+                   "teacher_free": not cls.uses_weak_labels, "source": cls.__module__}
+            for name, cls in method_classes.items()
+        },
+        "sealed": {
+            "labels_given_to_methods": False,
+            "method_saw": ["train_unlabel texts", "test texts", "weak soft labels on train_unlabel and test",
+                           "strong-model features of train_unlabel and test"],
+        },
+        "tasks": tasks,
+        "summary": summary,
+        "backend": {"requested": pipeline.options.backend, "used": dict(pipeline.backend_used), "notes": pipeline.notes},
+        "timings_s": {k: round(v, 3) for k, v in pipeline.timings.items()},
+        "cache": {"hits": dict(pipeline.store.hits), "misses": dict(pipeline.store.misses)},
+        "provenance": provenance.record(),
+    }
+
+
+def write_results(doc: dict, path: Path) -> Path:
+    """Validate against results.schema.json, then write atomically."""
+    validate(doc, "results", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+    os.replace(tmp, path)
+    return path
