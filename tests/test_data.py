@@ -128,7 +128,10 @@ def test_test_split_does_not_move_when_train_sizes_change(rotten_tomatoes: Task)
     small = rotten_tomatoes.load_splits({"train_label": 10, "train_unlabel": 10, "test": 50})
     large = rotten_tomatoes.load_splits({"train_label": 400, "train_unlabel": 30, "test": 50})
     assert small.test == large.test
-    assert set(small.train_label) <= set(large.train_label)
+    assert set(small.train_unlabel) <= set(large.train_unlabel)
+    # the weak model's train_label size never moves what the strong model sees (cached features)
+    more_weak = rotten_tomatoes.load_splits({"train_label": 400, "train_unlabel": 10, "test": 50})
+    assert more_weak.train_unlabel == small.train_unlabel and more_weak.test == small.test
 
 
 def test_too_few_rows_is_a_config_error(rotten_tomatoes: Task) -> None:

@@ -278,7 +278,8 @@ def available(examples: list[Example], do_balance: bool) -> int:
 
 def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_balance: bool = False,
                 yaml_path: Path | str = "") -> Splits:
-    """Seeded shuffle, then cut: test first, so changing train sizes never changes the test set.
+    """Seeded shuffle, then cut: test first, then train_unlabel, then train_label, so changing the
+    train_label size (weak model only) never changes the splits the strong model sees.
 
     With `do_balance` the majority class is undersampled: each split takes half its rows from each
     class (label 0 gets the extra row of an odd size), so every split is 50/50 and a constant guess
@@ -286,7 +287,7 @@ def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_ba
     splits are disjoint by text.
     """
     rng = np.random.default_rng(seed)
-    order = ("test", "train_label", "train_unlabel")
+    order = ("test", "train_unlabel", "train_label")
     need = sum(sizes[name] for name in order)
     have = available(examples, do_balance)
     need_per_class = [sum(sizes[n] - sizes[n] // 2 for n in order), sum(sizes[n] // 2 for n in order)]

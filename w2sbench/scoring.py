@@ -53,7 +53,7 @@ class PGRResult:
     def to_dict(self) -> dict:
         out = asdict(self)
         del out["boot_pgr"]
-        return out
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
 def _correct(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

