@@ -107,7 +107,7 @@ class Pipeline:
         if role not in self.model_dirs:
             with self.timed(f"resolve_{role}"):
                 self.model_dirs[role] = models.resolve_model(spec.model, spec.revision)
-                self.model_records[role] = {"id": spec.model, "revision": spec.revision, **models.model_info(spec.model)}
+                self.model_records[role] = {"id": spec.model, "revision": spec.revision, **models.model_info(spec.model, spec.revision)}
         return self.model_dirs[role]
 
     # ---- stage: features (frozen backbones) ---------------------------------------------------------
@@ -116,6 +116,7 @@ class Pipeline:
         texts = self._model_inputs(role, task, split)
         return {
             "model": spec.model, "revision": spec.revision, "source": self.model_records[role].get("source"),
+            "conversion": self.model_records[role].get("conversion"),
             "pooling": spec.pooling, "input": spec.input, "max_length": spec.max_length,
             "texts": hash_texts(texts), "n": len(texts), "backend": backend_name, "dtype": "float32",
         }

@@ -1,0 +1,119 @@
+"""One real end-to-end run of the default pipeline on small splits: real packaged models, real data,
+the default inference backend (vLLM where installed), the CLI as a user runs it. Then the cache: a rerun
+recomputes nothing, a second method reuses every shared stage, and retraining from cached features gives
+identical numbers (determinism)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from w2sbench import models, paths
+from w2sbench.validation import validate
+
+TASKS = "rotten_tomatoes,vader_nyt"
+SMALL = "100,300,200"
+SECOND_METHOD = '''
+import numpy as np
+from w2sbench.methods import LossMethod
+
+class HardLabels(LossMethod):
+    """Test method: train on the weak labels thresholded at 0.5."""
+    name = "hard_labels_test"
+    def targets(self, ctx):
+        return (ctx.weak_unlabel >= 0.5).astype(np.float32), None
+'''
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    """Artifacts in a fresh cache; models from the user's converted-model cache (converted once here)."""
+    for model_id in ("sentence-transformers/all-MiniLM-L6-v2", "google/gemma-3-270m"):
+        models.resolve_model(model_id)
+    env = dict(os.environ)
+    env["W2SBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    env["W2SBENCH_MODEL_DIR"] = str(paths.cache_dir() / "models")
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+def run_eval(env: dict, out: Path, *extra: str) -> tuple[dict, str]:
+    cmd = [sys.executable, "-m", "w2sbench.cli", "eval", "--tasks", TASKS, "--limit", SMALL,
+           "--baseline-seeds", "2", "--seeds", "2", "--n-boot", "500", "-o", str(out), *extra]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def first(env, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "first.json"
+    return run_eval(env, out)
+
+
+def test_first_run_prints_table_and_writes_valid_results(first):
+    doc, stdout = first
+    validate(doc, "results", "first.json")
+    assert "PGR" in stdout and "rotten_tomatoes" in stdout and "vader_nyt" in stdout
+    assert set(doc["tasks"]) == {"rotten_tomatoes", "vader_nyt"}
+    for name, task in doc["tasks"].items():
+        assert task["n"] == {"train_label": 100, "train_unlabel": 300, "test": 200}
+        assert task["weak"]["seeds"] == 2 and len(task["ceiling"]["accuracy_per_seed"]) == 2
+        pgr = task["methods"]["vanilla"]["pgr"]
+        w, c, s = pgr["weak_acc"], pgr["ceiling_acc"], pgr["w2s_acc"]
+        assert w == pytest.approx(task["weak"]["accuracy"]) and c == pytest.approx(task["ceiling"]["accuracy"])
+        if pgr["defined"]:
+            assert pgr["pgr"] == pytest.approx((s - w) / (c - w))
+            assert pgr["pgr_ci"][0] <= pgr["pgr"] <= pgr["pgr_ci"][1]
+        else:
+            assert pgr["pgr"] is None and "includes 0" in pgr["undefined_reason"]
+            assert "undefined" in stdout
+        # real models on real data: both clearly better than chance
+        assert w > 0.6 and c > 0.6
+    # 2 tasks: weak features on 3 splits, strong on 2; 2 seeds of weak, label, ceiling and the method
+    assert doc["cache"]["misses"] == {"features_weak": 6, "features_strong": 4, "weak": 4, "label": 4, "ceiling": 4, "method": 4}
+    prov = doc["provenance"]
+    assert prov["w2sbench_version"] and prov["hardware"]["cpu_count"] >= 1 and prov["packages"]["torch"]
+    expected = "vllm" if _vllm_installed() else "hf"
+    assert doc["backend"]["used"] == {"features:weak": expected, "features:strong": expected}
+
+
+def _vllm_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def test_rerun_recomputes_nothing(env, first, tmp_path):
+    doc, _ = run_eval(env, tmp_path / "again.json")
+    assert doc["cache"]["misses"] == {}
+    assert doc["tasks"] == first[0]["tasks"]
+
+
+def test_second_method_reuses_every_shared_stage(env, first, tmp_path):
+    method_file = tmp_path / "hard_labels.py"
+    method_file.write_text(SECOND_METHOD)
+    doc, stdout = run_eval(env, tmp_path / "second.json", "--method", f"{method_file}:HardLabels")
+    assert doc["cache"]["misses"] == {"method": 4}
+    assert doc["cache"]["hits"]["features_strong"] == 4 and doc["cache"]["hits"]["ceiling"] == 4
+    for name, task in doc["tasks"].items():
+        assert task["weak"] == first[0]["tasks"][name]["weak"]
+        assert task["ceiling"] == first[0]["tasks"][name]["ceiling"]
+    assert "hard_labels_test" in stdout
+
+
+def test_retraining_from_cached_features_is_deterministic(env, first, tmp_path):
+    cache = Path(env["W2SBENCH_CACHE"]) / "artifacts"
+    fresh = tmp_path / "cache"
+    (fresh / "artifacts").mkdir(parents=True)
+    for stage in ("features_weak", "features_strong"):
+        shutil.copytree(cache / stage, fresh / "artifacts" / stage)
+    doc, _ = run_eval({**env, "W2SBENCH_CACHE": str(fresh)}, tmp_path / "retrained.json")
+    assert set(doc["cache"]["misses"]) == {"weak", "label", "ceiling", "method"}
+    assert doc["tasks"] == first[0]["tasks"]
