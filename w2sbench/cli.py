@@ -46,7 +46,10 @@ def cli() -> None:
               help="Results JSON path (default: results/<setting>_<methods>_<time>.json).")
 @click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra folder of task YAMLs.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
-def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, limit, n_boot, output, include_path, quiet):
+@click.option("--submission", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.")
+def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, limit, n_boot, output, include_path, quiet,
+             submission):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
     from .methods import load_method
     from .pipeline import Pipeline, RunOptions
@@ -70,7 +73,22 @@ def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, lim
         output = Path("results") / f"{setting_obj.name}_{'+'.join(c.name for c in method_classes)}_{stamp}.json"
     write_results(doc, output)
     click.echo(summary_table(doc))
+    if len(method_classes) > 1:
+        from .report import compare_to_baseline, comparison_table
+
+        if any(c.name == "vanilla" for c in method_classes):
+            click.echo("")
+            click.echo(comparison_table(compare_to_baseline(runs, "vanilla", n_boot=n_boot)))
+        else:
+            click.echo("(add vanilla to --method for each method's difference to vanilla with its interval)")
     click.echo(f"results: {output}")
+    if submission is not None:
+        from .leaderboard.submission import make_submission, write_submission
+
+        if len(method_classes) != 1:
+            raise W2SError("--submission: a submission holds one method; run eval with a single --method")
+        write_submission(make_submission([(str(output), doc)], method_classes[0].name, method_classes[0]), submission)
+        click.echo(f"submission: {submission} (fill in any '<fill in' fields, then `w2sbench leaderboard validate {submission}`)")
 
 
 @cli.command("tasks")
@@ -107,6 +125,11 @@ def methods_cmd():
         cls = load_method(name)
         tag = " [teacher-free]" if not cls.uses_weak_labels else ""
         click.echo(f"{name:16s} {origin:12s} {cls.description}{tag}")
+
+
+from .leaderboard.cli import leaderboard as _lb  # noqa: E402  (registered after the core commands)
+
+cli.add_command(_lb)
 
 
 def main(argv: list[str] | None = None) -> None:

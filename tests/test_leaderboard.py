@@ -1,0 +1,263 @@
+"""Leaderboard: submission schema, validation of each kind of bad input (one line naming file and
+field, non-zero exit), baselines generation, ranking with ties, leaderboard.json and the static site."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_leaderboard_fixtures import CARD, TASKS, load, make_method, make_results, write_board  # noqa: E402
+
+from w2sbench.cli import main  # noqa: E402
+from w2sbench.errors import ConfigError  # noqa: E402
+from w2sbench.leaderboard import baselines as bl  # noqa: E402
+from w2sbench.leaderboard.build import assign_ranks  # noqa: E402
+from w2sbench.leaderboard.submission import make_submission, only_method  # noqa: E402
+from w2sbench.leaderboard.validate import check_submission, submission_files, validate_files  # noqa: E402
+from w2sbench.validation import validate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> Path:
+    return write_board(tmp_path_factory.mktemp("lb"), {"alpha": 0.82, "beta": 0.78, "gamma": 0.66},
+                       teacher_free=("gamma",), non_default=("beta",))
+
+
+@pytest.fixture()
+def sub(board) -> dict:
+    return load(board / "submissions" / "alpha.json")
+
+
+def _problems(doc: dict, board: Path, name: str = "broken.json") -> list[ConfigError]:
+    return check_submission(doc, name, bl.load(board / "baselines.json"))
+
+
+def _one(problems: list[ConfigError], field: str) -> ConfigError:
+    hits = [p for p in problems if p.field == field]
+    assert hits, f"no problem on {field}: {[str(p) for p in problems]}"
+    return hits[0]
+
+
+def _run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err
+
+
+# ---- valid input -----------------------------------------------------------------------------------
+def test_seed_submissions_validate(board):
+    valid, errors = validate_files(submission_files(board / "submissions"), bl.load(board / "baselines.json"), board / "submissions")
+    assert errors == []
+    assert sorted(d["method"]["name"] for _, d in valid) == ["alpha", "beta", "gamma"]
+
+
+def test_submission_holds_only_its_method():
+    doc = make_results({"a1": 0.8, "b1": 0.7})
+    cut = only_method(doc, "b1")
+    assert list(cut["methods"]) == ["b1"] and list(cut["summary"]) == ["b1"]
+    assert all(list(t["methods"]) == ["b1"] for t in cut["tasks"].values())
+    assert "a1" in doc["methods"]  # the original is left alone
+    with pytest.raises(ConfigError, match="no method 'zz'"):
+        only_method(doc, "zz")
+
+
+def test_card_defaults_are_placeholders_for_user_methods_and_rejected(board):
+    doc = make_submission([("r.json", make_results({"delta": 0.8}))], "delta", make_method("delta"))
+    assert doc["method"]["teacher_free"] is False and doc["method"]["non_default_recipe"] is False
+    problems = _problems(doc, board)
+    assert "placeholder" in str(_one(problems, "method.license"))
+    assert "placeholder" in str(_one(problems, "method.authors"))
+
+
+def test_builtin_method_card_is_complete():
+    from w2sbench.methods import load_method
+
+    vanilla = load_method("vanilla")
+    doc = make_submission([("r.json", make_results({"vanilla": 0.8}))], "vanilla", vanilla)
+    assert doc["method"]["license"] == "Apache-2.0" and doc["method"]["code"] == "w2sbench/methods/builtin.py"
+
+
+# ---- each kind of bad input -------------------------------------------------------------------------
+def test_missing_field(board, sub):
+    del sub["method"]["license"]
+    (p,) = _problems(sub, board)
+    assert p.field == "method.license" and "missing" in str(p) and str(p).startswith("broken.json: field 'method.license'")
+
+
+def test_wrong_type(board, sub):
+    sub["method"]["teacher_free"] = "yes"
+    (p,) = _problems(sub, board)
+    assert p.field == "method.teacher_free" and "boolean" in str(p)
+
+
+def test_wrong_type_inside_results(board, sub):
+    sub["results"][0]["tasks"]["sms_spam"]["weak"]["accuracy"] = "0.7"
+    (p,) = _problems(sub, board)
+    assert p.field == "results.0.tasks.sms_spam.weak.accuracy"
+
+
+def test_pgr_inconsistent_with_accuracies(board, sub):
+    row = sub["results"][0]["tasks"]["rotten_tomatoes"]["methods"]["alpha"]["pgr"]
+    row["pgr"] += 0.05
+    p = _one(_problems(sub, board), "results.0.tasks.rotten_tomatoes.methods.alpha.pgr.pgr")
+    assert "does not follow from its accuracies" in str(p)
+
+
+def test_w2s_accuracy_changed_alone_is_caught(board, sub):
+    """Raising the reported w2s accuracy without its per-seed values and PGR is inconsistent three ways."""
+    task = sub["results"][0]["tasks"]["sms_spam"]
+    task["methods"]["alpha"]["w2s"]["accuracy"] += 0.03
+    fields = {p.field for p in _problems(sub, board)}
+    assert "results.0.tasks.sms_spam.methods.alpha.w2s.accuracy" in fields
+    assert "results.0.tasks.sms_spam.methods.alpha.pgr.w2s_acc" in fields
+
+
+def test_baselines_differ_from_official(board, sub):
+    """A self-consistent file (PGR recomputed) whose weak model is better than the official one."""
+    task = sub["results"][0]["tasks"]["rotten_tomatoes"]
+    weak = [a + 0.02 for a in task["weak"]["accuracy_per_seed"]]
+    task["weak"]["accuracy_per_seed"], task["weak"]["accuracy"] = weak, float(np.mean(weak))
+    p_row = task["methods"]["alpha"]["pgr"]
+    p_row["weak_acc"] = task["weak"]["accuracy"]
+    p_row["gap"] = p_row["ceiling_acc"] - p_row["weak_acc"]
+    p_row["pgr"] = (p_row["w2s_acc"] - p_row["weak_acc"]) / p_row["gap"]
+    p_row["pgr_per_seed"] = [(a - p_row["weak_acc"]) / p_row["gap"] for a in task["methods"]["alpha"]["w2s"]["accuracy_per_seed"]]
+    problems = _problems(sub, board)
+    p = _one(problems, "results.0.tasks.rotten_tomatoes.weak.accuracy")
+    assert "differs from the official cached baseline" in str(p) and "tolerance 0.005" in str(p)
+    assert not any(q.field.endswith("pgr.pgr") for q in problems)  # only the baseline is wrong
+
+
+def test_baseline_within_tolerance_is_accepted(board, sub):
+    task = sub["results"][0]["tasks"]["rotten_tomatoes"]
+    weak = [a + 0.001 for a in task["weak"]["accuracy_per_seed"]]
+    official = bl.load(board / "baselines.json")
+    for entry in official["settings"].values():
+        for t in entry["tasks"].values():
+            if t["task"] == "rotten_tomatoes":
+                t["weak"]["accuracy"] = float(np.mean(weak)) - 0.004
+    assert not [p for p in check_submission(sub, "x.json", official) if "official" in str(p)]
+
+
+def test_duplicate_name_is_rejected(board, tmp_path):
+    clash = load(board / "submissions" / "alpha.json")
+    clash["method"]["name"] = "Alpha"  # names are compared case-insensitively
+    for t in clash["results"][0]["tasks"].values():
+        t["methods"] = {"Alpha": t["methods"].pop("alpha")}
+    res = clash["results"][0]
+    res["methods"] = {"Alpha": res["methods"].pop("alpha")}
+    res["summary"] = {"Alpha": res["summary"].pop("alpha")}
+    path = tmp_path / "alpha2.json"
+    path.write_text(json.dumps(clash))
+    valid, errors = validate_files([path], bl.load(board / "baselines.json"), board / "submissions")
+    assert valid == [] and len(errors) == 1
+    assert errors[0].field == "method.name" and "already used by" in str(errors[0]) and str(path) in str(errors[0])
+
+
+def test_unknown_setting_hash_and_missing_task(board, sub):
+    sub["results"][0]["setting"]["hash"] = "0" * 16
+    p = _one(_problems(sub, board), "results.0.setting.hash")
+    assert "not the registered hash" in str(p)
+    partial = make_submission([("r.json", make_results({"eps": 0.8}, tasks=TASKS[:1]))], "eps", None, CARD)
+    p = _one(_problems(partial, board), "results.0.tasks")
+    assert "official task 'sms_spam' is missing" in str(p)
+
+
+def test_task_hash_unknown(board, sub):
+    sub["results"][0]["tasks"]["sms_spam"]["task_hash"] = "f" * 16
+    assert "registered hash of task 'sms_spam'" in str(_one(_problems(sub, board), "results.0.tasks.sms_spam.task_hash"))
+
+
+def test_not_json_and_unknown_field(board, tmp_path, sub):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    _, errors = validate_files([bad], bl.load(board / "baselines.json"))
+    assert "not valid JSON" in str(errors[0]) and str(bad) in str(errors[0])
+    sub["method"]["homepage"] = "x"
+    assert "unknown field" in str(_one(_problems(sub, board), "method.homepage"))
+
+
+def test_cli_validate_exit_status_and_one_line_per_problem(board, tmp_path, capsys):
+    broken = load(board / "submissions" / "alpha.json")
+    del broken["method"]["authors"]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    code, out, err = _run_cli(["leaderboard", "validate", str(path), "--baselines", str(board / "baselines.json"),
+                               "--submissions-dir", str(tmp_path)], capsys)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("w2sbench: error:")]
+    assert lines == [f"w2sbench: error: {path}: field 'method.authors': required field is missing"]
+    code, out, err = _run_cli(["leaderboard", "validate", "--baselines", str(board / "baselines.json"),
+                               "--submissions-dir", str(board / "submissions")], capsys)
+    assert code == 0 and out.count("ok: ") == 3
+
+
+def test_missing_baselines_file_is_a_clear_error(tmp_path, capsys):
+    code, _, err = _run_cli(["leaderboard", "validate", "--baselines", str(tmp_path / "nope.json"),
+                             "--submissions-dir", str(tmp_path)], capsys)
+    assert code == 2 and "nope.json" in err and "w2sbench leaderboard baselines" in err
+
+
+# ---- baselines -----------------------------------------------------------------------------------
+def test_baselines_from_results_and_limit_runs_refused(tmp_path):
+    doc = make_results({"m": 0.8})
+    out = bl.update(bl.empty(), [("r.json", doc)])
+    (entry,) = out["settings"].values()
+    assert entry["name"] == "tiny" and entry["seeds"] == 3
+    by_name = {t["task"]: t for t in entry["tasks"].values()}
+    assert by_name["sms_spam"]["weak"]["accuracy"] == doc["tasks"]["sms_spam"]["weak"]["accuracy"]
+    small = json.loads(json.dumps(doc))
+    small["tasks"]["sms_spam"]["n"]["test"] = 100
+    with pytest.raises(ConfigError, match="cannot define official baselines") as exc:
+        bl.update(out, [("small.json", small)])
+    assert exc.value.field == "tasks.sms_spam.n"
+    again = bl.update(out, [("small.json", small)], allow_nonstandard_sizes=True)  # replaces the setting's entry
+    assert len(again["settings"]) == 1
+
+
+# ---- ranking and build ------------------------------------------------------------------------------
+def _e(name, mean, ci):
+    return {"method": name, "mean_pgr": mean, "mean_pgr_ci": ci, "mean_w2s_accuracy": 0.5}
+
+
+def test_ranks_share_where_intervals_overlap():
+    entries = assign_ranks([_e("c", 0.15, [0.1, 0.2]), _e("a", 0.6, [0.5, 0.7]), _e("u", None, None), _e("b", 0.5, [0.4, 0.6])])
+    assert [e["method"] for e in entries] == ["a", "b", "c", "u"]
+    assert [e["rank"] for e in entries] == [1, 1, 3, None]  # c: both a and b lie wholly above it
+    assert entries[0]["tied_with"] == ["b"] and entries[2]["tied_with"] == [] and entries[3]["tied_with"] == []
+
+
+def test_build_writes_valid_leaderboard_and_site(board, capsys):
+    code, out, err = _run_cli(["leaderboard", "build", "--submissions-dir", str(board / "submissions"),
+                               "--baselines", str(board / "baselines.json"), "-o", str(board / "leaderboard.json"),
+                               "--site", str(board / "site")], capsys)
+    assert code == 0, err
+    doc = load(board / "leaderboard.json")
+    validate(doc, "leaderboard", "leaderboard.json")
+    tiny = doc["settings"]["tiny"]
+    assert [t["name"] for t in tiny["tasks"]] == sorted(TASKS)
+    names = [e["method"] for e in tiny["entries"]]
+    assert sorted(names) == ["alpha", "beta", "gamma"]
+    means = [e["mean_pgr"] for e in tiny["entries"]]
+    assert means == sorted(means, reverse=True)
+    for e in tiny["entries"]:
+        assert e["mean_pgr"] == pytest.approx(np.mean([t["pgr"] for t in e["tasks"].values()]))
+        for t in e["tasks"].values():
+            assert t["pgr"] == pytest.approx((t["w2s_acc"] - t["weak_acc"]) / (t["ceiling_acc"] - t["weak_acc"]))
+    by = {e["method"]: e for e in tiny["entries"]}
+    assert by["gamma"]["teacher_free"] and by["beta"]["non_default_recipe"] and not by["alpha"]["teacher_free"]
+    assert by["gamma"]["mean_pgr"] < 0  # 66% w2s is below the 70% weak model
+    html = (board / "site" / "index.html").read_text()
+    embedded = html.split('id="leaderboard-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded.replace("<\\/", "</"))["settings"]["tiny"]["hash"] == tiny["hash"]
+    assert "<svg" in html and 'class="mark tf"' in html and 'class="mark ndr"' in html
+    for name in names:
+        page = board / "site" / "methods" / f"{name}.html"
+        assert page.is_file() and CARD["authors"][0] in page.read_text()

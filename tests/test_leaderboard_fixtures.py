@@ -1,0 +1,91 @@
+"""Synthetic but real-shaped leaderboard inputs: results JSONs built by the harness's own build_results
+and bootstrap_pgr from simulated predictions on the official tasks of the `tiny` setting, so tests run
+in seconds without models. (Holds helpers only; its tests live in test_leaderboard*.py.)"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from w2sbench.leaderboard import baselines as bl
+from w2sbench.leaderboard.submission import make_submission, write_submission
+from w2sbench.methods.base import Method
+from w2sbench.pipeline import MethodRun, TaskRun
+from w2sbench.results import build_results
+from w2sbench.scoring import bootstrap_pgr
+from w2sbench.settings import load_setting
+from w2sbench.tasks import load_task
+
+TASKS = ("rotten_tomatoes", "sms_spam")
+WEAK_ACC, CEILING_ACC = 0.70, 0.86
+
+
+def _seed(*parts: str) -> int:
+    return zlib.crc32("/".join(parts).encode())
+
+
+def _probs(labels: np.ndarray, acc: float, seeds: int, rng: np.random.Generator) -> np.ndarray:
+    """[seeds, n] p(label=1), right on about `acc` of the examples."""
+    correct = rng.random((seeds, len(labels))) < acc
+    hard = np.where(correct, labels[None, :], 1 - labels[None, :])
+    return np.clip(hard * 0.8 + 0.1 + rng.normal(0, 0.05, hard.shape), 0, 1)
+
+
+def make_method(name: str, teacher_free: bool = False) -> type[Method]:
+    return type(f"M_{name}", (Method,), {"name": name, "description": f"test method {name} for the leaderboard",
+                                        "uses_weak_labels": not teacher_free, "__module__": "tests.leaderboard"})
+
+
+def make_results(methods: dict[str, float], tasks=TASKS, teacher_free: tuple[str, ...] = (), n_boot: int = 300) -> dict:
+    """A results JSON of setting tiny over `tasks` at their official sizes; methods: name -> target w2s accuracy.
+    Weak and ceiling predictions depend only on the task, as the shared cached baselines do."""
+    setting = load_setting("tiny")
+    runs = []
+    for tname in tasks:
+        task = load_task(tname)
+        sizes = task.config["splits"]
+        base = np.random.default_rng(_seed("baseline", tname))
+        labels = base.integers(0, 2, sizes["test"])
+        weak, ceiling = _probs(labels, WEAK_ACC, 3, base), _probs(labels, CEILING_ACC, 3, base)
+        splits = SimpleNamespace(train_label=[None] * sizes["train_label"], train_unlabel=[None] * sizes["train_unlabel"],
+                                 test=[SimpleNamespace(label=int(y)) for y in labels])
+        tr = TaskRun(task, splits, weak, ceiling)
+        for name, acc in methods.items():
+            cls = make_method(name, name in teacher_free)
+            w2s = _probs(labels, acc, 3, np.random.default_rng(_seed("method", name, tname)))
+            tr.methods[name] = MethodRun(cls, w2s, [{"train_examples": 1}] * 3, [0, 1, 2])
+            tr.scores[name] = bootstrap_pgr(labels, weak, ceiling, w2s, n_boot=n_boot)
+        runs.append(tr)
+    pipeline = SimpleNamespace(
+        setting=setting, model_records={"weak": {"id": setting.weak.model}, "strong": {"id": setting.strong.model}},
+        K=3, S=3, options=SimpleNamespace(backend="hf"), backend_used={"features:weak": "hf", "features:strong": "hf"},
+        notes=[], timings={"total": 1.0}, store=SimpleNamespace(hits={}, misses={}))
+    return build_results(pipeline, runs)
+
+
+CARD = {"authors": ["Test Author"], "code": "https://example.org/code", "license": "MIT"}
+
+
+def write_board(root: Path, methods: dict[str, float], teacher_free: tuple[str, ...] = (),
+                non_default: tuple[str, ...] = ()) -> Path:
+    """root/leaderboard/{baselines.json, submissions/<name>.json} for the given methods; returns the folder."""
+    board = root / "leaderboard"
+    (board / "submissions").mkdir(parents=True, exist_ok=True)
+    reference = make_results({"vanilla_ref": 0.75})
+    bl.save(bl.update(bl.empty(), [("reference.json", reference)]), board / "baselines.json")
+    for name, acc in methods.items():
+        doc = make_results({name: acc}, teacher_free=teacher_free)
+        overrides = dict(CARD)
+        if name in non_default:
+            overrides.update(non_default_recipe=True, recipe_notes="trains 3x longer than the fixed recipe")
+        write_submission(make_submission([("results.json", doc)], name, make_method(name, name in teacher_free), overrides),
+                         board / "submissions" / f"{name}.json")
+    return board
+
+
+def load(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

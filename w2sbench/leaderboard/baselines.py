@@ -1,0 +1,89 @@
+"""The official baselines: weak and ceiling accuracy per (setting hash, task hash), taken from the
+reference run's results JSON. Every submission is compared against these numbers, never its own, so
+a method cannot gain by a luckier weak model or a weaker ceiling (DESIGN: one standard)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from . import ACCURACY_TOL
+
+SCHEMA_VERSION = 1
+
+
+def official_sizes(task_name: str) -> dict[str, int] | None:
+    """The split sizes in the task's registered YAML (None for a task the registry does not know)."""
+    from ..errors import UnknownNameError
+    from ..tasks import load_task
+
+    try:
+        splits = load_task(task_name).config["splits"]
+    except UnknownNameError:
+        return None
+    return {k: int(splits[k]) for k in ("train_label", "train_unlabel", "test")}
+
+
+def entries_from_results(doc: dict, path: str, allow_nonstandard_sizes: bool = False) -> dict[str, Any]:
+    """{setting_hash: {...}} for one results JSON; refuses runs at non-official split sizes (--limit)."""
+    setting = doc["setting"]
+    tasks: dict[str, Any] = {}
+    for name, entry in doc["tasks"].items():
+        sizes = official_sizes(name)
+        if not allow_nonstandard_sizes and sizes is not None and entry["n"] != sizes:
+            raise ConfigError(path, f"tasks.{name}.n", f"split sizes {entry['n']} are not the task's official {sizes} "
+                              "(a --limit run cannot define official baselines)")
+        tasks[entry["task_hash"]] = {
+            "task": name,
+            "n": entry["n"],
+            "weak": {k: entry["weak"][k] for k in ("accuracy", "accuracy_per_seed", "seeds")},
+            "ceiling": {k: entry["ceiling"][k] for k in ("accuracy", "accuracy_per_seed", "seeds")},
+        }
+    prov = doc["provenance"]
+    return {setting["hash"]: {
+        "name": setting["name"], "version": setting["version"], "seeds": doc["seeds"]["baseline"],
+        "source": {"git_commit": prov["git"].get("commit"), "created": prov["created"], "command": prov["command"],
+                   "w2sbench_version": prov["w2sbench_version"]},
+        "tasks": tasks,
+    }}
+
+
+def empty() -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "tolerance": {"accuracy": ACCURACY_TOL}, "settings": {}}
+
+
+def update(baselines: dict[str, Any], results: list[tuple[str, dict]], allow_nonstandard_sizes: bool = False) -> dict[str, Any]:
+    """Replace the entries of each results JSON's setting hash (a rerun of the reference replaces it whole)."""
+    out = json.loads(json.dumps(baselines))
+    for path, doc in results:
+        out["settings"].update(entries_from_results(doc, path, allow_nonstandard_sizes))
+    return out
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read baselines.json; its absence is a clear error that says how to make it."""
+    if not path.is_file():
+        raise ConfigError(str(path), "", "no official baselines file; make it with "
+                          "`w2sbench leaderboard baselines RESULTS.json` from the reference run")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(str(path), "", f"not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(doc.get("settings"), dict):
+        raise ConfigError(str(path), "schema_version", f"expected a baselines file of schema_version {SCHEMA_VERSION} with 'settings'")
+    doc.setdefault("tolerance", {"accuracy": ACCURACY_TOL})
+    return doc
+
+
+def save(doc: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,126 @@
+"""`w2sbench leaderboard ...`: validate submissions, build leaderboard.json and the site, (re)generate the
+official baselines from the reference run, and make a submission from an existing results JSON."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import default_dir
+
+_PATH = click.Path(path_type=Path)
+
+
+def _report(errors: list) -> None:
+    for e in errors:
+        click.echo(f"w2sbench: error: {e}", err=True)
+
+
+@click.group("leaderboard")
+def leaderboard() -> None:
+    """The leaderboard: validate submissions, build leaderboard.json and the static site."""
+
+
+@leaderboard.command("validate")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--baselines", type=_PATH, default=None, help="Official baselines (default: leaderboard/baselines.json).")
+@click.option("--submissions-dir", type=_PATH, default=None,
+              help="Folder of accepted submissions, for the unique-name check (default: leaderboard/submissions).")
+def validate_cmd(files, baselines, submissions_dir):
+    """Check submission FILES (default: every file in leaderboard/submissions); one line per problem,
+    exit status 1 if any."""
+    from . import baselines as bl
+    from .validate import submission_files, validate_files
+
+    root = default_dir()
+    submissions_dir = submissions_dir or root / "submissions"
+    official = bl.load(baselines or root / "baselines.json")
+    files = list(files) or submission_files(submissions_dir)
+    if not files:
+        click.echo(f"no submissions in {submissions_dir}")
+        return
+    valid, errors = validate_files(files, official, submissions_dir)
+    for path, doc in valid:
+        click.echo(f"ok: {path} ({doc['method']['name']})")
+    if errors:
+        _report(errors)
+        click.echo(f"{len(errors)} problem(s) in {len(files) - len(valid)} of {len(files)} submission(s)", err=True)
+        sys.exit(1)
+
+
+@leaderboard.command("build")
+@click.option("--submissions-dir", type=_PATH, default=None, help="Default: leaderboard/submissions.")
+@click.option("--baselines", type=_PATH, default=None, help="Default: leaderboard/baselines.json.")
+@click.option("--output", "-o", type=_PATH, default=None, help="Default: leaderboard/leaderboard.json.")
+@click.option("--site", "site_dir", type=_PATH, default=None, help="Default: leaderboard/site.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) if any submission is invalid instead of leaving it out.")
+def build_cmd(submissions_dir, baselines, output, site_dir, strict):
+    """Aggregate every valid submission into leaderboard.json and render the static site."""
+    from . import baselines as bl
+    from .build import build_leaderboard, write_json
+    from .site import render_site
+    from .validate import submission_files, validate_files
+
+    root = default_dir()
+    submissions_dir = submissions_dir or root / "submissions"
+    baselines = baselines or root / "baselines.json"
+    official = bl.load(baselines)
+    valid, errors = validate_files(submission_files(submissions_dir), official, submissions_dir)
+    if errors:
+        _report(errors)
+        if strict:
+            sys.exit(1)
+    skipped = sorted({f"{e.path}: invalid" for e in errors if hasattr(e, "path")})
+    doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent)
+    output = write_json(doc, output or root / "leaderboard.json")
+    pages = render_site(doc, site_dir or root / "site")
+    click.echo(f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); site: {pages[0]} (+{len(pages) - 1} method page(s))")
+
+
+@leaderboard.command("baselines")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--output", "-o", type=_PATH, default=None, help="Default: leaderboard/baselines.json (updated in place).")
+@click.option("--allow-nonstandard-sizes", is_flag=True, help="Accept --limit runs (tests and demos only: not official).")
+def baselines_cmd(results, output, allow_nonstandard_sizes):
+    """(Re)generate the official weak/ceiling baselines from reference-run RESULTS JSONs; entries of each
+    results' setting hash are replaced, others kept."""
+    from ..validation import validate
+    from . import baselines as bl
+    from .submission import read_json
+
+    output = output or default_dir() / "baselines.json"
+    current = bl.load(output) if output.exists() else bl.empty()
+    docs = []
+    for path in results:
+        doc = read_json(path)
+        validate(doc, "results", str(path))
+        docs.append((str(path), doc))
+    bl.save(bl.update(current, docs, allow_nonstandard_sizes), output)
+    click.echo(f"baselines: {output} ({', '.join(d['setting']['name'] for _, d in docs)})")
+
+
+@leaderboard.command("submission")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--method", "-m", required=True, help="The method (a key of the results' 'methods').")
+@click.option("--output", "-o", type=_PATH, required=True, help="Submission file to write, e.g. leaderboard/submissions/NAME.json.")
+@click.option("--author", "authors", multiple=True, help="Author (repeatable).")
+@click.option("--code", default=None, help="URL of the method's code.")
+@click.option("--paper", default=None, help="URL of the paper.")
+@click.option("--license", "license_", default=None, help="Licence of the code (SPDX id).")
+@click.option("--description", default=None)
+def submission_cmd(results, method, output, authors, code, paper, license_, description):
+    """Make a submission for METHOD from results JSONs already written by `w2sbench eval`."""
+    from ..validation import validate
+    from .submission import make_submission, method_class, read_json, write_submission
+
+    docs = []
+    for path in results:
+        doc = read_json(path)
+        validate(doc, "results", str(path))
+        docs.append((str(path), doc))
+    overrides = {"authors": list(authors) or None, "code": code, "paper": paper, "license": license_, "description": description}
+    sub = make_submission(docs, method, method_class(method), overrides)
+    write_submission(sub, output)
+    click.echo(f"submission: {output}; check it with `w2sbench leaderboard validate {output}`")

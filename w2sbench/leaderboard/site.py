@@ -1,0 +1,208 @@
+"""Rendering leaderboard.json as a static site: plain HTML/CSS/JS with every number written into the
+pages (and the JSON embedded), so it works from file:// and GitHub Pages with no server or fetch."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html import escape
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+PALETTE = ["#2457a6", "#c0392b", "#27864a", "#8e44ad", "#d98500", "#16a2b8", "#6b4226", "#d6336c", "#495057", "#7a9a01"]
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _template(name: str) -> str:
+    return resources.files("w2sbench.leaderboard").joinpath(f"site/{name}").read_text()
+
+
+def _num(x: float | None, digits: int = 2, signed: bool = True) -> str:
+    if x is None:
+        return "&ndash;"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    return "&ndash;" if x is None else f"{100 * x:.1f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f'<span class="ci">[{ci[0]:+.2f}, {ci[1]:+.2f}]</span>'
+
+
+def marks(entry: dict) -> str:
+    out = ""
+    if entry["teacher_free"]:
+        out += '<span class="mark tf" title="teacher-free: does not use the weak labels">TF</span>'
+    if entry["non_default_recipe"]:
+        note = escape(entry["card"].get("recipe_notes") or "non-default training recipe", quote=True)
+        out += f'<span class="mark ndr" title="non-default recipe: {note}">NR</span>'
+    return out
+
+
+def _pgr_cell(task: dict) -> str:
+    if not task["defined"]:
+        reason = escape(task["undefined_reason"] or "undefined", quote=True)
+        return f'<td class="pgr" data-sort="" title="{reason}"><span class="undef">undef.</span><span class="ci">w2s {_pct(task["w2s_acc"])}%</span></td>'
+    return f'<td class="pgr" data-sort="{task["pgr"]!r}">{_num(task["pgr"])}{_ci(task["pgr_ci"])}</td>'
+
+
+def _rank(entry: dict) -> str:
+    if entry["rank"] is None:
+        return '<td data-sort="">&ndash;</td>'
+    tie = '<span class="tie" title="interval overlaps: ' + escape(", ".join(entry["tied_with"]), quote=True) + '">=</span>' if entry["tied_with"] else ""
+    return f'<td class="rank" data-sort="{entry["rank"]}">{tie}{entry["rank"]}</td>'
+
+
+def table(setting: dict) -> str:
+    tasks = [t["name"] for t in setting["tasks"]]
+    head = ['<th class="sortable" data-default="asc">Rank</th>', '<th class="method sortable" data-default="asc">Method</th>',
+            '<th class="sortable">Mean PGR</th>', '<th class="sortable">Mean w2s acc. %</th>']
+    head += [f'<th class="sortable task-col" data-task="{escape(t, quote=True)}">{escape(t)}</th>' for t in tasks]
+    rows = []
+    for e in setting["entries"]:
+        mean = (f'<td class="mean" data-sort="{e["mean_pgr"]!r}"><strong>{_num(e["mean_pgr"])}</strong>{_ci(e["mean_pgr_ci"])}</td>'
+                if e["mean_pgr"] is not None else
+                f'<td class="mean" data-sort="" title="PGR undefined on {len(tasks) - e["tasks_defined"]} task(s)"><span class="undef">undef.</span></td>')
+        cells = [_rank(e),
+                 f'<td class="method" data-sort="{escape(e["method"], quote=True)}"><a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
+                 mean, f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>']
+        cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
+        rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
+    for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
+        cells = ["<td></td>", f'<td class="method">{label}</td>', "<td></td>", "<td></td>"]
+        cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
+        rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
+    return (f'<div class="table-wrap"><table class="leaderboard" id="table-{slug(setting["name"])}">'
+            f'<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def plot(setting: dict, methods: list[str] | None = None, width: int = 760, height: int = 320) -> str:
+    """Inline SVG: PGR by task, one colour per method, 95% intervals as bars; dashed lines at 0 and 1."""
+    tasks = [t["name"] for t in setting["tasks"]]
+    entries = [e for e in setting["entries"] if methods is None or e["method"] in methods]
+    values = [0.0, 1.0]
+    for e in entries:
+        for t in tasks:
+            r = e["tasks"][t]
+            if r["defined"]:
+                values += [r["pgr"], *(r["pgr_ci"] or [])]
+    lo, hi = max(min(values), -2.0), min(max(values), 3.0)
+    pad = 0.08 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    left, right, top, bottom = 48, 12, 14, 64
+    pw, ph = width - left - right, height - top - bottom
+
+    def y(v: float) -> float:
+        return top + ph * (hi - min(max(v, lo), hi)) / (hi - lo)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+             f'role="img" aria-label="PGR by task, {escape(setting["name"])}" class="pgr-plot">']
+    for v in (0.0, 1.0):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#9aa3ad" stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#5d6670">{v:.0f}</text>')
+    parts.append(f'<text x="12" y="{top + ph / 2:.1f}" font-size="11" fill="#5d6670" transform="rotate(-90 12 {top + ph / 2:.1f})" text-anchor="middle">PGR</text>')
+    slot = pw / max(len(tasks), 1)
+    for i, t in enumerate(tasks):
+        cx = left + slot * (i + 0.5)
+        parts.append(f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11" fill="#1d2125">{escape(t)}</text>')
+        for j, e in enumerate(entries):
+            r = e["tasks"][t]
+            x = cx + (j - (len(entries) - 1) / 2) * min(14.0, slot / (len(entries) + 1))
+            color = PALETTE[j % len(PALETTE)]
+            if not r["defined"]:
+                parts.append(f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}"><title>{escape(e["method"])} on {escape(t)}: PGR undefined</title>&#215;</text>')
+                continue
+            if r["pgr_ci"]:
+                parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(r["pgr_ci"][0]):.1f}" y2="{y(r["pgr_ci"][1]):.1f}" stroke="{color}" stroke-width="1.5"/>')
+            parts.append(f'<circle cx="{x:.1f}" cy="{y(r["pgr"]):.1f}" r="3.5" fill="{color}"><title>{escape(e["method"])} on {escape(t)}: PGR {r["pgr"]:+.2f}</title></circle>')
+    lx = left
+    for j, e in enumerate(entries):
+        color = PALETTE[j % len(PALETTE)]
+        parts.append(f'<circle cx="{lx + 5}" cy="{height - 18}" r="4" fill="{color}"/>'
+                     f'<text x="{lx + 13}" y="{height - 14}" font-size="11" fill="#1d2125">{escape(e["method"])}</text>')
+        lx += 20 + 7 * len(e["method"])
+    parts.append("</svg>")
+    return '<div class="plot">' + "".join(parts) + "</div>"
+
+
+def _footer(doc: dict) -> str:
+    g = doc["generated"]
+    commit = (g["git_commit"] or "unknown")[:12]
+    return (f"Built {escape(g['created'])} by w2sbench {escape(g['w2sbench_version'])} at commit {escape(commit)} from "
+            f"{len(g['submissions'])} submission(s); official baselines {escape(g['baselines']['file'])} "
+            f"(sha256 {g['baselines']['sha256'][:12]}); weak/ceiling tolerance {doc['tolerance']['accuracy']} accuracy."
+            + (f" Skipped: {escape('; '.join(g['skipped']))}" if g["skipped"] else ""))
+
+
+def _section(setting: dict) -> str:
+    meta = (f'<p class="setting-meta">Setting <strong>{escape(setting["name"])}</strong> v{setting["version"]} '
+            f'(hash {setting["hash"]}): {escape(setting["weak_model"])} &rarr; {escape(setting["strong_model"])}. '
+            f'{escape(setting.get("description", ""))} Weak and ceiling: mean of {setting["baseline_seeds"]} seeds.</p>')
+    body = table(setting) + "<h3>PGR by task</h3>" + plot(setting) if setting["entries"] else "<p>No submissions yet.</p>"
+    return f'<section class="setting" id="setting-{slug(setting["name"])}"><h2>{escape(setting["name"])}</h2>{meta}{body}</section>'
+
+
+def _card(card: dict) -> str:
+    def link(v: str) -> str:
+        return f'<a href="{escape(v, quote=True)}">{escape(v)}</a>' if v.startswith(("http://", "https://")) else escape(v)
+
+    rows = [("Name", escape(card["name"])), ("Version", escape(str(card["version"]))),
+            ("Authors", escape(", ".join(card["authors"]))), ("Description", escape(card["description"])),
+            ("Code", link(card["code"])), ("Paper", link(card["paper"]) if card.get("paper") else "&ndash;"),
+            ("Licence", escape(card["license"])), ("Teacher-free", "yes" if card["teacher_free"] else "no"),
+            ("Training recipe", "non-default: " + escape(card.get("recipe_notes") or "") if card["non_default_recipe"] else "the setting's fixed recipe")]
+    if card.get("contact"):
+        rows.append(("Contact", escape(card["contact"])))
+    rows.append(("Config", f"<pre>{escape(json.dumps(card.get('config', {}), indent=1, sort_keys=True))}</pre>"))
+    return '<dl class="card">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+
+
+def _method_results(setting: dict, entry: dict) -> str:
+    rows = "".join(
+        f'<tr><td class="text">{escape(t["name"])}</td><td>{_pct(t["weak_acc"])}</td><td>{_pct(t["ceiling_acc"])}</td>'
+        f'<td>{_pct(entry["tasks"][t["name"]]["w2s_acc"])}</td>{_pgr_cell(entry["tasks"][t["name"]])}</tr>'
+        for t in setting["tasks"])
+    rank = "unranked (mean PGR undefined)" if entry["rank"] is None else f"rank {entry['rank']}" + (
+        f" (tied with {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+    prov = entry["provenance"]
+    return (f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
+            f'<p>Mean PGR <strong>{_num(entry["mean_pgr"])}</strong> {_ci(entry["mean_pgr_ci"])} &middot; {escape(rank)}</p>'
+            f'<table class="tasks"><thead><tr><th class="method">Task</th><th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table>{plot(setting, [entry["method"]], height=260)}'
+            f'<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>')
+
+
+def render_site(doc: dict, out_dir: Path) -> list[Path]:
+    """Write index.html, style.css, app.js and methods/<name>.html; returns the pages written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("style.css", "app.js"):
+        (out_dir / name).write_text(_template(name))
+    footer = _footer(doc)
+    data = json.dumps(doc, sort_keys=True).replace("</", "<\\/")
+    sections = "\n".join(_section(s) for s in doc["settings"].values()) or "<p>No official settings yet.</p>"
+    index = out_dir / "index.html"
+    index.write_text(Template(_template("index.html")).substitute(sections=sections, footer=footer, data=data))
+    methods_dir = out_dir / "methods"
+    if methods_dir.is_dir():
+        shutil.rmtree(methods_dir)  # pages of methods no longer on the board must not linger
+    methods_dir.mkdir()
+    written = [index]
+    by_method: dict[str, list[tuple[dict, dict]]] = {}
+    for setting in doc["settings"].values():
+        for e in setting["entries"]:
+            by_method.setdefault(e["method"], []).append((setting, e))
+    for name, pairs in sorted(by_method.items()):
+        page = methods_dir / f"{slug(name)}.html"
+        page.write_text(Template(_template("method.html")).substitute(
+            title=escape(name), marks=marks(pairs[0][1]), card=_card(pairs[0][1]["card"]),
+            results="\n".join(_method_results(s, e) for s, e in pairs), footer=footer))
+        written.append(page)
+    return written

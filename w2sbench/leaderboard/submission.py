@@ -1,0 +1,143 @@
+"""Making a submission: one method's metadata (its card) plus the results JSONs it produced, each cut
+down to that method, so a file holds exactly what the leaderboard shows for it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from .. import __version__
+from ..errors import ConfigError, W2SError
+from ..validation import field_path
+
+SCHEMA_VERSION = 1
+PLACEHOLDER = "<fill in"  # strings left for the submitter; validation rejects them until replaced
+CARD_FIELDS = ("authors", "code", "paper", "license", "contact", "recipe_notes")
+
+
+def only_method(results: dict, method: str, path: str = "<results>") -> dict:
+    """A copy of a results JSON holding one method (other methods' rows dropped)."""
+    if method not in results.get("methods", {}):
+        known = ", ".join(sorted(results.get("methods", {}))) or "none"
+        raise ConfigError(path, "methods", f"no method {method!r} in these results (found: {known})")
+    doc = copy.deepcopy(results)
+    doc["methods"] = {method: doc["methods"][method]}
+    doc["summary"] = {method: doc["summary"][method]} if method in doc.get("summary", {}) else {}
+    for entry in doc["tasks"].values():
+        entry["methods"] = {k: v for k, v in entry["methods"].items() if k == method}
+    return doc
+
+
+def default_card(method_cls: Optional[type]) -> dict[str, Any]:
+    """Card fields a Method class may declare (authors, code, paper, license, contact, non_default_recipe,
+    recipe_notes as class attributes); built-in methods default to the repository's own code and licence,
+    anything else to placeholders that validation rejects until filled in."""
+    builtin = method_cls is not None and method_cls.__module__.startswith("w2sbench.")
+    card: dict[str, Any] = {
+        "authors": ["w2sbench maintainers (reference implementation)"] if builtin else [f"{PLACEHOLDER}: your name>"],
+        "code": method_cls.__module__.replace(".", "/") + ".py" if builtin else f"{PLACEHOLDER}: URL of the code>",
+        "paper": None,
+        "license": "Apache-2.0" if builtin else f"{PLACEHOLDER}: licence of the code, e.g. MIT>",
+        "contact": None,
+        "non_default_recipe": False,
+        "recipe_notes": None,
+    }
+    for key in (*CARD_FIELDS, "non_default_recipe"):
+        value = getattr(method_cls, key, None) if method_cls is not None else None
+        if value is not None:
+            card[key] = list(value) if key == "authors" else value
+    return card
+
+
+def make_submission(results: list[tuple[str, dict]], method: str, method_cls: Optional[type] = None,
+                    overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """A submission for `method` from (path, results JSON) pairs, one per setting."""
+    if not results:
+        raise W2SError("a submission needs at least one results JSON")
+    docs = [only_method(doc, method, path) for path, doc in results]
+    record = docs[0]["methods"][method]
+    card = default_card(method_cls)
+    meta = {
+        "name": method,
+        "version": record["version"],
+        "authors": card["authors"],
+        "description": record["description"] or f"{PLACEHOLDER}: one paragraph on what the method does>",
+        "code": card["code"],
+        "paper": card["paper"],
+        "license": card["license"],
+        "teacher_free": bool(record["teacher_free"]),
+        "non_default_recipe": bool(card["non_default_recipe"]),
+        "recipe_notes": card["recipe_notes"],
+        "contact": card["contact"],
+    }
+    meta.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "method": meta,
+        "results": docs,
+        "submitted": {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+            "w2sbench_version": __version__,
+        },
+    }
+
+
+def check_schema(doc: Any, path: str) -> None:
+    """Raise ConfigError for the most relevant violation of submission.schema.json (results included)."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from ..validation import load_schema
+
+    results_schema = load_schema("results")
+    registry = Registry().with_resource(results_schema["$id"], Resource.from_contents(results_schema))
+    validator = jsonschema.Draft202012Validator(load_schema("submission"), registry=registry)
+    errors = list(validator.iter_errors(doc))
+    if not errors:
+        return
+    best = jsonschema.exceptions.best_match(errors)
+    message = best.message
+    if best.validator == "additionalProperties":
+        message = "unknown field (" + message + ")"
+    elif best.validator == "required":
+        message = "required field is missing"
+    raise ConfigError(path, field_path(best) or "<root>", message)
+
+
+def write_submission(doc: dict[str, Any], path: Path) -> Path:
+    """Schema-check, then write atomically (placeholders are allowed here; `validate` rejects them)."""
+    check_schema(doc, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(str(path), "", f"not valid JSON: {e}") from None
+
+
+def method_class(name: str) -> Optional[type]:
+    """The registered Method class of `name`, or None where it cannot be loaded here (its card then
+    starts from placeholders)."""
+    from ..methods import load_method
+
+    try:
+        return load_method(name)
+    except W2SError:
+        return None

@@ -1,0 +1,232 @@
+"""Checking submissions: schema, then internal consistency (PGR recomputed from the accuracies the file
+reports), agreement with the official baselines, known setting and task hashes, unique method names.
+Every problem is one ConfigError naming the file and the field; all of them are reported, not the first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import ConfigError, UnknownNameError, W2SError
+from . import PGR_TOL
+from .submission import PLACEHOLDER, check_schema, read_json
+
+FLOAT_TOL = 1e-9  # two numbers the harness derives from the same inputs (means, copies) agree to rounding
+
+
+def _close(a: float | None, b: float | None, tol: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) <= tol
+
+
+class _Collector:
+    """Gathers ConfigErrors for one file."""
+
+    def __init__(self, path: str):
+        self.path, self.errors = path, []
+
+    def add(self, field: str, message: str) -> None:
+        self.errors.append(ConfigError(self.path, field, message))
+
+
+def _registry_setting_hash(name: str) -> str | None:
+    from ..settings import load_setting
+
+    try:
+        return load_setting(name).hash
+    except UnknownNameError:
+        return None
+
+
+def _registry_task_hash(name: str) -> str | None:
+    from ..tasks import load_task
+
+    try:
+        return load_task(name).hash
+    except UnknownNameError:
+        return None
+
+
+def _check_card(method: dict, out: _Collector) -> None:
+    for key, value in method.items():
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, str) and v.startswith(PLACEHOLDER):
+                out.add(f"method.{key}", f"still a placeholder ({v}); fill it in")
+
+
+def _check_probs(summary: dict, where: str, out: _Collector) -> None:
+    per_seed = summary["accuracy_per_seed"]
+    if summary["seeds"] != len(per_seed):
+        out.add(f"{where}.seeds", f"says {summary['seeds']} seeds but accuracy_per_seed has {len(per_seed)}")
+    if not _close(summary["accuracy"], float(np.mean(per_seed)), FLOAT_TOL):
+        out.add(f"{where}.accuracy", f"{summary['accuracy']!r} is not the mean of accuracy_per_seed ({float(np.mean(per_seed))!r})")
+
+
+def _check_task(name: str, entry: dict, method: str, official: dict, tol: float, where: str, out: _Collector) -> float | None:
+    """Checks one task row; returns its PGR (None when undefined or broken)."""
+    if entry["n"] != official["n"]:
+        out.add(f"{where}.n", f"split sizes {entry['n']} differ from the official {official['n']}")
+    for role in ("weak", "ceiling"):
+        _check_probs(entry[role], f"{where}.{role}", out)
+        ours, theirs = entry[role]["accuracy"], official[role]["accuracy"]
+        if abs(ours - theirs) > tol:
+            out.add(f"{where}.{role}.accuracy", f"{ours:.4f} differs from the official cached baseline {theirs:.4f} "
+                    f"by more than the tolerance {tol} (rerun against the official baselines; do not retrain them)")
+    row = entry["methods"].get(method)
+    if row is None:
+        out.add(f"{where}.methods", f"no row for method {method!r}")
+        return None
+    _check_probs(row["w2s"], f"{where}.methods.{method}.w2s", out)
+    p, pw = row["pgr"], f"{where}.methods.{method}.pgr"
+    weak, ceil, w2s = entry["weak"]["accuracy"], entry["ceiling"]["accuracy"], row["w2s"]["accuracy"]
+    for key, value in (("weak_acc", weak), ("ceiling_acc", ceil), ("w2s_acc", w2s)):
+        if not _close(p[key], value, FLOAT_TOL):
+            out.add(f"{pw}.{key}", f"{p[key]!r} does not match the reported accuracy {value!r}")
+    if not _close(p["gap"], p["ceiling_acc"] - p["weak_acc"], FLOAT_TOL):
+        out.add(f"{pw}.gap", f"{p['gap']!r} is not ceiling_acc - weak_acc = {p['ceiling_acc'] - p['weak_acc']!r}")
+    gap_clear = p["gap_ci"][0] > 0
+    if p["defined"] != gap_clear:
+        out.add(f"{pw}.defined", f"is {p['defined']} but the gap interval {p['gap_ci']} says PGR is "
+                f"{'defined' if gap_clear else 'undefined'} (defined only where the interval excludes 0)")
+        return None
+    if not p["defined"]:
+        return None
+    expected = (p["w2s_acc"] - p["weak_acc"]) / (p["ceiling_acc"] - p["weak_acc"])
+    if not _close(p["pgr"], expected, PGR_TOL):
+        out.add(f"{pw}.pgr", f"{p['pgr']!r} does not follow from its accuracies: (w2s - weak) / (ceiling - weak) = "
+                f"({p['w2s_acc']:.4f} - {p['weak_acc']:.4f}) / ({p['ceiling_acc']:.4f} - {p['weak_acc']:.4f}) = {expected:.6f}")
+        return None
+    per_seed = [(a - p["weak_acc"]) / (p["ceiling_acc"] - p["weak_acc"]) for a in row["w2s"]["accuracy_per_seed"]]
+    if p["pgr_per_seed"] is None or len(p["pgr_per_seed"]) != len(per_seed) or \
+            not all(_close(a, b, PGR_TOL) for a, b in zip(p["pgr_per_seed"], per_seed)):
+        out.add(f"{pw}.pgr_per_seed", "does not follow from w2s.accuracy_per_seed and the weak and ceiling accuracies")
+    return float(p["pgr"])
+
+
+def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Collector) -> None:
+    where = f"results.{i}"
+    name = method["name"]
+    setting = doc["setting"]
+    known_hash = _registry_setting_hash(setting["name"])
+    if known_hash is None:
+        out.add(f"{where}.setting.name", f"unknown setting {setting['name']!r}: not in the settings registry")
+        return
+    if known_hash != setting["hash"]:
+        out.add(f"{where}.setting.hash", f"{setting['hash']} is not the registered hash of setting {setting['name']!r} "
+                f"({known_hash}): rerun with this version of w2sbench")
+        return
+    official = baselines["settings"].get(setting["hash"])
+    if official is None:
+        out.add(f"{where}.setting.hash", f"setting {setting['name']!r} ({setting['hash']}) has no official baselines "
+                "in baselines.json: it is not an official leaderboard setting")
+        return
+    tol = float(baselines.get("tolerance", {}).get("accuracy", 0.005))
+    if list(doc["methods"]) != [name]:
+        out.add(f"{where}.methods", f"must hold exactly the method {name!r}, found {sorted(doc['methods'])}")
+    record = doc["methods"].get(name)
+    if record is not None:
+        if record["teacher_free"] != method["teacher_free"]:
+            out.add("method.teacher_free", f"is {method['teacher_free']} but the results say {record['teacher_free']}")
+        if str(record["version"]) != str(method["version"]):
+            out.add("method.version", f"is {method['version']!r} but the results were made by version {record['version']!r}")
+    if doc["seeds"]["baseline"] != official["seeds"]:
+        out.add(f"{where}.seeds.baseline", f"{doc['seeds']['baseline']} baseline seeds; the official baselines use {official['seeds']}")
+    by_hash = {t["task"]: h for h, t in official["tasks"].items()}
+    for missing in sorted(set(by_hash) - set(doc["tasks"])):
+        out.add(f"{where}.tasks", f"official task {missing!r} is missing (a submission covers every task of the setting)")
+    pgrs: list[float | None] = []
+    for tname, entry in doc["tasks"].items():
+        tw = f"{where}.tasks.{tname}"
+        if tname not in by_hash:
+            out.add(tw, f"{tname!r} is not an official task of setting {setting['name']!r} (official: {', '.join(sorted(by_hash))})")
+            continue
+        registered = _registry_task_hash(tname)
+        if registered != entry["task_hash"] or by_hash[tname] != entry["task_hash"]:
+            out.add(f"{tw}.task_hash", f"{entry['task_hash']} is not the registered hash of task {tname!r} ({registered}) "
+                    "used by the official baselines")
+            continue
+        pgrs.append(_check_task(tname, entry, name, official["tasks"][entry["task_hash"]], tol, tw, out))
+    summary = doc["summary"].get(name)
+    if summary is None:
+        out.add(f"{where}.summary", f"no summary for method {name!r}")
+        return
+    if len(pgrs) == len(doc["tasks"]) and pgrs:
+        expected = None if any(p is None for p in pgrs) else float(np.mean(pgrs))
+        rows = [e["methods"][name] for e in doc["tasks"].values() if name in e["methods"]]
+        defined = sum(r["pgr"]["defined"] for r in rows)
+        if not _close(summary["mean_pgr"], expected, PGR_TOL) and defined == len(rows):
+            out.add(f"{where}.summary.{name}.mean_pgr", f"{summary['mean_pgr']!r} is not the mean of the tasks' PGR ({expected!r})")
+        elif defined < len(rows) and summary["mean_pgr"] is not None:
+            out.add(f"{where}.summary.{name}.mean_pgr", "must be null: PGR is undefined on some task")
+        if summary["tasks_defined"] != defined or summary["tasks"] != len(rows):
+            out.add(f"{where}.summary.{name}.tasks_defined", f"says {summary['tasks_defined']}/{summary['tasks']}, the rows say {defined}/{len(rows)}")
+        mean_acc = float(np.mean([r["w2s"]["accuracy"] for r in rows]))
+        if not _close(summary["mean_w2s_accuracy"], mean_acc, FLOAT_TOL):
+            out.add(f"{where}.summary.{name}.mean_w2s_accuracy", f"{summary['mean_w2s_accuracy']!r} is not the mean over tasks ({mean_acc!r})")
+
+
+def check_submission(doc: Any, path: str, baselines: dict) -> list[ConfigError]:
+    """All problems of one submission document (empty list: valid). Schema first; if that fails, only it."""
+    try:
+        check_schema(doc, path)
+    except ConfigError as e:
+        return [e]
+    out = _Collector(path)
+    _check_card(doc["method"], out)
+    seen: dict[str, int] = {}
+    for i, results in enumerate(doc["results"]):
+        h = results["setting"]["hash"]
+        if h in seen:
+            out.add(f"results.{i}.setting", f"setting {results['setting']['name']!r} appears twice (also results.{seen[h]})")
+            continue
+        seen[h] = i
+        _check_results(results, i, doc["method"], baselines, out)
+    return out.errors
+
+
+def submission_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
+def validate_files(files: Iterable[Path], baselines: dict, submissions_dir: Path | None = None
+                   ) -> tuple[list[tuple[Path, dict]], list[W2SError]]:
+    """(valid (path, doc) pairs, errors). Names must be unique (case-insensitively) across `files` and the
+    other submissions in `submissions_dir`; a clash is reported on the file being checked."""
+    files = [Path(f) for f in files]
+    chosen = {f.resolve() for f in files}
+    names: dict[str, Path] = {}
+    if submissions_dir is not None and submissions_dir.is_dir():
+        for other in submission_files(submissions_dir):
+            if other.resolve() in chosen:
+                continue
+            try:
+                name = read_json(other)["method"]["name"]
+            except (W2SError, KeyError, TypeError):
+                continue  # broken neighbours are reported when they are validated themselves
+            if isinstance(name, str):
+                names.setdefault(name.lower(), other)
+    valid: list[tuple[Path, dict]] = []
+    errors: list[W2SError] = []
+    for path in files:
+        try:
+            doc = read_json(path)
+        except W2SError as e:
+            errors.append(e)
+            continue
+        problems = check_submission(doc, str(path), baselines)
+        name = doc.get("method", {}).get("name") if isinstance(doc, dict) and isinstance(doc.get("method"), dict) else None
+        if isinstance(name, str):
+            if name.lower() in names:
+                problems.append(ConfigError(str(path), "method.name",
+                                            f"{name!r} is already used by {names[name.lower()]}; choose another name"))
+            else:
+                names[name.lower()] = path
+        if problems:
+            errors.extend(problems)
+        else:
+            valid.append((path, doc))
+    return valid, errors
