@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import operator
+import os
 import re
 import warnings
 from collections import Counter
@@ -112,20 +113,69 @@ def _read_options(source: dict[str, Any], yaml_path: Path | str) -> dict[str, An
     return opts
 
 
+def _expand(path: str, yaml_path: Path | str, field: str = "source.path") -> Path:
+    """~ and $VARS expanded, relative to the YAML's folder; an unset variable is named in the error."""
+    expanded = os.path.expandvars(os.path.expanduser(path))
+    unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
+    if unset:
+        raise ConfigError(str(yaml_path), field, f"{path!r} needs the environment variable {unset[0]} "
+                                                 f"(set it to the folder that holds the data)")
+    out = Path(expanded)
+    return out if out.is_absolute() else Path(yaml_path).resolve().parent / out
+
+
 def source_file(source: dict[str, Any], yaml_path: Path | str) -> Path:
     """The local file a package or local source points to."""
     if source["type"] == "package":
         return package_file(source["package"], source["path"], source["requires"], yaml_path)
-    path = Path(source["path"]).expanduser()
-    if not path.is_absolute():
-        path = Path(yaml_path).resolve().parent / path
+    path = _expand(source["path"], yaml_path)
     if not path.is_file():
         raise ConfigError(str(yaml_path), "source.path", f"no such file: {path}")
     return path
 
 
-def read_rows(source: dict[str, Any], yaml_path: Path | str) -> list[dict[str, Any]]:
-    """Read every raw row of a task's source through `datasets` (no network for package/local files)."""
+def aar_folder(source: dict[str, Any], yaml_path: Path | str) -> Path:
+    """The folder of an AAR-layout source (train_label.jsonl, train_unlabel.jsonl, test.jsonl)."""
+    folder = _expand(source["path"], yaml_path)
+    if not folder.is_dir():
+        raise ConfigError(str(yaml_path), "source.path",
+                          f"no such folder: {folder} (it must hold {', '.join(n + '.jsonl' for n in SPLIT_NAMES)})")
+    return folder
+
+
+def _local_files(source: dict[str, Any], yaml_path: Path | str, part: str | None) -> tuple[dict[str, Path], str]:
+    """(datasets data_files mapping, split expression) for a local, package or AAR source."""
+    if source["type"] == "aar":
+        name = part or "test"
+        path = aar_folder(source, yaml_path) / f"{name}.jsonl"
+        if not path.is_file():
+            raise ConfigError(str(yaml_path), "source.path", f"no such file: {path}")
+        return {"train": path}, "train"
+    if not isinstance(source.get("path"), dict):
+        if part is not None and part != "train":
+            raise ConfigError(str(yaml_path), "source.split", f"names part {part!r} but source.path is a single file")
+        return {"train": source_file(source, yaml_path)}, "train"
+    split = part if part is not None else source.get("split", "train")
+    if not isinstance(split, str):
+        raise ConfigError(str(yaml_path), "source.split", "a mapping of splits needs a part name per split")
+    files: dict[str, Path] = {}
+    for name in re.findall(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?", split):
+        if name not in source["path"]:
+            raise ConfigError(str(yaml_path), "source.split",
+                              f"names {name!r}, which is not a key of source.path ({', '.join(source['path'])})")
+        path = _expand(source["path"][name], yaml_path, f"source.path.{name}")
+        if not path.is_file():
+            raise ConfigError(str(yaml_path), f"source.path.{name}", f"no such file: {path}")
+        files[name] = path
+    return files, split
+
+
+def read_rows(source: dict[str, Any], yaml_path: Path | str, part: str | None = None) -> list[dict[str, Any]]:
+    """Read every raw row of a task's source through `datasets` (no network for package/local files).
+
+    `part` names one part of a source whose splits come from several places (a hub split such as
+    "validation", a key of a local `path` mapping, or an AAR file stem); None reads the single pool.
+    """
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
@@ -135,13 +185,16 @@ def read_rows(source: dict[str, Any], yaml_path: Path | str) -> list[dict[str, A
     opts = _read_options(source, yaml_path)
     if source["type"] == "hub":
         args: tuple[Any, ...] = (source["path"],) + ((source["name"],) if source.get("name") else ())
-        kwargs = dict(split=source["split"], revision=source.get("revision"), **opts)
+        split = part if part is not None else source["split"]
+        kwargs = dict(split=split, revision=source.get("revision"), **opts)
     else:
-        file = source_file(source, yaml_path)
-        fmt = source.get("format") or infer_format(file.name, yaml_path)
+        data_files, split = _local_files(source, yaml_path, part)
+        first = next(iter(data_files.values()))
+        fmt = source.get("format") or infer_format(first.name, yaml_path)
         builder = {"jsonl": "json"}.get(fmt, fmt)
         args = (builder,)
-        kwargs = dict(data_files=str(file), split="train", cache_dir=str(cache_dir() / "datasets"), **opts)
+        kwargs = dict(data_files={k: str(v) for k, v in data_files.items()}, split=split,
+                      cache_dir=str(cache_dir() / "datasets"), **opts)
     quiet = datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
@@ -150,7 +203,7 @@ def read_rows(source: dict[str, Any], yaml_path: Path | str) -> list[dict[str, A
         raise ConfigError(str(yaml_path), "source.read_options", f"the datasets reader refused it: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - a bad file or an unreachable hub is the user's input, not a bug
         cause = exc.__cause__ or exc
-        where = source["path"] if source["type"] == "hub" else str(kwargs["data_files"])
+        where = source["path"] if source["type"] == "hub" else ", ".join(kwargs["data_files"].values())
         raise ConfigError(str(yaml_path), "source", f"cannot read {where}: {type(cause).__name__}: {cause}") from exc
     finally:
         if not quiet:
@@ -228,6 +281,14 @@ def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
         if rows and rule["field"] not in columns:
             field = "filter.field" if isinstance(config.get("filter"), dict) else f"filter.{i}.field"
             raise ConfigError(str(yaml_path), field, f"no column {rule['field']!r}; columns: {', '.join(sorted(columns))}")
+    if config.get("formatter"):
+        # Filters read the raw columns; the formatter's fields feed the text template and the label.
+        from w2sbench.formatters import apply_formatter
+
+        rows = apply_formatter([r for r in rows if all(_keep(r, rule) for rule in rules)], config["formatter"], yaml_path)
+        rules = []
+        columns = set(rows[0]) if rows else columns
+    keep_space = config.get("whitespace") == "keep"
     if rows and config["label"]["field"] not in columns:
         raise ConfigError(str(yaml_path), "label.field",
                           f"no column {config['label']['field']!r}; columns: {', '.join(sorted(columns))}")
@@ -244,7 +305,7 @@ def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
             continue
         fields = {k: ("" if v is None else v) for k, v in row.items()}
         try:
-            text = normalize_text(template.format_map(fields))
+            text = template.format_map(fields).strip() if keep_space else normalize_text(template.format_map(fields))
         except KeyError as exc:
             raise ConfigError(str(yaml_path), "text",
                               f"no column {exc.args[0]!r}; columns: {', '.join(sorted(columns))}") from None
@@ -315,9 +376,84 @@ def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_ba
     return Splits(**out)
 
 
+def split_parts(config: dict[str, Any]) -> dict[str, str] | None:
+    """Which part of the source each split is drawn from, or None when all three are cut from one pool.
+
+    A hub or local source with a `split` mapping draws e.g. test from "validation" (as Burns et al. do
+    for BoolQ and CosmosQA); an AAR folder has one pre-made file per split.
+    """
+    source = config["source"]
+    if source["type"] == "aar":
+        return {name: name for name in SPLIT_NAMES}
+    split = source.get("split")
+    if isinstance(split, dict):
+        return {name: split[name] for name in SPLIT_NAMES}
+    return None
+
+
+def _part_examples(config: dict[str, Any], yaml_path: Path | str, part: str) -> list[Example]:
+    rows = read_rows(config["source"], yaml_path, part)
+    label_field = config["label"]["field"]
+    if config["source"]["type"] == "aar" and rows and not config.get("formatter") and label_field not in rows[0]:
+        raise ConfigError(str(yaml_path), "source.path",
+                          f"{part}.jsonl has no {label_field!r} field: the harness needs the ground truth of every split "
+                          f"(for the weak model, the ceiling and scoring) and keeps it sealed from methods")
+    return rows_to_examples(rows, config, yaml_path)
+
+
+def _parts_in_order(parts: dict[str, str]) -> list[str]:
+    """Distinct parts in the order the splits are cut (test first), so test texts are never trained on."""
+    out: list[str] = []
+    for name in ("test", "train_unlabel", "train_label"):
+        if parts[name] not in out:
+            out.append(parts[name])
+    return out
+
+
 def load_examples(config: dict[str, Any], yaml_path: Path | str) -> list[Example]:
-    """Every usable example of a task, de-duplicated, in file order (before balancing and splitting)."""
-    return rows_to_examples(read_rows(config["source"], yaml_path), config, yaml_path)
+    """Every usable example of a task, de-duplicated, in file order (before balancing and splitting).
+
+    With a source in parts, the parts are concatenated (test's part first), a text kept only once.
+    """
+    parts = split_parts(config)
+    if parts is None:
+        return rows_to_examples(read_rows(config["source"], yaml_path), config, yaml_path)
+    seen: set[str] = set()
+    out: list[Example] = []
+    for part in _parts_in_order(parts):
+        for example in _part_examples(config, yaml_path, part):
+            if example.uid not in seen:
+                seen.add(example.uid)
+                out.append(example)
+    return out
+
+
+def make_part_splits(pools: dict[str, list[Example]], parts: dict[str, str], sizes: dict[str, int], seed: int,
+                     do_balance: bool = False, yaml_path: Path | str = "") -> Splits:
+    """Splits drawn from separate parts of a source.
+
+    Splits that share a part are cut from it disjointly, exactly as make_splits does, and must fit. A
+    split with a part of its own (a pre-made AAR file, a hub validation set used as test) takes the part
+    as given, capped at its size. Parts are used test first; a text already taken by an earlier split is
+    removed from later parts, so the splits stay disjoint by text even when hub splits overlap.
+    """
+    taken: set[str] = set()
+    out: dict[str, list[Example]] = {}
+    for part in _parts_in_order(parts):
+        names = [n for n in SPLIT_NAMES if parts[n] == part]
+        pool = [e for e in pools[part] if e.uid not in taken]
+        wanted = {n: (sizes[n] if n in names else 0) for n in SPLIT_NAMES}
+        if len(names) == 1:
+            wanted[names[0]] = min(wanted[names[0]], available(pool, do_balance))
+            if wanted[names[0]] < 1:
+                raise ConfigError(str(yaml_path), "source.split",
+                                  f"part {part!r} (for {names[0]}) has no usable rows after filtering"
+                                  f"{' and balancing' if do_balance else ''}")
+        cut = make_splits(pool, wanted, seed, do_balance, yaml_path)
+        for name in names:
+            out[name] = getattr(cut, name)
+            taken.update(e.uid for e in out[name])
+    return Splits(**out)
 
 
 def load_splits(config: dict[str, Any], yaml_path: Path | str, sizes: dict[str, int] | None = None,
@@ -332,4 +468,9 @@ def load_splits(config: dict[str, Any], yaml_path: Path | str, sizes: dict[str, 
         merged[key] = value
     if seed is not None:
         merged["seed"] = seed
-    return make_splits(load_examples(config, yaml_path), merged, merged["seed"], bool(config.get("balance")), yaml_path)
+    do_balance = bool(config.get("balance"))
+    parts = split_parts(config)
+    if parts is None:
+        return make_splits(load_examples(config, yaml_path), merged, merged["seed"], do_balance, yaml_path)
+    pools = {part: _part_examples(config, yaml_path, part) for part in _parts_in_order(parts)}
+    return make_part_splits(pools, parts, merged, merged["seed"], do_balance, yaml_path)

@@ -75,6 +75,12 @@ def validate_config(config: Any, path: Path | str) -> None:
         raise ConfigError(str(path), "prompt", f"may use only {{text}} (write {{{{ }}}} for a literal brace): {exc!r}") from None
     if len(set(config["label_words"])) != 2:
         raise ConfigError(str(path), "label_words", "the two label words must differ")
+    if config.get("formatter"):
+        from w2sbench.formatters import formatter_names, parse_spec
+
+        name = parse_spec(config["formatter"])[0]
+        if name not in formatter_names():
+            raise ConfigError(str(path), "formatter", f"unknown formatter {name!r}; known: {', '.join(formatter_names())}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -1,0 +1,131 @@
+"""AAR task families: a folder in the AAR layout (train_label.jsonl, train_unlabel.jsonl, test.jsonl),
+pairwise (chat) and binary (math, code), pointed at by $W2SBENCH_AAR_DIR. The fixtures are invented
+rows in that layout (tests/fixtures/aar/<family>/); the expected prompts are written out by hand.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from w2sbench.errors import ConfigError
+from w2sbench.tasks import Task, load_task, resolve_tasks
+
+REPO = Path(__file__).resolve().parent.parent
+AAR_TASKS = REPO / "tasks" / "aar"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aar"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("W2SBENCH_AAR_DIR", str(FIXTURES))
+    monkeypatch.delenv("W2SBENCH_TASKS_PATH", raising=False)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_families_and_transfer_tags() -> None:
+    assert {t.name for t in resolve_tasks("aar")} == {"aar_chat", "aar_math", "aar_code"}
+    assert {t.name for t in resolve_tasks("aar-indist")} == {"aar_chat"}
+    assert {t.name for t in resolve_tasks("aar-heldout")} == {"aar_math", "aar_code"}
+    for task in resolve_tasks("aar"):
+        assert task.config["source"]["type"] == "aar" and task.config["balance"] is False
+        assert "${W2SBENCH_AAR_DIR}" in task.config["source"]["path"]
+
+
+def test_pairwise_prompt_labels_and_premade_splits() -> None:
+    task = load_task("aar_chat")
+    assert task.label_words == [" A", " B"]
+    splits = task.load_splits()
+    # the AAR prompt exactly: "Question: {prompt}\nAnswer A: {first}\nAnswer B: {second}\nLabel:"
+    got = {(task.prompt(e.text), e.label) for e in splits.train_label}
+    assert got == {
+        ("Question: Say hi politely.\nAnswer A: Hello! How can I help?\nAnswer B: What do you want.\nLabel:", 0),
+        ("Question: Name a prime number.\nAnswer A: Nine.\nAnswer B: Seven.\nLabel:", 1),
+        ("Question: What is 3 * 4?\nAnswer A: 12\nAnswer B: 7\nLabel:", 0),
+    }
+    assert {(e.text, e.label) for e in splits.test} == {
+        ("Question: What is the capital of Italy?\nAnswer A: Rome.\nAnswer B: Milan.", 0),
+        ("Question: Spell 'cat' backwards.\nAnswer A: tca\nAnswer B: tac", 1),
+    }
+    # the Italy row is also in train_unlabel.jsonl: it is kept in test and removed from training
+    assert [e.text.splitlines()[0] for e in sorted(splits.train_unlabel, key=lambda e: e.text)] == [
+        "Question: Give a synonym for big.", "Question: Translate 'gato' to English."]
+    assert splits.sizes() == {"train_label": 3, "train_unlabel": 2, "test": 2}
+
+
+def test_binary_code_keeps_newlines_and_maps_true_false() -> None:
+    task = load_task("aar_code")
+    assert task.label_words == [" False", " True"]
+    splits = task.load_splits()
+    test = sorted((task.prompt(e.text), e.label) for e in splits.test)
+    assert test == [
+        ("Question: Write sq(x) returning x squared.\nAnswer: def sq(x):\n    return x * x\nLabel:", 1),
+        ("Question: Write sq(x) returning x squared.\nAnswer: def sq(x):\n    return x + x\nLabel:", 0),
+    ]
+    assert splits.sizes() == {"train_label": 2, "train_unlabel": 3, "test": 2}
+
+
+def test_yaml_sizes_cap_premade_splits_with_a_seed() -> None:
+    task = load_task("aar_code")
+    a = task.load_splits({"train_unlabel": 2})
+    assert len(a.train_unlabel) == 2 and len(a.test) == 2
+    assert a == task.load_splits({"train_unlabel": 2})
+    texts = {e.text for seed in range(8) for e in task.load_splits({"train_unlabel": 1}, seed=seed).train_unlabel}
+    assert len(texts) > 1, "the capped subset is a seeded sample, not always the first rows"
+
+
+def test_unset_variable_and_missing_folder_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("W2SBENCH_AAR_DIR")
+    with pytest.raises(ConfigError, match="W2SBENCH_AAR_DIR") as info:
+        load_task("aar_math").load_splits()
+    assert info.value.field == "source.path"
+    monkeypatch.setenv("W2SBENCH_AAR_DIR", str(tmp_path))  # no math/ inside
+    with pytest.raises(ConfigError, match="no such folder") as info:
+        load_task("aar_math").load_splits()
+    assert info.value.field == "source.path"
+    (tmp_path / "math").mkdir()
+    shutil.copy(FIXTURES / "code" / "test.jsonl", tmp_path / "math" / "test.jsonl")
+    with pytest.raises(ConfigError, match="train_unlabel.jsonl"):
+        load_task("aar_math").load_splits()
+
+
+def test_unlabelled_files_explain_why_labels_are_needed(tmp_path: Path) -> None:
+    config = yaml.safe_load((AAR_TASKS / "aar_math.yaml").read_text(encoding="utf-8"))
+    config["source"]["path"] = str(FIXTURES / "unlabelled")
+    path = tmp_path / "aar_math.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match="sealed") as info:
+        Task.from_file(path).load_splits()
+    assert info.value.field == "source.path" and "test.jsonl" in str(info.value)
+
+
+def test_a_user_copy_points_at_its_own_folder(tmp_path: Path) -> None:
+    """A relative path is read from the YAML's folder: copy the family YAML next to the data and go."""
+    shutil.copytree(FIXTURES / "chat", tmp_path / "mychat")
+    config = yaml.safe_load((AAR_TASKS / "aar_chat.yaml").read_text(encoding="utf-8"))
+    config["source"]["path"] = "mychat"
+    path = tmp_path / "aar_chat.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert Task.from_file(path).load_splits().sizes() == {"train_label": 3, "train_unlabel": 2, "test": 2}
+
+
+def test_aar_source_rejects_fields_of_other_sources(tmp_path: Path) -> None:
+    config = yaml.safe_load((AAR_TASKS / "aar_chat.yaml").read_text(encoding="utf-8"))
+    config["source"]["split"] = "train"
+    path = tmp_path / "aar_chat.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Task.from_file(path)
+    assert info.value.field == "source.split"
