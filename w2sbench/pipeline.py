@@ -16,11 +16,11 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from . import models
+from . import models, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
 from .errors import W2SError
 from .inference import get_backend
-from .methods.base import Method, MethodContext
+from .methods.base import Method
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
@@ -214,7 +214,9 @@ class Pipeline:
 
     # ---- stage: method -----------------------------------------------------------------------------
     def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
-        """One method seed. Seed s learns from the weak labels of weak seed s mod K."""
+        """One method seed, run sealed: in a separate process that gets plain data only (texts, weak soft
+        labels, strong features, trainer config; no Task, no labels), see w2sbench/sealed.py. The returned
+        predictions are checked here. Seed s learns from the weak labels of weak seed s mod K."""
         weak_seed = seed % self.K
         weak = self.weak_labels(task, weak_seed)
         method = method_cls()
@@ -223,18 +225,31 @@ class Pipeline:
             **self._head_key("method", task, seed, "strong"), "method": method_cls.name,
             "method_version": method_cls.version, "method_config": method.config(), "weak_seed": weak_seed,
             "weak_labels": [hash_array(weak["train_unlabel"]), hash_array(weak["test"])],
+            "protocol": sealed.PROTOCOL, "prompt": task.prompt_template, "label_words": list(task.label_words),
         }
-        ctx = MethodContext(
-            task=task.name, setting=self.setting.name, seed=seed,
-            unlabel_texts=tuple(e.text for e in splits.train_unlabel), test_texts=tuple(e.text for e in splits.test),
-            weak_unlabel=weak["train_unlabel"].copy(), weak_test=weak["test"].copy(),
-            train_config=self._train_config("strong"), label_words=tuple(task.label_words),
-            _features=lambda split: self.features("strong", task, split).copy(),
-        )
 
         def compute():
-            probs = check_predictions(method.run(ctx), len(splits.test), method_cls.name)
-            return {"test": probs}, {"compute": dict(ctx.compute)}
+            job = {
+                "task": task.name, "setting": self.setting.name, "seed": seed,
+                "unlabel_texts": [e.text for e in splits.train_unlabel], "test_texts": [e.text for e in splits.test],
+                "weak_unlabel": weak["train_unlabel"], "weak_test": weak["test"],
+                "features": {s: self.features("strong", task, s) for s in ("train_unlabel", "test")},
+                "train_config": dict(self._train_config("strong").__dict__),
+                "label_words": list(task.label_words), "prompt_template": task.prompt_template,
+                "model_dirs": {r: str(self.model_dir(r)) for r in ("weak", "strong")},
+                "backend": self.options.backend,
+            }
+            runners = self.__dict__.setdefault("_sealed_runners", {})
+            spec = sealed.method_spec(method_cls)
+            if spec not in runners:
+                runners[spec] = sealed.SealedRunner(spec, method_cls.name)
+            probs, record = runners[spec].run(job)
+            if isinstance(probs, str):
+                raise W2SError(f"method {method_cls.name!r} returned predictions that are not numbers ({probs})")
+            probs = check_predictions(probs, len(splits.test), method_cls.name)
+            if not method_cls.uses_weak_labels and any(s.startswith("weak soft labels") for s in record["saw"]):
+                raise W2SError(f"method {method_cls.name!r} declares uses_weak_labels=False but read the weak labels")
+            return {"test": probs}, {"compute": record}
 
         with self.timed("method"):
             art = self.store.get_or_compute("method", key, compute)

@@ -2,49 +2,115 @@
 (p(label=1) for each test text).
 
 Two forms:
-- a loss: subclass LossMethod and write `loss(logits, weak_probs, step_frac)`; the fixed trainer trains
-  the strong student on the weak soft labels with it;
+- a loss: subclass LossMethod and write `loss(logits, weak_probs, step_frac)` (and optionally
+  `targets(ctx)` for per-example targets/weights); the fixed trainer trains the strong student with it;
 - anything else: subclass Method and write `run(context) -> predictions on the test texts`.
+
+The context is built in a separate process from plain arrays (see w2sbench/sealed.py), so nothing
+reachable from it, not even through closures or module globals, holds a ground-truth label.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import torch
 
 from ..training import LinearHead, LossFn, TrainConfig, soft_cross_entropy, train_head
 
+SPLITS_SEEN = ("train_unlabel", "test")
+
+
+def _new_compute() -> dict:
+    return {"train_examples": 0, "train_example_epochs": 0, "predict_examples": 0, "inference_prompts": 0}
+
 
 @dataclass(frozen=True)
 class MethodContext:
-    """Everything a method may use. It holds texts, weak soft labels and the strong model's features,
-    never a ground-truth label of train_unlabel or test."""
+    """Everything a method may use: texts, weak soft labels, the strong model's frozen features, the
+    fixed trainer, the models through the inference backend, a seeded RNG. Never a ground-truth label of
+    train_unlabel or test. Reads of the weak labels are recorded (`saw`) so that results can say what the
+    method used, and a method that claims to be teacher-free can be checked."""
 
     task: str
     setting: str
     seed: int
     unlabel_texts: tuple[str, ...]
     test_texts: tuple[str, ...]
-    weak_unlabel: np.ndarray  # weak p(label=1) on train_unlabel
-    weak_test: np.ndarray  # weak p(label=1) on test
+    _weak_unlabel: np.ndarray = field(repr=False)  # weak p(label=1) on train_unlabel
+    _weak_test: np.ndarray = field(repr=False)  # weak p(label=1) on test
     train_config: TrainConfig
     label_words: tuple[str, ...]
-    _features: Callable[[str], np.ndarray] = field(repr=False)
-    compute: dict = field(default_factory=lambda: {"train_examples": 0, "train_example_epochs": 0})
+    prompt_template: str = "{text}"
+    _features: Callable[[str], np.ndarray] = field(default=lambda split: np.zeros((0, 0)), repr=False)
+    # (role, prompts, label_words) -> [n, len(label_words)] next-token probabilities of the label words
+    _label_probs: Optional[Callable[[str, list[str], list[str]], np.ndarray]] = field(default=None, repr=False)
+    # (role, prompts, max_tokens, temperature, seed) -> completions
+    _generate: Optional[Callable[..., list[str]]] = field(default=None, repr=False)
+    compute: dict = field(default_factory=_new_compute)
+    saw: set = field(default_factory=set)
+    _rng: list = field(default_factory=list, repr=False)
+
+    # ---- data ----------------------------------------------------------------------------------------
+    @property
+    def weak_unlabel(self) -> np.ndarray:
+        """Weak p(label=1) on train_unlabel (a copy)."""
+        self.saw.add("weak soft labels on train_unlabel")
+        return self._weak_unlabel.copy()
+
+    @property
+    def weak_test(self) -> np.ndarray:
+        """Weak p(label=1) on test (a copy)."""
+        self.saw.add("weak soft labels on test")
+        return self._weak_test.copy()
 
     def strong_features(self, split: str) -> np.ndarray:
         """Frozen strong-model features of 'train_unlabel' or 'test' (cached, shared by all methods)."""
-        if split not in ("train_unlabel", "test"):
-            raise ValueError(f"a method sees only 'train_unlabel' and 'test' texts, not {split!r}")
+        _check_split(split)
+        self.saw.add(f"strong-model features of {split}")
         return self._features(split)
+
+    def texts(self, split: str) -> tuple[str, ...]:
+        _check_split(split)
+        return self.unlabel_texts if split == "train_unlabel" else self.test_texts
+
+    def prompts(self, split: str) -> list[str]:
+        """The task's prompt around each text of a split (what the models see)."""
+        return [self.prompt_template.format(text=t) for t in self.texts(split)]
 
     @property
     def rng(self) -> np.random.Generator:
-        return np.random.default_rng(self.seed)
+        """One generator per context, seeded by the run's seed (repeated reads continue the stream)."""
+        if not self._rng:
+            self._rng.append(np.random.default_rng(self.seed))
+        return self._rng[0]
 
+    # ---- models through the inference backend -------------------------------------------------------------
+    def label_probs(self, prompts: list[str], role: str = "strong", label_words: Optional[list[str]] = None) -> np.ndarray:
+        """p(label=1) per prompt from the `role` model's next-token probabilities of the label words
+        (renormalised over the two words). The engine starts on first use, in this process."""
+        if self._label_probs is None:
+            raise RuntimeError("this context has no inference backend")
+        words = list(label_words or self.label_words)
+        self.compute["inference_prompts"] += len(prompts)
+        self.saw.add(f"{role} model (inference)")
+        return np.asarray(self._label_probs(role, list(prompts), words), dtype=np.float32)[:, 1]
+
+    def zero_shot(self, split: str, role: str = "strong") -> np.ndarray:
+        """p(label=1) of the `role` model prompted zero-shot with the task prompt on a split's texts."""
+        return self.label_probs(self.prompts(split), role)
+
+    def generate(self, prompts: list[str], max_tokens: int, role: str = "strong", temperature: float = 0.0) -> list[str]:
+        """Completions from the `role` model (greedy at temperature 0; seeded by the run's seed)."""
+        if self._generate is None:
+            raise RuntimeError("this context has no inference backend")
+        self.compute["inference_prompts"] += len(prompts)
+        self.saw.add(f"{role} model (inference)")
+        return self._generate(role, list(prompts), max_tokens, temperature, self.seed)
+
+    # ---- the fixed trainer ------------------------------------------------------------------------------
     def train_strong(
         self,
         targets: np.ndarray,
@@ -70,6 +136,11 @@ class MethodContext:
         return StrongStudent(head, self)
 
 
+def _check_split(split: str) -> None:
+    if split not in SPLITS_SEEN:
+        raise ValueError(f"a method sees only 'train_unlabel' and 'test' texts, not {split!r}")
+
+
 @dataclass(frozen=True)
 class StrongStudent:
     """A strong model trained by the fixed trainer; predicts p(label=1) on the splits a method sees."""
@@ -78,7 +149,9 @@ class StrongStudent:
     ctx: MethodContext
 
     def predict(self, split: str = "test") -> np.ndarray:
-        return self.head.predict_proba(self.ctx.strong_features(split))
+        feats = self.ctx.strong_features(split)
+        self.ctx.compute["predict_examples"] += int(len(feats))
+        return self.head.predict_proba(feats)
 
 
 class Method:
@@ -89,7 +162,7 @@ class Method:
     description: ClassVar[str] = ""
     uses_weak_labels: ClassVar[bool] = True  # False marks the result teacher-free
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         """Hyperparameters that determine the output (part of the cache key and the results record)."""
         return {}
 
@@ -101,6 +174,7 @@ class LossMethod(Method):
     """Train the strong student on the weak soft labels of train_unlabel with `loss`, predict test."""
 
     def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
+        """Per-example loss [b] from student logits [b, 2], targets p(label=1) [b] and training progress."""
         return soft_cross_entropy(logits, weak_probs, step_frac)
 
     def targets(self, ctx: MethodContext) -> tuple[np.ndarray, Optional[np.ndarray]]:

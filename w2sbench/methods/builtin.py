@@ -1,9 +1,25 @@
-"""The reference methods that ship with w2sbench."""
+"""The reference methods that ship with w2sbench. Each names its source and shows its formula; the
+loss-only ones are a `loss()` the fixed trainer calls per minibatch (logits [b, 2], soft weak targets
+p1 [b], step_frac in [0, 1]) returning a per-example loss [b]."""
 
 from __future__ import annotations
 
-from .base import LossMethod
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .base import LossMethod, Method, MethodContext
 from .registry import register_method
+
+
+def _xent(logits: torch.Tensor, target2: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits [b, 2] against a two-column target distribution [b, 2], per example."""
+    return -(target2 * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
+
+
+def _two_cols(p1: torch.Tensor) -> torch.Tensor:
+    return torch.stack([1 - p1, p1], dim=-1)
 
 
 @register_method
@@ -13,3 +29,183 @@ class Vanilla(LossMethod):
 
     name = "vanilla"
     description = "strong model trained on the weak soft labels (cross-entropy)"
+
+
+@register_method
+class VanillaHard(LossMethod):
+    """Cross-entropy on the weak labels hardened at 0.5 (Burns et al. 2023, hard-label baseline):
+    target = 1[w >= 0.5]."""
+
+    name = "vanilla_hard"
+    description = "strong model trained on the weak labels thresholded at 0.5"
+
+    def targets(self, ctx: MethodContext) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        return (ctx.weak_unlabel >= 0.5).astype(np.float32), None
+
+
+@register_method
+class LogConf(LossMethod):
+    """Auxiliary confidence loss (Burns et al. 2023, `logconf_loss_fn` in openai/weak-to-strong):
+        c      = aux_coef * min(1, step_frac / warmup_frac)            (linear warm-up)
+        t      = quantile over the batch of p0, at q = mean(w)          (class balance of the weak labels)
+        s      = 1[p0 < t]                                             (the student's hardened prediction)
+        target = (1 - c) * w + c * s                                   (s detached)
+        loss   = -(1 - target) log p0 - target log p1
+    Burns' code ramps c as aux_coef * step_frac during warm-up (reaching only 0.1*aux_coef, then jumping);
+    we ramp linearly to aux_coef, as the paper describes."""
+
+    name = "logconf"
+    description = "auxiliary confidence loss: weak labels mixed with the student's hardened predictions (Burns)"
+
+    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.2):
+        self.aux_coef, self.warmup_frac = aux_coef, warmup_frac
+
+    def config(self) -> dict[str, Any]:
+        return {"aux_coef": self.aux_coef, "warmup_frac": self.warmup_frac}
+
+    def coef(self, step_frac: float) -> float:
+        ramp = min(1.0, step_frac / self.warmup_frac) if self.warmup_frac > 0 else 1.0
+        return self.aux_coef * ramp
+
+    def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
+        c = self.coef(step_frac)
+        p0 = torch.softmax(logits.detach(), dim=-1)[:, 0]
+        threshold = torch.quantile(p0, weak_probs.mean())
+        hardened = (p0 < threshold).float()
+        return _xent(logits, _two_cols((1 - c) * weak_probs + c * hardened))
+
+
+@register_method
+class Product(LossMethod):
+    """Product loss (Burns et al. 2023, `product_loss_fn`): the target is the product of the student's and
+    the weak model's distributions, renormalised and detached:
+        target_k = p_k^beta * w_k^alpha / sum_j p_j^beta * w_j^alpha,   loss = -sum_k target_k log p_k."""
+
+    name = "product"
+    description = "target = student prediction x weak label, renormalised (Burns)"
+
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0):
+        self.alpha, self.beta = alpha, beta
+
+    def config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
+        p = torch.softmax(logits.detach(), dim=-1)
+        target = p.pow(self.beta) * _two_cols(weak_probs).pow(self.alpha)
+        return _xent(logits, target / target.sum(dim=-1, keepdim=True))
+
+
+@register_method
+class Window(LossMethod):
+    """Confidence-window loss (EleutherAI/w2s, `confidence_window_loss` in w2s/loss.py): cross-entropy on
+    the weak labels only where the student is still uncertain, max_k p_k < 0.5 + radius; other examples
+    contribute 0 but still count in the batch mean (their code: sum over the window / batch size)."""
+
+    name = "window"
+    description = "cross-entropy on the weak labels only where the student is uncertain (EleutherAI/w2s)"
+
+    def __init__(self, radius: float = 0.15):
+        self.radius = radius
+
+    def config(self) -> dict[str, Any]:
+        return {"radius": self.radius}
+
+    def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
+        uncertain = torch.softmax(logits.detach(), dim=-1).max(dim=-1).values < 0.5 + self.radius
+        return _xent(logits, _two_cols(weak_probs)) * uncertain.float()
+
+
+@register_method
+class Entropy(LogConf):
+    """Entropy-regularised loss (EleutherAI/w2s `entropy`: their log-confidence loss with harden=False):
+        target = (1 - c) * w + c * p,   loss = -sum_k target_k log p_k = (1 - c) CE(w, p) + c H(p),
+    c ramped as in logconf. Deviation, on purpose: their code detaches p in the target, and with a
+    softmax that makes the auxiliary gradient exactly zero (d/dz CE = p - target = (1 - c)(p - w)), i.e.
+    vanilla at a (1 - c)-scaled rate. We keep p attached, which is the entropy minimisation the name says."""
+
+    name = "entropy"
+    description = "cross-entropy on the weak labels plus the student's own entropy, warmed up (EleutherAI/w2s)"
+
+    def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
+        c = self.coef(step_frac)
+        p1 = torch.softmax(logits, dim=-1)[:, 1]
+        return _xent(logits, _two_cols((1 - c) * weak_probs + c * p1))
+
+
+@register_method
+class ConfidentOnly(LossMethod):
+    """Train only on the examples the weak model is confident about, weak p outside [low, high]
+    (the confidence filter of the Anthropic automated alignment researcher study, AAR); soft targets.
+    Falls back to every example when the filter would leave none."""
+
+    name = "confident_only"
+    description = "vanilla on the subset where the weak label is outside [0.25, 0.75] (AAR)"
+
+    def __init__(self, low: float = 0.25, high: float = 0.75):
+        self.low, self.high = low, high
+
+    def config(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high}
+
+    def subset(self, weak: np.ndarray) -> np.ndarray:
+        keep = np.flatnonzero((weak < self.low) | (weak > self.high))
+        return keep if len(keep) else np.arange(len(weak))
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        weak = ctx.weak_unlabel
+        keep = self.subset(weak)
+        ctx.compute["kept_fraction"] = float(len(keep) / len(weak))
+        return ctx.train_strong(weak, self.loss, subset=keep).predict("test")
+
+
+@register_method
+class Bootstrap(Method):
+    """Iterative self-training (bootstrapping; Burns et al. 2023 sec. 4.3.1 in spirit, classic
+    pseudo-labelling): train on the weak soft labels, then `rounds` times relabel train_unlabel with the
+    student's own predictions hardened at 0.5, target = (1 - mix) * w + mix * 1[p >= 0.5], and retrain."""
+
+    name = "bootstrap"
+    description = "the strong student relabels train_unlabel with its own predictions and retrains"
+
+    def __init__(self, rounds: int = 2, mix: float = 0.5):
+        self.rounds, self.mix = rounds, mix
+
+    def config(self) -> dict[str, Any]:
+        return {"rounds": self.rounds, "mix": self.mix}
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        weak = ctx.weak_unlabel
+        student = ctx.train_strong(weak)
+        for _ in range(self.rounds):
+            pseudo = (student.predict("train_unlabel") >= 0.5).astype(np.float32)
+            student = ctx.train_strong((1 - self.mix) * weak + self.mix * pseudo)
+        return student.predict("test")
+
+
+@register_method
+class StrongZeroShot(Method):
+    """No teacher: the strong model prompted zero-shot with the task prompt; p(label=1) is the
+    next-token probability of the second label word renormalised over the two (through the inference
+    backend, vLLM where available). Never reads the weak labels."""
+
+    name = "strong_zeroshot"
+    description = "the strong model prompted zero-shot, no teacher and no training"
+    uses_weak_labels = False
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        return ctx.zero_shot("test", role="strong")
+
+
+@register_method
+class Majority(Method):
+    """The cheat the AAR study caught: predict the most frequent weak label for every test text. It reads
+    the weak labels but trains nothing; the prediction is the weak positive rate on train_unlabel
+    (hardened at 0.5), the same for every test text, so AUROC is 0.5."""
+
+    name = "majority"
+    description = "predict the most frequent weak label everywhere (a baseline to beat, AAR)"
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        rate = float(np.mean(ctx.weak_unlabel >= 0.5))
+        return np.full(len(ctx.test_texts), rate, dtype=np.float32)
