@@ -1,0 +1,249 @@
+"""Training and scoring throughput of the aar-qwen shapes with random weights: one prepared script.
+
+What it measures (one JSON line per measurement, on stdout):
+- strong_train: LoRA training of the strong model (Qwen/Qwen3-4B-Base shape, r=32 alpha=32 on all linear
+  layers, sequence 512): tokens/s, MFU counting 4N FLOPs per token (N = non-embedding parameters: forward 2N,
+  backward through the frozen weights 2N; attention's own FLOPs not counted), peak GPU memory;
+  impl "baseline" is plain transformers + peft (bf16 weights, full-vocabulary logits at every position,
+  unfused AdamW), impl "w2sbench" is w2sbench.lora.train_student (last-token hidden state into the head,
+  sdpa, bf16 autocast with fp32 adapters, fused AdamW, activation checkpointing when asked, optional
+  torch.compile), both side by side in the same process at the same batch sizes;
+- weak_score: scoring throughput of the weak model (Qwen/Qwen1.5-0.5B-Chat shape): baseline = the causal LM
+  with last-position logits only (logits_to_keep=1), w2sbench = LoraStudent.predict_ids (hidden state into
+  the head).
+
+Usage: python benchmarks/gpu_training.py            # on one H100/H200: a few minutes
+       python benchmarks/gpu_training.py --smoke    # CPU, scaled-down shapes, seconds (the test runs it)
+No weights are downloaded: the architectures are built from their configs (w2sbench.random_models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from w2sbench.lora import Recipe, build_student, train_student  # noqa: E402
+from w2sbench.random_models import count_parameters, random_config, random_model  # noqa: E402
+
+STRONG = "Qwen/Qwen3-4B-Base"
+WEAK = "Qwen/Qwen1.5-0.5B-Chat"
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
+"""Dense bf16 tensor-core peak FLOP/s by card (SXM parts; MFU is relative to these)."""
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def device_info(device: torch.device) -> tuple[str, float | None]:
+    if device.type != "cuda":
+        return "cpu", None
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return name, peak
+
+
+def free(*objects: Any) -> None:
+    del objects
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gib(device: torch.device) -> float | None:
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+
+
+def build(model_id: str, args: argparse.Namespace, device: torch.device) -> Any:
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return random_model(model_id, scale=args.scale, seed=0, dtype=dtype, device=device, **args.overrides)
+
+
+def random_ids(n: int, seq: int, vocab: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(100, vocab, size=(n, seq)).tolist()
+
+
+def rate(tokens: float, seconds: float, n_params: int, peak: float | None, flops_per_param: int) -> dict[str, Any]:
+    tps = tokens / seconds
+    mfu = flops_per_param * n_params * tps / peak if peak else None
+    return {"tokens_per_s": round(tps, 1), "mfu": round(mfu, 4) if mfu is not None else None}
+
+
+# ------------------------------------------------------------------------------------------------- train
+
+
+def train_baseline(args: argparse.Namespace, device: torch.device, batch: int, n_params: int, peak: float | None) -> dict:
+    from peft import LoraConfig, get_peft_model
+
+    model = build(STRONG, args, device)
+    model.config.use_cache = False
+    model = get_peft_model(model, LoraConfig(r=32, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    vocab = model.config.vocab_size
+    label_ids = torch.tensor([vocab - 2, vocab - 1], device=device)
+    ids = torch.tensor(random_ids(batch * (args.steps + args.warmup), args.seq, vocab, 1), device=device)
+    targets = torch.randint(0, 2, (ids.shape[0],), device=device)
+    reset_peak(device)
+    seconds = 0.0
+    for step in range(args.steps + args.warmup):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        began = time.perf_counter()
+        x = ids[step * batch : (step + 1) * batch]
+        logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits  # [b, L, vocab]
+        loss = torch.nn.functional.cross_entropy(logits[:, -1, label_ids].float(), targets[step * batch : (step + 1) * batch])
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= args.warmup:
+            seconds += time.perf_counter() - began
+    out = {"bench": "strong_train", "impl": "baseline", "batch": batch, "micro_batch": batch,
+           "checkpointing": False, "compile": False,
+           **rate(batch * args.seq * args.steps, seconds, n_params, peak, 4), "peak_gib": peak_gib(device)}
+    free(model, opt, ids)
+    return out
+
+
+def train_ours(args: argparse.Namespace, device: torch.device, batch: int, micro: int, checkpointing: bool,
+               compile_: bool, n_params: int, peak: float | None) -> dict:
+    model = build(STRONG, args, device)
+    recipe = Recipe.from_dict({
+        "epochs": 1, "batch_size": batch, "grad_accum": max(1, batch // micro), "lr": 1e-4, "schedule": "linear",
+        "warmup_frac": 0.1, "optimizer": "adamw", "dtype": "bfloat16", "gradient_checkpointing": checkpointing,
+        "compile": compile_, "lora": {"r": 32, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+    })
+    student = build_student(model, recipe, seed=0, pooling="last", device=str(device), causal=True)
+    n = batch * (args.steps + args.warmup)
+    ids = random_ids(n, args.seq, model.config.vocab_size, 2)
+    targets = np.random.default_rng(3).random(n).astype(np.float32)
+    reset_peak(device)
+    history = train_student(student, ids, targets, recipe, seed=0, max_steps=args.steps + args.warmup)
+    measured = history[args.warmup :]
+    seconds = sum(h["seconds"] for h in measured)
+    tokens = sum(h["tokens"] for h in measured)
+    out = {"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": recipe.micro_batch_size,
+           "checkpointing": checkpointing, "compile": compile_,
+           **rate(tokens, seconds, n_params, peak, 4), "peak_gib": peak_gib(device),
+           "loss_first_last": [round(history[0]["loss"], 4), round(history[-1]["loss"], 4)]}
+    free(student, model)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- score
+
+
+def score(args: argparse.Namespace, device: torch.device, n_params: int, peak: float | None) -> list[dict]:
+    model = build(WEAK, args, device).eval()
+    vocab = model.config.vocab_size
+    n = args.score_batch * (args.steps + args.warmup)
+    ids = random_ids(n, args.seq, vocab, 4)
+    records = []
+    # baseline: the causal LM, logits of the last position only
+    x_all = torch.tensor(ids, device=device)
+    seconds = 0.0
+    with torch.inference_mode():
+        for step in range(args.steps + args.warmup):
+            x = x_all[step * args.score_batch : (step + 1) * args.score_batch]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            began = time.perf_counter()
+            model(input_ids=x, attention_mask=torch.ones_like(x), logits_to_keep=1, use_cache=False).logits.float().cpu()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if step >= args.warmup:
+                seconds += time.perf_counter() - began
+    examples = args.score_batch * args.steps
+    records.append({"bench": "weak_score", "impl": "baseline", "batch": args.score_batch,
+                    "examples_per_s": round(examples / seconds, 1), **rate(examples * args.seq, seconds, n_params, peak, 2)})
+    # ours: the student's scoring path (hidden state of the last token into the head)
+    recipe = Recipe.from_dict({"epochs": 1, "batch_size": 1, "lr": 1e-4, "dtype": "bfloat16",
+                               "lora": {"r": 32, "alpha": 32}})
+    student = build_student(model, recipe, seed=0, device=str(device), causal=True)
+    student.predict_ids(ids[: args.score_batch * args.warmup], batch_size=args.score_batch)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    began = time.perf_counter()
+    student.predict_ids(ids[args.score_batch * args.warmup :], batch_size=args.score_batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - began
+    records.append({"bench": "weak_score", "impl": "w2sbench", "batch": args.score_batch,
+                    "examples_per_s": round(examples / seconds, 1), **rate(examples * args.seq, seconds, n_params, peak, 2),
+                    "note": "includes the unmerged LoRA adapters (r=32); merged weights score as the baseline"})
+    free(student, model)
+    return records
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="CPU-sized shapes (scale 1/16, seq 32, 2 steps)")
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--batches", default="8,16,32", help="optimizer batch sizes to measure")
+    parser.add_argument("--steps", type=int, default=5, help="measured steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first")
+    parser.add_argument("--score-batch", type=int, default=64)
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile of the backbone")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    args.scale, args.overrides = 1.0, {}
+    if args.smoke:
+        args.scale, args.overrides = 1 / 16, {"vocab_size": 4096, "bos_token_id": 1, "eos_token_id": 2}
+        args.seq, args.steps, args.warmup, args.score_batch = min(args.seq, 32), 2, 1, 4
+        args.batches = "4"
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name, peak = device_info(device)
+    n_strong = count_parameters(random_config(STRONG, args.scale, **args.overrides), embeddings=False)
+    n_weak = count_parameters(random_config(WEAK, args.scale, **args.overrides), embeddings=False)
+    emit({"bench": "env", "device": name, "peak_flops": peak, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+          "torch": torch.__version__, "seq": args.seq, "scale": args.scale,
+          "strong": STRONG, "strong_non_embedding_params": n_strong, "weak": WEAK, "weak_non_embedding_params": n_weak})
+    batches = [int(b) for b in args.batches.split(",") if b]
+    for batch in batches:
+        if not args.no_baseline:
+            try:
+                emit(train_baseline(args, device, batch, n_strong, peak))
+            except torch.OutOfMemoryError:
+                free()
+                emit({"bench": "strong_train", "impl": "baseline", "batch": batch, "error": "out of memory"})
+        variants = [(min(batch, 8), False)] + ([(batch, True)] if batch > 8 or args.smoke else [])
+        for micro, ckpt in variants:
+            for compile_ in ([False, True] if args.compile else [False]):
+                try:
+                    emit(train_ours(args, device, batch, micro, ckpt, compile_, n_strong, peak))
+                except torch.OutOfMemoryError:
+                    free()
+                    emit({"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": micro,
+                          "checkpointing": ckpt, "compile": compile_, "error": "out of memory"})
+    for record in score(args, device, n_weak, peak):
+        emit(record)
+
+
+if __name__ == "__main__":
+    main()

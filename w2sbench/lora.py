@@ -1,0 +1,449 @@
+"""The fixed trainer's fine-tuning regimes: LoRA adapters (regime "lora") or every weight (regime "full"),
+plus a zero-initialised linear head on the pooled last hidden state, as Burns et al. train their students.
+
+Same contract as the frozen-head trainer (w2sbench.training): inputs + soft targets p(label=1) + a loss
+loss_fn(logits [b, 2], targets [b], step_frac) -> per-example loss, optional per-example weights, a seed;
+the student predicts p(label=1). Public API:
+
+    fit_lora(model_dir, texts, targets, recipe, seed, loss_fn=None, weights=None, pooling="last",
+             max_length=256, device=None) -> LoraStudent
+    LoraStudent.predict(texts) -> np.ndarray of p(label=1);  LoraStudent.save(dir);  LoraStudent.load(dir)
+
+`recipe` is a setting's `train` block (pass {**train, "lr": train["weak_lr"]} for the weak model).
+Lower-level pieces for benchmarks and methods that hold token ids or an in-memory model: `Recipe`,
+`build_student(model, ...)`, `train_student(student, ids, ...)`.
+
+Why each choice:
+- one optimizer step always sees `batch_size` examples; `grad_accum` only splits them into micro-batches
+  (memory), and the loss is normalised by the whole step's weight, so accumulation changes rounding only;
+- within a step the examples are sorted by length before they are cut into micro-batches: less padding, and
+  the step's set of examples (hence the gradient) is unchanged;
+- only the last-token (or mean) hidden state reaches the head: the backbone's base model is called, never
+  the LM head, so no full-vocabulary logits are computed or stored;
+- sdpa attention; bf16 autocast with bf16 frozen weights and fp32 trainable ones on CUDA when the recipe
+  says bfloat16 (fp32 on CPU: deterministic, and CPU bf16 autocast is slow); activation checkpointing when
+  the recipe asks; fused AdamW on CUDA; torch.compile of the backbone when the recipe asks (CUDA only);
+- dropout is switched off everywhere (Burns et al. do the same) so that a seed fixes the run; LoRA's own
+  dropout follows the recipe (0 by default);
+- multi-GPU is left to an existing launcher (accelerate / torchrun with DDP), not done here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .errors import MissingPackageError
+from .training import LossFn, lr_factor, soft_cross_entropy
+
+STUDENT_FILE = "student.json"
+HEAD_FILE = "head.pt"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training hyperparameters the trainer reads from a setting's `train` block (other keys ignored)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_frac: float = 0.0
+    warmup_steps: Optional[int] = None
+    optimizer: str = "adamw"
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: Optional[float] = None
+    dtype: str = "float32"
+    lora: Optional[dict[str, Any]] = None  # None: full fine-tuning
+    gradient_checkpointing: bool = False
+    compile: bool = False
+
+    @classmethod
+    def from_dict(cls, train: dict[str, Any]) -> "Recipe":
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in train.items() if k in known}
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
+        if kwargs.get("lora") is not None:
+            kwargs["lora"] = dict(kwargs["lora"])
+        recipe = cls(**kwargs)
+        if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.lr <= 0:
+            raise ValueError(f"recipe needs epochs, batch_size, grad_accum >= 1 and lr > 0; got {train}")
+        return recipe
+
+    @property
+    def micro_batch_size(self) -> int:
+        return math.ceil(self.batch_size / self.grad_accum)
+
+    def warmup_fraction(self, total_steps: int) -> float:
+        if self.warmup_steps is not None:
+            return min(1.0, self.warmup_steps / max(1, total_steps))
+        return self.warmup_frac
+
+
+# ----------------------------------------------------------------------------------------------- student
+
+
+@dataclass
+class LoraStudent:
+    """A fine-tuned backbone (peft-wrapped for LoRA) plus a linear head; predicts p(label=1)."""
+
+    model: Any  # the causal LM or encoder as loaded (PeftModel when LoRA)
+    head: torch.nn.Linear
+    pooling: str
+    max_length: int
+    pad_id: int
+    device: torch.device
+    bf16: bool
+    model_dir: Optional[str] = None
+    tokenizer: Any = None
+    causal: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- forward -----------------------------------------------------------------------------------------
+    def body(self) -> Any:
+        """The transformer without its LM head: calling it yields hidden states, never vocabulary logits."""
+        model = self.model
+        if hasattr(model, "get_base_model"):  # PeftModel: LoRA layers are injected in place
+            model = model.get_base_model()
+        return model.base_model if self.causal else model
+
+    def logits(self, rows: Sequence[Sequence[int]], body: Any = None) -> torch.Tensor:
+        """Head logits [b, 2] in float32 for right-padded token-id rows."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if self.causal:
+            kwargs["use_cache"] = False
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            hidden = (body or self.body())(**kwargs).last_hidden_state
+        if self.pooling == "last":
+            pooled = hidden[torch.arange(len(rows), device=self.device), mask.sum(-1) - 1]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1)
+        return self.head(pooled.float())
+
+    def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32) -> np.ndarray:
+        """p(label=1) for token-id rows; batches are grouped by length, results in input order."""
+        out = np.zeros(len(ids), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                p1 = torch.softmax(self.logits([ids[i] for i in idx]), dim=-1)[:, 1]
+                out[idx] = p1.cpu().numpy()
+        self.model.train(was_training)
+        return out
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """p(label=1) for each text, tokenized exactly as in training."""
+        if self.model_dir is None:
+            raise ValueError("this student was built from an in-memory model: use predict_ids")
+        return self.predict_ids(_encode(self.model_dir, list(texts), self.max_length), batch_size)
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def save(self, out_dir: Path | str) -> Path:
+        """adapter/ (peft format, mergeable with w2sbench.inference.merge_lora) or model/ (full fine-tuning),
+        head.pt and student.json. The base model is referenced by its folder, not copied."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        is_lora = hasattr(self.model, "get_base_model")
+        self.model.save_pretrained(out / ("adapter" if is_lora else "model"))
+        if not is_lora and self.tokenizer is not None:
+            self.tokenizer.save_pretrained(out / "model")
+        torch.save({k: v.detach().cpu() for k, v in self.head.state_dict().items()}, out / HEAD_FILE)
+        info = {
+            "format": 1, "base_model_dir": self.model_dir, "regime": "lora" if is_lora else "full",
+            "pooling": self.pooling, "max_length": self.max_length, "pad_id": self.pad_id,
+            "causal": self.causal, "bf16": self.bf16, **self.meta,
+        }
+        (out / STUDENT_FILE).write_text(json.dumps(info, indent=1))
+        return out
+
+    @classmethod
+    def load(cls, out_dir: Path | str, device: Optional[str] = None) -> "LoraStudent":
+        out = Path(out_dir)
+        info = json.loads((out / STUDENT_FILE).read_text())
+        dev = _device(device)
+        bf16 = bool(info["bf16"]) and dev.type == "cuda"
+        if info["regime"] == "lora":
+            from peft import PeftModel
+
+            base = _load_backbone(info["base_model_dir"], info["causal"], bf16, dev)
+            model = PeftModel.from_pretrained(base, str(out / "adapter"))
+        else:
+            model = _load_backbone(str(out / "model"), info["causal"], bf16, dev)
+        head = _new_head(_hidden_size(model), dev)
+        head.load_state_dict(torch.load(out / HEAD_FILE, map_location=dev))
+        model.to(dev).eval()
+        meta = {k: v for k, v in info.items() if k not in
+                ("format", "base_model_dir", "regime", "pooling", "max_length", "pad_id", "causal", "bf16")}
+        return cls(model=model, head=head, pooling=info["pooling"], max_length=info["max_length"],
+                   pad_id=info["pad_id"], device=dev, bf16=bf16, model_dir=info["base_model_dir"],
+                   tokenizer=None, causal=info["causal"], meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def _device(device: Optional[str]) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _encode(model_dir: str, texts: list[str], max_length: int) -> list[list[int]]:
+    from .inference.base import encode, model_max_length
+
+    return encode(model_dir, texts, min(max_length, model_max_length(model_dir)))
+
+
+def _no_dropout_config(model_dir: str) -> Any:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    for key, value in config.to_dict().items():
+        if ("dropout" in key or "pdrop" in key) and isinstance(value, float):
+            setattr(config, key, 0.0)
+    return config
+
+
+def _load_backbone(model_dir: str, causal: bool, bf16: bool, device: torch.device) -> Any:
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    cls = AutoModelForCausalLM if causal else AutoModel
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    try:
+        model = cls.from_pretrained(model_dir, config=_no_dropout_config(model_dir), dtype=dtype,
+                                    attn_implementation="sdpa")
+    except (ValueError, ImportError):  # an architecture without sdpa support: its default attention
+        model = cls.from_pretrained(model_dir, config=_no_dropout_config(model_dir), dtype=dtype)
+    return model.to(device)
+
+
+def _hidden_size(model: Any) -> int:
+    config = model.config
+    config = getattr(config, "text_config", None) or config
+    for key in ("hidden_size", "n_embd", "d_model"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    raise ValueError("cannot tell the model's hidden size from its config")
+
+
+def _new_head(hidden: int, device: torch.device) -> torch.nn.Linear:
+    head = torch.nn.Linear(hidden, 2).to(device)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head
+
+
+def _switch_off_dropout(model: Any) -> None:
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
+def build_student(
+    model: Any,
+    recipe: Recipe,
+    seed: int,
+    pooling: str = "last",
+    max_length: int = 256,
+    pad_id: int = 0,
+    device: Optional[str] = None,
+    causal: Optional[bool] = None,
+    model_dir: Optional[str] = None,
+    tokenizer: Any = None,
+) -> LoraStudent:
+    """Wrap a loaded transformers model for training: LoRA adapters (or all weights trainable) + a zero head.
+
+    The seed fixes the adapters' random initialisation. On CUDA with a bfloat16 recipe the frozen weights
+    are cast to bf16 and the trainable ones kept in fp32."""
+    if pooling not in ("last", "mean"):
+        raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}")
+    dev = _device(device)
+    bf16 = recipe.dtype == "bfloat16" and dev.type == "cuda"
+    if causal is None:
+        causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (model.config.architectures or []))
+    _switch_off_dropout(model)
+    torch.manual_seed(seed)
+    if recipe.lora is not None:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise MissingPackageError("peft", "the lora training regime") from None
+        lora = recipe.lora
+        targets = lora.get("target_modules", "all-linear")
+        config = LoraConfig(
+            r=int(lora["r"]), lora_alpha=float(lora["alpha"]), lora_dropout=float(lora.get("dropout", 0.0)),
+            target_modules=targets, bias="none",
+        )
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model = get_peft_model(model, config)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        out_emb = model.get_output_embeddings() if causal else None
+        if out_emb is not None and out_emb.weight is not model.get_input_embeddings().weight:
+            out_emb.weight.requires_grad_(False)  # never used: the head reads hidden states
+    model.to(dev)
+    if bf16:
+        for p in model.parameters():
+            p.data = p.data.to(torch.float32 if p.requires_grad else torch.bfloat16)
+    if recipe.gradient_checkpointing:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    head = _new_head(_hidden_size(model), dev)
+    return LoraStudent(model=model, head=head, pooling=pooling, max_length=max_length, pad_id=pad_id,
+                       device=dev, bf16=bf16, model_dir=model_dir, tokenizer=tokenizer, causal=causal,
+                       meta={"recipe": asdict(recipe), "seed": seed})
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _optimizer(params: list[torch.nn.Parameter], recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    fused = device.type == "cuda"
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay,
+                                fused=fused)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay,
+                                 fused=fused)
+    if recipe.optimizer == "adamw_8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise MissingPackageError("bitsandbytes", "optimizer adamw_8bit (a CUDA machine)") from None
+        return bnb.optim.AdamW8bit(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
+
+
+def step_groups(indices: Sequence[int], lengths: Sequence[int], micro_batch_size: int) -> list[list[int]]:
+    """One optimizer step's examples cut into micro-batches of similar length (longest first, stable)."""
+    ordered = sorted(indices, key=lambda i: -lengths[i])
+    return [ordered[s : s + micro_batch_size] for s in range(0, len(ordered), micro_batch_size)]
+
+
+def train_student(
+    student: LoraStudent,
+    ids: Sequence[Sequence[int]],
+    targets: np.ndarray,
+    recipe: Recipe,
+    seed: int,
+    loss_fn: Optional[LossFn] = None,
+    weights: Optional[np.ndarray] = None,
+    max_steps: Optional[int] = None,
+    on_step: Optional[Callable[[dict[str, float]], None]] = None,
+) -> list[dict[str, float]]:
+    """Train in place; returns one record per optimizer step (loss, lr, tokens, seconds).
+
+    loss_fn is called once per micro-batch; per-example losses make accumulation exact up to rounding.
+    `max_steps` stops early (benchmarks); the schedule still spans the full run."""
+    loss_fn = loss_fn or soft_cross_entropy
+    t = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    if t.shape != (len(ids),):
+        raise ValueError(f"targets must have one value per input: {tuple(t.shape)} vs {len(ids)}")
+    if not bool(((t >= 0) & (t <= 1)).all()):
+        raise ValueError("targets must be probabilities in [0, 1]")
+    w = torch.ones_like(t) if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
+    if w.shape != t.shape or bool((w < 0).any()):
+        raise ValueError("weights must be one non-negative value per input")
+    if any(len(r) == 0 for r in ids):
+        raise ValueError("every input needs at least one token")
+    lengths = [len(r) for r in ids]
+    dev = student.device
+    params = [p for p in student.model.parameters() if p.requires_grad] + list(student.head.parameters())
+    opt = _optimizer(params, recipe, dev)
+    body = student.body()
+    if recipe.compile and dev.type == "cuda":
+        body = torch.compile(body, dynamic=True)
+    n = len(ids)
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    warmup = recipe.warmup_fraction(total)
+    gen = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    step = 0
+    student.model.train()
+    for _ in range(recipe.epochs):
+        order = torch.randperm(n, generator=gen).tolist()
+        for start in range(0, n, recipe.batch_size):
+            if max_steps is not None and step >= max_steps:
+                return history
+            began = time.perf_counter()
+            idx = order[start : start + recipe.batch_size]
+            lr = recipe.lr * lr_factor(step, total, recipe.schedule, warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            step_weight = w[idx].sum().clamp_min(1e-12)
+            opt.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for micro in step_groups(idx, lengths, recipe.micro_batch_size):
+                logits = student.logits([ids[i] for i in micro], body)
+                per_example = loss_fn(logits, t[micro].to(dev), step / total)
+                loss = (per_example * w[micro].to(dev)).sum() / step_weight.to(dev)
+                loss.backward()
+                step_loss += float(loss.detach())
+            if recipe.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
+            opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            record = {"step": step, "loss": step_loss, "lr": lr, "tokens": float(sum(lengths[i] for i in idx)),
+                      "seconds": time.perf_counter() - began}
+            history.append(record)
+            if on_step is not None:
+                on_step(record)
+            step += 1
+    return history
+
+
+def fit_lora(
+    model_dir: Path | str,
+    texts: Sequence[str],
+    targets: np.ndarray,
+    recipe: dict[str, Any],
+    seed: int,
+    loss_fn: Optional[LossFn] = None,
+    weights: Optional[np.ndarray] = None,
+    pooling: str = "last",
+    max_length: int = 256,
+    device: Optional[str] = None,
+) -> LoraStudent:
+    """Fine-tune the model in `model_dir` on texts against soft targets p(label=1); see the module docstring.
+
+    The regime follows the recipe: LoRA when it has a `lora` block, every weight otherwise."""
+    from .inference.base import is_causal_lm, load_tokenizer, read_config
+
+    model_dir = str(model_dir)
+    rec = Recipe.from_dict(recipe)
+    dev = _device(device)
+    causal = is_causal_lm(read_config(model_dir))
+    tokenizer = load_tokenizer(model_dir)
+    pad_id = next((int(c) for c in (tokenizer.pad_token_id, tokenizer.eos_token_id) if c is not None), 0)
+    ids = _encode(model_dir, list(texts), max_length)
+    model = _load_backbone(model_dir, causal, rec.dtype == "bfloat16" and dev.type == "cuda", dev)
+    student = build_student(model, rec, seed, pooling=pooling, max_length=max_length, pad_id=pad_id,
+                            device=str(dev), causal=causal, model_dir=model_dir, tokenizer=tokenizer)
+    history = train_student(student, ids, targets, rec, seed, loss_fn=loss_fn, weights=weights)
+    student.meta["final_loss"] = history[-1]["loss"] if history else None
+    student.model.eval()
+    return student
