@@ -261,3 +261,43 @@ def test_build_writes_valid_leaderboard_and_site(board, capsys):
     for name in names:
         page = board / "site" / "methods" / f"{name}.html"
         assert page.is_file() and CARD["authors"][0] in page.read_text()
+
+
+def test_build_leaves_out_invalid_submissions_or_fails_strict(board, tmp_path, capsys):
+    import shutil
+
+    subs = tmp_path / "submissions"
+    shutil.copytree(board / "submissions", subs)
+    bad = load(subs / "gamma.json")
+    bad["results"][0]["tasks"]["sms_spam"]["methods"]["gamma"]["pgr"]["pgr"] = 0.99
+    (subs / "gamma.json").write_text(json.dumps(bad))
+    args = ["leaderboard", "build", "--submissions-dir", str(subs), "--baselines", str(board / "baselines.json"),
+            "-o", str(tmp_path / "lb.json"), "--site", str(tmp_path / "site")]
+    code, out, err = _run_cli(args + ["--strict"], capsys)
+    assert code == 1 and "gamma.json: field 'results.0.tasks.sms_spam.methods.gamma.pgr.pgr'" in err
+    assert not (tmp_path / "lb.json").exists()
+    code, out, err = _run_cli(args, capsys)
+    assert code == 0
+    doc = load(tmp_path / "lb.json")
+    assert [e["method"] for e in doc["settings"]["tiny"]["entries"]] == ["alpha", "beta"]
+    assert len(doc["generated"]["skipped"]) == 1 and "gamma.json" in doc["generated"]["skipped"][0]
+    assert not (tmp_path / "site" / "methods" / "gamma.html").exists()
+
+
+# ---- a real run -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_eval_writes_a_submission_that_validates(tmp_path, capsys):
+    """eval --submission on small real splits; its baselines (allowed off-size here) make it valid."""
+    results, sub_path = tmp_path / "r.json", tmp_path / "submissions" / "vanilla.json"
+    code, out, err = _run_cli(["eval", "--method", "vanilla", "--tasks", "rotten_tomatoes", "--limit", "100,200,100",
+                               "--n-boot", "200", "-q", "-o", str(results), "--submission", str(sub_path)], capsys)
+    assert code == 0, err
+    sub = load(sub_path)
+    assert sub["method"]["name"] == "vanilla" and sub["method"]["license"] == "Apache-2.0"
+    assert sub["results"][0]["tasks"]["rotten_tomatoes"]["n"]["test"] == 100
+    official = bl.update(bl.empty(), [(str(results), load(results))], allow_nonstandard_sizes=True)
+    assert check_submission(sub, str(sub_path), official) == []
+    code, _, err = _run_cli(["eval", "--method", "vanilla,vanilla_hard", "--tasks", "rotten_tomatoes", "--limit",
+                             "100,200,100", "--n-boot", "50", "-q", "-o", str(tmp_path / "r2.json"),
+                             "--submission", str(tmp_path / "two.json")], capsys)
+    assert code == 2 and "a submission holds one method" in err

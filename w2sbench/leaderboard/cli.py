@@ -72,7 +72,10 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
         _report(errors)
         if strict:
             sys.exit(1)
-    skipped = sorted({f"{e.path}: invalid" for e in errors if hasattr(e, "path")})
+    first: dict[str, str] = {}
+    for e in errors:  # one line per left-out file: its first problem
+        first.setdefault(getattr(e, "path", "?"), str(e))
+    skipped = [first[k] for k in sorted(first)]
     doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent)
     output = write_json(doc, output or root / "leaderboard.json")
     pages = render_site(doc, site_dir or root / "site")
