@@ -1,0 +1,174 @@
+"""The reference methods' math, checked on small tensors against values worked out by hand, and their
+behaviour on a synthetic context (no models needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from w2sbench.errors import UnknownNameError
+from w2sbench.methods import MethodContext, list_methods, load_method
+from w2sbench.training import TrainConfig
+
+REFERENCE = ["vanilla", "vanilla_hard", "logconf", "product", "confident_only", "bootstrap", "window",
+             "entropy", "strong_zeroshot", "majority"]
+
+
+def logits_for(p1: list[float]) -> torch.Tensor:
+    """Logits [b, 2] whose softmax has p(label=1) = p1."""
+    p = torch.tensor(p1, dtype=torch.float64)
+    return torch.stack([torch.log(1 - p), torch.log(p)], dim=-1)
+
+
+def xent(t1: float, p1: float) -> float:
+    return -((1 - t1) * math.log(1 - p1) + t1 * math.log(p1))
+
+
+def test_every_reference_method_is_registered():
+    found = list_methods()
+    for name in REFERENCE:
+        assert found[name] == "built-in"
+        assert load_method(name).name == name
+    assert not load_method("strong_zeroshot").uses_weak_labels
+    assert load_method("majority").uses_weak_labels
+    with pytest.raises(UnknownNameError, match="did you mean 'logconf'"):
+        load_method("logconff")
+
+
+def test_vanilla_loss_by_hand():
+    loss = load_method("vanilla")().loss(logits_for([0.5, 0.25]), torch.tensor([1.0, 0.5], dtype=torch.float64), 0.0)
+    assert loss.tolist() == pytest.approx([math.log(2), xent(0.5, 0.25)])
+
+
+def test_vanilla_hard_targets_threshold_at_half():
+    ctx = make_ctx_only(weak=[0.2, 0.5, 0.7, 0.49])
+    targets, weights = load_method("vanilla_hard")().targets(ctx)
+    assert targets.tolist() == [0.0, 1.0, 1.0, 0.0] and weights is None
+
+
+def test_logconf_by_hand():
+    m = load_method("logconf")()
+    p1 = [0.1, 0.4, 0.7, 0.8]  # p0 = 0.9, 0.6, 0.3, 0.2
+    w = torch.tensor([0.1, 0.2, 0.9, 0.6], dtype=torch.float64)  # mean 0.45
+    # threshold = quantile of p0 {0.2, 0.3, 0.6, 0.9} at 0.45: position 1.35 -> 0.3 + 0.35 * 0.3 = 0.405;
+    # hardened = 1[p0 < 0.405] = [0, 0, 1, 1]; step_frac 0.1 of warm-up 0.2 -> c = 0.5 * 0.5 = 0.25
+    t = [0.75 * wi + 0.25 * si for wi, si in zip([0.1, 0.2, 0.9, 0.6], [0, 0, 1, 1])]
+    assert t == pytest.approx([0.075, 0.15, 0.925, 0.7])
+    got = m.loss(logits_for(p1), w, 0.1)
+    assert got.tolist() == pytest.approx([xent(ti, pi) for ti, pi in zip(t, p1)])
+    # no auxiliary term at the start; the full aux_coef = 0.5 after warm-up
+    assert m.loss(logits_for(p1), w, 0.0).tolist() == pytest.approx([xent(wi, pi) for wi, pi in zip(w.tolist(), p1)])
+    t_full = [0.5 * wi + 0.5 * si for wi, si in zip([0.1, 0.2, 0.9, 0.6], [0, 0, 1, 1])]
+    assert m.loss(logits_for(p1), w, 0.7).tolist() == pytest.approx([xent(ti, pi) for ti, pi in zip(t_full, p1)])
+    assert (m.coef(0.0), m.coef(0.1), m.coef(0.2), m.coef(1.0)) == pytest.approx((0.0, 0.25, 0.5, 0.5))
+
+
+def test_product_by_hand():
+    # p = (0.8, 0.2), w = (0.4, 0.6): target ∝ (0.32, 0.12) -> t1 = 3/11
+    loss = load_method("product")().loss(logits_for([0.2]), torch.tensor([0.6], dtype=torch.float64), 0.5)
+    assert loss.item() == pytest.approx(xent(3 / 11, 0.2))
+
+
+def test_window_by_hand():
+    # radius 0.15: only max prob < 0.65 trains; 0.7 and 0.9 are outside the window and contribute 0
+    loss = load_method("window")().loss(logits_for([0.5, 0.7, 0.1]), torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64), 0.5)
+    assert loss.tolist() == pytest.approx([math.log(2), 0.0, 0.0])
+
+
+def test_entropy_value_and_gradient_by_hand():
+    m = load_method("entropy")()
+    z = logits_for([0.25]).clone().requires_grad_(True)
+    loss = m.loss(z, torch.tensor([1.0], dtype=torch.float64), 1.0)  # c = 0.5
+    # target t1 = 0.5 * 1 + 0.5 * 0.25 = 0.625
+    assert loss.item() == pytest.approx(xent(0.625, 0.25))
+    loss.sum().backward()
+    # d/d(z1 - z0) of 0.5 CE(w, p) + 0.5 H(p) with p1 = 0.25:
+    # CE' = p1 - w = -0.75; H' = -p1 (1 - p1) ln(p1 / (1 - p1)) = 0.1875 ln 3
+    dz = 0.5 * -0.75 + 0.5 * 0.1875 * math.log(3)
+    assert z.grad[0].tolist() == pytest.approx([-dz, dz])
+
+
+def test_confident_only_subset_by_hand():
+    m = load_method("confident_only")()
+    assert m.subset(np.array([0.1, 0.3, 0.5, 0.8, 0.75, 0.25])).tolist() == [0, 3]
+    assert m.subset(np.array([0.4, 0.6])).tolist() == [0, 1]  # nothing confident: fall back to all
+
+
+# ---- a synthetic context: features that separate the classes, noisy weak labels ------------------------------
+def make_ctx(weak=None, n=60, n_test=20, label_probs=None, seed=0) -> MethodContext:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n + n_test)
+    x = rng.normal(size=(n + n_test, 4)).astype(np.float32)
+    x[:, 0] += 4 * (2 * y - 1)
+    if weak is None:
+        weak = np.clip(np.where(y[:n] == 1, 0.8, 0.2) + rng.normal(0, 0.1, n), 0.01, 0.99)
+    weak = np.asarray(weak, dtype=np.float32)
+    n = len(weak)
+    feats = {"train_unlabel": x[:n], "test": x[n:n + n_test]}
+    return MethodContext(
+        task="synthetic", setting="tiny", seed=seed, unlabel_texts=tuple(f"u{i}" for i in range(n)),
+        test_texts=tuple(f"t{i}" for i in range(n_test)), _weak_unlabel=weak, _weak_test=np.full(n_test, 0.5, np.float32),
+        train_config=TrainConfig(epochs=20, batch_size=16, lr=0.05), label_words=(" no", " yes"),
+        prompt_template="Q: {text}\nA:", _features=lambda s: feats[s].copy(), _label_probs=label_probs,
+    ), y[n:n + n_test]
+
+
+def make_ctx_only(**kw) -> MethodContext:
+    return make_ctx(**kw)[0]
+
+
+def test_loss_methods_learn_on_synthetic_features():
+    for name in ("vanilla", "vanilla_hard", "logconf", "product", "window", "entropy", "confident_only", "bootstrap"):
+        ctx, y = make_ctx()
+        probs = load_method(name)().run(ctx)
+        assert probs.shape == (20,) and np.all((probs >= 0) & (probs <= 1))
+        assert np.mean((probs >= 0.5) == y) >= 0.9, name
+        assert "weak soft labels on train_unlabel" in ctx.saw
+
+
+def test_confident_only_trains_on_the_subset_and_bootstrap_retrains():
+    weak = [0.1, 0.3, 0.5, 0.8, 0.75, 0.25, 0.9, 0.05]
+    ctx = make_ctx_only(weak=weak)
+    load_method("confident_only")().run(ctx)
+    assert ctx.compute["train_examples"] == 4  # 0.1, 0.8, 0.9, 0.05
+    assert ctx.compute["kept_fraction"] == pytest.approx(0.5)
+    ctx = make_ctx_only()
+    load_method("bootstrap")().run(ctx)
+    assert ctx.compute["train_examples"] == 3 * 60  # the first fit and 2 relabel rounds
+    assert ctx.compute["train_example_epochs"] == 3 * 60 * 20
+    assert ctx.compute["predict_examples"] == 2 * 60 + 20
+
+
+def test_majority_predicts_the_weak_positive_rate_everywhere():
+    ctx = make_ctx_only(weak=[0.9, 0.8, 0.2])
+    probs = load_method("majority")().run(ctx)
+    assert probs.tolist() == pytest.approx([2 / 3] * 20)
+    assert ctx.compute["train_examples"] == 0
+
+
+def test_strong_zeroshot_uses_the_backend_not_the_weak_labels():
+    seen = {}
+
+    def fake_label_probs(role, prompts, words):
+        seen.update(role=role, prompts=prompts, words=words)
+        return np.tile([[0.3, 0.7]], (len(prompts), 1))
+
+    ctx = make_ctx_only(label_probs=fake_label_probs)
+    probs = load_method("strong_zeroshot")().run(ctx)
+    assert probs.tolist() == pytest.approx([0.7] * 20)
+    assert seen["role"] == "strong" and seen["words"] == [" no", " yes"] and seen["prompts"][0] == "Q: t0\nA:"
+    assert ctx.compute["inference_prompts"] == 20
+    assert not any(s.startswith("weak") for s in ctx.saw)
+
+
+def test_context_refuses_train_label_and_copies_weak_labels():
+    ctx = make_ctx_only()
+    with pytest.raises(ValueError, match="only 'train_unlabel' and 'test'"):
+        ctx.strong_features("train_label")
+    w = ctx.weak_unlabel
+    w[:] = 0
+    assert ctx.weak_unlabel.max() > 0  # a method cannot corrupt the shared weak labels
+    assert ctx.rng.random() != ctx.rng.random()  # one stream, not a fresh generator each read

@@ -1,0 +1,170 @@
+"""Sealed labels: the method stage runs in its own process that holds no ground truth; bad predictions
+are refused with a clear message; the cached method stage is still a hit on rerun.
+
+The pipeline here is the real one with its feature stage replaced by synthetic arrays (no model runs), so
+each test costs one child interpreter start, not a model."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2sbench import sealed
+from w2sbench.cache import ArtifactStore
+from w2sbench.errors import W2SError
+from w2sbench.methods import Method, MethodContext, load_method
+from w2sbench.pipeline import Pipeline, RunOptions
+from w2sbench.settings import load_setting
+from w2sbench.tasks import load_task
+
+N_UNLABEL, N_TEST = 30, 20
+
+
+def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
+    """A real Pipeline on a small local task whose features are synthetic (label-dependent) arrays."""
+    rng = np.random.default_rng(0)
+    rows = [{"review": f"review {i} " + ("great" if i % 2 else "awful"), "stars": 5 if i % 2 else 1} for i in range(120)]
+    (tmp_path / "toy.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "toy.yaml").write_text(
+        "task: toy\nversion: 1\ndescription: synthetic sealed-label test task\ntags: [fixture]\n"
+        "source: {type: local, path: toy.jsonl}\ntext: \"{review}\"\nlabel: {field: stars, positive_if: \"> 3\"}\n"
+        "prompt: \"Review: {text}\\nSentiment:\"\nlabel_words: [\" negative\", \" positive\"]\n"
+        f"splits: {{train_label: 30, train_unlabel: {N_UNLABEL}, test: {N_TEST}, seed: 0}}\n"
+        "card: {source: generated in the test, citation: none, license: Apache-2.0}\n")
+    task = load_task(str(tmp_path / "toy.yaml"))
+    pipe = Pipeline(load_setting("tiny"), [task], RunOptions(progress=False), store=ArtifactStore(tmp_path / "cache"))
+    splits = pipe.splits(task)
+    feats = {}
+    for split in ("train_label", "train_unlabel", "test"):
+        y = np.array([e.label for e in getattr(splits, split)])
+        for role in ("weak", "strong"):
+            x = rng.normal(size=(len(y), 3)).astype(np.float32)
+            x[:, 0] += (1.0 if role == "weak" else 3.0) * (2 * y - 1)
+            feats[(role, split)] = x
+    pipe.features = lambda role, task, split: feats[(role, split)]
+    pipe.feature_id = lambda role, task, split: f"{role}-{split}"
+    pipe.model_dir = lambda role: tmp_path / role
+    return pipe, task
+
+
+def find_label_like(root_objects=None) -> dict:
+    """What a hostile method would look for: task/data objects, and 0/1 sequences of a split's length."""
+    found = {"objects": [], "arrays": []}
+    warnings.simplefilter("ignore")  # some modules warn when their deprecated attributes are touched
+    for obj in gc.get_objects() if root_objects is None else root_objects:
+        try:
+            kind = type(obj).__name__
+            if kind in ("Example", "Splits", "Task", "TaskRun"):
+                found["objects"].append(kind)
+            elif isinstance(obj, (np.ndarray, list, tuple)) and len(obj) in (N_UNLABEL, N_TEST):
+                values = np.asarray(obj, dtype=np.float64).ravel()
+                if values.size == len(obj) and np.isin(values, (0.0, 1.0)).all():
+                    found["arrays"].append(values.astype(int).tolist())
+        except Exception:
+            continue
+    return found
+
+
+class Hostile(Method):
+    """Walks everything reachable in its process (gc, the context, its closures, the sealed module's
+    globals) for anything label-like, writes what it found to $W2S_HOSTILE_OUT and returns 0.5s."""
+
+    name = "hostile"
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        reachable = [ctx, *vars(ctx).values(), *vars(sealed).values()]
+        for fn in (ctx._features, ctx._label_probs, ctx._generate):
+            reachable += [c.cell_contents for c in (fn.__closure__ or ())]
+            reachable += list(getattr(fn, "__globals__", {}).values())
+        found = find_label_like()
+        extra = find_label_like(reachable)
+        found["objects"] += extra["objects"]
+        found["arrays"] += extra["arrays"]
+        Path(os.environ["W2S_HOSTILE_OUT"]).write_text(json.dumps(found))
+        return np.full(len(ctx.test_texts), 0.5)
+
+
+def test_hostile_method_finds_no_labels(tmp_path, monkeypatch):
+    out = tmp_path / "found.json"
+    monkeypatch.setenv("W2S_HOSTILE_OUT", str(out))
+    pipe, task = make_pipeline(tmp_path)
+    splits = pipe.splits(task)
+    truth = [[e.label for e in splits.test], [e.label for e in splits.train_unlabel]]
+    truth += [[1 - v for v in t] for t in truth]
+    # control: in the harness process the same search does find them (so the detector works)
+    here = find_label_like()
+    assert "Example" in here["objects"]
+    probs, compute, _ = pipe.run_method(task, Hostile, 0)
+    found = json.loads(out.read_text())
+    assert found["objects"] == []
+    assert not any(a in truth for a in found["arrays"])
+    assert compute["sealed"] is True and probs.shape == (N_TEST,)
+    assert compute["saw"] == []  # it read nothing through the context's accessors
+
+
+class BadPredictions(Method):
+    """Returns a different kind of bad output for each seed."""
+
+    name = "bad_predictions"
+
+    def run(self, ctx: MethodContext) -> object:
+        n = len(ctx.test_texts)
+        return [np.zeros(n + 1), np.full(n, np.nan), np.full(n, 1.5), "all positive"][ctx.seed]
+
+
+class Crashes(Method):
+    name = "crashes"
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        raise KeyError("no such column")
+
+
+class SecretlyUsesWeak(Method):
+    name = "secretly_uses_weak"
+    uses_weak_labels = False
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        return ctx.weak_test
+
+
+def test_bad_predictions_and_failures_are_refused_clearly(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    expected = [r"shape \(21,\); expected \(20,\)", "NaN or infinite predictions", r"outside \[0, 1\]", "not numbers"]
+    for seed, pattern in enumerate(expected):
+        with pytest.raises(W2SError, match=pattern):
+            pipe.run_method(task, BadPredictions, seed)
+    with pytest.raises(W2SError, match=r"'crashes' failed on task 'toy' seed 0: KeyError: 'no such column' \(File .*test_sealed.py"):
+        pipe.run_method(task, Crashes, 0)
+    with pytest.raises(W2SError, match="declares uses_weak_labels=False but read the weak labels"):
+        pipe.run_method(task, SecretlyUsesWeak, 0)
+    assert not pipe.store.folder("method", {}).parent.exists() or not any(
+        (pipe.store.root / "method").iterdir())  # nothing refused was cached
+
+
+def test_cached_method_stage_is_a_hit_without_a_process(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    probs, compute, weak_seed = pipe.run_method(task, load_method("vanilla"), 4)
+    assert weak_seed == 4 % pipe.K and compute["train_example_epochs"] == N_UNLABEL * 20
+    assert compute["saw"] == ["strong-model features of test", "strong-model features of train_unlabel",
+                              "weak soft labels on train_unlabel"]
+    again, _ = make_pipeline(tmp_path)
+    probs2, compute2, _ = again.run_method(task, load_method("vanilla"), 4)
+    assert again.store.hits["method"] == 1 and again.store.misses.get("method", 0) == 0
+    assert "_sealed_runners" not in again.__dict__  # no process was started for a hit
+    assert np.array_equal(probs, probs2) and compute2 == compute
+
+
+def test_method_spec_round_trip(tmp_path):
+    assert sealed.method_spec(load_method("logconf")) == "w2sbench.methods.builtin:LogConf"
+    assert sealed.load_spec("w2sbench.methods.builtin:LogConf") is load_method("logconf")
+    f = tmp_path / "mine.py"
+    f.write_text("from w2sbench.methods import LossMethod\nclass Mine(LossMethod):\n    name = 'mine'\n")
+    cls = load_method(f"{f}:Mine")
+    assert sealed.method_spec(cls) == f"{f.resolve()}:Mine"
+    assert sealed.load_spec(sealed.method_spec(cls)).name == "mine"
