@@ -49,6 +49,7 @@ def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
             feats[(role, split)] = x
     pipe.features = lambda role, task, split: feats[(role, split)]
     pipe.feature_id = lambda role, task, split: f"{role}-{split}"
+    pipe.inputs_id = pipe.feature_id  # the newer name of the same cache-key part
     pipe.model_dir = lambda role: tmp_path / role
     return pipe, task
 
