@@ -24,7 +24,7 @@ from .methods.base import Method
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
-from .training import LinearHead, TrainConfig, train_head
+from .students import FineTuneTrainer, FrozenTrainer, Trainer, recipe_for, train_config_for
 
 SPLITS = ("train_label", "train_unlabel", "test")
 # Which splits each model needs: the weak model learns on train_label and labels the other two; the
@@ -77,8 +77,6 @@ class Pipeline:
         self._splits: dict[str, Splits] = {}
         self._features: dict[tuple[str, str, str], np.ndarray] = {}
         self._feature_ids: dict[tuple[str, str, str], str] = {}
-        if setting.regime != "frozen":
-            raise W2SError(f"setting {setting.name!r}: the '{setting.regime}' regime is not available in this pipeline yet")
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     @contextmanager
@@ -164,53 +162,60 @@ class Pipeline:
         self.features(role, task, split)
         return self._feature_ids[(role, task.name, split)]
 
-    # ---- stages: weak, label, ceiling -------------------------------------------------------------------
-    def _train_config(self, role: str) -> TrainConfig:
-        return TrainConfig.from_setting(self.setting.train, "weak_lr" if role == "weak" else "lr")
+    # ---- the fixed trainer, per role ------------------------------------------------------------------
+    def trainer(self, role: str, task: Task) -> Trainer:
+        """The setting's regime for a role on a task: cached features + head, or fine-tuning."""
+        if self.setting.regime == "frozen":
+            return FrozenTrainer({s: self.features(role, task, s) for s in ROLE_SPLITS[role]},
+                                 train_config_for(self.setting.train, role))
+        spec = self.spec(role)
+        return FineTuneTrainer(str(self.model_dir(role)), {s: self._model_inputs(role, task, s) for s in ROLE_SPLITS[role]},
+                               recipe_for(self.setting.train, role), spec.pooling, spec.max_length, self.setting.regime)
 
-    def _head_key(self, stage: str, task: Task, seed: int, role: str) -> dict:
+    def inputs_id(self, role: str, task: Task, split: str) -> str:
+        """What the role's model reads on a split: the feature artifact, or the model and its texts."""
+        if self.setting.regime == "frozen":
+            self.features(role, task, split)
+            return self._feature_ids[(role, task.name, split)]
+        self.model_dir(role)
+        record = self.model_records[role]
+        return hash_of({"model": record["id"], "source": record.get("source"), "conversion": record.get("conversion"),
+                        "texts": hash_texts(self._model_inputs(role, task, split))})
+
+    def _stage_key(self, stage: str, task: Task, seed: int, role: str) -> dict:
         return {
             "stage": stage, "setting": self.setting.hash, "task": task.hash, "seed": seed,
-            "train": self._train_config(role).__dict__,
-            "features": {s: self.feature_id(role, task, s) for s in ROLE_SPLITS[role]},
+            "train": recipe_for(self.setting.train, role), "regime": self.setting.regime,
+            "inputs": {s: self.inputs_id(role, task, s) for s in ROLE_SPLITS[role]},
             "splits": {s: hash_texts([e.uid for e in getattr(self.splits(task), s)]) for s in SPLITS},
         }
 
+    # ---- stages: weak (+ its labels), ceiling -----------------------------------------------------------
     def weak_labels(self, task: Task, seed: int) -> dict[str, np.ndarray]:
-        """Stage weak + label: the weak head trained on train_label ground truth, then its soft labels
-        p(label=1) on train_unlabel and test."""
+        """Stage weak: the weak model trained on train_label ground truth; its artifact holds the weak
+        soft labels p(label=1) on train_unlabel and test that every method of the setting shares."""
         splits = self.splits(task)
-        key = self._head_key("weak", task, seed, "weak")
 
         def train_weak():
-            head = train_head(self.features("weak", task, "train_label"),
-                              np.array([e.label for e in splits.train_label], dtype=np.float32),
-                              self._train_config("weak"), seed)
-            return head.arrays(), {}
+            student = self.trainer("weak", task).fit(
+                "train_label", np.array([e.label for e in splits.train_label], dtype=np.float32), seed)
+            return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
 
         with self.timed("weak"):
-            head = LinearHead.from_arrays(self.store.get_or_compute("weak", key, train_weak))
-
-        def label():
-            return {s: head.predict_proba(self.features("weak", task, s)) for s in ("train_unlabel", "test")}, {}
-
-        with self.timed("label"):
-            art = self.store.get_or_compute("label", {**key, "stage": "label"}, label)
+            art = self.store.get_or_compute("weak", self._stage_key("weak", task, seed, "weak"), train_weak)
         return {"train_unlabel": art["train_unlabel"], "test": art["test"]}
 
     def ceiling(self, task: Task, seed: int) -> np.ndarray:
-        """Stage ceiling: the strong head trained on train_unlabel ground truth, scored on test."""
+        """Stage ceiling: the strong model trained on train_unlabel ground truth, scored on test."""
         splits = self.splits(task)
-        key = self._head_key("ceiling", task, seed, "strong")
 
         def train_ceiling():
-            head = train_head(self.features("strong", task, "train_unlabel"),
-                              np.array([e.label for e in splits.train_unlabel], dtype=np.float32),
-                              self._train_config("strong"), seed)
-            return {"test": head.predict_proba(self.features("strong", task, "test")), **head.arrays()}, {}
+            student = self.trainer("strong", task).fit(
+                "train_unlabel", np.array([e.label for e in splits.train_unlabel], dtype=np.float32), seed)
+            return {"test": student.predict("test")}, {}
 
         with self.timed("ceiling"):
-            return self.store.get_or_compute("ceiling", key, train_ceiling)["test"]
+            return self.store.get_or_compute("ceiling", self._stage_key("ceiling", task, seed, "strong"), train_ceiling)["test"]
 
     # ---- stage: method -----------------------------------------------------------------------------
     def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
@@ -222,7 +227,7 @@ class Pipeline:
         method = method_cls()
         splits = self.splits(task)
         key = {
-            **self._head_key("method", task, seed, "strong"), "method": method_cls.name,
+            **self._stage_key("method", task, seed, "strong"), "method": method_cls.name,
             "method_version": method_cls.version, "method_config": method.config(), "weak_seed": weak_seed,
             "weak_labels": [hash_array(weak["train_unlabel"]), hash_array(weak["test"])],
             "protocol": sealed.PROTOCOL, "prompt": task.prompt_template, "label_words": list(task.label_words),
@@ -234,7 +239,7 @@ class Pipeline:
                 "unlabel_texts": [e.text for e in splits.train_unlabel], "test_texts": [e.text for e in splits.test],
                 "weak_unlabel": weak["train_unlabel"], "weak_test": weak["test"],
                 "features": {s: self.features("strong", task, s) for s in ("train_unlabel", "test")},
-                "train_config": dict(self._train_config("strong").__dict__),
+                "train_config": dict(train_config_for(self.setting.train, "strong").__dict__),
                 "label_words": list(task.label_words), "prompt_template": task.prompt_template,
                 "model_dirs": {r: str(self.model_dir(r)) for r in ("weak", "strong")},
                 "backend": self.options.backend,
@@ -260,8 +265,11 @@ class Pipeline:
         started = time.perf_counter()
         for task in self.tasks:
             self.splits(task)
-        self.compute_features("weak")
-        self.compute_features("strong")
+        for role in ("weak", "strong"):
+            self.model_dir(role)  # a missing model fails here, before any work
+        if self.setting.regime == "frozen":
+            self.compute_features("weak")
+            self.compute_features("strong")
         runs: list[TaskRun] = []
         for task in self.tasks:
             self.log(f"{task.name}: weak x{self.K}, ceiling x{self.K}, {len(methods)} method(s) x{self.S}")
