@@ -102,8 +102,6 @@ def test_eval_without_the_models_fails_in_one_line(tmp_path: Path) -> None:
     assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("w2sbench: error:")
 
 
-@pytest.mark.xfail(reason="the pipeline refuses the lora regime before resolving models, until lora.py is wired in",
-                   strict=False)
 def test_eval_without_the_models_names_the_missing_model(tmp_path: Path) -> None:
     env = {"HF_HOME": str(tmp_path / "hf"), "W2SBENCH_CACHE": str(tmp_path / "cache"), "W2SBENCH_MODEL_DIR": ""}
     out = _cli("eval", "--setting", "aar-qwen", "--tasks", "sms_spam", "--quiet", env=env)

@@ -109,12 +109,21 @@ def train_head(
     xs = torch.from_numpy((x - mean) / std)
     tt, ww = torch.from_numpy(t), torch.from_numpy(w)
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # [32 x d] @ [d x 2] gains nothing from threads and loses to their overhead
+    try:
+        return _fit(xs, tt, ww, mean, std, config, seed, loss_fn, desc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(xs, tt, ww, mean, std, config: TrainConfig, seed: int, loss_fn: LossFn, desc) -> LinearHead:
     gen = torch.Generator().manual_seed(seed)
-    linear = torch.nn.Linear(x.shape[1], 2)
+    linear = torch.nn.Linear(xs.shape[1], 2)
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
     opt = torch.optim.AdamW(linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    n = x.shape[0]
+    n = xs.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = steps_per_epoch * config.epochs
     step = 0
