@@ -238,7 +238,8 @@ class Pipeline:
                 "task": task.name, "setting": self.setting.name, "seed": seed,
                 "unlabel_texts": [e.text for e in splits.train_unlabel], "test_texts": [e.text for e in splits.test],
                 "weak_unlabel": weak["train_unlabel"], "weak_test": weak["test"],
-                "features": {s: self.features("strong", task, s) for s in ("train_unlabel", "test")},
+                **({"features": {s: self.features("strong", task, s) for s in ("train_unlabel", "test")}}
+                   if self.setting.regime == "frozen" else {"trainer": self.trainer("strong", task)}),
                 "train_config": dict(train_config_for(self.setting.train, "strong").__dict__),
                 "label_words": list(task.label_words), "prompt_template": task.prompt_template,
                 "model_dirs": {r: str(self.model_dir(r)) for r in ("weak", "strong")},

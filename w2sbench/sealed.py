@@ -83,7 +83,7 @@ def _context(job: dict, models: _Models) -> Any:
     from .methods.base import MethodContext
     from .training import TrainConfig
 
-    features = job["features"]
+    features = job.get("features") or {}
     model_dirs, backend = job["model_dirs"], job["backend"]
 
     def get_features(split: str) -> np.ndarray:
@@ -109,7 +109,7 @@ def _context(job: dict, models: _Models) -> Any:
         _weak_test=np.asarray(job["weak_test"], dtype=np.float32),
         train_config=TrainConfig(**job["train_config"]), label_words=tuple(job["label_words"]),
         prompt_template=job["prompt_template"], _features=get_features, _label_probs=label_probs,
-        _generate=generate,
+        _generate=generate, _trainer=job.get("trainer"),
     )
 
 

@@ -18,7 +18,9 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 import torch
 
-from ..training import LinearHead, LossFn, TrainConfig, soft_cross_entropy, train_head
+from ..errors import W2SError
+from ..students import FrozenTrainer, Student
+from ..training import LossFn, TrainConfig, soft_cross_entropy
 
 SPLITS_SEEN = ("train_unlabel", "test")
 
@@ -49,6 +51,8 @@ class MethodContext:
     _label_probs: Optional[Callable[[str, list[str], list[str]], np.ndarray]] = field(default=None, repr=False)
     # (role, prompts, max_tokens, temperature, seed) -> completions
     _generate: Optional[Callable[..., list[str]]] = field(default=None, repr=False)
+    # the fixed trainer of a fine-tuning regime (students.FineTuneTrainer); None: frozen features + head
+    _trainer: Optional[Any] = field(default=None, repr=False)
     compute: dict = field(default_factory=_new_compute)
     saw: set = field(default_factory=set)
     _rng: list = field(default_factory=list, repr=False)
@@ -67,8 +71,12 @@ class MethodContext:
         return self._weak_test.copy()
 
     def strong_features(self, split: str) -> np.ndarray:
-        """Frozen strong-model features of 'train_unlabel' or 'test' (cached, shared by all methods)."""
+        """Frozen strong-model features of 'train_unlabel' or 'test' (cached, shared by all methods).
+        Only in the frozen regime: a fine-tuned strong model has no fixed features."""
         _check_split(split)
+        if self._trainer is not None:
+            raise W2SError(f"strong_features() exists only in the frozen regime; this setting fine-tunes "
+                           f"({self._trainer.regime}): train through train_strong()")
         self.saw.add(f"strong-model features of {split}")
         return self._features(split)
 
@@ -121,19 +129,13 @@ class MethodContext:
         """Train the strong student with the setting's fixed trainer on train_unlabel (or the `subset`
         indices of it) against soft targets p(label=1), one per train_unlabel text (targets and weights
         are indexed like train_unlabel; `subset` picks rows). Seeded by this run's seed."""
-        targets = np.asarray(targets, dtype=np.float32)
-        n = len(self.unlabel_texts)
-        if targets.shape != (n,):
-            raise ValueError(f"targets must have one value per train_unlabel text ({n}), got shape {targets.shape}")
-        idx = np.arange(n) if subset is None else np.asarray(subset, dtype=np.int64)
-        if len(idx) == 0:
-            raise ValueError("train_strong: empty subset")
-        w = None if weights is None else np.asarray(weights, dtype=np.float32)[idx]
-        self.compute["train_examples"] += int(len(idx))
-        self.compute["train_example_epochs"] += int(len(idx)) * self.train_config.epochs
-        head = train_head(self.strong_features("train_unlabel")[idx], targets[idx], self.train_config, self.seed,
-                          loss_fn or soft_cross_entropy, w)
-        return StrongStudent(head, self)
+        trainer = self._trainer or FrozenTrainer(
+            {split: self.strong_features(split) for split in SPLITS_SEEN}, self.train_config)
+        student = trainer.fit("train_unlabel", targets, self.seed, loss_fn or soft_cross_entropy, weights, subset)
+        n_used = len(self.unlabel_texts) if subset is None else len(subset)
+        self.compute["train_examples"] += int(n_used)
+        self.compute["train_example_epochs"] += int(n_used) * trainer.epochs
+        return StrongStudent(student, self)
 
 
 def _check_split(split: str) -> None:
@@ -145,13 +147,14 @@ def _check_split(split: str) -> None:
 class StrongStudent:
     """A strong model trained by the fixed trainer; predicts p(label=1) on the splits a method sees."""
 
-    head: LinearHead
+    student: Student
     ctx: MethodContext
 
     def predict(self, split: str = "test") -> np.ndarray:
-        feats = self.ctx.strong_features(split)
-        self.ctx.compute["predict_examples"] += int(len(feats))
-        return self.head.predict_proba(feats)
+        _check_split(split)
+        probs = self.student.predict(split)
+        self.ctx.compute["predict_examples"] += int(len(probs))
+        return probs
 
 
 class Method:
