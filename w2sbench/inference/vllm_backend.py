@@ -294,6 +294,11 @@ class VLLMBackend(InferenceBackend):
             "env": {k: os.environ.get(k) for k in (*_CPU_ENV, "VLLM_WORKER_MULTIPROC_METHOD") if k in os.environ},
         }
 
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prefixes in every engine (timings of a repeated call must not hit the cache)."""
+        for llm in self._engines.values():
+            llm.reset_prefix_cache()
+
     def close(self) -> None:
         for llm in self._engines.values():
             try:
