@@ -59,11 +59,14 @@ def test_seed_submissions_validate(board):
 
 
 def test_submission_holds_only_its_method():
-    doc = make_results({"a1": 0.8, "b1": 0.7})
+    doc = make_results({"vanilla": 0.8, "b1": 0.7})  # with vanilla, results may carry a "comparison"
     cut = only_method(doc, "b1")
     assert list(cut["methods"]) == ["b1"] and list(cut["summary"]) == ["b1"]
     assert all(list(t["methods"]) == ["b1"] for t in cut["tasks"].values())
-    assert "a1" in doc["methods"]  # the original is left alone
+    assert "comparison" not in cut
+    if isinstance(doc["sealed"]["method_saw"], dict):
+        assert list(cut["sealed"]["method_saw"]) == ["b1"]
+    assert "vanilla" in doc["methods"]  # the original is left alone
     with pytest.raises(ConfigError, match="no method 'zz'"):
         only_method(doc, "zz")
 

@@ -31,6 +31,10 @@ def only_method(results: dict, method: str, path: str = "<results>") -> dict:
     doc["summary"] = {method: doc["summary"][method]} if method in doc.get("summary", {}) else {}
     for entry in doc["tasks"].values():
         entry["methods"] = {k: v for k, v in entry["methods"].items() if k == method}
+    saw = doc.get("sealed", {}).get("method_saw")
+    if isinstance(saw, dict):  # per-method record of what each method saw
+        doc["sealed"]["method_saw"] = {k: v for k, v in saw.items() if k == method}
+    doc.pop("comparison", None)  # differences between the run's methods: not part of one method's entry
     return doc
 
 
