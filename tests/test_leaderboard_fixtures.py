@@ -62,7 +62,7 @@ def make_results(methods: dict[str, float], tasks=TASKS, teacher_free: tuple[str
         runs.append(tr)
     pipeline = SimpleNamespace(
         setting=setting, model_records={"weak": {"id": setting.weak.model}, "strong": {"id": setting.strong.model}},
-        K=3, S=3, options=SimpleNamespace(backend="hf"), backend_used={"features:weak": "hf", "features:strong": "hf"},
+        K=3, S=3, options=SimpleNamespace(backend="hf", n_boot=n_boot), backend_used={"features:weak": "hf", "features:strong": "hf"},
         notes=[], timings={"total": 1.0}, store=SimpleNamespace(hits={}, misses={}))
     return build_results(pipeline, runs)
 
