@@ -73,14 +73,13 @@ def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, lim
         output = Path("results") / f"{setting_obj.name}_{'+'.join(c.name for c in method_classes)}_{stamp}.json"
     write_results(doc, output)
     click.echo(summary_table(doc))
-    if len(method_classes) > 1:
-        from .report import compare_to_baseline, comparison_table
+    if "comparison" in doc:
+        from .report import comparison_table
 
-        if any(c.name == "vanilla" for c in method_classes):
-            click.echo("")
-            click.echo(comparison_table(compare_to_baseline(runs, "vanilla", n_boot=n_boot)))
-        else:
-            click.echo("(add vanilla to --method for each method's difference to vanilla with its interval)")
+        click.echo("")
+        click.echo(comparison_table(doc["comparison"]))
+    elif len(method_classes) > 1:
+        click.echo("(add vanilla to --method for each method's difference to vanilla with its interval)")
     click.echo(f"results: {output}")
     if submission is not None:
         from .leaderboard.submission import make_submission, write_submission

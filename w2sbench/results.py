@@ -12,13 +12,16 @@ import numpy as np
 
 from . import provenance
 from .pipeline import Pipeline, TaskRun, summarise_probs
+from .report import compare_to_baseline
 from .scoring import mean_pgr
 from .validation import validate
 
 SCHEMA_VERSION = 1
 
 
-def build_results(pipeline: Pipeline, runs: list[TaskRun]) -> dict:
+def build_results(pipeline: Pipeline, runs: list[TaskRun], baseline: str = "vanilla") -> dict:
+    """The results document; with several methods including `baseline`, each method's paired difference
+    to it (accuracy and PGR, with intervals) under "comparison"."""
     setting = pipeline.setting
     tasks: dict[str, dict] = {}
     for tr in runs:
@@ -52,7 +55,7 @@ def build_results(pipeline: Pipeline, runs: list[TaskRun]) -> dict:
             "tasks_defined": sum(s.defined for s in scores), "tasks": len(scores),
             "mean_w2s_accuracy": float(np.mean([s.w2s_acc for s in scores])),
         }
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "setting": {"name": setting.name, "version": setting.version, "hash": setting.hash, "config": setting.config},
         "models": pipeline.model_records,
@@ -64,8 +67,12 @@ def build_results(pipeline: Pipeline, runs: list[TaskRun]) -> dict:
         },
         "sealed": {
             "labels_given_to_methods": False,
-            "method_saw": ["train_unlabel texts", "test texts", "weak soft labels on train_unlabel and test",
-                           "strong-model features of train_unlabel and test"],
+            "process": "each method runs in its own spawned process that receives plain data only (w2sbench/sealed.py)",
+            "method_saw": {
+                name: sorted({"train_unlabel texts", "test texts"}
+                             | {item for tr in runs for rec in tr.methods[name].compute for item in rec.get("saw", [])})
+                for name in method_classes
+            },
         },
         "tasks": tasks,
         "summary": summary,
@@ -74,6 +81,9 @@ def build_results(pipeline: Pipeline, runs: list[TaskRun]) -> dict:
         "cache": {"hits": dict(pipeline.store.hits), "misses": dict(pipeline.store.misses)},
         "provenance": provenance.record(),
     }
+    if baseline in method_classes and len(method_classes) > 1:
+        doc["comparison"] = compare_to_baseline(runs, baseline, n_boot=pipeline.options.n_boot)
+    return doc
 
 
 def write_results(doc: dict, path: Path) -> Path:

@@ -52,7 +52,9 @@ def _on_gpu() -> bool:
 
 def configure_env() -> None:
     """Set vLLM's environment before it is first imported (values the user already set win)."""
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # ERROR: on CPU vLLM warns at every engine start about kernels it cannot use (Triton, tcmalloc,
+    # NUMA); a benchmark run would print hundreds of lines nobody can act on. Set it to see them.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     if not _on_gpu():
         for key, value in _CPU_ENV.items():
             os.environ.setdefault(key, value)
