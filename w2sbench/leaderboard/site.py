@@ -84,8 +84,10 @@ def table(setting: dict) -> str:
             f'<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def plot(setting: dict, methods: list[str] | None = None, width: int = 760, height: int = 320) -> str:
-    """Inline SVG: PGR by task, one colour per method, 95% intervals as bars; dashed lines at 0 and 1."""
+def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> str:
+    """Inline SVG: PGR by task, one colour per method, 95% intervals as bars; dashed lines at 0 and 1.
+    The axis spans [-1.5, 2] at most; a value beyond it is drawn as a triangle at the edge, its number in
+    the tooltip, so one very negative entry does not flatten everyone else's points."""
     tasks = [t["name"] for t in setting["tasks"]]
     entries = [e for e in setting["entries"] if methods is None or e["method"] in methods]
     values = [0.0, 1.0]
@@ -94,41 +96,53 @@ def plot(setting: dict, methods: list[str] | None = None, width: int = 760, heig
             r = e["tasks"][t]
             if r["defined"]:
                 values += [r["pgr"], *(r["pgr_ci"] or [])]
-    lo, hi = max(min(values), -2.0), min(max(values), 3.0)
-    pad = 0.08 * (hi - lo)
+    lo, hi = max(min(values), -1.5), min(max(values), 2.0)
+    pad = 0.06 * (hi - lo)
     lo, hi = lo - pad, hi + pad
-    left, right, top, bottom = 48, 12, 14, 64
-    pw, ph = width - left - right, height - top - bottom
+    width = max(560, 150 * len(tasks) + 60)
+    left, right, top = 48, 12, 14
+    per_row = max(1, (width - left) // 130)
+    legend_rows = -(-len(entries) // per_row)
+    bottom = 34 + 18 * legend_rows
+    total_h = height + 18 * legend_rows
+    pw, ph = width - left - right, total_h - top - bottom
 
     def y(v: float) -> float:
         return top + ph * (hi - min(max(v, lo), hi)) / (hi - lo)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" '
              f'role="img" aria-label="PGR by task, {escape(setting["name"])}" class="pgr-plot">']
     for v in (0.0, 1.0):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#9aa3ad" stroke-dasharray="4 3"/>')
         parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#5d6670">{v:.0f}</text>')
+    for v, label in ((lo, f"{lo:+.1f}"), (hi, f"{hi:+.1f}")):
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="9" fill="#9aa3ad">{label}</text>')
     parts.append(f'<text x="12" y="{top + ph / 2:.1f}" font-size="11" fill="#5d6670" transform="rotate(-90 12 {top + ph / 2:.1f})" text-anchor="middle">PGR</text>')
     slot = pw / max(len(tasks), 1)
     for i, t in enumerate(tasks):
         cx = left + slot * (i + 0.5)
-        parts.append(f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11" fill="#1d2125">{escape(t)}</text>')
+        parts.append(f'<text x="{cx:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11" fill="#1d2125">{escape(t)}</text>')
         for j, e in enumerate(entries):
             r = e["tasks"][t]
-            x = cx + (j - (len(entries) - 1) / 2) * min(14.0, slot / (len(entries) + 1))
+            x = cx + (j - (len(entries) - 1) / 2) * min(12.0, slot / (len(entries) + 1))
             color = PALETTE[j % len(PALETTE)]
+            name = f"{escape(e['method'])} on {escape(t)}"
             if not r["defined"]:
-                parts.append(f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}"><title>{escape(e["method"])} on {escape(t)}: PGR undefined</title>&#215;</text>')
+                parts.append(f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}"><title>{name}: PGR undefined</title>&#215;</text>')
                 continue
             if r["pgr_ci"]:
                 parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(r["pgr_ci"][0]):.1f}" y2="{y(r["pgr_ci"][1]):.1f}" stroke="{color}" stroke-width="1.5"/>')
-            parts.append(f'<circle cx="{x:.1f}" cy="{y(r["pgr"]):.1f}" r="3.5" fill="{color}"><title>{escape(e["method"])} on {escape(t)}: PGR {r["pgr"]:+.2f}</title></circle>')
-    lx = left
+            tip = f"<title>{name}: PGR {r['pgr']:+.2f}</title>"
+            if lo <= r["pgr"] <= hi:
+                parts.append(f'<circle cx="{x:.1f}" cy="{y(r["pgr"]):.1f}" r="3.5" fill="{color}">{tip}</circle>')
+            else:  # off the axis: a triangle pointing the way, at the edge
+                yy, d = (y(lo), 1) if r["pgr"] < lo else (y(hi), -1)
+                parts.append(f'<path class="clipped" d="M{x - 4:.1f},{yy - 6 * d:.1f} L{x + 4:.1f},{yy - 6 * d:.1f} L{x:.1f},{yy:.1f} Z" fill="{color}">{tip}</path>')
     for j, e in enumerate(entries):
         color = PALETTE[j % len(PALETTE)]
-        parts.append(f'<circle cx="{lx + 5}" cy="{height - 18}" r="4" fill="{color}"/>'
-                     f'<text x="{lx + 13}" y="{height - 14}" font-size="11" fill="#1d2125">{escape(e["method"])}</text>')
-        lx += 20 + 7 * len(e["method"])
+        lx, ly = left + 130 * (j % per_row), top + ph + 34 + 18 * (j // per_row)
+        parts.append(f'<circle cx="{lx + 5}" cy="{ly - 4}" r="4" fill="{color}"/>'
+                     f'<text x="{lx + 13}" y="{ly}" font-size="11" fill="#1d2125">{escape(e["method"])}</text>')
     parts.append("</svg>")
     return '<div class="plot">' + "".join(parts) + "</div>"
 
@@ -176,7 +190,7 @@ def _method_results(setting: dict, entry: dict) -> str:
     return (f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
             f'<p>Mean PGR <strong>{_num(entry["mean_pgr"])}</strong> {_ci(entry["mean_pgr_ci"])} &middot; {escape(rank)}</p>'
             f'<table class="tasks"><thead><tr><th class="method">Task</th><th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table>{plot(setting, [entry["method"]], height=260)}'
+            f'<tbody>{rows}</tbody></table>{plot(setting, [entry["method"]], height=240)}'
             f'<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>')
 
 
