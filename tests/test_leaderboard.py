@@ -287,6 +287,20 @@ def test_build_leaves_out_invalid_submissions_or_fails_strict(board, tmp_path, c
     assert not (tmp_path / "site" / "methods" / "gamma.html").exists()
 
 
+def test_repository_seed_is_valid():
+    """The committed seed validates against the current registry and baselines (after a change to the tiny
+    setting or a default task, regenerate it: bash leaderboard/make_seed.sh)."""
+    from w2sbench.paths import repo_root
+
+    board = repo_root() / "leaderboard"
+    if not (board / "baselines.json").is_file():
+        pytest.skip("no seed leaderboard yet")
+    files = submission_files(board / "submissions")
+    valid, errors = validate_files(files, bl.load(board / "baselines.json"), board / "submissions")
+    assert [str(e) for e in errors] == [] and len(valid) == len(files) >= 1
+    validate(load(board / "leaderboard.json"), "leaderboard", str(board / "leaderboard.json"))
+
+
 # ---- a real run -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_eval_writes_a_submission_that_validates(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The built leaderboard site in a real browser: Debian's chromium driven headless by playwright (no
 browser download). Every submission appears with its PGR, sorting by a task column reorders the rows,
-a method page opens; a screenshot goes to test-artifacts/."""
+a method page opens; screenshots go to test-artifacts/. Run on a synthetic board (ties, teacher-free and
+non-default-recipe marks) and on the repository's own seed leaderboard, built afresh."""
 
 from __future__ import annotations
 
@@ -19,22 +20,18 @@ from w2sbench.paths import repo_root  # noqa: E402
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+ARTIFACTS = repo_root() / "test-artifacts"
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install -y chromium)"),
-]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install -y chromium)")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> tuple[Path, dict]:
-    board = write_board(tmp_path_factory.mktemp("site"), {"alpha": 0.82, "beta": 0.78, "gamma": 0.66, "delta": 0.74},
-                        teacher_free=("gamma",), non_default=("beta",))
+def _build(board: Path, out: Path) -> tuple[Path, dict]:
     with pytest.raises(SystemExit) as exc:
-        main(["leaderboard", "build", "--submissions-dir", str(board / "submissions"), "--baselines",
-              str(board / "baselines.json"), "-o", str(board / "leaderboard.json"), "--site", str(board / "site")])
+        main(["leaderboard", "build", "--strict", "--submissions-dir", str(board / "submissions"), "--baselines",
+              str(board / "baselines.json"), "-o", str(out / "leaderboard.json"), "--site", str(out / "site")])
         raise SystemExit(0)
     assert not exc.value.code
-    return board / "site", load(board / "leaderboard.json")
+    return out / "site", load(out / "leaderboard.json")
 
 
 @pytest.fixture(scope="module")
@@ -46,42 +43,72 @@ def browser():
         b.close()
 
 
-def _rows(page) -> list[str]:
-    return page.eval_on_selector_all("#table-tiny tbody tr.entry", "rows => rows.map(r => r.dataset.method)")
+def _rows(page, table: str) -> list[str]:
+    return page.eval_on_selector_all(f"{table} tbody tr.entry", "rows => rows.map(r => r.dataset.method)")
 
 
-def test_site_in_chromium(site, browser):
-    site_dir, doc = site
-    entries = doc["settings"]["tiny"]["entries"]
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+def _by_task(entries: list[dict], task: str, descending: bool) -> list[str]:
+    """Expected order after sorting by a task column: by PGR, undefined PGR last either way."""
+    defined = [e for e in entries if e["tasks"][task]["defined"]]
+    rest = [e["method"] for e in entries if not e["tasks"][task]["defined"]]
+    defined.sort(key=lambda e: e["tasks"][task]["pgr"], reverse=descending)
+    return [e["method"] for e in defined] + rest
+
+
+def check_site(browser, site_dir: Path, doc: dict, shot: str, method: str) -> None:
+    setting = next(iter(doc["settings"].values()))
+    entries, table = setting["entries"], f"#table-{setting['name']}"
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto((site_dir / "index.html").resolve().as_uri())
 
     # every submission appears, in rank order, with its mean PGR as printed to 2 decimals
-    assert _rows(page) == [e["method"] for e in entries]
+    assert _rows(page, table) == [e["method"] for e in entries]
+    assert len(entries) == len(doc["generated"]["submissions"])
     for e in entries:
-        cell = page.locator(f'#table-tiny tr[data-method="{e["method"]}"] td.mean').inner_text()
-        assert f"{e['mean_pgr']:+.2f}" in cell
-    assert page.locator("svg.pgr-plot circle").count() >= len(entries) * 2
+        cell = page.locator(f'{table} tr[data-method="{e["method"]}"] td.mean').inner_text()
+        assert (f"{e['mean_pgr']:+.2f}" if e["mean_pgr"] is not None else "undef.") in cell
+    assert page.locator("svg.pgr-plot").count() == len(doc["settings"])
 
-    # sorting by a task column reorders rows by that task's PGR, descending then ascending
-    task = "sms_spam"
-    by_task = sorted(entries, key=lambda e: -e["tasks"][task]["pgr"])
-    page.locator(f'th[data-task="{task}"]').click()
-    assert _rows(page) == [e["method"] for e in by_task]
-    page.locator(f'th[data-task="{task}"]').click()
-    assert _rows(page) == [e["method"] for e in reversed(by_task)]
-    assert _rows(page) != [e["method"] for e in entries] or len(entries) < 2
+    # sorting by a task column reorders the rows by that task's PGR, descending then ascending
+    task = setting["tasks"][-1]["name"]
+    header = page.locator(f'{table} th[data-task="{task}"]')
+    header.click()
+    assert _rows(page, table) == _by_task(entries, task, descending=True)
+    header.click()
+    assert _rows(page, table) == _by_task(entries, task, descending=False)
+    assert _rows(page, table) != [e["method"] for e in entries]
 
-    out = repo_root() / "test-artifacts"
-    out.mkdir(exist_ok=True)
-    page.screenshot(path=str(out / "leaderboard.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
 
     # a method page opens from its link and shows its card
-    page.locator('#table-tiny a[href="methods/beta.html"]').click()
+    page.locator(f'{table} a[href="methods/{method}.html"]').click()
     page.wait_for_load_state()
-    assert page.locator("#method-name").inner_text() == "beta"
-    assert "trains 3x longer" in page.locator("section.card").inner_text()
-    page.screenshot(path=str(out / "leaderboard-method.png"), full_page=True)
+    assert page.locator("#method-name").inner_text() == method
+    card = page.locator("section.card").inner_text()
+    entry = next(e for e in entries if e["method"] == method)
+    assert entry["card"]["description"] in card and entry["card"]["license"] in card
+    page.screenshot(path=str(ARTIFACTS / f"{shot}-method.png"), full_page=True)
     assert errors == []
+    page.close()
+
+
+def test_synthetic_board_in_chromium(browser, tmp_path):
+    board = write_board(tmp_path, {"alpha": 0.82, "beta": 0.78, "gamma": 0.66, "delta": 0.74},
+                        teacher_free=("gamma",), non_default=("beta",))
+    site, doc = _build(board, tmp_path / "out")
+    html = (site / "index.html").read_text()
+    assert html.count('class="mark tf"') == 1 + 1 and html.count('class="mark ndr"') == 1 + 1  # legend + entry
+    check_site(browser, site, doc, "leaderboard-synthetic", "beta")
+
+
+def test_repository_seed_leaderboard_in_chromium(browser, tmp_path):
+    board = repo_root() / "leaderboard"
+    if not (board / "baselines.json").is_file():
+        pytest.skip("no seed leaderboard yet (bash leaderboard/make_seed.sh)")
+    site, doc = _build(board, tmp_path)
+    assert {s["method"] for s in doc["generated"]["submissions"]} == {
+        load(p)["method"]["name"] for p in (board / "submissions").glob("*.json")}
+    check_site(browser, site, doc, "leaderboard", "vanilla")
