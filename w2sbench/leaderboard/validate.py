@@ -126,13 +126,14 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
         return
     tol = float(baselines.get("tolerance", {}).get("accuracy", 0.005))
     if list(doc["methods"]) != [name]:
-        out.add(f"{where}.methods", f"must hold exactly the method {name!r}, found {sorted(doc['methods'])}")
+        out.add(f"{where}.methods", f"must hold exactly the method {name!r} (method.name), found {sorted(doc['methods'])}")
     record = doc["methods"].get(name)
-    if record is not None:
-        if record["teacher_free"] != method["teacher_free"]:
-            out.add("method.teacher_free", f"is {method['teacher_free']} but the results say {record['teacher_free']}")
-        if str(record["version"]) != str(method["version"]):
-            out.add("method.version", f"is {method['version']!r} but the results were made by version {record['version']!r}")
+    if record is None:
+        return  # nothing below can be checked against a method the results do not hold
+    if record["teacher_free"] != method["teacher_free"]:
+        out.add("method.teacher_free", f"is {method['teacher_free']} but the results say {record['teacher_free']}")
+    if str(record["version"]) != str(method["version"]):
+        out.add("method.version", f"is {method['version']!r} but the results were made by version {record['version']!r}")
     if doc["seeds"]["baseline"] != official["seeds"]:
         out.add(f"{where}.seeds.baseline", f"{doc['seeds']['baseline']} baseline seeds; the official baselines use {official['seeds']}")
     by_hash = {t["task"]: h for h, t in official["tasks"].items()}
