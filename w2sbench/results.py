@@ -3,9 +3,6 @@ what produced them. The document is validated before it is written; nothing unva
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,7 @@ from . import provenance
 from .pipeline import Pipeline, TaskRun, summarise_probs
 from .report import compare_to_baseline
 from .scoring import mean_pgr
-from .validation import validate
+from .validation import validate, write_json
 
 SCHEMA_VERSION = 1
 
@@ -89,9 +86,4 @@ def build_results(pipeline: Pipeline, runs: list[TaskRun], baseline: str = "vani
 def write_results(doc: dict, path: Path) -> Path:
     """Validate against results.schema.json, then write atomically."""
     validate(doc, "results", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_json(doc, path)

@@ -10,62 +10,25 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from w2sbench import data
 from w2sbench.data import Example, Splits
 from w2sbench.errors import ConfigError, UnknownNameError
 from w2sbench.paths import repo_root
+from w2sbench.validation import validate
 
 __all__ = ["Example", "Splits", "Task", "task_dirs", "list_tasks", "load_task", "resolve_tasks", "validate_config"]
 
 TASKS_PATH_ENV = "W2SBENCH_TASKS_PATH"
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "task.schema.json"
-
-
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
-def _dotted(parts: Any) -> str:
-    return ".".join(str(p) for p in parts)
-
-
-def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
-    """(dotted field, message) for one schema error, naming the exact key where possible."""
-    path = list(error.absolute_path)
-    if error.validator == "required":
-        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
-        return _dotted(path + missing[:1]), "is required"
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(str(k) for k in error.instance if k not in allowed)
-        known = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
-        return _dotted(path + extra[:1]), f"is not a known field{known}"
-    if error.validator in ("oneOf", "anyOf") and "x-error" in error.schema:
-        return _dotted(path), error.schema["x-error"]
-    return _dotted(path), error.message
-
-
 def validate_config(config: Any, path: Path | str) -> None:
     """Check a parsed task against the schema and the rules a schema cannot say; raise ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError(str(path), "", "a task file must be a YAML mapping")
-    errors = list(_validator().iter_errors(config))
-    if errors:
-        best = min(errors, key=jsonschema.exceptions.relevance)
-        field_name, message = _describe(best)
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-        raise ConfigError(str(path), field_name, message + more)
+    validate(config, "task", str(path))
     stem = Path(path).stem
     if config["task"] != stem:
         raise ConfigError(str(path), "task", f"is {config['task']!r} but must equal the file name {stem!r}")

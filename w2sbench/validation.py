@@ -1,13 +1,18 @@
-"""JSON Schema checks that turn the first violation into one line naming the file and the field."""
+"""JSON Schema checks that turn the most relevant violation into one line naming the file and the field,
+and the one atomic JSON writer every schema-checked document goes through."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
+from referencing import Registry, Resource
 
 from .errors import ConfigError
 
@@ -18,28 +23,56 @@ def load_schema(name: str) -> dict:
     return json.loads(resources.files("w2sbench").joinpath(f"schemas/{name}.schema.json").read_text())
 
 
-def field_path(error: jsonschema.ValidationError) -> str:
-    parts = [str(p) for p in error.absolute_path]
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    """A validator for one schema; the package's other schemas resolve by $id (a submission embeds results)."""
+    registry = Registry()
+    for other in ("results", "submission", "leaderboard", "setting", "task"):
+        schema = load_schema(other)
+        registry = registry.with_resource(schema["$id"], Resource.from_contents(schema))
+    schema = load_schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, registry=registry)
+
+
+def describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(dotted field, message) for one schema error, naming the exact key where possible."""
+    path = [str(p) for p in error.absolute_path]
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [k for k in error.validator_value if k not in error.instance]
-        parts += missing[:1]
-    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        return ".".join(path + missing[:1]), "required field is missing"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
-        parts += extra[:1]
-    return ".".join(parts)
+        extra = sorted(str(k) for k in error.instance if k not in allowed)
+        known = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
+        return ".".join(path + extra[:1]), f"unknown field{known}"
+    if error.validator in ("oneOf", "anyOf") and "x-error" in error.schema:
+        return ".".join(path), error.schema["x-error"]
+    return ".".join(path), error.message
 
 
 def validate(instance: Any, schema_name: str, path: str) -> None:
-    """Raise ConfigError(path, field, message) for the most relevant schema violation."""
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
-    errors = sorted(validator.iter_errors(instance), key=lambda e: (len(list(e.absolute_path)), e.path and str(e.path)))
+    """Raise ConfigError(path, field, message) for the most relevant schema violation, if any."""
+    errors = list(_validator(schema_name).iter_errors(instance))
     if not errors:
         return
-    best = jsonschema.exceptions.best_match(errors)
-    message = best.message
-    if best.validator == "additionalProperties":
-        message = "unknown field (" + message + ")"
-    elif best.validator == "required":
-        message = "required field is missing"
-    raise ConfigError(path, field_path(best) or "<root>", message)
+    field, message = describe(jsonschema.exceptions.best_match(errors))
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    raise ConfigError(path, field or "<root>", message + more)
+
+
+def write_json(doc: Any, path: Path) -> Path:
+    """Write JSON atomically: a temporary file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -6,9 +6,6 @@ intervals share a rank (and list each other in `tied_with`)."""
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -118,11 +115,3 @@ def build_leaderboard(valid: list[tuple[Path, dict]], baselines: dict, baselines
     return doc
 
 
-def write_json(doc: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path

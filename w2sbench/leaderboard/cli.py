@@ -59,7 +59,8 @@ def validate_cmd(files, baselines, submissions_dir):
 def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     """Aggregate every valid submission into leaderboard.json and render the static site."""
     from . import baselines as bl
-    from .build import build_leaderboard, write_json
+    from ..validation import write_json
+    from .build import build_leaderboard
     from .site import render_site
     from .validate import submission_files, validate_files
 

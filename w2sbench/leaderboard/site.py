@@ -10,7 +10,6 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Any
 
 PALETTE = ["#2457a6", "#c0392b", "#27864a", "#8e44ad", "#d98500", "#16a2b8", "#6b4226", "#d6336c", "#495057", "#7a9a01"]
 

@@ -7,14 +7,13 @@ import copy
 import json
 import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 from .. import __version__
 from ..errors import ConfigError, W2SError
-from ..validation import field_path
+from ..validation import validate, write_json
 
 SCHEMA_VERSION = 1
 PLACEHOLDER = "<fill in"  # strings left for the submitter; validation rejects them until replaced
@@ -95,36 +94,13 @@ def make_submission(results: list[tuple[str, dict]], method: str, method_cls: Op
 
 def check_schema(doc: Any, path: str) -> None:
     """Raise ConfigError for the most relevant violation of submission.schema.json (results included)."""
-    import jsonschema
-    from referencing import Registry, Resource
-
-    from ..validation import load_schema
-
-    results_schema = load_schema("results")
-    registry = Registry().with_resource(results_schema["$id"], Resource.from_contents(results_schema))
-    validator = jsonschema.Draft202012Validator(load_schema("submission"), registry=registry)
-    errors = list(validator.iter_errors(doc))
-    if not errors:
-        return
-    best = jsonschema.exceptions.best_match(errors)
-    message = best.message
-    if best.validator == "additionalProperties":
-        message = "unknown field (" + message + ")"
-    elif best.validator == "required":
-        message = "required field is missing"
-    raise ConfigError(path, field_path(best) or "<root>", message)
+    validate(doc, "submission", path)
 
 
 def write_submission(doc: dict[str, Any], path: Path) -> Path:
     """Schema-check, then write atomically (placeholders are allowed here; `validate` rejects them)."""
     check_schema(doc, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(doc, path)
 
 
 def read_json(path: Path) -> Any:
