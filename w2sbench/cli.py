@@ -107,12 +107,20 @@ def tasks_cmd(include_path):
 
 @cli.command("settings")
 def settings_cmd():
-    """List the settings: weak and strong model, regime."""
+    """List the settings: weak and strong model, regime and the fixed recipe."""
     from .settings import builtin_settings, load_setting
 
     for name in sorted(builtin_settings()):
         s = load_setting(name)
-        click.echo(f"{name:12s} v{s.version}  {s.weak.model} -> {s.strong.model}  ({s.regime})  {s.description}")
+        t = s.train
+        recipe = f"{t['epochs']} epochs, batch {t['batch_size']}, lr {t['lr']:g}"
+        if "weak_lr" in t:
+            recipe += f" (weak {t['weak_lr']:g})"
+        if t.get("lora"):
+            recipe += f", LoRA r={t['lora']['r']} alpha={t['lora']['alpha']:g}"
+        recipe += f", {t.get('dtype', 'float32')}; seeds {s.baseline_seeds} baseline / {s.method_seeds} method"
+        click.echo(f"{name:14s} v{s.version}  {s.weak.model} -> {s.strong.model}  [{s.regime}]  {recipe}")
+        click.echo(f"{'':17s}{s.description}")
 
 
 @cli.command("methods")

@@ -1,4 +1,5 @@
-"""The evaluation pipeline, stage by stage: features -> weak -> label -> ceiling -> method -> score.
+"""The evaluation pipeline, stage by stage: features -> weak (and its soft labels) -> ceiling -> method
+-> score. The features stage exists in the frozen regime only; the fine-tuning regimes train on texts.
 
 Every stage but `method` is shared by all methods of a setting: each is a pure function of its inputs,
 cached in the ArtifactStore under a key that hashes those inputs, so a second method (or a rerun after an
@@ -73,7 +74,6 @@ class Pipeline:
         self.notes: list[str] = []
         self.model_dirs: dict[str, Any] = {}
         self.model_records: dict[str, dict] = {}
-        self._backends: dict[str, Any] = {}
         self._splits: dict[str, Splits] = {}
         self._features: dict[tuple[str, str, str], np.ndarray] = {}
         self._feature_ids: dict[tuple[str, str, str], str] = {}
@@ -129,7 +129,6 @@ class Pipeline:
         """Features of every split the role needs, for every task; one engine start for the model."""
         model_dir = self.model_dir(role)
         backend, note = get_backend(self.options.backend, model_dir, purpose="features")
-        backend = self._backends.setdefault(backend.name, backend)
         self.backend_used[f"features:{role}"] = backend.name
         if note:
             self.notes.append(note)
