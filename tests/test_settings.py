@@ -59,9 +59,11 @@ def test_settings_command_lists_models_and_recipe() -> None:
     for name in builtin_settings():
         s = load_setting(name)
         line = next(line for line in lines if line.split()[0] == name)
-        assert s.weak.model in line and s.strong.model in line and f"({s.regime})" in line
+        assert s.weak.model in line and s.strong.model in line and f"[{s.regime}]" in line
+        assert f"{s.train['epochs']} epochs, batch {s.train['batch_size']}" in line
     aar_line = next(line for line in lines if line.startswith("aar-qwen"))
-    assert "r=32" in aar_line and "lr 1e-4" in aar_line and "5 epochs" in aar_line
+    assert "LoRA r=32 alpha=32" in aar_line and "lr 0.0001" in aar_line and "5 epochs" in aar_line
+    assert "seeds 16 baseline / 5 method" in aar_line
 
 
 def _write(tmp_path: Path, name: str, edit) -> Path:
