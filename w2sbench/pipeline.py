@@ -134,6 +134,7 @@ class Pipeline:
             self.notes.append(note)
             self.log(note)
         spec = self.spec(role)
+        started: list[bool] = []
         try:
             for task in self.tasks:
                 for split in ROLE_SPLITS[role]:
@@ -141,6 +142,10 @@ class Pipeline:
 
                     def compute(task=task, split=split):
                         texts = self._model_inputs(role, task, split)
+                        if not started:
+                            started.append(True)
+                            self.log(f"{role} model {spec.model}: computing features on {backend.name}"
+                                     + (" (starting the engine takes up to a minute on a CPU)" if backend.name == "vllm" else ""))
                         feats = backend.features(model_dir, texts, spec.pooling, spec.max_length,
                                                  desc=f"{role} features {task.name}/{split}")
                         return {"features": np.asarray(feats, dtype=np.float32)}, {"backend": backend.describe()}
