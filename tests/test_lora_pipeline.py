@@ -28,9 +28,30 @@ def test_lora_regime_end_to_end(tmp_path):
     validate(doc, "results", "lora run")
     assert doc["setting"]["config"]["regime"] == "lora"
     assert doc["cache"]["misses"] == {"weak": 1, "ceiling": 1, "method": 1}  # no feature stages
+    assert doc["backend"]["used"] == {"labels:weak": "hf"}  # the weak labels went through the backend
     task = runs[0]
     for probs in (task.weak_test, task.ceiling_test, task.methods["vanilla"].test_probs):
         assert probs.shape == (1, 16) and np.all((probs >= 0) & (probs <= 1))
     assert task.methods["vanilla"].compute[0]["train_example_epochs"] == 24
     again = run(ArtifactStore(root=tmp_path))[2]
     assert again["cache"]["misses"] == {} and again["tasks"] == doc["tasks"]
+
+
+def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
+    """The LoRA student's labels computed in-process and through the default backend (vLLM where
+    installed: adapter merged, the engine pools the hidden states, the trained head reads them) agree."""
+    from w2sbench.models import resolve_model
+    from w2sbench.students import FineTuneTrainer, served_predictions
+
+    task = load_task("rotten_tomatoes")
+    splits = task.load_splits(SIZES)
+    inputs = {name: [e.text for e in getattr(splits, name)] for name in ("train_label", "train_unlabel", "test")}
+    setting = load_setting(SETTING)
+    trainer = FineTuneTrainer(str(resolve_model(setting.weak.model)), inputs, setting.train, "mean", 48)
+    student = trainer.fit("train_label", np.array([e.label for e in splits.train_label], np.float32), seed=0)
+    served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)
+    for split in ("train_unlabel", "test"):
+        np.testing.assert_allclose(served[split], student.predict(split), atol=1e-3)
+    import importlib.util
+
+    assert backend == ("vllm" if importlib.util.find_spec("vllm") else "hf")

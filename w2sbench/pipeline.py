@@ -9,10 +9,12 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -25,7 +27,7 @@ from .methods.base import Method
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
-from .students import FineTuneTrainer, FrozenTrainer, Trainer, recipe_for, train_config_for
+from .students import FineTuneTrainer, FrozenTrainer, Trainer, recipe_for, served_predictions, train_config_for
 
 SPLITS = ("train_label", "train_unlabel", "test")
 # Which splits each model needs: the weak model learns on train_label and labels the other two; the
@@ -203,10 +205,17 @@ class Pipeline:
         def train_weak():
             student = self.trainer("weak", task).fit(
                 "train_label", np.array([e.label for e in splits.train_label], dtype=np.float32), seed)
-            return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
+            if self.setting.regime == "frozen":  # the features already came through the inference backend
+                return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
+            with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
+                labels, used = served_predictions(student, ("train_unlabel", "test"), self.options.backend, Path(tmp))
+            self.backend_used["labels:weak"] = used
+            return labels, {"backend": used}
 
         with self.timed("weak"):
             art = self.store.get_or_compute("weak", self._stage_key("weak", task, seed, "weak"), train_weak)
+        if "backend" in art["meta"]:
+            self.backend_used.setdefault("labels:weak", art["meta"]["backend"])
         return {"train_unlabel": art["train_unlabel"], "test": art["test"]}
 
     def ceiling(self, task: Task, seed: int) -> np.ndarray:

@@ -10,6 +10,7 @@ picklable data, so the method stage can run in a separate process:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Protocol
 
 import numpy as np
@@ -119,3 +120,33 @@ def recipe_for(train: dict, role: str) -> dict:
 
 def train_config_for(train: dict, role: str) -> TrainConfig:
     return TrainConfig.from_setting(train, "weak_lr" if role == "weak" else "lr")
+
+
+def served_predictions(student: TunedStudent, splits: tuple[str, ...], backend_name: str, workdir: Path) -> tuple[dict[str, np.ndarray], str]:
+    """A fine-tuned student's p(label=1) computed through the inference backend (vLLM where it runs the
+    model): the LoRA adapter is merged into the base weights (inference.merge_lora says why: vLLM then
+    serves a plain folder and both backends see the same weights), the engine pools the hidden states,
+    and the trained head reads them. Returns the predictions and the backend's name."""
+    from .inference import get_backend, merge_lora
+
+    tuned = student.student
+    saved = tuned.save(workdir / "student")
+    if (saved / "adapter").exists():
+        model_dir = merge_lora(Path(tuned.model_dir), saved / "adapter", workdir / "merged")
+    else:
+        model_dir = saved / "model"
+    backend, _ = get_backend(backend_name, model_dir, purpose="features")
+    weight = tuned.head.weight.detach().cpu().double().numpy()
+    bias = tuned.head.bias.detach().cpu().double().numpy()
+    try:
+        out = {}
+        for split in splits:
+            feats = np.asarray(backend.features(model_dir, list(student.inputs[split]), tuned.pooling, tuned.max_length),
+                               dtype=np.float64)
+            logits = feats @ weight.T + bias
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            out[split] = (probs[:, 1] / probs.sum(axis=1)).astype(np.float32)
+    finally:
+        backend.close()  # the engine serves a temporary folder that is about to go
+    return out, backend.name
