@@ -122,10 +122,23 @@ class Pipeline:
         }
 
     def _model_inputs(self, role: str, task: Task, split: str) -> list[str]:
+        """What the role's model reads: the bare text or the task's prompt, the latter as the user turn of
+        the model's chat template when the setting says so (a chat model, as the AAR weak model)."""
         examples = getattr(self.splits(task), split)
-        if self.spec(role).input == "text":
+        spec = self.spec(role)
+        if spec.input == "text":
             return [e.text for e in examples]
-        return [task.prompt(e.text) for e in examples]
+        prompts = [task.prompt(e.text) for e in examples]
+        if not spec.chat_template:
+            return prompts
+        from .inference.base import load_tokenizer
+
+        tokenizer = load_tokenizer(self.model_dir(role))
+        if not getattr(tokenizer, "chat_template", None):
+            raise W2SError(f"setting {self.setting.name!r}: {spec.model} has no chat template, but the setting's "
+                           f"{role}.chat_template is true")
+        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+                for p in prompts]
 
     def compute_features(self, role: str) -> None:
         """Features of every split the role needs, for every task; one engine start for the model."""

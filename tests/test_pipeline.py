@@ -1,5 +1,6 @@
-"""The LoRA regime through the whole pipeline: weak, ceiling and a method fine-tune the real packaged
-MiniLM (sealed method process included), the results validate, and a rerun is all cache hits."""
+"""The pipeline beyond the frozen default: the LoRA regime end to end on the real packaged MiniLM (weak,
+ceiling and a sealed method fine-tune; the weak labels go through the inference backend; a rerun is all
+cache hits), and a chat model reading the task prompt through its chat template."""
 
 import numpy as np
 
@@ -55,3 +56,18 @@ def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
     import importlib.util
 
     assert backend == ("vllm" if importlib.util.find_spec("vllm") else "hf")
+
+
+def test_chat_model_reads_the_prompt_through_its_chat_template():
+    from w2sbench.pipeline import Pipeline as P
+
+    task = load_task("rotten_tomatoes")
+    pipeline = P(load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task],
+                 RunOptions(backend="hf", sizes=SIZES, progress=False))
+    text = pipeline.splits(task).test[0].text
+    weak = pipeline._model_inputs("weak", task, "test")[0]
+    strong = pipeline._model_inputs("strong", task, "test")[0]
+    assert strong == task.prompt(text)
+    # SmolLM2's template: the prompt as the user turn, then the assistant's turn opened for the answer
+    assert f"<|im_start|>user\n{task.prompt(text)}<|im_end|>\n" in weak
+    assert weak.endswith("<|im_start|>assistant\n")
