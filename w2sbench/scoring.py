@@ -116,3 +116,60 @@ def mean_pgr(results: list[PGRResult], confidence: float = 0.95) -> tuple[float 
     draws = draws[np.isfinite(draws)]
     lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
     return float(np.mean([r.pgr for r in results])), tuple(float(x) for x in np.percentile(draws, [lo, hi]))
+
+
+def compare_to_baseline(runs: list, baseline: str = "vanilla", n_boot: int = 2000, seed: int = 0,
+                        confidence: float = 0.95) -> dict:
+    """w2s_a - w2s_baseline (accuracy) and PGR_a - PGR_baseline per task and averaged over tasks, each with a
+    paired bootstrap interval: one resample of test examples shared by every model, and one resample of
+    seed indices shared by the two methods (method seed s of both learns from the same weak seed), weak and
+    ceiling seeds resampled on their own. The PGR difference is Δaccuracy / (ceiling - weak); undefined where
+    the gap is (see scoring.bootstrap_pgr). Needs the runs (test predictions), not the results JSON."""
+    lo, hi = 100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2
+    out: dict = {"baseline": baseline, "tasks": {}, "mean": {}}
+    draws: dict[str, list] = {}
+    for tr in runs:
+        if baseline not in tr.methods:
+            continue
+        labels = np.array([e.label for e in tr.splits.test])
+        n = len(labels)
+        rng = np.random.default_rng(seed)
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+        bw = _boot_acc(_correct(tr.weak_test, labels), counts, rng)
+        bc = _boot_acc(_correct(tr.ceiling_test, labels), counts, rng)
+        cb = _correct(tr.methods[baseline].test_probs, labels)
+        gap_defined = tr.scores[baseline].defined
+        entry = {}
+        for name, mr in tr.methods.items():
+            if name == baseline:
+                continue
+            ca = _correct(mr.test_probs, labels)
+            if ca.shape[0] != cb.shape[0]:
+                continue
+            per_seed = (ca - cb) @ counts.T / n  # [S, B]
+            seed_draw = rng.integers(0, ca.shape[0], size=(n_boot, ca.shape[0]))
+            d_acc = per_seed[seed_draw, np.arange(n_boot)[:, None]].mean(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d_pgr = d_acc / (bc - bw)
+            point = float(ca.mean() - cb.mean())
+            gap = tr.scores[baseline].gap
+            finite = d_pgr[np.isfinite(d_pgr)]
+            entry[name] = {
+                "d_acc": point, "d_acc_ci": [float(x) for x in np.percentile(d_acc, [lo, hi])],
+                "d_pgr": point / gap if gap_defined else None,
+                "d_pgr_ci": [float(x) for x in np.percentile(finite, [lo, hi])] if gap_defined and len(finite) else None,
+            }
+            draws.setdefault(name, []).append((d_acc, d_pgr if gap_defined else None, entry[name]))
+        out["tasks"][tr.task.name] = entry
+    for name, items in draws.items():
+        acc = np.mean([d[0] for d in items], axis=0)
+        m = {"d_acc": float(np.mean([d[2]["d_acc"] for d in items])),
+             "d_acc_ci": [float(x) for x in np.percentile(acc, [lo, hi])], "d_pgr": None, "d_pgr_ci": None,
+             "tasks": len(items)}
+        if all(d[1] is not None for d in items):
+            pg = np.mean([d[1] for d in items], axis=0)
+            pg = pg[np.isfinite(pg)]
+            m["d_pgr"] = float(np.mean([d[2]["d_pgr"] for d in items]))
+            m["d_pgr_ci"] = [float(x) for x in np.percentile(pg, [lo, hi])] if len(pg) else None
+        out["mean"][name] = m
+    return out

@@ -5,21 +5,17 @@ intervals share a rank (and list each other in `tied_with`)."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..cache import hash_file
 from ..provenance import git_state
 from ..validation import validate
 from . import ACCURACY_TOL, PGR_TOL
 
 SCHEMA_VERSION = 1
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _overlap(a: list[float] | None, b: list[float] | None) -> bool:
@@ -63,7 +59,7 @@ def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
         "card": {**method, "config": results["methods"][name].get("config", {})},
         "tasks": tasks,
         "provenance": {
-            "submission": label, "sha256": sha256_file(path),
+            "submission": label, "sha256": hash_file(path),
             "w2sbench_version": prov["w2sbench_version"], "git_commit": prov["git"].get("commit"),
             "git_dirty": prov["git"].get("dirty"), "created": prov["created"], "command": prov["command"],
             "backend": results["backend"]["used"], "hardware": prov["hardware"], "seeds": results["seeds"],
@@ -104,8 +100,8 @@ def build_leaderboard(valid: list[tuple[Path, dict]], baselines: dict, baselines
         "generated": {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "w2sbench_version": __version__, "git_commit": git_state().get("commit"),
-            "baselines": {"file": _label(baselines_path, root), "sha256": sha256_file(baselines_path)},
-            "submissions": [{"file": _label(p, root), "sha256": sha256_file(p), "method": s["method"]["name"]} for p, s in valid],
+            "baselines": {"file": _label(baselines_path, root), "sha256": hash_file(baselines_path)},
+            "submissions": [{"file": _label(p, root), "sha256": hash_file(p), "method": s["method"]["name"]} for p, s in valid],
             "skipped": list(skipped or []),
         },
         "tolerance": {"accuracy": float(baselines.get("tolerance", {}).get("accuracy", ACCURACY_TOL)), "pgr": PGR_TOL},
