@@ -211,7 +211,7 @@ def test_adamw_8bit_without_bitsandbytes_says_what_to_install(monkeypatch: pytes
 # -------------------------------------------------------------------------------------- random models
 
 
-@pytest.mark.parametrize("model_id, billions", [("Qwen/Qwen3-4B-Base", 4.022), ("Qwen/Qwen1.5-0.5B-Chat", 0.620),
+@pytest.mark.parametrize("model_id, billions", [("Qwen/Qwen3-4B-Base", 4.022), ("Qwen/Qwen1.5-0.5B-Chat", 0.464),
                                                 ("gpt2", 0.124), ("gpt2-large", 0.774), ("gpt2-xl", 1.558)])
 def test_random_configs_have_the_published_sizes(model_id: str, billions: float) -> None:
     assert count_parameters(random_config(model_id)) / 1e9 == pytest.approx(billions, abs=0.001)

@@ -8,8 +8,11 @@ CPU variants that keep the family's structure (head size, grouped-query ratio, t
 Sources: the config.json files published on the Hugging Face hub for each id (Qwen/Qwen1.5-0.5B-Chat and
 Qwen/Qwen1.5-0.5B share one; Qwen/Qwen3-4B-Base; meta-llama/Meta-Llama-3-8B; openai-community/gpt2,
 gpt2-medium, gpt2-large, gpt2-xl), copied field by field; fields that only matter for generation defaults
-(generation limits, chat tokens) are left out. Parameter counts the tests check: Qwen3-4B-Base 4.02B,
-Qwen1.5-0.5B 0.62B (untied output layer), gpt2 124M, gpt2-large 774M, gpt2-xl 1.56B.
+(generation limits, chat tokens) are left out. Parameter counts the tests check: Qwen3-4B-Base 4,022,468,096,
+Qwen1.5-0.5B 0.464B, gpt2 124M, gpt2-large 774M, gpt2-xl 1.56B. Qwen1.5-0.5B ties its output layer to the
+input embedding (`tie_word_embeddings: true`, the Qwen maintainers' own example of a tied config in
+llama.cpp PR #6578), although its safetensors file stores both copies (1.2 GB in bf16, hence "0.6B" on
+its hub page).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ _QWEN15_05B: dict[str, Any] = {
     "rms_norm_eps": 1e-06,
     "rope_theta": 1000000.0,
     "sliding_window": 32768,
-    "tie_word_embeddings": False,
+    "tie_word_embeddings": True,
     "use_sliding_window": False,
     "vocab_size": 151936,
 }
