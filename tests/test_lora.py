@@ -119,6 +119,62 @@ def test_gradient_accumulation_matches_one_big_batch() -> None:
     assert np.abs(p_one - 0.5).max() > 1e-3  # and training did move the predictions
 
 
+def _train_under_a_memory_limit(checkpointing, accum: int, fits) -> tuple[np.ndarray, list[dict], LoraStudent]:
+    """Train the tiny Qwen while `fits(n_rows, checkpointing_on)` decides whether a micro-batch "fits": one
+    that does not raises CUDA's out-of-memory error before any work, as a real card would."""
+    ids = _ids(16, 0)
+    targets = np.random.default_rng(1).random(16).astype(np.float32)
+    recipe = Recipe.from_dict({"epochs": 2, "batch_size": 8, "grad_accum": accum, "lr": 5e-3, "schedule": "linear",
+                               "warmup_frac": 0.25, "gradient_checkpointing": checkpointing, "lora": {"r": 4, "alpha": 4}})
+    student = build_student(_tiny_qwen(), recipe, seed=3, device="cpu")
+    real_logits = student.logits
+
+    def limited(rows, body=None):
+        if not fits(len(rows), student.checkpointing):
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_logits(rows, body)
+
+    student.logits = limited
+    history = train_student(student, ids, targets, recipe, seed=3)
+    del student.logits  # predictions unlimited
+    return student.predict_ids(ids), history, student
+
+
+def test_auto_checkpointing_switches_on_at_the_first_out_of_memory_step() -> None:
+    """The failed step is redone with checkpointing on; the run equals one that checkpointed from the start."""
+    with pytest.warns(UserWarning, match="out of memory at step 0"):
+        p_auto, h_auto, student = _train_under_a_memory_limit("auto", 1, lambda n, ckpt: ckpt)
+    p_on, h_on, _ = _train_under_a_memory_limit(True, 1, lambda n, ckpt: True)
+    assert student.checkpointing
+    assert student.meta["memory_fallbacks"] == [{"step": 0, "gradient_checkpointing": True, "micro_batch_size": 8}]
+    assert len(h_auto) == len(h_on) == 4
+    np.testing.assert_allclose(p_auto, p_on, atol=1e-6)
+    assert [h["loss"] for h in h_auto] == pytest.approx([h["loss"] for h in h_on], abs=1e-6)
+
+
+def test_out_of_memory_halves_the_micro_batch_and_keeps_the_step() -> None:
+    """Checkpointing off and only 2 rows fit: micro-batches go 8 -> 4 -> 2 within step 0, and the run matches
+    one planned with micro-batches of 2 (same examples per step, same normalised loss)."""
+    with pytest.warns(UserWarning):
+        p_small, h_small, student = _train_under_a_memory_limit(False, 1, lambda n, ckpt: n <= 2)
+    p_planned, _, _ = _train_under_a_memory_limit(False, 4, lambda n, ckpt: True)
+    assert not student.checkpointing
+    assert [f["micro_batch_size"] for f in student.meta["memory_fallbacks"]] == [4, 2]
+    assert {f["step"] for f in student.meta["memory_fallbacks"]} == {0}
+    assert [h["micro_batch_size"] for h in h_small] == [2, 2, 2, 2]
+    np.testing.assert_allclose(p_small, p_planned, atol=1e-5)
+
+
+def test_out_of_memory_with_single_examples_says_what_to_set() -> None:
+    with pytest.raises(torch.OutOfMemoryError, match="gradient_checkpointing: auto"), pytest.warns(UserWarning):
+        _train_under_a_memory_limit(False, 1, lambda n, ckpt: False)
+
+
+def test_recipe_refuses_an_unknown_checkpointing_value() -> None:
+    with pytest.raises(ValueError, match="gradient_checkpointing"):
+        Recipe.from_dict({"epochs": 1, "batch_size": 2, "lr": 1e-3, "gradient_checkpointing": "sometimes"})
+
+
 def test_loss_decreases_on_a_learnable_rule() -> None:
     """Label = whether token 5 occurs: a tiny random Qwen-shaped model must fit it better over the steps."""
     rng = np.random.default_rng(0)
@@ -241,3 +297,4 @@ def test_gpu_benchmark_smoke_runs_on_cpu() -> None:
     for r in records:
         if r["bench"] != "env":
             assert "error" not in r and r["tokens_per_s"] > 0
+

@@ -21,8 +21,12 @@ Why each choice:
 - only the last-token (or mean) hidden state reaches the head: the backbone's base model is called, never
   the LM head, so no full-vocabulary logits are computed or stored;
 - sdpa attention; bf16 autocast with bf16 frozen weights and fp32 trainable ones on CUDA when the recipe
-  says bfloat16 (fp32 on CPU: deterministic, and CPU bf16 autocast is slow); activation checkpointing when
-  the recipe asks; fused AdamW on CUDA; torch.compile of the backbone when the recipe asks (CUDA only);
+  says bfloat16 (fp32 on CPU: deterministic, and CPU bf16 autocast is slow); fused AdamW on CUDA;
+  torch.compile of the backbone when the recipe asks (CUDA only);
+- activation checkpointing when the recipe asks, or ("auto") when memory needs it: a step that runs out of
+  memory is redone with checkpointing on, then with micro-batches halved. Either way the step sees the same
+  examples and the same normalised loss, so only rounding changes; each fallback is recorded in
+  `student.meta["memory_fallbacks"]`;
 - dropout is switched off everywhere (Burns et al. do the same) so that a seed fixes the run; LoRA's own
   dropout follows the recipe (0 by default);
 - multi-GPU is left to an existing launcher (accelerate / torchrun with DDP), not done here.
@@ -30,9 +34,11 @@ Why each choice:
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -64,7 +70,7 @@ class Recipe:
     max_grad_norm: Optional[float] = None
     dtype: str = "float32"
     lora: Optional[dict[str, Any]] = None  # None: full fine-tuning
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | str = False  # True, False or "auto": switched on at the first out-of-memory
     compile: bool = False
 
     @classmethod
@@ -78,6 +84,8 @@ class Recipe:
         recipe = cls(**kwargs)
         if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.lr <= 0:
             raise ValueError(f"recipe needs epochs, batch_size, grad_accum >= 1 and lr > 0; got {train}")
+        if recipe.gradient_checkpointing not in (True, False, "auto"):
+            raise ValueError(f"gradient_checkpointing must be true, false or 'auto', got {recipe.gradient_checkpointing!r}")
         return recipe
 
     @property
@@ -116,6 +124,15 @@ class LoraStudent:
         if hasattr(model, "get_base_model"):  # PeftModel: LoRA layers are injected in place
             model = model.get_base_model()
         return model.base_model if self.causal else model
+
+    @property
+    def checkpointing(self) -> bool:
+        return bool(getattr(self.body(), "is_gradient_checkpointing", False))
+
+    def enable_checkpointing(self) -> None:
+        """Recompute each layer's activations in the backward pass instead of storing them."""
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def logits(self, rows: Sequence[Sequence[int]], body: Any = None) -> torch.Tensor:
         """Head logits [b, 2] in float32 for right-padded token-id rows."""
@@ -306,14 +323,13 @@ def build_student(
     if bf16:
         for p in model.parameters():
             p.data = p.data.to(torch.float32 if p.requires_grad else torch.bfloat16)
-    if recipe.gradient_checkpointing:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    student = LoraStudent(model=model, head=_new_head(_hidden_size(model), dev), pooling=pooling,
+                          max_length=max_length, pad_id=pad_id, device=dev, bf16=bf16, model_dir=model_dir,
+                          tokenizer=tokenizer, causal=causal, meta={"recipe": asdict(recipe), "seed": seed})
+    if recipe.gradient_checkpointing is True:
+        student.enable_checkpointing()
     model.train()
-    head = _new_head(_hidden_size(model), dev)
-    return LoraStudent(model=model, head=head, pooling=pooling, max_length=max_length, pad_id=pad_id,
-                       device=dev, bf16=bf16, model_dir=model_dir, tokenizer=tokenizer, causal=causal,
-                       meta={"recipe": asdict(recipe), "seed": seed})
+    return student
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -340,6 +356,27 @@ def step_groups(indices: Sequence[int], lengths: Sequence[int], micro_batch_size
     """One optimizer step's examples cut into micro-batches of similar length (longest first, stable)."""
     ordered = sorted(indices, key=lambda i: -lengths[i])
     return [ordered[s : s + micro_batch_size] for s in range(0, len(ordered), micro_batch_size)]
+
+
+def _relieve_memory(student: LoraStudent, recipe: Recipe, micro_batch: int, step: int) -> int:
+    """After an out-of-memory step: checkpointing on (recipe "auto"), else half the micro-batch; the new
+    micro-batch size. Re-raises when neither is left."""
+    gc.collect()
+    if student.device.type == "cuda":
+        torch.cuda.empty_cache()
+    if recipe.gradient_checkpointing == "auto" and not student.checkpointing:
+        student.enable_checkpointing()
+        change = {"step": step, "gradient_checkpointing": True, "micro_batch_size": micro_batch}
+    elif micro_batch > 1:
+        micro_batch = (micro_batch + 1) // 2
+        change = {"step": step, "gradient_checkpointing": student.checkpointing, "micro_batch_size": micro_batch}
+    else:
+        raise torch.OutOfMemoryError(
+            "out of memory with one example per micro-batch" + ("" if student.checkpointing else
+            " (set gradient_checkpointing: auto or true in the setting's train block)"))
+    student.meta.setdefault("memory_fallbacks", []).append(change)
+    warnings.warn(f"out of memory at step {step}: retrying the step with {change}", stacklevel=3)
+    return micro_batch
 
 
 def train_student(
@@ -380,6 +417,7 @@ def train_student(
     total = steps_per_epoch * recipe.epochs
     warmup = recipe.warmup_fraction(total)
     gen = torch.Generator().manual_seed(seed)
+    micro_batch = recipe.micro_batch_size
     history: list[dict[str, float]] = []
     step = 0
     student.model.train()
@@ -393,22 +431,30 @@ def train_student(
             lr = recipe.lr * lr_factor(step, total, recipe.schedule, warmup)
             for group in opt.param_groups:
                 group["lr"] = lr
-            step_weight = w[idx].sum().clamp_min(1e-12)
-            opt.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for micro in step_groups(idx, lengths, recipe.micro_batch_size):
-                logits = student.logits([ids[i] for i in micro], body)
-                per_example = loss_fn(logits, t[micro].to(dev), step / total)
-                loss = (per_example * w[micro].to(dev)).sum() / step_weight.to(dev)
-                loss.backward()
-                step_loss += float(loss.detach())
+            step_weight = w[idx].sum().clamp_min(1e-12).to(dev)
+            while True:
+                opt.zero_grad(set_to_none=True)
+                step_loss, out_of_memory = 0.0, False
+                try:
+                    for micro in step_groups(idx, lengths, micro_batch):
+                        logits = student.logits([ids[i] for i in micro], body)
+                        per_example = loss_fn(logits, t[micro].to(dev), step / total)
+                        loss = (per_example * w[micro].to(dev)).sum() / step_weight
+                        loss.backward()
+                        step_loss += float(loss.detach())
+                except torch.OutOfMemoryError:
+                    out_of_memory = True  # handled outside the except block, which still holds the tensors
+                if not out_of_memory:
+                    break
+                opt.zero_grad(set_to_none=True)
+                micro_batch = _relieve_memory(student, recipe, micro_batch, step)
             if recipe.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
             opt.step()
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             record = {"step": step, "loss": step_loss, "lr": lr, "tokens": float(sum(lengths[i] for i in idx)),
-                      "seconds": time.perf_counter() - began}
+                      "micro_batch_size": micro_batch, "seconds": time.perf_counter() - began}
             history.append(record)
             if on_step is not None:
                 on_step(record)
