@@ -15,6 +15,12 @@ What it measures (one JSON line per measurement, on stdout):
 Usage: python benchmarks/gpu_training.py            # on one H100/H200: a few minutes
        python benchmarks/gpu_training.py --smoke    # CPU, scaled-down shapes, seconds (the test runs it)
 No weights are downloaded: the architectures are built from their configs (w2sbench.random_models).
+
+On the lent device machine (its image has torch, transformers and peft; nothing else is needed):
+    PYTHONUNBUFFERED=1 python3 benchmarks/gpu_training.py --compile --time-budget 420 | tee $OUT/gpu.jsonl
+Every configuration is guarded: an out-of-memory or any other failure becomes an {"error": ...} line and the
+run goes on; once --time-budget seconds have passed, the remaining configurations are skipped (one line
+each), so a single call of bounded length always returns the headline comparison (batch 8) first.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
+from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +155,8 @@ def train_ours(args: argparse.Namespace, device: torch.device, batch: int, micro
     out = {"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": recipe.micro_batch_size,
            "checkpointing": checkpointing, "compile": compile_,
            **rate(tokens, seconds, n_params, peak, 4), "peak_gib": peak_gib(device),
-           "loss_first_last": [round(history[0]["loss"], 4), round(history[-1]["loss"], 4)]}
+           "loss_first_last": [round(history[0]["loss"], 4), round(history[-1]["loss"], 4)],
+           "memory_fallbacks": student.meta.get("memory_fallbacks", [])}
     free(student, model)
     return out
 
@@ -210,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score-batch", type=int, default=64)
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile of the backbone")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds after which configurations not yet started are skipped")
     args = parser.parse_args(argv)
     args.scale, args.overrides = 1.0, {}
     if args.smoke:
@@ -222,27 +233,35 @@ def main(argv: list[str] | None = None) -> None:
     n_strong = count_parameters(random_config(STRONG, args.scale, **args.overrides), embeddings=False)
     n_weak = count_parameters(random_config(WEAK, args.scale, **args.overrides), embeddings=False)
     emit({"bench": "env", "device": name, "peak_flops": peak, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-          "torch": torch.__version__, "seq": args.seq, "scale": args.scale,
+          "torch": torch.__version__, "transformers": version("transformers"), "peft": version("peft"), "seq": args.seq, "scale": args.scale,
           "strong": STRONG, "strong_non_embedding_params": n_strong, "weak": WEAK, "weak_non_embedding_params": n_weak})
-    batches = [int(b) for b in args.batches.split(",") if b]
-    for batch in batches:
+    began = time.perf_counter()
+
+    def guarded(label: dict[str, Any], run: Any) -> None:
+        """Emit run()'s record(s), or one line saying why there are none; never stop the whole benchmark."""
+        if args.time_budget is not None and time.perf_counter() - began > args.time_budget:
+            emit({**label, "skipped": f"time budget of {args.time_budget:.0f} s spent"})
+            return
+        try:
+            out = run()
+        except Exception as exc:  # noqa: BLE001 - one failed configuration must not cost the others
+            message = "out of memory" if isinstance(exc, torch.OutOfMemoryError) else f"{type(exc).__name__}: {exc}"
+            out = {**label, "error": message.splitlines()[0][:300]}
+        free()
+        for record in out if isinstance(out, list) else [out]:
+            emit(record)
+
+    guarded({"bench": "weak_score"}, partial(score, args, device, n_weak, peak))
+    for batch in [int(b) for b in args.batches.split(",") if b]:
         if not args.no_baseline:
-            try:
-                emit(train_baseline(args, device, batch, n_strong, peak))
-            except torch.OutOfMemoryError:
-                free()
-                emit({"bench": "strong_train", "impl": "baseline", "batch": batch, "error": "out of memory"})
+            guarded({"bench": "strong_train", "impl": "baseline", "batch": batch},
+                    partial(train_baseline, args, device, batch, n_strong, peak))
         variants = [(min(batch, 8), False)] + ([(batch, True)] if batch > 8 or args.smoke else [])
         for micro, ckpt in variants:
             for compile_ in ([False, True] if args.compile else [False]):
-                try:
-                    emit(train_ours(args, device, batch, micro, ckpt, compile_, n_strong, peak))
-                except torch.OutOfMemoryError:
-                    free()
-                    emit({"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": micro,
-                          "checkpointing": ckpt, "compile": compile_, "error": "out of memory"})
-    for record in score(args, device, n_weak, peak):
-        emit(record)
+                guarded({"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": micro,
+                         "checkpointing": ckpt, "compile": compile_},
+                        partial(train_ours, args, device, batch, micro, ckpt, compile_, n_strong, peak))
 
 
 if __name__ == "__main__":

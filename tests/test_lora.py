@@ -298,3 +298,11 @@ def test_gpu_benchmark_smoke_runs_on_cpu() -> None:
         if r["bench"] != "env":
             assert "error" not in r and r["tokens_per_s"] > 0
 
+
+def test_gpu_benchmark_skips_what_its_time_budget_leaves_no_room_for() -> None:
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_training.py"), "--smoke", "--time-budget", "0"],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert records[0]["bench"] == "env" and len(records) > 3
+    assert all("time budget" in r["skipped"] for r in records[1:])
