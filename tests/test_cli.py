@@ -66,6 +66,12 @@ def test_bad_limit_and_method_file(tmp_path):
     assert "broken_method.py" in line and "ModuleNotFoundError" in line
 
 
+def test_tensor_parallelism_needs_vllm_and_a_positive_size():
+    assert "needs the vllm backend" in one_error_line(w2sbench("eval", "--backend", "hf", "--tensor-parallel-size", "2"))
+    proc = w2sbench("eval", "--tensor-parallel-size", "0")
+    assert proc.returncode == 2 and "--tensor-parallel-size" in proc.stderr
+
+
 def test_listing_commands():
     tasks = w2sbench("tasks")
     assert tasks.returncode == 0 and "rotten_tomatoes" in tasks.stdout and "default" in tasks.stdout

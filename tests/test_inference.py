@@ -13,7 +13,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from w2sbench.errors import MissingPackageError, UnknownNameError  # noqa: E402
+from w2sbench.errors import MissingPackageError, UnknownNameError, W2SError  # noqa: E402
 from w2sbench.inference import (  # noqa: E402
     LabelWordError,
     UnsupportedModelError,
@@ -218,6 +218,18 @@ def test_get_backend_errors_and_fallback(tiny_lm: Path, monkeypatch: pytest.Monk
         get_backend("vllm")
     backend, note = get_backend("auto", _minilm(), "features")
     assert backend.name == "hf" and note and "not installed" in note
+
+
+def test_tensor_parallelism_is_refused_where_no_vllm_engine_would_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    import w2sbench.inference.vllm_backend as vb
+
+    with pytest.raises(W2SError, match="needs the vllm backend"):
+        get_backend("hf", tensor_parallel_size=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        get_backend("hf", tensor_parallel_size=0)
+    monkeypatch.setattr(vb, "_IMPORT_ERROR", ["vllm is not installed"])
+    with pytest.raises(W2SError, match="needs the vllm backend; using the hf backend: vllm is not installed"):
+        get_backend("auto", _minilm(), "features", tensor_parallel_size=4)
 
 
 # ---------------------------------------------------------------------------------------------------------

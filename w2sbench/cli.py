@@ -38,6 +38,8 @@ def cli() -> None:
 @click.option("--tasks", "-t", default="default", show_default=True, help="Task names or tags, comma-separated, or task YAML paths.")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
               help="Inference engine for features and labels: vllm where installed and supported, else hf.")
+@click.option("--tensor-parallel-size", "tensor_parallel_size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="GPUs per vLLM engine, for models that do not fit one GPU (vllm backend only).")
 @click.option("--baseline-seeds", type=int, default=None, help="Seeds for weak and ceiling (default: the setting's).")
 @click.option("--seeds", "method_seeds", type=int, default=None, help="Seeds per method (default: the setting's).")
 @click.option("--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable).")
@@ -48,7 +50,7 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
 @click.option("--submission", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.")
-def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, limit, n_boot, output, include_path, quiet,
+def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_seeds, method_seeds, limit, n_boot, output, include_path, quiet,
              submission):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
     from .methods import load_method
@@ -63,7 +65,9 @@ def eval_cmd(methods, setting, tasks, backend, baseline_seeds, method_seeds, lim
     method_classes = [load_method(m.strip()) for m in methods.split(",") if m.strip()]
     if not method_classes:
         raise W2SError("--method: give at least one method name")
-    options = RunOptions(backend=backend, baseline_seeds=baseline_seeds, method_seeds=method_seeds,
+    if tensor_parallel_size > 1 and backend == "hf":
+        raise W2SError(f"--tensor-parallel-size {tensor_parallel_size} needs the vllm backend, not --backend hf")
+    options = RunOptions(backend=backend, tensor_parallel_size=tensor_parallel_size, baseline_seeds=baseline_seeds, method_seeds=method_seeds,
                          sizes=_parse_limit(limit), n_boot=n_boot, progress=not quiet)
     pipeline = Pipeline(setting_obj, task_list, options)
     runs = pipeline.run(method_classes)

@@ -38,6 +38,7 @@ ROLE_SPLITS = {"weak": SPLITS, "strong": ("train_unlabel", "test")}
 @dataclass
 class RunOptions:
     backend: str = "auto"
+    tensor_parallel_size: int = 1  # GPUs per vLLM engine, for models that do not fit one
     baseline_seeds: Optional[int] = None  # default: the setting's
     method_seeds: Optional[int] = None
     sizes: Optional[dict[str, int]] = None  # override the tasks' split sizes (tests, quick looks)
@@ -143,7 +144,8 @@ class Pipeline:
     def compute_features(self, role: str) -> None:
         """Features of every split the role needs, for every task; one engine start for the model."""
         model_dir = self.model_dir(role)
-        backend, note = get_backend(self.options.backend, model_dir, purpose="features")
+        backend, note = get_backend(self.options.backend, model_dir, purpose="features",
+                                    tensor_parallel_size=self.options.tensor_parallel_size)
         self.backend_used[f"features:{role}"] = backend.name
         if note:
             self.notes.append(note)
@@ -221,7 +223,8 @@ class Pipeline:
             if self.setting.regime == "frozen":  # the features already came through the inference backend
                 return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
             with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
-                labels, used = served_predictions(student, ("train_unlabel", "test"), self.options.backend, Path(tmp))
+                labels, used = served_predictions(student, ("train_unlabel", "test"), self.options.backend, Path(tmp),
+                                                  self.options.tensor_parallel_size)
             self.backend_used["labels:weak"] = used
             return labels, {"backend": used}
 
@@ -269,7 +272,7 @@ class Pipeline:
                 "train_config": dict(train_config_for(self.setting.train, "strong").__dict__),
                 "label_words": list(task.label_words), "prompt_template": task.prompt_template,
                 "model_dirs": {r: str(self.model_dir(r)) for r in ("weak", "strong")},
-                "backend": self.options.backend,
+                "backend": self.options.backend, "tensor_parallel_size": self.options.tensor_parallel_size,
             }
             runners = self.__dict__.setdefault("_sealed_runners", {})
             spec = sealed.method_spec(method_cls)

@@ -65,11 +65,12 @@ class _Models:
         self.backends: dict[str, Any] = {}
         self.memo: dict[tuple, np.ndarray] = {}
 
-    def backend(self, name: str, model_dir: str, purpose: str) -> Any:
+    def backend(self, name: str, model_dir: str, purpose: str, tensor_parallel_size: int = 1) -> Any:
         from .inference import get_backend
 
         if (name, purpose) not in self.backends:
-            self.backends[(name, purpose)] = get_backend(name, Path(model_dir), purpose=purpose)[0]
+            self.backends[(name, purpose)] = get_backend(name, Path(model_dir), purpose=purpose,
+                                                         tensor_parallel_size=tensor_parallel_size)[0]
         return self.backends[(name, purpose)]
 
     def close(self) -> None:
@@ -84,7 +85,7 @@ def _context(job: dict, models: _Models) -> Any:
     from .training import TrainConfig
 
     features = job.get("features") or {}
-    model_dirs, backend = job["model_dirs"], job["backend"]
+    model_dirs, backend, tp = job["model_dirs"], job["backend"], job.get("tensor_parallel_size", 1)
 
     def get_features(split: str) -> np.ndarray:
         return features[split].copy()
@@ -94,12 +95,12 @@ def _context(job: dict, models: _Models) -> Any:
             raise ValueError(f"role must be one of {sorted(model_dirs)}, got {role!r}")
         key = (role, hash_texts(prompts), tuple(words))
         if key not in models.memo:  # seeds of one task ask the same question: one forward pass each
-            b = models.backend(backend, model_dirs[role], "label_probs")
+            b = models.backend(backend, model_dirs[role], "label_probs", tp)
             models.memo[key] = np.asarray(b.label_probs(Path(model_dirs[role]), prompts, words), dtype=np.float32)
         return models.memo[key].copy()
 
     def generate(role: str, prompts: list[str], max_tokens: int, temperature: float, seed: int) -> list[str]:
-        b = models.backend(backend, model_dirs[role], "generate")
+        b = models.backend(backend, model_dirs[role], "generate", tp)
         return b.generate(Path(model_dirs[role]), prompts, max_tokens, temperature, seed)
 
     return MethodContext(

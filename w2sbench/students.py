@@ -122,7 +122,8 @@ def train_config_for(train: dict, role: str) -> TrainConfig:
     return TrainConfig.from_setting(train, "weak_lr" if role == "weak" else "lr")
 
 
-def served_predictions(student: TunedStudent, splits: tuple[str, ...], backend_name: str, workdir: Path) -> tuple[dict[str, np.ndarray], str]:
+def served_predictions(student: TunedStudent, splits: tuple[str, ...], backend_name: str, workdir: Path,
+                       tensor_parallel_size: int = 1) -> tuple[dict[str, np.ndarray], str]:
     """A fine-tuned student's p(label=1) computed through the inference backend (vLLM where it runs the
     model): the LoRA adapter is merged into the base weights (inference.merge_lora says why: vLLM then
     serves a plain folder and both backends see the same weights), the engine pools the hidden states,
@@ -135,7 +136,7 @@ def served_predictions(student: TunedStudent, splits: tuple[str, ...], backend_n
         model_dir = merge_lora(Path(tuned.model_dir), saved / "adapter", workdir / "merged")
     else:
         model_dir = saved / "model"
-    backend, _ = get_backend(backend_name, model_dir, purpose="features")
+    backend, _ = get_backend(backend_name, model_dir, purpose="features", tensor_parallel_size=tensor_parallel_size)
     weight = tuned.head.weight.detach().cpu().double().numpy()
     bias = tuned.head.bias.detach().cpu().double().numpy()
     try:

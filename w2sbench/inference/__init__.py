@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from w2sbench.errors import MissingPackageError, UnknownNameError
+from w2sbench.errors import MissingPackageError, UnknownNameError, W2SError
 from w2sbench.inference.base import (
     POOLINGS,
     PURPOSES,
@@ -85,6 +85,11 @@ def get_backend(
         chosen = "hf" if why else "vllm"
         if why:
             note = f"using the hf backend: {why}"
+    if tensor_parallel_size < 1:
+        raise ValueError(f"tensor_parallel_size must be at least 1, got {tensor_parallel_size}")
+    if chosen == "hf" and tensor_parallel_size > 1:
+        raise W2SError(f"tensor parallelism ({tensor_parallel_size} GPUs per model) needs the vllm backend"
+                       + (f"; {note}" if note else ""))
     key = (chosen, dtype, tensor_parallel_size)
     if key not in _SHARED:
         if chosen == "vllm":
