@@ -175,6 +175,26 @@ def test_recipe_refuses_an_unknown_checkpointing_value() -> None:
         Recipe.from_dict({"epochs": 1, "batch_size": 2, "lr": 1e-3, "gradient_checkpointing": "sometimes"})
 
 
+def test_logits_take_a_wrapped_body_without_asking_its_truth_value() -> None:
+    """torch.compile's wrapper raises on bool() (it defers to len(), which the model lacks); the trainer
+    passes that wrapper as `body`, so logits() must test it against None only."""
+    recipe = Recipe.from_dict({"epochs": 1, "batch_size": 2, "lr": 1e-3, "lora": {"r": 2, "alpha": 2}})
+    student = build_student(_tiny_qwen(), recipe, seed=0, device="cpu")
+
+    class Wrapped:
+        def __init__(self, module):
+            self.module = module
+
+        def __call__(self, **kwargs):
+            return self.module(**kwargs)
+
+        def __len__(self):
+            raise TypeError("Qwen3Model does not support len()")
+
+    ids = _ids(3, 0)
+    torch.testing.assert_close(student.logits(ids, Wrapped(student.body())), student.logits(ids))
+
+
 def test_loss_decreases_on_a_learnable_rule() -> None:
     """Label = whether token 5 occurs: a tiny random Qwen-shaped model must fit it better over the steps."""
     rng = np.random.default_rng(0)

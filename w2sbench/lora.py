@@ -147,7 +147,7 @@ class LoraStudent:
         if self.causal:
             kwargs["use_cache"] = False
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            hidden = (body or self.body())(**kwargs).last_hidden_state
+            hidden = (self.body() if body is None else body)(**kwargs).last_hidden_state
         if self.pooling == "last":
             pooled = hidden[torch.arange(len(rows), device=self.device), mask.sum(-1) - 1]
         else:
