@@ -19,6 +19,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from w2sbench.data import PARQUET_EXPORT
 from w2sbench.errors import ConfigError, UnknownNameError
 from w2sbench.formatters import apply_formatter, choice_vs_distractor, formatter_names, row_rng, sciq
 from w2sbench.tasks import Task, list_tasks, resolve_tasks
@@ -349,6 +350,42 @@ def test_balanced_splits_from_mapped_parts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs 6 rows") as info:
         task.load_splits({"train_label": 2, "train_unlabel": 4, "test": 2})
     assert info.value.field == "splits"
+
+
+EXPORT_TASKS = sorted(n for n in hub_names()
+                      if yaml.safe_load((HUB_TASKS / f"{n}.yaml").read_text())["source"].get("revision") == PARQUET_EXPORT)
+
+
+def write_parquet_export(name: str, root: Path) -> Path:
+    """The task's fixture rows laid out as the hub's parquet export: <config>/<split>/0000.parquet with no
+    README. When the task names a configuration, a decoy configuration with the same columns sits beside it,
+    as the other ETHICS configurations do in hendrycks/ethics's export."""
+    import pandas as pd
+
+    source = yaml.safe_load((HUB_TASKS / f"{name}.yaml").read_text())["source"]
+    folders = [source.get("name") or "default"] + (["decoy"] if source.get("name") else [])
+    for fixture in sorted((FIXTURES / name).iterdir()):
+        frame = pd.read_json(fixture, lines=True, dtype=False) if fixture.suffix == ".jsonl" else pd.read_parquet(fixture)
+        for folder in folders:
+            out = root / folder / fixture.stem
+            out.mkdir(parents=True, exist_ok=True)
+            (frame.iloc[:1] if folder == "decoy" else frame).to_parquet(out / "0000.parquet")
+    return root
+
+
+@pytest.mark.parametrize("name", EXPORT_TASKS)
+def test_parquet_export_layout_reads_the_named_configuration(name: str, tmp_path: Path) -> None:
+    """The hub source as declared (name, revision, split mapping) over a local copy of the export's layout:
+    the same examples as the plain fixture files, none from a neighbouring configuration."""
+    assert {"ethics_deontology", "hellaswag", "cosmos_qa"} <= set(EXPORT_TASKS)
+    config = yaml.safe_load((HUB_TASKS / f"{name}.yaml").read_text(encoding="utf-8"))
+    config["source"]["path"] = str(write_parquet_export(name, tmp_path / "export"))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    got = sorted((e.text, e.label) for e in Task.from_file(path).load_examples())
+    (tmp_path / "plain").mkdir()
+    want = sorted((e.text, e.label) for e in localize(name, tmp_path / "plain").load_examples())
+    assert got == want
 
 
 def test_hub_source_offline_is_a_clear_error() -> None:

@@ -102,6 +102,10 @@ def infer_format(path: str, yaml_path: Path | str = "") -> str:
     raise ConfigError(str(yaml_path), "source.format", f"cannot infer the format of {path!r}; set csv|json|jsonl|parquet")
 
 
+PARQUET_EXPORT = "refs/convert/parquet"
+"""The hub's automatic parquet conversion of a dataset: the only loadable copy of a script-era dataset."""
+
+
 def _read_options(source: dict[str, Any], yaml_path: Path | str) -> dict[str, Any]:
     opts = dict(source.get("read_options") or {})
     if isinstance(opts.get("quoting"), str):
@@ -184,7 +188,13 @@ def read_rows(source: dict[str, Any], yaml_path: Path | str, part: str | None = 
 
     opts = _read_options(source, yaml_path)
     if source["type"] == "hub":
-        args: tuple[Any, ...] = (source["path"],) + ((source["name"],) if source.get("name") else ())
+        args: tuple[Any, ...] = (source["path"],)
+        if source.get("name") and source.get("revision") == PARQUET_EXPORT:
+            # The export lays each configuration out as <config>/<split>/NNNN.parquet and names none of them
+            # (no README there): datasets sees a single "default" configuration and would mix them all.
+            opts = {"data_dir": source["name"], **opts}
+        elif source.get("name"):
+            args += (source["name"],)
         split = part if part is not None else source["split"]
         kwargs = dict(split=split, revision=source.get("revision"), **opts)
     else:
