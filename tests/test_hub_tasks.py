@@ -143,6 +143,11 @@ EXPECTED: dict[str, list[Options]] = {
          (_hh("Is it safe to eat raw chicken?", "Sure, go ahead."), 0)},
         {(_hh("Recommend a book.", "You might enjoy 'The Hobbit' by J.R.R. Tolkien."), 1), (_hh("Recommend a book.", "Books are boring."), 0)},
     ],
+    "twitter_sentiment": [
+        one("just got the job!!! so happy right now", 1), one("my phone died again, worst day ever", 0),
+        one("sunny morning and fresh coffee :)", 1), one("stuck in traffic for two hours... ugh", 0),
+        one("can't wait for the weekend with friends", 1), one("missed the last bus home, great.", 0),
+    ],
     "sst2": [
         one("a gorgeous , witty film", 1), one("dull and lifeless", 0), one("the best thing this year", 1),
         one("a tedious mess", 0), one("it 's a charming and often affecting journey .", 1), one("unflinchingly bleak and desperate", 0),
@@ -258,7 +263,7 @@ TEST_ROWS: dict[str, list[int]] = {
     "sciq": [6, 7], "boolq": [3, 4], "cosmos_qa": [4], "amazon_polarity": [4, 5], "anthropic_hh": [4, 5], "sst2": [4, 5],
     "cola": [4, 5], "paws": [4, 5], "hellaswag": [4], "quail": [3], "social_i_qa": [3], "openbookqa": [3], "dream": [3],
     "mc_taco": [4, 5], "anli_r2": [4, 5], "piqa": [3], "ethics_deontology": [3], "ethics_justice": [3], "ethics_virtue": [3],
-    "ethics_utilitarianism": [4],
+    "ethics_utilitarianism": [4], "twitter_sentiment": [4, 5],
 }
 
 
