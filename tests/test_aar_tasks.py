@@ -6,9 +6,7 @@ rows in that layout (tests/fixtures/aar/<family>/); the expected prompts are wri
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -21,18 +19,12 @@ AAR_TASKS = REPO / "tasks" / "aar"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "aar"
 
 
+pytestmark = pytest.mark.usefixtures("isolated_data", "no_network")
+
+
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+def _aar_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("W2SBENCH_AAR_DIR", str(FIXTURES))
-    monkeypatch.delenv("W2SBENCH_TASKS_PATH", raising=False)
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def test_families_and_transfer_tags() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,13 @@ from click.testing import CliRunner
 
 from w2sbench.data import PARQUET_EXPORT
 from w2sbench.errors import ConfigError, UnknownNameError
-from w2sbench.formatters import apply_formatter, choice_vs_distractor, formatter_names, row_rng, sciq
+from w2sbench.formatters import (
+    apply_formatter,
+    choice_vs_distractor,
+    formatter_names,
+    row_rng,
+    sciq,
+)
 from w2sbench.tasks import Task, list_tasks, resolve_tasks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,17 +35,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hub"
 BURNS5 = {"sciq", "boolq", "cosmos_qa", "amazon_polarity", "anthropic_hh"}
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.delenv("W2SBENCH_TASKS_PATH", raising=False)
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise OSError("network access in a test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+pytestmark = pytest.mark.usefixtures("isolated_data", "no_network")
 
 
 def hub_names() -> list[str]:

@@ -16,12 +16,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEFAULT_SUITE = {"rotten_tomatoes", "election_tweets", "vader_nyt", "vader_amazon", "vader_tweets"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.delenv("W2SBENCH_TASKS_PATH", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data")
 
 
 def _base_config() -> dict:

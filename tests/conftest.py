@@ -1,0 +1,28 @@
+"""Fixtures shared by the data and task tests."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def isolated_data(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Offline hubs, a throwaway cache, no extra task folders: task and data loading see only the test's files.
+    Opt-in (not autouse): the model tests keep the shared cache of converted models."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("W2SBENCH_TASKS_PATH", raising=False)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every socket connect fails, so a loader that would reach the hub fails loudly instead."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
