@@ -47,23 +47,18 @@ import numpy as np
 import torch
 
 from .errors import MissingPackageError
-from .training import LossFn, lr_factor, soft_cross_entropy
+from .training import LossFn, TrainConfig, lr_factor, soft_cross_entropy
 
 STUDENT_FILE = "student.json"
 HEAD_FILE = "head.pt"
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """The training hyperparameters the trainer reads from a setting's `train` block (other keys ignored)."""
+class Recipe(TrainConfig):
+    """The training hyperparameters the trainer reads from a setting's `train` block (other keys ignored):
+    the head trainer's TrainConfig plus what fine-tuning a backbone needs."""
 
-    epochs: int
-    batch_size: int
-    lr: float
     grad_accum: int = 1
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    warmup_frac: float = 0.0
     warmup_steps: Optional[int] = None
     optimizer: str = "adamw"
     betas: tuple[float, float] = (0.9, 0.999)
