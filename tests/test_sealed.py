@@ -48,8 +48,7 @@ def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
             x[:, 0] += (1.0 if role == "weak" else 3.0) * (2 * y - 1)
             feats[(role, split)] = x
     pipe.features = lambda role, task, split: feats[(role, split)]
-    pipe.feature_id = lambda role, task, split: f"{role}-{split}"
-    pipe.inputs_id = pipe.feature_id  # the newer name of the same cache-key part
+    pipe.inputs_id = lambda role, task, split: f"{role}-{split}"
     pipe.model_dir = lambda role: tmp_path / role
     return pipe, task
 
@@ -157,7 +156,7 @@ def test_cached_method_stage_is_a_hit_without_a_process(tmp_path):
     again, _ = make_pipeline(tmp_path)
     probs2, compute2, _ = again.run_method(task, load_method("vanilla"), 4)
     assert again.store.hits["method"] == 1 and again.store.misses.get("method", 0) == 0
-    assert "_sealed_runners" not in again.__dict__  # no process was started for a hit
+    assert again._sealed_runners == {}  # no process was started for a hit
     assert np.array_equal(probs, probs2) and compute2 == compute
 
 

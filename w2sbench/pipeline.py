@@ -80,6 +80,9 @@ class Pipeline:
         self._splits: dict[str, Splits] = {}
         self._features: dict[tuple[str, str, str], np.ndarray] = {}
         self._feature_ids: dict[tuple[str, str, str], str] = {}
+        self._inputs: dict[tuple[str, str, str], list[str]] = {}
+        self._split_ids: dict[str, dict[str, str]] = {}
+        self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     @contextmanager
@@ -124,7 +127,13 @@ class Pipeline:
 
     def _model_inputs(self, role: str, task: Task, split: str) -> list[str]:
         """What the role's model reads: the bare text or the task's prompt, the latter as the user turn of
-        the model's chat template when the setting says so (a chat model, as the AAR weak model)."""
+        the model's chat template when the setting says so (a chat model, as the AAR weak model). Built
+        once per run: every stage key of every seed hashes them."""
+        if (role, task.name, split) not in self._inputs:
+            self._inputs[(role, task.name, split)] = self._build_inputs(role, task, split)
+        return self._inputs[(role, task.name, split)]
+
+    def _build_inputs(self, role: str, task: Task, split: str) -> list[str]:
         examples = getattr(self.splits(task), split)
         spec = self.spec(role)
         if spec.input == "text":
@@ -179,10 +188,6 @@ class Pipeline:
             self.compute_features(role)
         return self._features[(role, task.name, split)]
 
-    def feature_id(self, role: str, task: Task, split: str) -> str:
-        self.features(role, task, split)
-        return self._feature_ids[(role, task.name, split)]
-
     # ---- the fixed trainer, per role ------------------------------------------------------------------
     def trainer(self, role: str, task: Task) -> Trainer:
         """The setting's regime for a role on a task: cached features + head, or fine-tuning."""
@@ -208,8 +213,14 @@ class Pipeline:
             "stage": stage, "setting": self.setting.hash, "task": task.hash, "seed": seed,
             "train": recipe_for(self.setting.train, role), "regime": self.setting.regime,
             "inputs": {s: self.inputs_id(role, task, s) for s in ROLE_SPLITS[role]},
-            "splits": {s: hash_texts([e.uid for e in getattr(self.splits(task), s)]) for s in SPLITS},
+            "splits": self._split_hashes(task),
         }
+
+    def _split_hashes(self, task: Task) -> dict[str, str]:
+        if task.name not in self._split_ids:
+            splits = self.splits(task)
+            self._split_ids[task.name] = {s: hash_texts([e.uid for e in getattr(splits, s)]) for s in SPLITS}
+        return self._split_ids[task.name]
 
     # ---- stages: weak (+ its labels), ceiling -----------------------------------------------------------
     def weak_labels(self, task: Task, seed: int) -> dict[str, np.ndarray]:
@@ -225,13 +236,12 @@ class Pipeline:
             with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
                 labels, used = served_predictions(student, ("train_unlabel", "test"), self.options.backend, Path(tmp),
                                                   self.options.tensor_parallel_size)
-            self.backend_used["labels:weak"] = used
             return labels, {"backend": used}
 
         with self.timed("weak"):
             art = self.store.get_or_compute("weak", self._stage_key("weak", task, seed, "weak"), train_weak)
-        if "backend" in art["meta"]:
-            self.backend_used.setdefault("labels:weak", art["meta"]["backend"])
+        if "backend" in art["meta"]:  # fresh or cached, the artifact says which backend labelled
+            self.backend_used["labels:weak"] = art["meta"]["backend"]
         return {"train_unlabel": art["train_unlabel"], "test": art["test"]}
 
     def ceiling(self, task: Task, seed: int) -> np.ndarray:
@@ -274,11 +284,10 @@ class Pipeline:
                 "model_dirs": {r: str(self.model_dir(r)) for r in ("weak", "strong")},
                 "backend": self.options.backend, "tensor_parallel_size": self.options.tensor_parallel_size,
             }
-            runners = self.__dict__.setdefault("_sealed_runners", {})
             spec = sealed.method_spec(method_cls)
-            if spec not in runners:
-                runners[spec] = sealed.SealedRunner(spec, method_cls.name)
-            probs, record = runners[spec].run(job)
+            if spec not in self._sealed_runners:
+                self._sealed_runners[spec] = sealed.SealedRunner(spec, method_cls.name)
+            probs, record = self._sealed_runners[spec].run(job)
             if isinstance(probs, str):
                 raise W2SError(f"method {method_cls.name!r} returned predictions that are not numbers ({probs})")
             probs = check_predictions(probs, len(splits.test), method_cls.name)
