@@ -168,3 +168,17 @@ def test_method_spec_round_trip(tmp_path):
     cls = load_method(f"{f}:Mine")
     assert sealed.method_spec(cls) == f"{f.resolve()}:Mine"
     assert sealed.load_spec(sealed.method_spec(cls)).name == "mine"
+
+
+def test_child_picks_a_backend_per_model(monkeypatch):
+    """With --backend auto, the weak and strong models may need different engines for the same purpose
+    (vLLM for a causal LM, hf for an encoder): the child must not reuse the first model's choice."""
+    import w2sbench.inference as inference
+
+    picked = {"/m/causal": "vllm", "/m/encoder": "hf"}
+    monkeypatch.setattr(inference, "get_backend",
+                        lambda name, model_dir, purpose, tensor_parallel_size=1: (picked[str(model_dir)], None))
+    models = sealed._Models()
+    assert models.backend("auto", "/m/causal", "label_probs") == "vllm"
+    assert models.backend("auto", "/m/encoder", "label_probs") == "hf"
+    assert models.backend("auto", "/m/causal", "label_probs") == "vllm" and len(models.backends) == 2

@@ -62,16 +62,18 @@ class _Models:
     """The child's inference engines, started on first use and shared by all jobs of this child."""
 
     def __init__(self) -> None:
-        self.backends: dict[str, Any] = {}
+        self.backends: dict[tuple[str, str, str], Any] = {}
         self.memo: dict[tuple, np.ndarray] = {}
 
     def backend(self, name: str, model_dir: str, purpose: str, tensor_parallel_size: int = 1) -> Any:
+        """Per model as well as purpose: "auto" may pick vLLM for one model and hf for another."""
         from .inference import get_backend
 
-        if (name, purpose) not in self.backends:
-            self.backends[(name, purpose)] = get_backend(name, Path(model_dir), purpose=purpose,
-                                                         tensor_parallel_size=tensor_parallel_size)[0]
-        return self.backends[(name, purpose)]
+        key = (name, model_dir, purpose)
+        if key not in self.backends:
+            self.backends[key] = get_backend(name, Path(model_dir), purpose=purpose,
+                                             tensor_parallel_size=tensor_parallel_size)[0]
+        return self.backends[key]
 
     def close(self) -> None:
         for b in self.backends.values():
