@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -26,6 +25,10 @@ def auroc(probs: np.ndarray, labels: np.ndarray) -> float | None:
     labels = np.asarray(labels)
     if labels.min() == labels.max():
         return None
+    from sklearn.metrics import (
+        roc_auc_score,  # here, not at import: the leaderboard checks need only pgr
+    )
+
     return float(roc_auc_score(labels, np.asarray(probs)))
 
 
@@ -146,9 +149,7 @@ def compare_to_baseline(runs: list, baseline: str = "vanilla", n_boot: int = 200
             ca = _correct(mr.test_probs, labels)
             if ca.shape[0] != cb.shape[0]:
                 continue
-            per_seed = (ca - cb) @ counts.T / n  # [S, B]
-            seed_draw = rng.integers(0, ca.shape[0], size=(n_boot, ca.shape[0]))
-            d_acc = per_seed[seed_draw, np.arange(n_boot)[:, None]].mean(axis=1)
+            d_acc = _boot_acc(ca - cb, counts, rng)
             with np.errstate(divide="ignore", invalid="ignore"):
                 d_pgr = d_acc / (bc - bw)
             point = float(ca.mean() - cb.mean())
