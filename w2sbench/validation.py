@@ -62,14 +62,24 @@ def validate(instance: Any, schema_name: str, path: str) -> None:
     raise ConfigError(path, field or "<root>", message + more)
 
 
-def write_json(doc: Any, path: Path) -> Path:
+def read_json(path: Path | str) -> Any:
+    """Parse a JSON file; an unreadable or malformed file is a ConfigError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(str(path), "", f"not valid JSON: {e}") from None
+
+
+def write_json(doc: Any, path: Path, sort_keys: bool = False) -> Path:
     """Write JSON atomically: a temporary file in the same folder, then os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
+            json.dump(doc, f, indent=2, sort_keys=sort_keys)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

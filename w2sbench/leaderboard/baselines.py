@@ -5,12 +5,11 @@ a method cannot gain by a luckier weak model or a weaker ceiling (DESIGN: one st
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..validation import read_json, write_json
 from . import ACCURACY_TOL
 
 SCHEMA_VERSION = 1
@@ -69,10 +68,7 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(str(path), "", "no official baselines file; make it with "
                           "`w2sbench leaderboard baselines RESULTS.json` from the reference run")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(str(path), "", f"not valid JSON: {e}") from None
+    doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(doc.get("settings"), dict):
         raise ConfigError(str(path), "schema_version", f"expected a baselines file of schema_version {SCHEMA_VERSION} with 'settings'")
     doc.setdefault("tolerance", {"accuracy": ACCURACY_TOL})
@@ -80,10 +76,4 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def save(doc: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(doc, path, sort_keys=True)

@@ -13,7 +13,7 @@ from .. import __version__
 from ..cache import hash_file
 from ..provenance import git_state
 from ..validation import validate
-from . import ACCURACY_TOL, PGR_TOL
+from . import PGR_TOL
 
 SCHEMA_VERSION = 1
 
@@ -104,7 +104,7 @@ def build_leaderboard(valid: list[tuple[Path, dict]], baselines: dict, baselines
             "submissions": [{"file": _label(p, root), "sha256": hash_file(p), "method": s["method"]["name"]} for p, s in valid],
             "skipped": list(skipped or []),
         },
-        "tolerance": {"accuracy": float(baselines.get("tolerance", {}).get("accuracy", ACCURACY_TOL)), "pgr": PGR_TOL},
+        "tolerance": {"accuracy": float(baselines["tolerance"]["accuracy"]), "pgr": PGR_TOL},
         "settings": settings,
     }
     validate(doc, "leaderboard", "leaderboard.json")

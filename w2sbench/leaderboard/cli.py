@@ -58,8 +58,8 @@ def validate_cmd(files, baselines, submissions_dir):
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any submission is invalid instead of leaving it out.")
 def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     """Aggregate every valid submission into leaderboard.json and render the static site."""
-    from . import baselines as bl
     from ..validation import write_json
+    from . import baselines as bl
     from .build import build_leaderboard
     from .site import render_site
     from .validate import submission_files, validate_files
@@ -90,9 +90,8 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
 def baselines_cmd(results, output, allow_nonstandard_sizes):
     """(Re)generate the official weak/ceiling baselines from reference-run RESULTS JSONs; entries of each
     results' setting hash are replaced, others kept."""
-    from ..validation import validate
+    from ..validation import read_json, validate
     from . import baselines as bl
-    from .submission import read_json
 
     output = output or default_dir() / "baselines.json"
     current = bl.load(output) if output.exists() else bl.empty()
@@ -116,8 +115,8 @@ def baselines_cmd(results, output, allow_nonstandard_sizes):
 @click.option("--description", default=None)
 def submission_cmd(results, method, output, authors, code, paper, license_, description):
     """Make a submission for METHOD from results JSONs already written by `w2sbench eval`."""
-    from ..validation import validate
-    from .submission import make_submission, method_class, read_json, write_submission
+    from ..validation import read_json, validate
+    from .submission import make_submission, method_class, write_submission
 
     docs = []
     for path in results:

@@ -4,7 +4,6 @@ down to that method, so a file holds exactly what the leaderboard shows for it."
 from __future__ import annotations
 
 import copy
-import json
 import os
 import sys
 from datetime import datetime, timezone
@@ -101,15 +100,6 @@ def write_submission(doc: dict[str, Any], path: Path) -> Path:
     """Schema-check, then write atomically (placeholders are allowed here; `validate` rejects them)."""
     check_schema(doc, str(path))
     return write_json(doc, path)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except OSError as e:
-        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(str(path), "", f"not valid JSON: {e}") from None
 
 
 def method_class(name: str) -> Optional[type]:

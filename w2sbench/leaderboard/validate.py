@@ -10,8 +10,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import ConfigError, UnknownNameError, W2SError
+from ..scoring import pgr
+from ..validation import read_json
 from . import PGR_TOL
-from .submission import PLACEHOLDER, check_schema, read_json
+from .submission import PLACEHOLDER, check_schema
 
 FLOAT_TOL = 1e-9  # two numbers the harness derives from the same inputs (means, copies) agree to rounding
 
@@ -95,12 +97,12 @@ def _check_task(name: str, entry: dict, method: str, official: dict, tol: float,
         return None
     if not p["defined"]:
         return None
-    expected = (p["w2s_acc"] - p["weak_acc"]) / (p["ceiling_acc"] - p["weak_acc"])
+    expected = pgr(p["weak_acc"], p["ceiling_acc"], p["w2s_acc"])
     if not _close(p["pgr"], expected, PGR_TOL):
         out.add(f"{pw}.pgr", f"{p['pgr']!r} does not follow from its accuracies: (w2s - weak) / (ceiling - weak) = "
                 f"({p['w2s_acc']:.4f} - {p['weak_acc']:.4f}) / ({p['ceiling_acc']:.4f} - {p['weak_acc']:.4f}) = {expected:.6f}")
         return None
-    per_seed = [(a - p["weak_acc"]) / (p["ceiling_acc"] - p["weak_acc"]) for a in row["w2s"]["accuracy_per_seed"]]
+    per_seed = [pgr(p["weak_acc"], p["ceiling_acc"], a) for a in row["w2s"]["accuracy_per_seed"]]
     if p["pgr_per_seed"] is None or len(p["pgr_per_seed"]) != len(per_seed) or \
             not all(_close(a, b, PGR_TOL) for a, b in zip(p["pgr_per_seed"], per_seed)):
         out.add(f"{pw}.pgr_per_seed", "does not follow from w2s.accuracy_per_seed and the weak and ceiling accuracies")
@@ -124,7 +126,7 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
         out.add(f"{where}.setting.hash", f"setting {setting['name']!r} ({setting['hash']}) has no official baselines "
                 "in baselines.json: it is not an official leaderboard setting")
         return
-    tol = float(baselines.get("tolerance", {}).get("accuracy", 0.005))
+    tol = float(baselines["tolerance"]["accuracy"])  # baselines.load and empty() always set it
     if list(doc["methods"]) != [name]:
         out.add(f"{where}.methods", f"must hold exactly the method {name!r} (method.name), found {sorted(doc['methods'])}")
     record = doc["methods"].get(name)
