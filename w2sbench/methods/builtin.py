@@ -9,17 +9,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from ..training import soft_cross_entropy
 from .base import LossMethod, Method, MethodContext
 from .registry import register_method
-
-
-def _xent(logits: torch.Tensor, target2: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits [b, 2] against a two-column target distribution [b, 2], per example."""
-    return -(target2 * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
-
-
-def _two_cols(p1: torch.Tensor) -> torch.Tensor:
-    return torch.stack([1 - p1, p1], dim=-1)
 
 
 @register_method
@@ -72,7 +64,7 @@ class LogConf(LossMethod):
         p0 = torch.softmax(logits.detach(), dim=-1)[:, 0]
         threshold = torch.quantile(p0, weak_probs.mean())
         hardened = (p0 < threshold).float()
-        return _xent(logits, _two_cols((1 - c) * weak_probs + c * hardened))
+        return soft_cross_entropy(logits, (1 - c) * weak_probs + c * hardened, step_frac)
 
 
 @register_method
@@ -92,8 +84,8 @@ class Product(LossMethod):
 
     def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
         p = torch.softmax(logits.detach(), dim=-1)
-        target = p.pow(self.beta) * _two_cols(weak_probs).pow(self.alpha)
-        return _xent(logits, target / target.sum(dim=-1, keepdim=True))
+        target = p.pow(self.beta) * torch.stack([1 - weak_probs, weak_probs], dim=-1).pow(self.alpha)
+        return soft_cross_entropy(logits, (target / target.sum(dim=-1, keepdim=True))[:, 1], step_frac)
 
 
 @register_method
@@ -113,7 +105,7 @@ class Window(LossMethod):
 
     def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
         uncertain = torch.softmax(logits.detach(), dim=-1).max(dim=-1).values < 0.5 + self.radius
-        return _xent(logits, _two_cols(weak_probs)) * uncertain.float()
+        return soft_cross_entropy(logits, weak_probs, step_frac) * uncertain.float()
 
 
 @register_method
@@ -130,7 +122,7 @@ class Entropy(LogConf):
     def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
         c = self.coef(step_frac)
         p1 = torch.softmax(logits, dim=-1)[:, 1]
-        return _xent(logits, _two_cols((1 - c) * weak_probs + c * p1))
+        return soft_cross_entropy(logits, (1 - c) * weak_probs + c * p1, step_frac)
 
 
 @register_method
