@@ -9,11 +9,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .cache import hash_of
 from .errors import ConfigError, UnknownNameError
-from .validation import validate
+from .validation import read_yaml, validate
 
 
 @dataclass(frozen=True)
@@ -49,15 +47,6 @@ class Setting:
 def builtin_settings() -> dict[str, Path]:
     folder = resources.files("w2sbench").joinpath("settings")
     return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), "", f"not valid YAML: {e}") from None
-    except OSError as e:
-        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
 
 
 def load_setting(name_or_path: str) -> Setting:

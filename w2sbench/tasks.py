@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from w2sbench import data
 from w2sbench.data import Example, Splits
 from w2sbench.errors import ConfigError, UnknownNameError
 from w2sbench.paths import repo_root
-from w2sbench.validation import validate
+from w2sbench.validation import read_yaml, validate
 
 __all__ = ["Example", "Splits", "Task", "task_dirs", "list_tasks", "load_task", "resolve_tasks", "validate_config"]
 
@@ -39,20 +38,16 @@ def validate_config(config: Any, path: Path | str) -> None:
     if len(set(config["label_words"])) != 2:
         raise ConfigError(str(path), "label_words", "the two label words must differ")
     if config.get("formatter"):
-        from w2sbench.formatters import formatter_names, parse_spec
+        from w2sbench.formatters import get_formatter, parse_spec
 
-        name = parse_spec(config["formatter"])[0]
-        if name not in formatter_names():
-            raise ConfigError(str(path), "formatter", f"unknown formatter {name!r}; known: {', '.join(formatter_names())}")
+        try:
+            get_formatter(parse_spec(config["formatter"])[0])
+        except UnknownNameError as exc:
+            raise ConfigError(str(path), "formatter", str(exc)) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "", f"invalid YAML: {exc}") from None
+    config = read_yaml(path)
     # Map keys are compared as strings (so `1:` and "1": mean the same); normalising them keeps the
     # config JSON-serialisable for hashing.
     label = config.get("label") if isinstance(config, dict) else None
@@ -119,7 +114,7 @@ class Task:
 
 def task_dirs(extra: list[Path] | None = None) -> list[Path]:
     """Folders searched for task YAMLs, in order: the repository's tasks/, $W2SBENCH_TASKS_PATH, `extra`."""
-    candidates = [repo_root() / "tasks", Path(__file__).resolve().parent / "builtin_tasks"]
+    candidates = [repo_root() / "tasks"]
     candidates += [Path(p).expanduser() for p in os.environ.get(TASKS_PATH_ENV, "").split(os.pathsep) if p]
     candidates += [Path(p).expanduser() for p in extra or []]
     seen: set[Path] = set()
@@ -166,9 +161,9 @@ def load_task(name_or_path: str, extra: list[Path] | None = None) -> Task:
 def resolve_tasks(spec: str, extra: list[Path] | None = None) -> list[Task]:
     """'a,b' (names, paths or tags, e.g. 'default') -> tasks, in the order given, without repeats."""
     items = [s.strip() for s in spec.split(",") if s.strip()]
-    if not items:
-        raise UnknownNameError("task", spec, list_tasks(extra))
     known = list_tasks(extra)
+    if not items:
+        raise UnknownNameError("task", spec, known)
     loaded: dict[str, Task] = {}
 
     def get(name: str) -> Task:
@@ -179,7 +174,7 @@ def resolve_tasks(spec: str, extra: list[Path] | None = None) -> list[Task]:
     out: dict[str, Task] = {}
     for item in items:
         if _looks_like_path(item) or item in known:
-            task = load_task(item, extra)
+            task = get(item) if item in known else load_task(item, extra)
             out.setdefault(task.name, task)
             continue
         tagged = [get(n) for n in known if item in get(n).tags]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import yaml
 from referencing import Registry, Resource
 
 from .errors import ConfigError
@@ -60,6 +61,16 @@ def validate(instance: Any, schema_name: str, path: str) -> None:
     field, message = describe(jsonschema.exceptions.best_match(errors))
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     raise ConfigError(path, field or "<root>", message + more)
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Parse a YAML file (UTF-8); an unreadable or malformed file is a ConfigError naming it."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot be read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), "", f"invalid YAML: {e}") from None
 
 
 def read_json(path: Path | str) -> Any:
