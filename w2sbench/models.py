@@ -34,6 +34,8 @@ from typing import Iterator
 from . import paths
 from .cache import hash_file
 from .errors import MissingPackageError, W2SError
+from .inference.base import is_causal_lm, read_config
+from .provenance import package_version
 
 MARKER = ".w2sbench-model.json"
 """Written last into a converted folder: its presence means the folder is complete."""
@@ -105,7 +107,7 @@ def model_info(model_id: str, revision: str | None = None, progress: bool = True
     (source "packaged:<pkg>==<ver>", "local" (with its path) or "hub-cache"). The caller records the
     revision it asked for; pass the same one here so both describe the same folder."""
     folder, source = _locate(model_id, revision, progress)
-    config = _read_config(folder)
+    config = read_config(folder)
     text = config.get("text_config") or {}
     get = lambda *keys: next((c[k] for k in keys for c in (config, text) if c.get(k) is not None), None)  # noqa: E731
     architectures = list(config.get("architectures") or [])
@@ -114,7 +116,7 @@ def model_info(model_id: str, revision: str | None = None, progress: bool = True
         "source": source,
         "family": config.get("model_type"),
         "architectures": architectures,
-        "causal": any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures),
+        "causal": is_causal_lm(config),  # as the backends decide it
         "hidden_size": get("hidden_size", "d_model", "n_embd"),
         "num_layers": get("num_hidden_layers", "n_layer", "num_layers"),
         "vocab_size": get("vocab_size"),
@@ -191,13 +193,6 @@ def _checked(folder: Path, model_id: str) -> Path:
     return folder
 
 
-def _read_config(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise W2SError(f"model folder {folder}: cannot read config.json ({exc})") from None
-
-
 def _hub_snapshot(model_id: str, revision: str | None) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
@@ -228,11 +223,7 @@ def _installed(entry: PackagedModel) -> bool:
 
 
 def _package_source(entry: PackagedModel) -> str:
-    try:
-        version = importlib.metadata.version(entry.package)
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    return f"packaged:{entry.package}=={version}"
+    return f"packaged:{entry.package}=={package_version(entry.package) or 'unknown'}"
 
 
 def _read_marker(folder: Path) -> dict | None:
@@ -431,13 +422,7 @@ def _share(folder: Path) -> None:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for name in ("transformers", "torch", "gguf"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
+    return {name: v for name in ("transformers", "torch", "gguf") if (v := package_version(name))}
 
 
 def _count_parameters(folder: Path) -> int | None:

