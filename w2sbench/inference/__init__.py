@@ -29,8 +29,6 @@ __all__ = [
     "LabelWordError",
     "Pooling",
     "UnsupportedModelError",
-    "available_backends",
-    "close_all",
     "get_backend",
     "label_token_ids",
     "merge_lora",
@@ -41,19 +39,11 @@ __all__ = [
 _SHARED: dict[tuple[object, ...], InferenceBackend] = {}
 
 
-def available_backends() -> list[str]:
-    """Backends that can run here, preferred first."""
-    from w2sbench.inference.vllm_backend import vllm_unavailable
-
-    return ["vllm", "hf"] if vllm_unavailable() is None else ["hf"]
-
-
 def get_backend(
     name: str = "auto",
     model_dir: Path | None = None,
     purpose: str = "features",
     *,
-    dtype: str = "float32",
     tensor_parallel_size: int = 1,
 ) -> tuple[InferenceBackend, str | None]:
     """The backend to use and, when "auto" did not pick vLLM, a one-line note saying why.
@@ -90,24 +80,17 @@ def get_backend(
     if chosen == "hf" and tensor_parallel_size > 1:
         raise W2SError(f"tensor parallelism ({tensor_parallel_size} GPUs per model) needs the vllm backend"
                        + (f"; {note}" if note else ""))
-    key = (chosen, dtype, tensor_parallel_size)
+    key = (chosen, tensor_parallel_size)  # float32 engines: the feature cache keys say so
     if key not in _SHARED:
         if chosen == "vllm":
             from w2sbench.inference.vllm_backend import VLLMBackend
 
-            _SHARED[key] = VLLMBackend(dtype=dtype, tensor_parallel_size=tensor_parallel_size)
+            _SHARED[key] = VLLMBackend(tensor_parallel_size=tensor_parallel_size)
         else:
             from w2sbench.inference.hf import HFBackend
 
-            _SHARED[key] = HFBackend(dtype=dtype)
+            _SHARED[key] = HFBackend()
     return _SHARED[key], note
-
-
-def close_all() -> None:
-    """Shut down every shared backend (engines, loaded models); the next get_backend() starts afresh."""
-    for backend in _SHARED.values():
-        backend.close()
-    _SHARED.clear()
 
 
 def merge_lora(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:

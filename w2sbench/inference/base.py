@@ -18,7 +18,6 @@ from w2sbench.errors import W2SError
 
 Pooling = Literal["last", "mean"]
 POOLINGS: tuple[str, ...] = ("last", "mean")
-Purpose = Literal["features", "label_probs", "generate"]
 PURPOSES: tuple[str, ...] = ("features", "label_probs", "generate")
 
 
