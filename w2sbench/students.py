@@ -128,7 +128,7 @@ def served_predictions(student: TunedStudent, splits: tuple[str, ...], backend_n
     model): the LoRA adapter is merged into the base weights (inference.merge_lora says why: vLLM then
     serves a plain folder and both backends see the same weights), the engine pools the hidden states,
     and the trained head reads them. Returns the predictions and the backend's name."""
-    from .inference import get_backend, merge_lora
+    from .inference import get_backend, merge_lora, renormalise_logprobs
 
     tuned = student.student
     saved = tuned.save(workdir / "student")
@@ -144,10 +144,7 @@ def served_predictions(student: TunedStudent, splits: tuple[str, ...], backend_n
         for split in splits:
             feats = np.asarray(backend.features(model_dir, list(student.inputs[split]), tuned.pooling, tuned.max_length),
                                dtype=np.float64)
-            logits = feats @ weight.T + bias
-            logits -= logits.max(axis=1, keepdims=True)
-            probs = np.exp(logits)
-            out[split] = (probs[:, 1] / probs.sum(axis=1)).astype(np.float32)
+            out[split] = renormalise_logprobs(feats @ weight.T + bias)[:, 1]  # the head's softmax
     finally:
         backend.close()  # the engine serves a temporary folder that is about to go
     return out, backend.name

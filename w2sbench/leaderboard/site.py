@@ -212,9 +212,10 @@ def render_site(doc: dict, out_dir: Path) -> list[Path]:
     for setting in doc["settings"].values():
         for e in setting["entries"]:
             by_method.setdefault(e["method"], []).append((setting, e))
+    method_page = Template(_template("method.html"))
     for name, pairs in sorted(by_method.items()):
         page = methods_dir / f"{slug(name)}.html"
-        page.write_text(Template(_template("method.html")).substitute(
+        page.write_text(method_page.substitute(
             title=escape(name), marks=marks(pairs[0][1]), card=_card(pairs[0][1]["card"]),
             results="\n".join(_method_results(s, e) for s, e in pairs), footer=footer))
         written.append(page)
