@@ -5,16 +5,16 @@ What it measures (one JSON line per measurement, on stdout):
   layers, sequence 512): tokens/s, MFU counting 4N FLOPs per token (N = non-embedding parameters: forward 2N,
   backward through the frozen weights 2N; attention's own FLOPs not counted), peak GPU memory;
   impl "baseline" is plain transformers + peft (bf16 weights, full-vocabulary logits at every position,
-  unfused AdamW), impl "w2sbench" is w2sbench.lora.train_student (last-token hidden state into the head,
+  unfused AdamW), impl "w2sbench" is w2sbench.training.finetune.train_student (last-token hidden state into the head,
   sdpa, bf16 autocast with fp32 adapters, fused AdamW, activation checkpointing when asked, optional
   torch.compile), both side by side in the same process at the same batch sizes;
 - weak_score: scoring throughput of the weak model (Qwen/Qwen1.5-0.5B-Chat shape): baseline = the causal LM
-  with last-position logits only (logits_to_keep=1), w2sbench = LoraStudent.predict_ids (hidden state into
+  with last-position logits only (logits_to_keep=1), w2sbench = FineTunedStudent.predict_ids (hidden state into
   the head).
 
 Usage: python benchmarks/gpu_training.py            # on one H100/H200: a few minutes
        python benchmarks/gpu_training.py --smoke    # CPU, scaled-down shapes, seconds (the test runs it)
-No weights are downloaded: the architectures are built from their configs (w2sbench.random_models).
+No weights are downloaded: the architectures are built from their configs (tests/random_models.py).
 
 On the lent device machine (its image has torch, transformers and peft; nothing else is needed):
     PYTHONUNBUFFERED=1 python3 benchmarks/gpu_training.py --compile --time-budget 420 | tee $OUT/gpu.jsonl
@@ -38,13 +38,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # random_models: test-only builders
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from w2sbench.lora import Recipe, build_student, train_student  # noqa: E402
-from w2sbench.random_models import count_parameters, random_config, random_model  # noqa: E402
+from random_models import count_parameters, random_config, random_model  # noqa: E402
+
+from w2sbench.training import Recipe  # noqa: E402
+from w2sbench.training.finetune import build_student, train_student  # noqa: E402
 
 STRONG = "Qwen/Qwen3-4B-Base"
 WEAK = "Qwen/Qwen1.5-0.5B-Chat"

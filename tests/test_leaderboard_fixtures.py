@@ -14,7 +14,7 @@ import numpy as np
 from w2sbench.leaderboard import baselines as bl
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.methods.base import Method
-from w2sbench.pipeline import MethodRun, TaskRun
+from w2sbench.pipeline import MethodRun, RunOptions, RunRecord, TaskRun
 from w2sbench.results import build_results
 from w2sbench.scoring import bootstrap_pgr
 from w2sbench.settings import load_setting
@@ -60,11 +60,12 @@ def make_results(methods: dict[str, float], tasks=TASKS, teacher_free: tuple[str
             tr.methods[name] = MethodRun(cls, w2s, [{"train_examples": 1}] * 3, [0, 1, 2])
             tr.scores[name] = bootstrap_pgr(labels, weak, ceiling, w2s, n_boot=n_boot)
         runs.append(tr)
-    pipeline = SimpleNamespace(
-        setting=setting, model_records={"weak": {"id": setting.weak.model}, "strong": {"id": setting.strong.model}},
-        K=3, S=3, options=SimpleNamespace(backend="hf", n_boot=n_boot), backend_used={"features:weak": "hf", "features:strong": "hf"},
-        notes=[], timings={"total": 1.0}, store=SimpleNamespace(hits={}, misses={}))
-    return build_results(pipeline, runs)
+    record = RunRecord(
+        setting=setting, tasks=runs, models={"weak": {"id": setting.weak.model}, "strong": {"id": setting.strong.model}},
+        baseline_seeds=3, method_seeds=3, options=RunOptions(backend="hf", n_boot=n_boot),
+        backend_used={"features:weak": "hf", "features:strong": "hf"}, notes=[], timings={"total": 1.0},
+        cache_hits={}, cache_misses={})
+    return build_results(record)
 
 
 CARD = {"authors": ["Test Author"], "code": "https://example.org/code", "license": "MIT"}

@@ -11,7 +11,7 @@ import torch
 
 from w2sbench.errors import UnknownNameError
 from w2sbench.methods import MethodContext, list_methods, load_method
-from w2sbench.training import TrainConfig
+from w2sbench.training import FrozenTrainer, Recipe
 
 REFERENCE = ["vanilla", "vanilla_hard", "logconf", "product", "confident_only", "bootstrap", "window",
              "entropy", "strong_zeroshot", "majority"]
@@ -111,8 +111,8 @@ def make_ctx(weak=None, n=60, n_test=20, label_probs=None, seed=0) -> MethodCont
     return MethodContext(
         task="synthetic", setting="tiny", seed=seed, unlabel_texts=tuple(f"u{i}" for i in range(n)),
         test_texts=tuple(f"t{i}" for i in range(n_test)), _weak_unlabel=weak, _weak_test=np.full(n_test, 0.5, np.float32),
-        train_config=TrainConfig(epochs=20, batch_size=16, lr=0.05), label_words=(" no", " yes"),
-        prompt_template="Q: {text}\nA:", _features=lambda s: feats[s].copy(), _label_probs=label_probs,
+        trainer=FrozenTrainer(feats, Recipe(epochs=20, batch_size=16, lr=0.05)), label_words=(" no", " yes"),
+        prompt_template="Q: {text}\nA:", _label_probs=label_probs,
     ), y[n:n + n_test]
 
 

@@ -154,19 +154,22 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
     return "acme/tiny", calls
 
 
-def test_conversion_runs_once_and_writes_a_marker(tmp_cache: Path, fake_package, capsys: pytest.CaptureFixture) -> None:
+def test_conversion_runs_once_and_writes_a_marker(tmp_cache: Path, fake_package, caplog: pytest.LogCaptureFixture) -> None:
     import hashlib
 
     model_id, calls = fake_package
-    folder = resolve_model(model_id)
+    with caplog.at_level("INFO", logger="w2sbench"):
+        folder = resolve_model(model_id)
     assert folder == tmp_cache / "models" / "acme--tiny"
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "converting acme/tiny from the PyPI package w2sbench-fakepkg" in err
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "converting acme/tiny from the PyPI package w2sbench-fakepkg" in said[0]
+    caplog.clear()
     marker = json.loads((folder / models.MARKER).read_text())
     assert marker["source_sha256"] == hashlib.sha256(b"not really a gguf").hexdigest()
     assert marker["source"] == "packaged:w2sbench-fakepkg==unknown"
-    assert resolve_model(model_id, progress=False) == folder and len(calls) == 1
-    assert capsys.readouterr().err == ""
+    with caplog.at_level("INFO", logger="w2sbench"):
+        assert resolve_model(model_id) == folder and len(calls) == 1
+    assert caplog.records == []
     info = model_info(model_id)
     assert info["source"] == marker["source"] and info["conversion"] == f"fp32-v{models.CONVERSION_FORMAT}"
     assert "path" not in info  # only local folders are named by path
@@ -177,12 +180,12 @@ def test_new_package_version_or_converter_triggers_reconversion(
     tmp_cache: Path, fake_package, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model_id, calls = fake_package
-    folder = resolve_model(model_id, progress=False)
+    folder = resolve_model(model_id)
     monkeypatch.setattr(models, "_package_source", lambda entry: "packaged:w2sbench-fakepkg==9.9")
-    assert resolve_model(model_id, progress=False) == folder and len(calls) == 2
+    assert resolve_model(model_id) == folder and len(calls) == 2
     assert json.loads((folder / models.MARKER).read_text())["source"].endswith("==9.9")
     monkeypatch.setattr(models, "CONVERSION_FORMAT", models.CONVERSION_FORMAT + 1)
-    resolve_model(model_id, progress=False)
+    resolve_model(model_id)
     assert len(calls) == 3
 
 
@@ -195,13 +198,13 @@ def test_failed_conversion_leaves_nothing_behind(tmp_cache: Path, fake_package, 
 
     monkeypatch.setattr(models, "_convert_gguf", broken)
     with pytest.raises(RuntimeError, match="half way"):
-        resolve_model(model_id, progress=False)
+        resolve_model(model_id)
     assert [p for p in (tmp_cache / "models").iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_cached_conversion_is_used_without_the_package(tmp_cache: Path, fake_package, monkeypatch: pytest.MonkeyPatch) -> None:
     model_id, calls = fake_package
-    folder = resolve_model(model_id, progress=False)
+    folder = resolve_model(model_id)
     monkeypatch.setattr(models, "_installed", lambda entry: False)  # uninstalled after converting
     assert resolve_model(model_id) == folder and len(calls) == 1
     (folder / models.MARKER).unlink()  # an incomplete folder does not count

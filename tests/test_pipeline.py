@@ -18,9 +18,9 @@ SIZES = {"train_label": 16, "train_unlabel": 24, "test": 16}
 
 def run(store):
     pipeline = Pipeline(load_setting(SETTING), [load_task("rotten_tomatoes")],
-                        RunOptions(backend="hf", sizes=SIZES, n_boot=200, progress=False), store)
-    runs = pipeline.run([load_method("vanilla")])
-    return pipeline, runs, build_results(pipeline, runs)
+                        RunOptions(backend="hf", sizes=SIZES, n_boot=200), store)
+    record = pipeline.run([load_method("vanilla")])
+    return pipeline, record.tasks, build_results(record)
 
 
 def test_lora_regime_end_to_end(tmp_path):
@@ -42,13 +42,14 @@ def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
     """The LoRA student's labels computed in-process and through the default backend (vLLM where
     installed: adapter merged, the engine pools the hidden states, the trained head reads them) agree."""
     from w2sbench.models import resolve_model
-    from w2sbench.students import FineTuneTrainer, served_predictions
+    from w2sbench.inference.served import served_predictions
+    from w2sbench.training import FineTuneTrainer
 
     task = load_task("rotten_tomatoes")
     splits = task.load_splits(SIZES)
     inputs = {name: [e.text for e in getattr(splits, name)] for name in ("train_label", "train_unlabel", "test")}
     setting = load_setting(SETTING)
-    trainer = FineTuneTrainer(str(resolve_model(setting.weak.model)), inputs, setting.train, "mean", 48)
+    trainer = FineTuneTrainer(str(resolve_model(setting.weak.model)), inputs, setting.recipes["weak"], "mean", 48)
     student = trainer.fit("train_label", np.array([e.label for e in splits.train_label], np.float32), seed=0)
     served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)
     for split in ("train_unlabel", "test"):
@@ -63,7 +64,7 @@ def test_chat_model_reads_the_prompt_through_its_chat_template():
 
     task = load_task("rotten_tomatoes")
     pipeline = P(load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task],
-                 RunOptions(backend="hf", sizes=SIZES, progress=False))
+                 RunOptions(backend="hf", sizes=SIZES))
     text = pipeline.splits(task).test[0].text
     weak = pipeline._model_inputs("weak", task, "test")[0]
     strong = pipeline._model_inputs("strong", task, "test")[0]

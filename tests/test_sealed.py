@@ -38,7 +38,7 @@ def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
         f"splits: {{train_label: 30, train_unlabel: {N_UNLABEL}, test: {N_TEST}, seed: 0}}\n"
         "card: {source: generated in the test, citation: none, license: Apache-2.0}\n")
     task = load_task(str(tmp_path / "toy.yaml"))
-    pipe = Pipeline(load_setting("tiny"), [task], RunOptions(progress=False), store=ArtifactStore(tmp_path / "cache"))
+    pipe = Pipeline(load_setting("tiny"), [task], RunOptions(), store=ArtifactStore(tmp_path / "cache"))
     splits = pipe.splits(task)
     feats = {}
     for split in ("train_label", "train_unlabel", "test"):
@@ -79,7 +79,7 @@ class Hostile(Method):
 
     def run(self, ctx: MethodContext) -> np.ndarray:
         reachable = [ctx, *vars(ctx).values(), *vars(sealed).values()]
-        for fn in (ctx._features, ctx._label_probs, ctx._generate):
+        for fn in (ctx._label_probs, ctx._generate):
             reachable += [c.cell_contents for c in (fn.__closure__ or ())]
             reachable += list(getattr(fn, "__globals__", {}).values())
         found = find_label_like()
@@ -150,7 +150,7 @@ def test_bad_predictions_and_failures_are_refused_clearly(tmp_path):
 def test_cached_method_stage_is_a_hit_without_a_process(tmp_path):
     pipe, task = make_pipeline(tmp_path)
     probs, compute, weak_seed = pipe.run_method(task, load_method("vanilla"), 4)
-    assert weak_seed == 4 % pipe.K and compute["train_example_epochs"] == N_UNLABEL * 20
+    assert weak_seed == 4 % pipe.baseline_seeds and compute["train_example_epochs"] == N_UNLABEL * 20
     assert compute["saw"] == ["strong-model features of test", "strong-model features of train_unlabel",
                               "weak soft labels on train_unlabel"]
     again, _ = make_pipeline(tmp_path)

@@ -14,8 +14,8 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from w2sbench.errors import ConfigError, UnknownNameError  # noqa: E402
-from w2sbench.lora import Recipe  # noqa: E402
-from w2sbench.random_models import CONFIGS  # noqa: E402
+from w2sbench.training import Recipe  # noqa: E402
+from random_models import CONFIGS  # noqa: E402
 from w2sbench.settings import builtin_settings, load_setting  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from w2sbench.cache import ArtifactStore, hash_of
-from w2sbench.training import TrainConfig, lr_factor, soft_cross_entropy, train_head
+from w2sbench.training import Recipe, lr_factor, soft_cross_entropy, train_head
 
 
 def test_lr_schedule_by_hand():
@@ -37,7 +37,7 @@ def _data(n=400, d=16, seed=0):
     return x, y
 
 
-CFG = TrainConfig(epochs=30, batch_size=32, lr=0.01)
+CFG = Recipe(epochs=30, batch_size=32, lr=0.01)
 
 
 def test_head_learns_and_is_deterministic():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,18 @@ def _parse_limit(value: str | None) -> dict[str, int] | None:
     return dict(zip(("train_label", "train_unlabel", "test"), sizes))
 
 
+def setup_logging(level: int) -> None:
+    """Progress and diagnostics go to stderr through the `w2sbench` logger; results go to stdout."""
+    logger = logging.getLogger("w2sbench")
+    if not any(getattr(h, "_w2sbench", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[w2sbench] %(message)s"))
+        handler._w2sbench = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+
+
 @click.group()
 @click.version_option(package_name="w2sbench")
 def cli() -> None:
@@ -40,19 +53,23 @@ def cli() -> None:
               help="Inference engine for features and labels: vllm where installed and supported, else hf.")
 @click.option("--tensor-parallel-size", "tensor_parallel_size", type=click.IntRange(min=1), default=1, show_default=True,
               help="GPUs per vLLM engine, for models that do not fit one GPU (vllm backend only).")
-@click.option("--baseline-seeds", type=int, default=None, help="Seeds for weak and ceiling (default: the setting's).")
-@click.option("--seeds", "method_seeds", type=int, default=None, help="Seeds per method (default: the setting's).")
+@click.option("--baseline-seeds", type=click.IntRange(min=1), default=None, help="Seeds for weak and ceiling (default: the setting's).")
+@click.option("--seeds", "method_seeds", type=click.IntRange(min=1), default=None, help="Seeds per method (default: the setting's).")
 @click.option("--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable).")
 @click.option("--n-boot", type=int, default=2000, show_default=True, help="Bootstrap resamples for intervals.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Results JSON path (default: results/<setting>_<methods>_<time>.json).")
 @click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra folder of task YAMLs.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress messages.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
+@click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices).")
 @click.option("--submission", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.")
-def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_seeds, method_seeds, limit, n_boot, output, include_path, quiet,
-             submission):
+def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_seeds, method_seeds, limit, n_boot, output,
+             include_path, quiet, verbose, submission):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
+    if quiet and verbose:
+        raise W2SError("--quiet and --verbose: choose one")
+    setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     from .methods import load_method
     from .pipeline import Pipeline, RunOptions
     from .report import summary_table
@@ -68,10 +85,9 @@ def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_se
     if tensor_parallel_size > 1 and backend == "hf":
         raise W2SError(f"--tensor-parallel-size {tensor_parallel_size} needs the vllm backend, not --backend hf")
     options = RunOptions(backend=backend, tensor_parallel_size=tensor_parallel_size, baseline_seeds=baseline_seeds, method_seeds=method_seeds,
-                         sizes=_parse_limit(limit), n_boot=n_boot, progress=not quiet)
-    pipeline = Pipeline(setting_obj, task_list, options)
-    runs = pipeline.run(method_classes)
-    doc = build_results(pipeline, runs)
+                         sizes=_parse_limit(limit), n_boot=n_boot)
+    record = Pipeline(setting_obj, task_list, options).run(method_classes)
+    doc = build_results(record)
     if output is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         output = Path("results") / f"{setting_obj.name}_{'+'.join(c.name for c in method_classes)}_{stamp}.json"

@@ -20,11 +20,11 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
 import struct
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +36,8 @@ from .cache import hash_file
 from .errors import MissingPackageError, W2SError
 from .inference.base import is_causal_lm, read_config
 from .provenance import package_version
+
+log = logging.getLogger("w2sbench")
 
 MARKER = ".w2sbench-model.json"
 """Written last into a converted folder: its presence means the folder is complete."""
@@ -92,21 +94,21 @@ PACKAGED: dict[str, PackagedModel] = {
 # ----------------------------------------------------------------------------------------------- public
 
 
-def resolve_model(model_id: str, revision: str | None = None, progress: bool = True) -> Path:
+def resolve_model(model_id: str, revision: str | None = None) -> Path:
     """A local folder holding a plain transformers checkpoint for ``model_id`` (see the module docstring).
 
     ``revision`` pins a hub revision: packaged copies are one fixed upstream release, so with a revision
     other than "main" only a local folder, ``$W2SBENCH_MODEL_DIR/<org>--<name>@<revision>`` or the hub
     cache at that revision count.
     """
-    return _locate(model_id, revision, progress)[0]
+    return _locate(model_id, revision)[0]
 
 
-def model_info(model_id: str, revision: str | None = None, progress: bool = True) -> dict:
+def model_info(model_id: str, revision: str | None = None) -> dict:
     """What the results record says about a model: family, causal or not, sizes, and where it came from
     (source "packaged:<pkg>==<ver>", "local" (with its path) or "hub-cache"). The caller records the
     revision it asked for; pass the same one here so both describe the same folder."""
-    folder, source = _locate(model_id, revision, progress)
+    folder, source = _locate(model_id, revision)
     config = read_config(folder)
     text = config.get("text_config") or {}
     get = lambda *keys: next((c[k] for k in keys for c in (config, text) if c.get(k) is not None), None)  # noqa: E731
@@ -138,7 +140,7 @@ def model_dir_name(model_id: str) -> str:
 # --------------------------------------------------------------------------------------------- lookup
 
 
-def _locate(model_id: str, revision: str | None, progress: bool) -> tuple[Path, str]:
+def _locate(model_id: str, revision: str | None) -> tuple[Path, str]:
     as_path = Path(model_id).expanduser()
     if model_id.strip() and as_path.is_dir():
         return _checked(as_path, model_id), "local"
@@ -167,7 +169,7 @@ def _locate(model_id: str, revision: str | None, progress: bool) -> tuple[Path, 
             return cached, marker["source"]
         looked.append(str(cached))
     if entry is not None and _installed(entry):
-        return _from_package(model_id, entry, progress)
+        return _from_package(model_id, entry)
 
     hub = _hub_snapshot(model_id, revision)
     if hub is not None:
@@ -246,7 +248,7 @@ def _marker_current(marker: dict, entry: PackagedModel | None) -> bool:
 # ----------------------------------------------------------------------------------------- conversion
 
 
-def _from_package(model_id: str, entry: PackagedModel, progress: bool) -> tuple[Path, str]:
+def _from_package(model_id: str, entry: PackagedModel) -> tuple[Path, str]:
     pkg_dir = _package_dir(entry)
     assert pkg_dir is not None
     source = _package_source(entry)
@@ -266,11 +268,7 @@ def _from_package(model_id: str, entry: PackagedModel, progress: bool) -> tuple[
             return target, source
         for stale in models.glob(f".tmp-{target.name}-*"):  # left by a killed conversion; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
-        if progress:
-            print(
-                f"converting {model_id} from the PyPI package {entry.package} to fp32 under {target} (once)",
-                file=sys.stderr, flush=True,
-            )
+        log.info(f"converting {model_id} from the PyPI package {entry.package} to fp32 under {target} (once)")
         start = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=models))
         try:

@@ -9,6 +9,7 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections import defaultdict
@@ -27,7 +28,9 @@ from .methods.base import Method
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
-from .students import FineTuneTrainer, FrozenTrainer, Trainer, recipe_for, served_predictions, train_config_for
+from .training.students import FineTuneTrainer, FrozenTrainer, Trainer
+
+log = logging.getLogger("w2sbench")
 
 SPLITS = ("train_label", "train_unlabel", "test")
 # Which splits each model needs: the weak model learns on train_label and labels the other two; the
@@ -43,7 +46,6 @@ class RunOptions:
     method_seeds: Optional[int] = None
     sizes: Optional[dict[str, int]] = None  # override the tasks' split sizes (tests, quick looks)
     n_boot: int = 2000
-    progress: bool = True
 
 
 @dataclass
@@ -58,10 +60,28 @@ class MethodRun:
 class TaskRun:
     task: Task
     splits: Splits
-    weak_test: np.ndarray  # [K, n_test]
-    ceiling_test: np.ndarray  # [K, n_test]
+    weak_test: np.ndarray  # [baseline seeds, n_test]
+    ceiling_test: np.ndarray  # [baseline seeds, n_test]
     methods: dict[str, MethodRun] = field(default_factory=dict)
     scores: dict[str, PGRResult] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """What Pipeline.run() returns: the numbers per task and the record of what produced them, everything
+    build_results needs."""
+
+    setting: Setting
+    tasks: list[TaskRun]
+    models: dict[str, dict]  # role -> id, revision, source, conversion, parameters...
+    baseline_seeds: int
+    method_seeds: int
+    options: RunOptions
+    backend_used: dict[str, str]
+    notes: list[str]
+    timings: dict[str, float]
+    cache_hits: dict[str, int]
+    cache_misses: dict[str, int]
 
 
 class Pipeline:
@@ -70,8 +90,11 @@ class Pipeline:
     def __init__(self, setting: Setting, tasks: list[Task], options: RunOptions, store: Optional[ArtifactStore] = None):
         self.setting, self.tasks, self.options = setting, tasks, options
         self.store = store or ArtifactStore()
-        self.K = options.baseline_seeds or setting.baseline_seeds
-        self.S = options.method_seeds or setting.method_seeds
+        self.baseline_seeds = setting.baseline_seeds if options.baseline_seeds is None else options.baseline_seeds
+        self.method_seeds = setting.method_seeds if options.method_seeds is None else options.method_seeds
+        for flag, n in (("--baseline-seeds", self.baseline_seeds), ("--seeds", self.method_seeds)):
+            if n < 1:
+                raise W2SError(f"{flag} {n}: give at least 1 seed")
         self.timings: dict[str, float] = defaultdict(float)
         self.backend_used: dict[str, str] = {}
         self.notes: list[str] = []
@@ -93,10 +116,6 @@ class Pipeline:
         finally:
             self.timings[stage] += time.perf_counter() - start
 
-    def log(self, message: str) -> None:
-        if self.options.progress:
-            print(f"[w2sbench] {message}", flush=True)
-
     def splits(self, task: Task) -> Splits:
         if task.name not in self._splits:
             with self.timed("data"):
@@ -104,7 +123,7 @@ class Pipeline:
         return self._splits[task.name]
 
     def spec(self, role: str) -> ModelSpec:
-        return self.setting.weak if role == "weak" else self.setting.strong
+        return self.setting.spec(role)
 
     def model_dir(self, role: str):
         spec = self.spec(role)
@@ -158,7 +177,7 @@ class Pipeline:
         self.backend_used[f"features:{role}"] = backend.name
         if note:
             self.notes.append(note)
-            self.log(note)
+            log.info(note)
         spec = self.spec(role)
         started: list[bool] = []
         try:
@@ -170,7 +189,7 @@ class Pipeline:
                         texts = self._model_inputs(role, task, split)
                         if not started:
                             started.append(True)
-                            self.log(f"{role} model {spec.model}: computing features on {backend.name}"
+                            log.info(f"{role} model {spec.model}: computing features on {backend.name}"
                                      + (" (starting the engine takes up to a minute on a CPU)" if backend.name == "vllm" else ""))
                         feats = backend.features(model_dir, texts, spec.pooling, spec.max_length,
                                                  desc=f"{role} features {task.name}/{split}")
@@ -191,12 +210,12 @@ class Pipeline:
     # ---- the fixed trainer, per role ------------------------------------------------------------------
     def trainer(self, role: str, task: Task) -> Trainer:
         """The setting's regime for a role on a task: cached features + head, or fine-tuning."""
+        recipe = self.setting.recipes[role]
         if self.setting.regime == "frozen":
-            return FrozenTrainer({s: self.features(role, task, s) for s in ROLE_SPLITS[role]},
-                                 train_config_for(self.setting.train, role))
+            return FrozenTrainer({s: self.features(role, task, s) for s in ROLE_SPLITS[role]}, recipe)
         spec = self.spec(role)
         return FineTuneTrainer(str(self.model_dir(role)), {s: self._model_inputs(role, task, s) for s in ROLE_SPLITS[role]},
-                               recipe_for(self.setting.train, role), spec.pooling, spec.max_length, self.setting.regime)
+                               recipe, spec.pooling, spec.max_length)
 
     def inputs_id(self, role: str, task: Task, split: str) -> str:
         """What the role's model reads on a split: the feature artifact, or the model and its texts."""
@@ -211,7 +230,7 @@ class Pipeline:
     def _stage_key(self, stage: str, task: Task, seed: int, role: str) -> dict:
         return {
             "stage": stage, "setting": self.setting.hash, "task": task.hash, "seed": seed,
-            "train": recipe_for(self.setting.train, role), "regime": self.setting.regime,
+            "train": self.setting.recipes[role].key(), "regime": self.setting.regime,
             "inputs": {s: self.inputs_id(role, task, s) for s in ROLE_SPLITS[role]},
             "splits": self._split_hashes(task),
         }
@@ -225,7 +244,8 @@ class Pipeline:
     # ---- stages: weak (+ its labels), ceiling -----------------------------------------------------------
     def weak_labels(self, task: Task, seed: int) -> dict[str, np.ndarray]:
         """Stage weak: the weak model trained on train_label ground truth; its artifact holds the weak
-        soft labels p(label=1) on train_unlabel and test that every method of the setting shares."""
+        soft labels p(label=1) on train_unlabel and test that every method of the setting shares. In a
+        fine-tuning regime the labels are served through the inference backend, as the AAR sandbox does."""
         splits = self.splits(task)
 
         def train_weak():
@@ -233,6 +253,8 @@ class Pipeline:
                 "train_label", np.array([e.label for e in splits.train_label], dtype=np.float32), seed)
             if self.setting.regime == "frozen":  # the features already came through the inference backend
                 return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
+            from .inference.served import served_predictions
+
             with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
                 labels, used = served_predictions(student, ("train_unlabel", "test"), self.options.backend, Path(tmp),
                                                   self.options.tensor_parallel_size)
@@ -260,8 +282,8 @@ class Pipeline:
     def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
         """One method seed, run sealed: in a separate process that gets plain data only (texts, weak soft
         labels, strong features, trainer config; no Task, no labels), see w2sbench/sealed.py. The returned
-        predictions are checked here. Seed s learns from the weak labels of weak seed s mod K."""
-        weak_seed = seed % self.K
+        predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds."""
+        weak_seed = seed % self.baseline_seeds
         weak = self.weak_labels(task, weak_seed)
         method = method_cls()
         splits = self.splits(task)
@@ -273,17 +295,14 @@ class Pipeline:
         }
 
         def compute():
-            job = {
-                "task": task.name, "setting": self.setting.name, "seed": seed,
-                "unlabel_texts": [e.text for e in splits.train_unlabel], "test_texts": [e.text for e in splits.test],
-                "weak_unlabel": weak["train_unlabel"], "weak_test": weak["test"],
-                **({"features": {s: self.features("strong", task, s) for s in ("train_unlabel", "test")}}
-                   if self.setting.regime == "frozen" else {"trainer": self.trainer("strong", task)}),
-                "train_config": dict(train_config_for(self.setting.train, "strong").__dict__),
-                "label_words": list(task.label_words), "prompt_template": task.prompt_template,
-                "model_dirs": {r: str(self.model_dir(r)) for r in ("weak", "strong")},
-                "backend": self.options.backend, "tensor_parallel_size": self.options.tensor_parallel_size,
-            }
+            job = sealed.MethodJob(
+                task=task.name, setting=self.setting.name, seed=seed,
+                unlabel_texts=[e.text for e in splits.train_unlabel], test_texts=[e.text for e in splits.test],
+                weak_unlabel=weak["train_unlabel"], weak_test=weak["test"], trainer=self.trainer("strong", task),
+                label_words=list(task.label_words), prompt_template=task.prompt_template,
+                model_dirs={r: str(self.model_dir(r)) for r in ("weak", "strong")},
+                backend=self.options.backend, tensor_parallel_size=self.options.tensor_parallel_size,
+            )
             spec = sealed.method_spec(method_cls)
             if spec not in self._sealed_runners:
                 self._sealed_runners[spec] = sealed.SealedRunner(spec, method_cls.name)
@@ -300,7 +319,7 @@ class Pipeline:
         return art["test"], art["meta"].get("compute", {}), weak_seed
 
     # ---- the whole run ------------------------------------------------------------------------------
-    def run(self, methods: list[type[Method]]) -> list[TaskRun]:
+    def run(self, methods: list[type[Method]]) -> RunRecord:
         started = time.perf_counter()
         for task in self.tasks:
             self.splits(task)
@@ -311,13 +330,14 @@ class Pipeline:
             self.compute_features("strong")
         runs: list[TaskRun] = []
         for task in self.tasks:
-            self.log(f"{task.name}: weak x{self.K}, ceiling x{self.K}, {len(methods)} method(s) x{self.S}")
-            weak_test = np.stack([self.weak_labels(task, k)["test"] for k in range(self.K)])
-            ceiling_test = np.stack([self.ceiling(task, k) for k in range(self.K)])
+            k = self.baseline_seeds
+            log.info(f"{task.name}: weak x{k}, ceiling x{k}, {len(methods)} method(s) x{self.method_seeds}")
+            weak_test = np.stack([self.weak_labels(task, seed)["test"] for seed in range(k)])
+            ceiling_test = np.stack([self.ceiling(task, seed) for seed in range(k)])
             tr = TaskRun(task, self.splits(task), weak_test, ceiling_test)
             labels = np.array([e.label for e in tr.splits.test])
             for method_cls in methods:
-                outs = [self.run_method(task, method_cls, s) for s in range(self.S)]
+                outs = [self.run_method(task, method_cls, s) for s in range(self.method_seeds)]
                 tr.methods[method_cls.name] = MethodRun(
                     method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs])
                 with self.timed("score"):
@@ -325,7 +345,12 @@ class Pipeline:
                         labels, weak_test, ceiling_test, tr.methods[method_cls.name].test_probs, n_boot=self.options.n_boot)
             runs.append(tr)
         self.timings["total"] = time.perf_counter() - started
-        return runs
+        return RunRecord(
+            setting=self.setting, tasks=runs, models=dict(self.model_records), baseline_seeds=self.baseline_seeds,
+            method_seeds=self.method_seeds, options=self.options, backend_used=dict(self.backend_used),
+            notes=list(self.notes), timings=dict(self.timings), cache_hits=dict(self.store.hits),
+            cache_misses=dict(self.store.misses),
+        )
 
 
 def check_predictions(probs: Any, n_test: int, method: str) -> np.ndarray:

@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from . import provenance
-from .pipeline import Pipeline, TaskRun, summarise_probs
+from .pipeline import RunRecord, summarise_probs
 from .scoring import compare_to_baseline, mean_pgr
 from .validation import validate, write_json
 
 SCHEMA_VERSION = 1
 
 
-def build_results(pipeline: Pipeline, runs: list[TaskRun], baseline: str = "vanilla") -> dict:
+def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
     """The results document; with several methods including `baseline`, each method's paired difference
     to it (accuracy and PGR, with intervals) under "comparison"."""
-    setting = pipeline.setting
+    setting, runs = record.setting, record.tasks
     tasks: dict[str, dict] = {}
     for tr in runs:
         labels = np.array([e.label for e in tr.splits.test])
@@ -54,8 +54,8 @@ def build_results(pipeline: Pipeline, runs: list[TaskRun], baseline: str = "vani
     doc = {
         "schema_version": SCHEMA_VERSION,
         "setting": {"name": setting.name, "version": setting.version, "hash": setting.hash, "config": setting.config},
-        "models": pipeline.model_records,
-        "seeds": {"baseline": pipeline.K, "method": pipeline.S},
+        "models": record.models,
+        "seeds": {"baseline": record.baseline_seeds, "method": record.method_seeds},
         "methods": {
             name: {"version": cls.version, "description": cls.description, "config": cls().config(),
                    "teacher_free": not cls.uses_weak_labels, "source": cls.__module__}
@@ -72,13 +72,13 @@ def build_results(pipeline: Pipeline, runs: list[TaskRun], baseline: str = "vani
         },
         "tasks": tasks,
         "summary": summary,
-        "backend": {"requested": pipeline.options.backend, "used": dict(pipeline.backend_used), "notes": pipeline.notes},
-        "timings_s": {k: round(v, 3) for k, v in pipeline.timings.items()},
-        "cache": {"hits": dict(pipeline.store.hits), "misses": dict(pipeline.store.misses)},
+        "backend": {"requested": record.options.backend, "used": record.backend_used, "notes": record.notes},
+        "timings_s": {k: round(v, 3) for k, v in record.timings.items()},
+        "cache": {"hits": record.cache_hits, "misses": record.cache_misses},
         "provenance": provenance.record(),
     }
     if baseline in method_classes and len(method_classes) > 1:
-        doc["comparison"] = compare_to_baseline(runs, baseline, n_boot=pipeline.options.n_boot)
+        doc["comparison"] = compare_to_baseline(runs, baseline, n_boot=record.options.n_boot)
     return doc
 
 

@@ -1,7 +1,8 @@
 """The method stage in its own process: sealed labels by construction.
 
-The harness (parent) sends the child plain data only: texts, weak soft labels, the strong model's
-features, the trainer's config, the prompt template and label words, model folders. The child never
+The harness (parent) sends the child a MethodJob of plain data only: texts, weak soft labels, the strong
+model's fixed trainer (its cached features, or the model folder and texts to fine-tune on), the prompt
+template and label words, model folders. The child never
 receives a Task, a Splits or an Example, and never loads a dataset, so no ground-truth label of
 train_unlabel or test exists anywhere in its memory for a method to find (through the context, closures,
 gc or module globals). The child returns predictions; the parent checks and scores them.
@@ -20,14 +21,36 @@ import atexit
 import importlib
 import multiprocessing as mp
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from .errors import W2SError
+from .training.students import Trainer
 
 PROTOCOL = "sealed-process-v1"  # part of the method stage's cache key
+
+
+@dataclass(frozen=True)
+class MethodJob:
+    """One method seed on one task, as the method process receives it: plain data, no label of
+    train_unlabel or test anywhere in it."""
+
+    task: str
+    setting: str
+    seed: int
+    unlabel_texts: list[str]
+    test_texts: list[str]
+    weak_unlabel: np.ndarray  # weak p(label=1) on train_unlabel
+    weak_test: np.ndarray  # weak p(label=1) on test
+    trainer: Trainer  # the strong model's fixed trainer (frozen features + head, or fine-tuning)
+    label_words: list[str]
+    prompt_template: str
+    model_dirs: dict[str, str]  # role -> model folder, for inference through the context
+    backend: str = "auto"
+    tensor_parallel_size: int = 1
 
 
 # ---- naming a method so that a fresh interpreter can load the same class -----------------------------------
@@ -80,17 +103,12 @@ class _Models:
             b.close()
 
 
-def _context(job: dict, models: _Models) -> Any:
+def _context(job: MethodJob, models: _Models) -> Any:
     """A MethodContext from a job's plain data; its callables close over that data and nothing else."""
     from .cache import hash_texts
     from .methods.base import MethodContext
-    from .training import TrainConfig
 
-    features = job.get("features") or {}
-    model_dirs, backend, tp = job["model_dirs"], job["backend"], job.get("tensor_parallel_size", 1)
-
-    def get_features(split: str) -> np.ndarray:
-        return features[split].copy()
+    model_dirs, backend, tp = job.model_dirs, job.backend, job.tensor_parallel_size
 
     def label_probs(role: str, prompts: list[str], words: list[str]) -> np.ndarray:
         if role not in model_dirs:
@@ -106,13 +124,12 @@ def _context(job: dict, models: _Models) -> Any:
         return b.generate(Path(model_dirs[role]), prompts, max_tokens, temperature, seed)
 
     return MethodContext(
-        task=job["task"], setting=job["setting"], seed=job["seed"],
-        unlabel_texts=tuple(job["unlabel_texts"]), test_texts=tuple(job["test_texts"]),
-        _weak_unlabel=np.asarray(job["weak_unlabel"], dtype=np.float32),
-        _weak_test=np.asarray(job["weak_test"], dtype=np.float32),
-        train_config=TrainConfig(**job["train_config"]), label_words=tuple(job["label_words"]),
-        prompt_template=job["prompt_template"], _features=get_features, _label_probs=label_probs,
-        _generate=generate, _trainer=job.get("trainer"),
+        task=job.task, setting=job.setting, seed=job.seed,
+        unlabel_texts=tuple(job.unlabel_texts), test_texts=tuple(job.test_texts), trainer=job.trainer,
+        label_words=tuple(job.label_words), prompt_template=job.prompt_template,
+        _weak_unlabel=np.asarray(job.weak_unlabel, dtype=np.float32),
+        _weak_test=np.asarray(job.weak_test, dtype=np.float32),
+        _label_probs=label_probs, _generate=generate,
     )
 
 
@@ -122,11 +139,11 @@ def _user_frame(tb: str) -> str:
     return f" ({frames[-1]})" if frames else ""
 
 
-def run_job(cls: type, job: dict, models: Optional[_Models] = None) -> tuple[Any, dict]:
+def run_job(cls: type, job: MethodJob, models: Optional[_Models] = None) -> tuple[Any, dict]:
     """Run one method seed on one task's plain data; returns (predictions, compute record)."""
     models = models or _Models()
     ctx = _context(job, models)
-    probs = cls(**job.get("method_kwargs", {})).run(ctx)
+    probs = cls().run(ctx)
     try:
         out: Any = np.asarray(probs, dtype=np.float64)
     except (TypeError, ValueError):
@@ -178,7 +195,7 @@ class SealedRunner:
         self.conn = parent
         atexit.register(self.close)
 
-    def run(self, job: dict) -> tuple[Any, dict]:
+    def run(self, job: MethodJob) -> tuple[Any, dict]:
         if self.process is None or not self.process.is_alive():
             self._start()
         try:
@@ -188,9 +205,9 @@ class SealedRunner:
             code = self.process.exitcode if self.process else None
             self.close()
             raise W2SError(f"method {self.name!r}: its sealed process died (exit code {code}) on task "
-                           f"{job['task']!r} seed {job['seed']}") from None
+                           f"{job.task!r} seed {job.seed}") from None
         if reply[0] == "error":
-            raise W2SError(f"method {self.name!r} failed on task {job['task']!r} seed {job['seed']}: {reply[1]}")
+            raise W2SError(f"method {self.name!r} failed on task {job.task!r} seed {job.seed}: {reply[1]}")
         return reply[1], reply[2]
 
     def close(self) -> None:

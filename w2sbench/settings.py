@@ -11,6 +11,7 @@ from typing import Any
 
 from .cache import hash_of
 from .errors import ConfigError, UnknownNameError
+from .training.recipe import ROLES, Recipe
 from .validation import read_yaml, validate
 
 
@@ -32,11 +33,15 @@ class Setting:
     weak: ModelSpec
     strong: ModelSpec
     regime: str
-    train: dict[str, Any]
+    train: dict[str, Any]  # the YAML's train block, as written
+    recipes: dict[str, Recipe]  # what the trainer reads per role (weak_lr applied), parsed once at load
     baseline_seeds: int
     method_seeds: int
     config: dict[str, Any]
     path: str
+
+    def spec(self, role: str) -> ModelSpec:
+        return self.weak if role == "weak" else self.strong
 
     @property
     def hash(self) -> str:
@@ -61,6 +66,10 @@ def load_setting(name_or_path: str) -> Setting:
     validate(config, "setting", str(path))
     if path.stem != config["setting"]:
         raise ConfigError(str(path), "setting", f"must equal the file name {path.stem!r}, got {config['setting']!r}")
+    try:
+        recipes = {role: Recipe.for_role(config["train"], role) for role in ROLES}
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(path), "train", str(e)) from None
     return Setting(
         name=config["setting"],
         version=config["version"],
@@ -69,6 +78,7 @@ def load_setting(name_or_path: str) -> Setting:
         strong=ModelSpec(**config["strong"]),
         regime=config["regime"],
         train=dict(config["train"]),
+        recipes=recipes,
         baseline_seeds=config["seeds"]["baseline"],
         method_seeds=config["seeds"]["method"],
         config=config,

@@ -1,7 +1,7 @@
 """The task registry: declarative YAML files in folders, validated against a JSON Schema when loaded.
 
-Adding a task means adding a YAML file (to the repository's tasks/ or to a folder on
-$W2SBENCH_TASKS_PATH); no code changes. Errors name the file and the dotted field.
+Adding a task means adding a YAML file (to the repository's tasks/, which installs with the package as
+w2sbench/task_files/, or to a folder on $W2SBENCH_TASKS_PATH); no code changes. Errors name the file and the dotted field.
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ from w2sbench.validation import read_yaml, validate
 __all__ = ["Example", "Splits", "Task", "task_dirs", "list_tasks", "load_task", "resolve_tasks", "validate_config"]
 
 TASKS_PATH_ENV = "W2SBENCH_TASKS_PATH"
+
+
+def builtin_task_dir() -> Path:
+    """The registry that ships with w2sbench: w2sbench/task_files/ in an installed wheel, else the source
+    checkout's tasks/ (an editable install)."""
+    packaged = Path(__file__).resolve().parent / "task_files"
+    return packaged if packaged.is_dir() else repo_root() / "tasks"
+
+
 def validate_config(config: Any, path: Path | str) -> None:
     """Check a parsed task against the schema and the rules a schema cannot say; raise ConfigError."""
     if not isinstance(config, dict):
@@ -113,8 +122,8 @@ class Task:
 
 
 def task_dirs(extra: list[Path] | None = None) -> list[Path]:
-    """Folders searched for task YAMLs, in order: the repository's tasks/, $W2SBENCH_TASKS_PATH, `extra`."""
-    candidates = [repo_root() / "tasks"]
+    """Folders searched for task YAMLs, in order: the built-in registry, $W2SBENCH_TASKS_PATH, `extra`."""
+    candidates = [builtin_task_dir()]
     candidates += [Path(p).expanduser() for p in os.environ.get(TASKS_PATH_ENV, "").split(os.pathsep) if p]
     candidates += [Path(p).expanduser() for p in extra or []]
     seen: set[Path] = set()

@@ -6,8 +6,8 @@ Two forms:
   `targets(ctx)` for per-example targets/weights); the fixed trainer trains the strong student with it;
 - anything else: subclass Method and write `run(context) -> predictions on the test texts`.
 
-The context is built in a separate process from plain arrays (see w2sbench/sealed.py), so nothing
-reachable from it, not even through closures or module globals, holds a ground-truth label.
+The context is built in a separate process from a typed job of plain data (see w2sbench/sealed.py), so
+nothing reachable from it, not even through closures or module globals, holds a ground-truth label.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import W2SError
-from ..students import FrozenTrainer, Student
-from ..training import LossFn, TrainConfig, soft_cross_entropy
+from ..training.loss import LossFn, soft_cross_entropy
+from ..training.recipe import Recipe
+from ..training.students import Student, Trainer
 
 SPLITS_SEEN = ("train_unlabel", "test")
 
@@ -29,33 +30,42 @@ def _new_compute() -> dict:
     return {"train_examples": 0, "train_example_epochs": 0, "predict_examples": 0, "inference_prompts": 0}
 
 
-@dataclass(frozen=True)
+@dataclass
 class MethodContext:
-    """Everything a method may use: texts, weak soft labels, the strong model's frozen features, the
-    fixed trainer, the models through the inference backend, a seeded RNG. Never a ground-truth label of
-    train_unlabel or test. Reads of the weak labels are recorded (`saw`) so that results can say what the
-    method used, and a method that claims to be teacher-free can be checked."""
+    """Everything a method may use: texts, weak soft labels, the strong model's fixed trainer (frozen
+    features + head, or fine-tuning), the models through the inference backend, a seeded RNG. Never a
+    ground-truth label of train_unlabel or test.
+
+    Not frozen, on purpose: two fields are records the harness reads back after the method returns.
+    `compute` counts what the method trained and asked the models; `saw` names what it read (weak labels,
+    features, model outputs), so that results can say what the method used and a method that claims to
+    be teacher-free can be checked. `rng` is one generator per context (repeated reads continue it)."""
 
     task: str
     setting: str
     seed: int
     unlabel_texts: tuple[str, ...]
     test_texts: tuple[str, ...]
+    trainer: Trainer = field(repr=False)  # the strong model's fixed trainer
+    label_words: tuple[str, ...]
     _weak_unlabel: np.ndarray = field(repr=False)  # weak p(label=1) on train_unlabel
     _weak_test: np.ndarray = field(repr=False)  # weak p(label=1) on test
-    train_config: TrainConfig
-    label_words: tuple[str, ...]
     prompt_template: str = "{text}"
-    _features: Callable[[str], np.ndarray] = field(default=lambda split: np.zeros((0, 0)), repr=False)
     # (role, prompts, label_words) -> [n, len(label_words)] next-token probabilities of the label words
     _label_probs: Optional[Callable[[str, list[str], list[str]], np.ndarray]] = field(default=None, repr=False)
     # (role, prompts, max_tokens, temperature, seed) -> completions
     _generate: Optional[Callable[..., list[str]]] = field(default=None, repr=False)
-    # the fixed trainer of a fine-tuning regime (students.FineTuneTrainer); None: frozen features + head
-    _trainer: Optional[Any] = field(default=None, repr=False)
     compute: dict = field(default_factory=_new_compute)
     saw: set = field(default_factory=set)
-    _rng: list = field(default_factory=list, repr=False)
+    rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    @property
+    def recipe(self) -> Recipe:
+        """The setting's fixed recipe for the strong model."""
+        return self.trainer.recipe
 
     # ---- data ----------------------------------------------------------------------------------------
     @property
@@ -74,11 +84,11 @@ class MethodContext:
         """Frozen strong-model features of 'train_unlabel' or 'test' (cached, shared by all methods).
         Only in the frozen regime: a fine-tuned strong model has no fixed features."""
         _check_split(split)
-        if self._trainer is not None:
+        if self.trainer.regime != "frozen":
             raise W2SError(f"strong_features() exists only in the frozen regime; this setting fine-tunes "
-                           f"({self._trainer.regime}): train through train_strong()")
+                           f"({self.trainer.regime}): train through train_strong()")
         self.saw.add(f"strong-model features of {split}")
-        return self._features(split)
+        return self.trainer.features[split].copy()
 
     def texts(self, split: str) -> tuple[str, ...]:
         _check_split(split)
@@ -87,13 +97,6 @@ class MethodContext:
     def prompts(self, split: str) -> list[str]:
         """The task's prompt around each text of a split (what the models see)."""
         return [self.prompt_template.format(text=t) for t in self.texts(split)]
-
-    @property
-    def rng(self) -> np.random.Generator:
-        """One generator per context, seeded by the run's seed (repeated reads continue the stream)."""
-        if not self._rng:
-            self._rng.append(np.random.default_rng(self.seed))
-        return self._rng[0]
 
     # ---- models through the inference backend -------------------------------------------------------------
     def label_probs(self, prompts: list[str], role: str = "strong", label_words: Optional[list[str]] = None) -> np.ndarray:
@@ -129,12 +132,12 @@ class MethodContext:
         """Train the strong student with the setting's fixed trainer on train_unlabel (or the `subset`
         indices of it) against soft targets p(label=1), one per train_unlabel text (targets and weights
         are indexed like train_unlabel; `subset` picks rows). Seeded by this run's seed."""
-        trainer = self._trainer or FrozenTrainer(
-            {split: self.strong_features(split) for split in SPLITS_SEEN}, self.train_config)
-        student = trainer.fit("train_unlabel", targets, self.seed, loss_fn or soft_cross_entropy, weights, subset)
+        if self.trainer.regime == "frozen":
+            self.saw.update(f"strong-model features of {split}" for split in SPLITS_SEEN)
+        student = self.trainer.fit("train_unlabel", targets, self.seed, loss_fn or soft_cross_entropy, weights, subset)
         n_used = len(self.unlabel_texts) if subset is None else len(subset)
         self.compute["train_examples"] += int(n_used)
-        self.compute["train_example_epochs"] += int(n_used) * trainer.epochs
+        self.compute["train_example_epochs"] += int(n_used) * self.trainer.recipe.epochs
         return StrongStudent(student, self)
 
 

@@ -1,64 +1,19 @@
-"""The fixed trainer: every model in a setting (weak, ceiling, each method's student) is trained by this
-code with the setting's recipe, so methods differ only in what they declare (loss, targets, weights, data).
-
-Regime "frozen": backbone features are computed once and cached; a linear head (zero-initialised, as in
-Burns et al.) is trained on standardised features with Adam and the setting's schedule. Deterministic on
-CPU for a given seed: the seed fixes the minibatch order.
-"""
+"""The frozen regime's trainer: a linear head (zero-initialised, as in Burns et al.) trained on
+standardised, cached backbone features with AdamW and the recipe's schedule. Deterministic on CPU for a
+given seed: the seed fixes the minibatch order."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
-"""loss(logits [b, 2], targets [b] = soft p(label=1), step_frac in [0, 1]) -> per-example loss [b]."""
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, step_frac: float) -> torch.Tensor:
-    """Cross-entropy against soft targets: -(1-t) log p0 - t log p1, per example."""
-    logp = torch.log_softmax(logits, dim=-1)
-    return -((1 - targets) * logp[:, 0] + targets * logp[:, 1])
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    warmup_frac: float = 0.0
-
-    @classmethod
-    def from_setting(cls, train: dict[str, Any], lr_key: str = "lr") -> "TrainConfig":
-        return cls(
-            epochs=int(train["epochs"]),
-            batch_size=int(train["batch_size"]),
-            lr=float(train.get(lr_key, train["lr"])),
-            weight_decay=float(train.get("weight_decay", 0.0)),
-            schedule=str(train.get("schedule", "cosine")),
-            warmup_frac=float(train.get("warmup_frac", 0.0)),
-        )
-
-
-def lr_factor(step: int, total: int, schedule: str, warmup_frac: float) -> float:
-    """Multiplier of the base learning rate at a step: linear warm-up, then cosine/linear decay or constant."""
-    warmup = int(round(warmup_frac * total))
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule == "linear":
-        return 1.0 - progress
-    return 1.0
-
+from .loss import LossFn, soft_cross_entropy
+from .recipe import Recipe, lr_factor
 
 @dataclass
 class LinearHead:
@@ -88,7 +43,7 @@ class LinearHead:
 def train_head(
     features: np.ndarray,
     targets: np.ndarray,
-    config: TrainConfig,
+    recipe: Recipe,
     seed: int,
     loss_fn: LossFn = soft_cross_entropy,
     weights: Optional[np.ndarray] = None,
@@ -112,27 +67,28 @@ def train_head(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # [32 x d] @ [d x 2] gains nothing from threads and loses to their overhead
     try:
-        return _fit(xs, tt, ww, mean, std, config, seed, loss_fn, desc)
+        return _fit(xs, tt, ww, mean, std, recipe, seed, loss_fn, desc)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(xs, tt, ww, mean, std, config: TrainConfig, seed: int, loss_fn: LossFn, desc) -> LinearHead:
+def _fit(xs, tt, ww, mean, std, recipe: Recipe, seed: int, loss_fn: LossFn, desc) -> LinearHead:
     gen = torch.Generator().manual_seed(seed)
     linear = torch.nn.Linear(xs.shape[1], 2)
     torch.nn.init.zeros_(linear.weight)
     torch.nn.init.zeros_(linear.bias)
-    opt = torch.optim.AdamW(linear.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(linear.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     n = xs.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = steps_per_epoch * config.epochs
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    warmup = recipe.warmup_fraction(total)
     step = 0
-    for _ in tqdm(range(config.epochs), desc=desc, leave=False, disable=desc is None):
+    for _ in tqdm(range(recipe.epochs), desc=desc, leave=False, disable=desc is None):
         order = torch.randperm(n, generator=gen)
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
             for group in opt.param_groups:
-                group["lr"] = config.lr * lr_factor(step, total, config.schedule, config.warmup_frac)
+                group["lr"] = recipe.lr * lr_factor(step, total, recipe.schedule, warmup)
             per_example = loss_fn(linear(xs[idx]), tt[idx], step / total)
             bw = ww[idx]
             loss = (per_example * bw).sum() / bw.sum().clamp_min(1e-12)

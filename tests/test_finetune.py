@@ -1,4 +1,4 @@
-"""The LoRA / full fine-tuning regime (w2sbench.lora) and random-weight architectures (w2sbench.random_models).
+"""The LoRA / full fine-tuning regime (w2sbench.training.finetune) and random-weight architectures (tests/random_models.py).
 
 Kept small for a shared 2-core CPU: the real packaged MiniLM on a dozen short texts, and 1-2 layer
 random-weight models in the Qwen3 / GPT-2 shapes."""
@@ -19,8 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from w2sbench.errors import MissingPackageError, UnknownNameError  # noqa: E402
-from w2sbench.lora import LoraStudent, Recipe, build_student, fit_lora, step_groups, train_student  # noqa: E402
-from w2sbench.random_models import config_dict, count_parameters, random_config, random_model, save_random_model  # noqa: E402
+from w2sbench.training import Recipe  # noqa: E402
+from w2sbench.training.finetune import FineTunedStudent, build_student, fine_tune, step_groups, train_student  # noqa: E402
+from random_models import config_dict, count_parameters, random_config, random_model, save_random_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -49,14 +50,14 @@ def minilm_dir() -> Path:
 def minilm_runs(minilm_dir: Path):
     """Two identical LoRA runs on the real MiniLM (mean pooling): the base for several checks."""
     recipe = {"epochs": 4, "batch_size": 4, "lr": 2e-3, "schedule": "constant", "optimizer": "adamw", "lora": LORA}
-    runs = [fit_lora(minilm_dir, TEXTS, LABELS, recipe, seed=0, pooling="mean", max_length=16, device="cpu")
+    runs = [fine_tune(minilm_dir, TEXTS, LABELS, recipe, seed=0, pooling="mean", max_length=16, device="cpu")
             for _ in range(2)]
     return runs
 
 
 def test_lora_on_minilm_learns_and_predicts_probabilities(minilm_runs) -> None:
     student = minilm_runs[0]
-    p = student.predict(TEXTS)
+    p = student.predict_texts(TEXTS)
     assert p.shape == (len(TEXTS),) and p.dtype == np.float32
     assert np.all((p >= 0) & (p <= 1))
     # the zero-initialised head starts at ln 2 per example; 8 steps on separable texts must beat it clearly
@@ -65,7 +66,7 @@ def test_lora_on_minilm_learns_and_predicts_probabilities(minilm_runs) -> None:
 
 
 def test_lora_is_deterministic_on_cpu(minilm_runs) -> None:
-    a, b = (s.predict(TEXTS) for s in minilm_runs)
+    a, b = (s.predict_texts(TEXTS) for s in minilm_runs)
     np.testing.assert_array_equal(a, b)
 
 
@@ -73,18 +74,18 @@ def test_save_and_load_give_the_same_predictions(minilm_runs, tmp_path: Path) ->
     student = minilm_runs[0]
     student.save(tmp_path / "s")
     assert (tmp_path / "s" / "adapter" / "adapter_config.json").is_file()
-    again = LoraStudent.load(tmp_path / "s", device="cpu")
-    np.testing.assert_allclose(again.predict(TEXTS), student.predict(TEXTS), atol=1e-6)
+    again = FineTunedStudent.load(tmp_path / "s", device="cpu")
+    np.testing.assert_allclose(again.predict_texts(TEXTS), student.predict_texts(TEXTS), atol=1e-6)
 
 
 def test_weights_zero_out_examples(minilm_dir: Path) -> None:
     """Examples with weight 0 must not move the model: training only on them leaves the head at zero."""
     recipe = {"epochs": 1, "batch_size": 4, "lr": 1e-2, "lora": LORA}
     w = np.zeros(4, dtype=np.float32)
-    student = fit_lora(minilm_dir, TEXTS[:4], LABELS[:4], recipe, seed=0, weights=w, pooling="mean", max_length=16,
+    student = fine_tune(minilm_dir, TEXTS[:4], LABELS[:4], recipe, seed=0, weights=w, pooling="mean", max_length=16,
                        device="cpu")
     assert float(student.head.weight.detach().abs().sum()) == 0.0
-    np.testing.assert_allclose(student.predict(TEXTS[:2]), 0.5, atol=1e-6)
+    np.testing.assert_allclose(student.predict_texts(TEXTS[:2]), 0.5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------ random Qwen shape
@@ -119,7 +120,7 @@ def test_gradient_accumulation_matches_one_big_batch() -> None:
     assert np.abs(p_one - 0.5).max() > 1e-3  # and training did move the predictions
 
 
-def _train_under_a_memory_limit(checkpointing, accum: int, fits) -> tuple[np.ndarray, list[dict], LoraStudent]:
+def _train_under_a_memory_limit(checkpointing, accum: int, fits) -> tuple[np.ndarray, list[dict], FineTunedStudent]:
     """Train the tiny Qwen while `fits(n_rows, checkpointing_on)` decides whether a micro-batch "fits": one
     that does not raises CUDA's out-of-memory error before any work, as a real card would."""
     ids = _ids(16, 0)
@@ -224,7 +225,7 @@ def test_full_fine_tuning_trains_backbone_weights() -> None:
     assert torch.equal(after["lm_head.weight"], before["lm_head.weight"])
 
 
-def test_fit_lora_on_a_saved_random_qwen_and_merge(minilm_dir: Path, tmp_path: Path) -> None:
+def test_fine_tune_on_a_saved_random_qwen_and_merge(minilm_dir: Path, tmp_path: Path) -> None:
     """The causal path end to end: a random Qwen3-shaped folder (MiniLM's tokenizer lent), fit, save, and the
     saved adapter merges with inference.merge_lora into a backbone giving the same hidden states."""
     from transformers import AutoModelForCausalLM
@@ -233,7 +234,7 @@ def test_fit_lora_on_a_saved_random_qwen_and_merge(minilm_dir: Path, tmp_path: P
 
     base = save_random_model("Qwen/Qwen3-4B-Base", tmp_path / "qwen", scale=1 / 36, tokenizer_dir=minilm_dir)
     recipe = {"epochs": 1, "batch_size": 4, "lr": 1e-2, "lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}}
-    student = fit_lora(base, TEXTS, LABELS, recipe, seed=0, pooling="last", max_length=16, device="cpu")
+    student = fine_tune(base, TEXTS, LABELS, recipe, seed=0, pooling="last", max_length=16, device="cpu")
     student.save(tmp_path / "student")
     merged = merge_lora(base, tmp_path / "student" / "adapter", tmp_path / "merged")
     plain = AutoModelForCausalLM.from_pretrained(str(merged)).eval()

@@ -21,7 +21,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from .errors import UnknownNameError
+from w2sbench.errors import UnknownNameError
 
 _QWEN15_05B: dict[str, Any] = {
     "architectures": ["Qwen2ForCausalLM"],

@@ -1,17 +1,16 @@
-"""The fixed trainer's fine-tuning regimes: LoRA adapters (regime "lora") or every weight (regime "full"),
-plus a zero-initialised linear head on the pooled last hidden state, as Burns et al. train their students.
+"""The fine-tuning regimes' trainer: LoRA adapters (regime "lora") or every weight (regime "full"), plus
+a zero-initialised linear head on the pooled last hidden state, as Burns et al. train their students.
 
-Same contract as the frozen-head trainer (w2sbench.training): inputs + soft targets p(label=1) + a loss
-loss_fn(logits [b, 2], targets [b], step_frac) -> per-example loss, optional per-example weights, a seed;
-the student predicts p(label=1). Public API:
+Same contract as the frozen regime's head trainer (training.head): inputs + soft targets p(label=1) + a
+loss loss_fn(logits [b, 2], targets [b], step_frac) -> per-example loss, optional per-example weights, a
+seed; the student predicts p(label=1). Public API:
 
-    fit_lora(model_dir, texts, targets, recipe, seed, loss_fn=None, weights=None, pooling="last",
-             max_length=256, device=None) -> LoraStudent
-    LoraStudent.predict(texts) -> np.ndarray of p(label=1);  LoraStudent.save(dir);  LoraStudent.load(dir)
+    fine_tune(model_dir, texts, targets, recipe, seed, loss_fn=None, weights=None, pooling="last",
+              max_length=256, device=None) -> FineTunedStudent
+    FineTunedStudent.predict(split) / .predict_texts(texts) -> p(label=1);  .save(dir);  .load(dir)
 
-`recipe` is a setting's `train` block (pass {**train, "lr": train["weak_lr"]} for the weak model).
-Lower-level pieces for benchmarks and methods that hold token ids or an in-memory model: `Recipe`,
-`build_student(model, ...)`, `train_student(student, ids, ...)`.
+Lower-level pieces for benchmarks and methods that hold token ids or an in-memory model:
+`build_student(model, recipe, ...)`, `train_student(student, ids, ...)`.
 
 Why each choice:
 - one optimizer step always sees `batch_size` examples; `grad_accum` only splits them into micro-batches
@@ -46,59 +45,21 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .errors import MissingPackageError
-from .training import LossFn, TrainConfig, lr_factor, soft_cross_entropy
+from ..errors import MissingPackageError
+from .loss import LossFn, soft_cross_entropy
+from .recipe import Recipe, lr_factor
 
 STUDENT_FILE = "student.json"
 HEAD_FILE = "head.pt"
-
-
-@dataclass(frozen=True)
-class Recipe(TrainConfig):
-    """The training hyperparameters the trainer reads from a setting's `train` block (other keys ignored):
-    the head trainer's TrainConfig plus what fine-tuning a backbone needs."""
-
-    grad_accum: int = 1
-    warmup_steps: Optional[int] = None
-    optimizer: str = "adamw"
-    betas: tuple[float, float] = (0.9, 0.999)
-    max_grad_norm: Optional[float] = None
-    dtype: str = "float32"
-    lora: Optional[dict[str, Any]] = None  # None: full fine-tuning
-    gradient_checkpointing: bool | str = False  # True, False or "auto": switched on at the first out-of-memory
-    compile: bool = False
-
-    @classmethod
-    def from_dict(cls, train: dict[str, Any]) -> "Recipe":
-        known = {f for f in cls.__dataclass_fields__}
-        kwargs = {k: v for k, v in train.items() if k in known}
-        if "betas" in kwargs:
-            kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
-        if kwargs.get("lora") is not None:
-            kwargs["lora"] = dict(kwargs["lora"])
-        recipe = cls(**kwargs)
-        if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.lr <= 0:
-            raise ValueError(f"recipe needs epochs, batch_size, grad_accum >= 1 and lr > 0; got {train}")
-        if recipe.gradient_checkpointing not in (True, False, "auto"):
-            raise ValueError(f"gradient_checkpointing must be true, false or 'auto', got {recipe.gradient_checkpointing!r}")
-        return recipe
-
-    @property
-    def micro_batch_size(self) -> int:
-        return math.ceil(self.batch_size / self.grad_accum)
-
-    def warmup_fraction(self, total_steps: int) -> float:
-        if self.warmup_steps is not None:
-            return min(1.0, self.warmup_steps / max(1, total_steps))
-        return self.warmup_frac
 
 
 # ----------------------------------------------------------------------------------------------- student
 
 
 @dataclass
-class LoraStudent:
-    """A fine-tuned backbone (peft-wrapped for LoRA) plus a linear head; predicts p(label=1)."""
+class FineTunedStudent:
+    """A fine-tuned backbone (peft-wrapped for LoRA) plus a linear head; predicts p(label=1) on the texts
+    of the splits it was given (`inputs`, set by the trainer) or on any texts."""
 
     model: Any  # the causal LM or encoder as loaded (PeftModel when LoRA)
     head: torch.nn.Linear
@@ -111,6 +72,7 @@ class LoraStudent:
     tokenizer: Any = None
     causal: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, list[str]] = field(default_factory=dict)  # split -> the texts the model reads
 
     # -- forward -----------------------------------------------------------------------------------------
     def body(self) -> Any:
@@ -164,11 +126,17 @@ class LoraStudent:
         self.model.train(was_training)
         return out
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def predict_texts(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """p(label=1) for each text, tokenized exactly as in training."""
         if self.model_dir is None:
             raise ValueError("this student was built from an in-memory model: use predict_ids")
         return self.predict_ids(_encode(self.model_dir, list(texts), self.max_length), batch_size)
+
+    def predict(self, split: str) -> np.ndarray:
+        """p(label=1) on one of the splits the trainer handed over."""
+        if split not in self.inputs:
+            raise ValueError(f"this student has no texts for split {split!r} (it has {sorted(self.inputs)})")
+        return self.predict_texts(self.inputs[split])
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, out_dir: Path | str) -> Path:
@@ -190,7 +158,7 @@ class LoraStudent:
         return out
 
     @classmethod
-    def load(cls, out_dir: Path | str, device: Optional[str] = None) -> "LoraStudent":
+    def load(cls, out_dir: Path | str, device: Optional[str] = None) -> "FineTunedStudent":
         out = Path(out_dir)
         info = json.loads((out / STUDENT_FILE).read_text())
         dev = _device(device)
@@ -220,7 +188,7 @@ def _device(device: Optional[str]) -> torch.device:
 
 
 def _encode(model_dir: str, texts: list[str], max_length: int) -> list[list[int]]:
-    from .inference.base import encode, model_max_length
+    from ..inference.base import encode, model_max_length
 
     return encode(model_dir, texts, min(max_length, model_max_length(model_dir)))
 
@@ -281,7 +249,7 @@ def build_student(
     causal: Optional[bool] = None,
     model_dir: Optional[str] = None,
     tokenizer: Any = None,
-) -> LoraStudent:
+) -> FineTunedStudent:
     """Wrap a loaded transformers model for training: LoRA adapters (or all weights trainable) + a zero head.
 
     The seed fixes the adapters' random initialisation. On CUDA with a bfloat16 recipe the frozen weights
@@ -318,7 +286,7 @@ def build_student(
     if bf16:
         for p in model.parameters():
             p.data = p.data.to(torch.float32 if p.requires_grad else torch.bfloat16)
-    student = LoraStudent(model=model, head=_new_head(_hidden_size(model), dev), pooling=pooling,
+    student = FineTunedStudent(model=model, head=_new_head(_hidden_size(model), dev), pooling=pooling,
                           max_length=max_length, pad_id=pad_id, device=dev, bf16=bf16, model_dir=model_dir,
                           tokenizer=tokenizer, causal=causal, meta={"recipe": asdict(recipe), "seed": seed})
     if recipe.gradient_checkpointing is True:
@@ -353,7 +321,7 @@ def step_groups(indices: Sequence[int], lengths: Sequence[int], micro_batch_size
     return [ordered[s : s + micro_batch_size] for s in range(0, len(ordered), micro_batch_size)]
 
 
-def _relieve_memory(student: LoraStudent, recipe: Recipe, micro_batch: int, step: int) -> int:
+def _relieve_memory(student: FineTunedStudent, recipe: Recipe, micro_batch: int, step: int) -> int:
     """After an out-of-memory step: checkpointing on (recipe "auto"), else half the micro-batch; the new
     micro-batch size. Re-raises when neither is left."""
     gc.collect()
@@ -375,7 +343,7 @@ def _relieve_memory(student: LoraStudent, recipe: Recipe, micro_batch: int, step
 
 
 def train_student(
-    student: LoraStudent,
+    student: FineTunedStudent,
     ids: Sequence[Sequence[int]],
     targets: np.ndarray,
     recipe: Recipe,
@@ -457,25 +425,25 @@ def train_student(
     return history
 
 
-def fit_lora(
+def fine_tune(
     model_dir: Path | str,
     texts: Sequence[str],
     targets: np.ndarray,
-    recipe: dict[str, Any],
+    recipe: Recipe | dict[str, Any],
     seed: int,
     loss_fn: Optional[LossFn] = None,
     weights: Optional[np.ndarray] = None,
     pooling: str = "last",
     max_length: int = 256,
     device: Optional[str] = None,
-) -> LoraStudent:
+) -> FineTunedStudent:
     """Fine-tune the model in `model_dir` on texts against soft targets p(label=1); see the module docstring.
 
     The regime follows the recipe: LoRA when it has a `lora` block, every weight otherwise."""
-    from .inference.base import is_causal_lm, load_tokenizer, read_config
+    from ..inference.base import is_causal_lm, load_tokenizer, read_config
 
     model_dir = str(model_dir)
-    rec = Recipe.from_dict(recipe)
+    rec = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
     dev = _device(device)
     causal = is_causal_lm(read_config(model_dir))
     tokenizer = load_tokenizer(model_dir)
