@@ -98,3 +98,33 @@ def test_cache_roundtrip_hits_and_atomicity(tmp_path):
 def test_hash_of_is_canonical():
     assert hash_of({"a": 1, "b": [1, 2]}) == hash_of({"b": [1, 2], "a": 1})
     assert hash_of({"a": 1}) != hash_of({"a": 2})
+
+
+def test_a_tampered_or_damaged_artifact_is_recomputed_and_said(tmp_path, caplog):
+    """An artifact whose arrays were swapped after it was written (a method planting numbers, a disk
+    error) fails its content hash and is recomputed; so is one that cannot be read at all."""
+    store = ArtifactStore(tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"test": np.array([0.2, 0.7], dtype=np.float32)}, {"n": 2}
+
+    key = {"stage": "method", "seed": 0}
+    store.get_or_compute("method", key, compute)
+    folder = store.folder("method", key)
+    np.save(folder / "test.npy", np.array([0.0, 1.0], dtype=np.float32))  # planted: same shape, other numbers
+    with caplog.at_level("WARNING", logger="w2sbench"):
+        again = store.get_or_compute("method", key, compute)
+    assert len(calls) == 2 and np.allclose(again["test"], [0.2, 0.7]) and store.corrupt["method"] == 1
+    assert "changed after it was written" in caplog.text and "recomputing" in caplog.text
+    assert np.allclose(store.load("method", key)["test"], [0.2, 0.7])  # the rewritten artifact is whole
+
+    (folder / "test.npy").write_bytes(b"\x93NUMPY")  # truncated
+    assert store.get_or_compute("method", key, compute)["meta"] == {"n": 2}
+    assert len(calls) == 3 and store.corrupt["method"] == 2 and store.load("method", key) is not None
+
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["meta"]["n"] = 3  # the record edited, arrays untouched
+    (folder / "meta.json").write_text(json.dumps(meta))
+    assert store.load("method", key) is None and store.corrupt["method"] == 3
