@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .flags import flag_summary
+
 
 def _pct(x: float | None) -> str:
     return "  n/a" if x is None else f"{100 * x:5.1f}"
@@ -30,6 +32,10 @@ def summary_table(doc: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     k, s = doc["seeds"]["baseline"], doc["seeds"]["method"]
     lines.append(f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; PGR interval: bootstrap over test examples and seeds")
+    flagged = flag_summary({task: {name: m.get("flags", []) for name, m in entry["methods"].items()}
+                            for task, entry in doc["tasks"].items()})
+    if flagged:
+        notes += [*flagged, "(a flag rejects nothing: it says what looks suspicious; see w2sbench/flags.py)"]
     return "\n".join(lines + notes)
 
 

@@ -1,0 +1,195 @@
+"""Calibrate the cheating flags (w2sbench/flags.py) on the reference methods of the default suite.
+
+Re-runs the default evaluation from a warm cache (every stage a cache hit: seconds), applies the flags to
+every task x reference method, and prints per flag the largest value any reference method reached next to
+the threshold (the margin). Then feeds obvious cheats through the same flags on every task: the ceiling's
+own test predictions returned as the method's (all its seeds; seed 0 only; seed 0 with 4 predictions
+flipped) and the true test labels, each with vanilla's compute records so that only the prediction-based
+flags can catch them, and two of them once more with nothing recorded. A control, the weak model's own
+test predictions with nothing recorded, must stay unflagged. Exits 1 if a reference method is flagged, a
+cheat goes unflagged on some task, or the control is flagged.
+
+    W2SBENCH_CACHE=/path/to/cache python benchmarks/flags_calibration.py [--setting tiny] [--suite default]
+
+The pipeline is touched in load_runs() only; the rest works on plain arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REFERENCE = ["vanilla", "vanilla_hard", "logconf", "product", "confident_only", "bootstrap", "window",
+             "entropy", "strong_zeroshot", "majority"]
+
+try:
+    from w2sbench import flags as F
+except ImportError:  # an older w2sbench first on the path (e.g. PYTHONPATH at a pre-flags checkout)
+    import w2sbench  # noqa: F401  (the parent package, for flags.py's relative import of .scoring)
+    _spec = importlib.util.spec_from_file_location(
+        "w2sbench.flags", Path(__file__).resolve().parents[1] / "w2sbench" / "flags.py")
+    F = importlib.util.module_from_spec(_spec)
+    sys.modules["w2sbench.flags"] = F
+    _spec.loader.exec_module(F)
+from w2sbench.scoring import bootstrap_pgr
+
+
+def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
+    """The evaluation as plain arrays, one dict per task: labels [n], weak_test [K, n], ceiling_test [K, n],
+    methods {name: {test_probs [S, n], compute [S dicts], pgr PGRResult}}, n_boot."""
+    from w2sbench.methods.registry import load_method
+    from w2sbench.pipeline import Pipeline, RunOptions
+    from w2sbench.settings import load_setting
+    from w2sbench.tasks import resolve_tasks
+
+    options = RunOptions(progress=False)
+    runs = Pipeline(load_setting(setting), resolve_tasks(suite, []), options).run([load_method(m) for m in methods])
+    return [{
+        "task": tr.task.name,
+        "labels": np.array([e.label for e in tr.splits.test]),
+        "weak_test": np.asarray(tr.weak_test), "ceiling_test": np.asarray(tr.ceiling_test),
+        "methods": {name: {"test_probs": np.asarray(mr.test_probs), "compute": list(mr.compute), "pgr": tr.scores[name]}
+                    for name, mr in tr.methods.items()},
+        "n_boot": options.n_boot,
+    } for tr in runs]
+
+
+def cheats(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
+    trained = run["methods"]["vanilla"]["compute"] if "vanilla" in run["methods"] else \
+        [{"train_examples": 1, "inference_prompts": 0, "saw": []}] * len(run["ceiling_test"])
+    ceiling = run["ceiling_test"]
+    truth = np.tile(run["labels"].astype(float), (len(trained), 1))
+    seed0 = np.tile(ceiling[0], (len(trained), 1))
+    near = seed0.copy()
+    near[:, :4] = 1.0 - (near[:, :4] >= 0.5)  # 4 of the test predictions flipped: 99.2% agreement at 500 examples
+    return {
+        "ceiling_copy": (ceiling, trained),
+        "ceiling_seed0_copy": (seed0, trained),
+        "ceiling_near_copy": (near, trained),
+        "true_labels": (truth, trained),
+        "ceiling_copy_nothing_recorded": (ceiling, [{}] * len(trained)),
+        "true_labels_nothing_recorded": (truth, [{}] * len(trained)),
+    }
+
+
+def controls(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
+    """Honest no-work results that must stay unflagged: the weak model's own test predictions."""
+    return {"weak_copy_nothing_recorded": (run["weak_test"], [{}] * len(run["weak_test"]))}
+
+
+def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
+    lines, ok = [], True
+    rows = []  # (task, method, measures, flags)
+    for run in runs:
+        for name, m in run["methods"].items():
+            ms = F.measure(run["labels"], run["weak_test"], run["ceiling_test"], m["test_probs"], m["pgr"], m["compute"])
+            rows.append((run["task"], name, ms, F.flags_from_measures(ms)))
+
+    def top(key, where=lambda ms: True):
+        cands = [(key(ms), f"{t}/{n}") for t, n, ms, _ in rows if where(ms) and key(ms) is not None]
+        return max(cands) if cands else (None, "-")
+
+    acc_gap = top(lambda ms: ms["w2s_acc"] - ms["ceiling_ci"][1])
+    agree = top(lambda ms: ms["agreement"])
+    means = top(lambda ms: ms["agreement_of_means"])
+    agree_self = top(lambda ms: ms["agreement"] - ms["ceiling_self_agreement"]
+                     if ms["ceiling_self_agreement"] is not None else None)
+    pgr_lo = top(lambda ms: ms["pgr_ci"][0] if ms["pgr_ci"] else None)
+    lazy = top(lambda ms: ms["pgr"], where=lambda ms: not ms["strong_work"])
+    n_lazy = sum(not ms["strong_work"] for _, _, ms, _ in rows)
+    n_tasks, n_methods = len(runs), len({n for _, n, _, _ in rows})
+
+    def fmt(v, pct=False, sign=False):
+        if v is None:
+            return "-"
+        return f"{100 * v:+.1f} pts" if pct and sign else f"{100 * v:.1f}%" if pct else f"{v:+.2f}"
+
+    lines.append(f"Reference methods: {n_methods} methods x {n_tasks} tasks = {len(rows)} results")
+    halves = [(ms["pgr_ci"][1] - ms["pgr_ci"][0]) / 2 for _, _, ms, _ in rows if ms["pgr_ci"]]
+    lines.append("")
+    lines.append("margin = how far the largest reference value stays from firing (positive: unflagged)")
+    lines.append("")
+    lines.append("| flag | statistic | largest reference value (where) | fires when | margin |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    lines.append(f"| above_ceiling | w2s acc - upper end of ceiling's 95% CI | {fmt(acc_gap[0], True, True)} ({acc_gap[1]}) "
+                 f"| > 0 | {fmt(-acc_gap[0], True, True) if acc_gap[0] is not None else '-'} |")
+    lines.append(f"| copies_ceiling | best-match agreement with the ceiling | {fmt(agree[0], True)} ({agree[1]}) "
+                 f"| >= {100 * F.COPY_MIN_AGREEMENT:.0f}% | {100 * (F.COPY_MIN_AGREEMENT - agree[0]):.1f} pts |")
+    lines.append(f"| (info) | agreement of the means | {fmt(means[0], True)} ({means[1]}) | - | - |")
+    lines.append(f"| (info) | best match minus the ceiling's inter-seed agreement | {fmt(agree_self[0], True, True)} "
+                 f"({agree_self[1]}) | not a condition | - |")
+    lines.append(f"| pgr_above_one | lower end of PGR's 95% CI | {fmt(pgr_lo[0])} ({pgr_lo[1]}) | > {F.PGR_LIMIT:g} "
+                 f"| {F.PGR_LIMIT - pgr_lo[0]:.2f} |" if pgr_lo[0] is not None else "- |")
+    lines.append(f"| no_strong_work | PGR of results with no strong-model work ({n_lazy} of {len(rows)}) "
+                 f"| {fmt(lazy[0])} ({lazy[1]}) | >= {F.HIGH_PGR:g} | "
+                 f"{F.HIGH_PGR - lazy[0]:.2f} |" if lazy[0] is not None else
+                 f"| no_strong_work | PGR of results with no strong-model work (0) | - | >= {F.HIGH_PGR:g} | - |")
+    lines.append("")
+    first: dict = {}
+    for t, _, ms, _ in rows:
+        first.setdefault(t, ms)  # one per task: the ceiling is shared by the task's methods
+    lines.append("Ceiling inter-seed agreement per task: " + ", ".join(
+        f"{t} {100 * ms['ceiling_self_agreement']:.1f}%" if ms["ceiling_self_agreement"] is not None else f"{t} -"
+        for t, ms in first.items()))
+    if halves:
+        lines.append(f"Per-task PGR 95% interval half-widths of the reference methods: median {np.median(halves):.2f}, "
+                     f"range {min(halves):.2f}-{max(halves):.2f}")
+    flagged = [(t, n, f) for t, n, _, f in rows if f]
+    lines.append("")
+    if flagged:
+        ok = False
+        lines.append("REFERENCE METHODS FLAGGED (must be none):")
+        lines.extend(F.flag_summary({f"{t}/{n}": f for t, n, f in flagged}))
+    else:
+        lines.append(f"Reference methods flagged: none of {len(rows)}.")
+
+    lines.append("")
+    lines.append("Cheats (flags per task):")
+    lines.append("")
+    names = list(cheats(runs[0]))
+    lines.append("| task | " + " | ".join(names) + " |")
+    lines.append("| --- |" + " --- |" * len(names))
+    summary = {}
+    for run in runs:
+        cells = []
+        for cname, (probs, compute) in cheats(run).items():
+            r = bootstrap_pgr(run["labels"], run["weak_test"], run["ceiling_test"], probs, n_boot=run["n_boot"])
+            fl = F.flag_method(run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute)
+            summary[f"{run['task']}/{cname}"] = fl
+            if not fl:
+                ok = False
+            cells.append(", ".join(f["flag"] for f in fl) or "**NOT FLAGGED**")
+        lines.append(f"| {run['task']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.extend(F.flag_summary({k: v for k, v in summary.items() if not k.endswith("_nothing_recorded")}))
+    lines.append("")
+    lines.append("Control, must stay unflagged: the weak model's own test predictions, nothing recorded")
+    for run in runs:
+        for cname, (probs, compute) in controls(run).items():
+            r = bootstrap_pgr(run["labels"], run["weak_test"], run["ceiling_test"], probs, n_boot=run["n_boot"])
+            fl = F.flag_method(run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute)
+            ok = ok and not fl
+            ci = f"[{r.pgr_ci[0]:+.2f}, {r.pgr_ci[1]:+.2f}]" if r.defined else "(undefined)"
+            lines.append(f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}: "
+                         + ("; ".join(f"{f['flag']}: {f['saw']}" for f in fl) or "not flagged"))
+    return lines, ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--setting", default="tiny")
+    ap.add_argument("--suite", default="default")
+    ap.add_argument("--methods", default=",".join(REFERENCE))
+    args = ap.parse_args()
+    runs = load_runs(args.setting, args.suite, args.methods.split(","))
+    lines, ok = calibrate(runs)
+    print("\n".join(lines))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
