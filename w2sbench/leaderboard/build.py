@@ -1,6 +1,7 @@
 """Aggregating valid submissions into leaderboard.json: per official setting, one entry per method
-ranked by mean PGR over the setting's tasks. Ranks are honest about noise: an entry's rank is 1 + the
-number of entries whose mean-PGR interval lies wholly above its own, so entries with overlapping
+ranked by mean PGR over the setting's tasks. Only entries the harness has reproduced from their code are
+ranked; the others are listed with the reason. Ranks are honest about noise: an entry's rank is 1 + the
+number of ranked entries whose mean-PGR interval lies wholly above its own, so entries with overlapping
 intervals share a rank (and list each other in `tied_with`)."""
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ def _overlap(a: list[float] | None, b: list[float] | None) -> bool:
 
 
 def assign_ranks(entries: list[dict]) -> list[dict]:
-    """Sort by mean PGR (undefined last) and set rank / tied_with in place; returns the sorted list."""
-    defined = [e for e in entries if e["mean_pgr"] is not None and e["mean_pgr_ci"] is not None]
+    """Sort by mean PGR (unranked last) and set rank / tied_with in place; returns the sorted list. Entries
+    with an `unranked_reason` (not reproduced) take no rank and no part in others' ranks."""
+    for e in entries:
+        if e.get("unranked_reason") is None and (e["mean_pgr"] is None or e["mean_pgr_ci"] is None):
+            e["unranked_reason"] = "mean PGR undefined"
+    defined = [e for e in entries if e.get("unranked_reason") is None]
     undefined = [e for e in entries if e not in defined]
     defined.sort(key=lambda e: (-e["mean_pgr"], e["method"]))
     undefined.sort(key=lambda e: (-e["mean_w2s_accuracy"], e["method"]))
@@ -37,8 +42,20 @@ def assign_ranks(entries: list[dict]) -> list[dict]:
     return defined + undefined
 
 
+def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
+    from .reproduce import reproduction_status
+
+    why = reproduction_status(sub)
+    if why:
+        return None, why
+    rec = sub["reproduced"]
+    worst = max((abs(t["difference"]) for t in rec["tasks"].values()), default=0.0)
+    return {"date": rec["date"], "commit": rec["commit"], "tolerance": rec["tolerance"], "largest_difference": worst}, None
+
+
 def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
     method = sub["method"]
+    reproduced, why = _reproduced(sub)
     name = method["name"]
     summary = results["summary"][name]
     tasks = {}
@@ -51,8 +68,16 @@ def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
             "w2s_auroc": row["w2s"]["auroc"],
         }
     prov = results["provenance"]
+    flags = {(t, f["flag"]): {"task": t, **f} for t, entry in sorted(results["tasks"].items())
+             for f in entry["methods"][name].get("flags", [])}
+    for where, rec in (sub.get("reproduced") or {}).get("tasks", {}).items():  # what the harness's own rerun raised
+        setting_name, _, t = where.partition("/")
+        if setting_name == results["setting"]["name"]:
+            for f in rec.get("flags", []):
+                flags.setdefault((t, f["flag"]), {"task": t, **f})
     return {
-        "method": name, "rank": None, "tied_with": [],
+        "method": name, "rank": None, "tied_with": [], "unranked_reason": why, "reproduced": reproduced,
+        "flags": list(flags.values()),
         "mean_pgr": summary["mean_pgr"], "mean_pgr_ci": summary["mean_pgr_ci"],
         "mean_w2s_accuracy": summary["mean_w2s_accuracy"], "tasks_defined": summary["tasks_defined"],
         "teacher_free": method["teacher_free"], "non_default_recipe": method["non_default_recipe"],

@@ -83,6 +83,39 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     click.echo(f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); site: {pages[0]} (+{len(pages) - 1} method page(s))")
 
 
+@leaderboard.command("reproduce")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--missing", is_flag=True, help="Every submission in leaderboard/submissions without a current reproduction.")
+@click.option("--cache", "cache_root", type=_PATH, default=None,
+              help="Artifact store for the shared stages (default: the w2sbench cache); the method stage is always rerun.")
+def reproduce_cmd(files, missing, cache_root):
+    """Rerun each submission's method from its submitted code, in the sandbox, on the official setting, and
+    write the outcome into the submission; exit status 1 if any does not reproduce."""
+    from ..validation import read_json
+    from .reproduce import reproduce_submission, reproduction_status, write_reproduction
+    from .validate import submission_files
+
+    files = list(files)
+    if missing:
+        files += [p for p in submission_files(default_dir() / "submissions") if reproduction_status(read_json(p))]
+    if not files:
+        click.echo("nothing to reproduce")
+        return
+    failed = 0
+    for path in files:
+        outcome = reproduce_submission(path, cache_root)
+        write_reproduction(path, outcome)
+        if outcome["ok"]:
+            worst = max((abs(t["difference"]) for t in outcome["tasks"].values()), default=0.0)
+            click.echo(f"reproduced: {path} (largest w2s accuracy difference {100 * worst:.2f} points)")
+        else:
+            failed += 1
+            for line in outcome["failures"]:
+                click.echo(f"w2sbench: error: {path}: did not reproduce: {line}", err=True)
+    if failed:
+        sys.exit(1)
+
+
 @leaderboard.command("baselines")
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--output", "-o", type=_PATH, default=None, help="Default: leaderboard/baselines.json (updated in place).")

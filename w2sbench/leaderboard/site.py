@@ -43,6 +43,15 @@ def marks(entry: dict) -> str:
     if entry["non_default_recipe"]:
         note = escape(entry["card"].get("recipe_notes") or "non-default training recipe", quote=True)
         out += f'<span class="mark ndr" title="non-default recipe: {note}">NR</span>'
+    if entry.get("flags"):
+        said = "; ".join(f"{f['task']}: {f['flag']}: {f['saw']}" for f in entry["flags"])
+        out += f'<span class="mark flag" title="{escape(said, quote=True)}">flagged</span>'
+    if entry.get("reproduced"):
+        rep = entry["reproduced"]
+        out += (f'<span class="mark rep" title="reproduced by the harness on {escape(rep["date"][:10], quote=True)} '
+                f'at commit {escape((rep["commit"] or "unknown")[:10], quote=True)}">R</span>')
+    else:
+        out += '<span class="mark unrep" title="not reproduced by the harness: not ranked">not reproduced</span>'
     return out
 
 
@@ -55,7 +64,8 @@ def _pgr_cell(task: dict) -> str:
 
 def _rank(entry: dict) -> str:
     if entry["rank"] is None:
-        return '<td data-sort="">&ndash;</td>'
+        why = escape(entry.get("unranked_reason") or "unranked", quote=True)
+        return f'<td data-sort="" class="unranked" title="{why}">&ndash;</td>'
     tie = '<span class="tie" title="interval overlaps: ' + escape(", ".join(entry["tied_with"]), quote=True) + '">=</span>' if entry["tied_with"] else ""
     return f'<td class="rank" data-sort="{entry["rank"]}">{tie}{entry["rank"]}</td>'
 
@@ -183,11 +193,19 @@ def _method_results(setting: dict, entry: dict) -> str:
         f'<tr><td class="text">{escape(t["name"])}</td><td>{_pct(t["weak_acc"])}</td><td>{_pct(t["ceiling_acc"])}</td>'
         f'<td>{_pct(entry["tasks"][t["name"]]["w2s_acc"])}</td>{_pgr_cell(entry["tasks"][t["name"]])}</tr>'
         for t in setting["tasks"])
-    rank = "unranked (mean PGR undefined)" if entry["rank"] is None else f"rank {entry['rank']}" + (
-        f" (tied with {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+    rank = f"unranked ({entry.get('unranked_reason') or 'mean PGR undefined'})" if entry["rank"] is None else \
+        f"rank {entry['rank']}" + (f" (tied with {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+    rep = entry.get("reproduced")
+    reproduced = (f"reproduced by the harness on {rep['date'][:10]} at commit {(rep['commit'] or 'unknown')[:10]} "
+                  f"(largest w2s accuracy difference {100 * rep['largest_difference']:.2f} points, tolerance "
+                  f"{100 * rep['tolerance']:.1f})" if rep else "not reproduced by the harness: not ranked")
     prov = entry["provenance"]
+    flags = "".join(f"<li>{escape(f['task'])}: <strong>{escape(f['flag'])}</strong>: {escape(f['saw'])}</li>"
+                    for f in entry.get("flags", []))
+    flags = f'<h3>Flags</h3><ul class="flags">{flags}</ul>' if flags else ""
     return (f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
             f'<p>Mean PGR <strong>{_num(entry["mean_pgr"])}</strong> {_ci(entry["mean_pgr_ci"])} &middot; {escape(rank)}</p>'
+            f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
             f'<table class="tasks"><thead><tr><th class="method">Task</th><th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>'
             f'<tbody>{rows}</tbody></table>{plot(setting, [entry["method"]], height=240)}'
             f'<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>')

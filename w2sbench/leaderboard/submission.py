@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import ConfigError, W2SError
 from ..validation import validate, write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the method's code (method.source) and the record of reproduction
 PLACEHOLDER = "<fill in"  # strings left for the submitter; validation rejects them until replaced
 CARD_FIELDS = ("authors", "code", "paper", "license", "contact", "recipe_notes")
 
@@ -79,6 +79,7 @@ def make_submission(results: list[tuple[str, dict]], method: str, method_cls: Op
         "contact": card["contact"],
     }
     meta.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    meta["source"] = _source(method_cls, record)
     return {
         "schema_version": SCHEMA_VERSION,
         "method": meta,
@@ -89,6 +90,16 @@ def make_submission(results: list[tuple[str, dict]], method: str, method_cls: Op
             "w2sbench_version": __version__,
         },
     }
+
+
+def _source(method_cls: Optional[type], record: dict) -> dict[str, Any]:
+    """Where the leaderboard finds the method's code to reproduce it, pinned to the hash the results recorded."""
+    if method_cls is None:
+        return {"kind": "folder", "path": f"{PLACEHOLDER}: leaderboard/methods/NAME>",
+                "entry": f"{PLACEHOLDER}: leaderboard/methods/NAME/__init__.py:ClassName>", "sha256": record["code"]["sha256"]}
+    from .reproduce import code_entry
+
+    return code_entry(method_cls)
 
 
 def check_schema(doc: Any, path: str) -> None:

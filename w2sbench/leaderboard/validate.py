@@ -60,6 +60,18 @@ def _check_card(method: dict, out: _Collector) -> None:
                 out.add(f"method.{key}", f"still a placeholder ({v}); fill it in")
 
 
+def _check_source(source: dict, out: _Collector) -> None:
+    """The code must be where `leaderboard reproduce` can run it: in the repository or a pinned package."""
+    from .reproduce import METHODS_DIR
+
+    if source["kind"] == "package":
+        if not source.get("package") or not source.get("version"):
+            out.add("method.source", "a package source names its package and pins its version")
+    elif not str(source.get("path", "")).startswith(f"{METHODS_DIR}/"):
+        out.add("method.source.path", f"the method's code must be submitted under {METHODS_DIR}/NAME/ "
+                f"(found {source.get('path')!r})")
+
+
 def _check_probs(summary: dict, where: str, out: _Collector) -> None:
     per_seed = summary["accuracy_per_seed"]
     if summary["seeds"] != len(per_seed):
@@ -129,11 +141,17 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
     tol = float(baselines["tolerance"]["accuracy"])  # baselines.load and empty() always set it
     if list(doc["methods"]) != [name]:
         out.add(f"{where}.methods", f"must hold exactly the method {name!r} (method.name), found {sorted(doc['methods'])}")
+    if not doc["sealed"]["sandboxed"]:
+        out.add(f"{where}.sealed.sandboxed", f"the method ran outside the OS sandbox ({doc['sealed']['why_unsealed']}): "
+                "the leaderboard takes only sandboxed results")
     record = doc["methods"].get(name)
     if record is None:
         return  # nothing below can be checked against a method the results do not hold
     if record["teacher_free"] != method["teacher_free"]:
         out.add("method.teacher_free", f"is {method['teacher_free']} but the results say {record['teacher_free']}")
+    if record["code"]["sha256"] != method["source"]["sha256"]:
+        out.add("method.source.sha256", f"{method['source']['sha256'][:12]}... is not the hash of the code that made "
+                f"these results ({record['code']['sha256'][:12]}...)")
     if str(record["version"]) != str(method["version"]):
         out.add("method.version", f"is {method['version']!r} but the results were made by version {record['version']!r}")
     if doc["seeds"]["baseline"] != official["seeds"]:
@@ -180,6 +198,7 @@ def check_submission(doc: Any, path: str, baselines: dict) -> list[ConfigError]:
         return [e]
     out = _Collector(path)
     _check_card(doc["method"], out)
+    _check_source(doc["method"]["source"], out)
     seen: dict[str, int] = {}
     for i, results in enumerate(doc["results"]):
         h = results["setting"]["hash"]

@@ -1,0 +1,125 @@
+"""`w2sbench leaderboard reproduce`: a submission counts once the harness has rerun its method from the
+submitted code, in the sandbox, and matched its numbers. Here on test_sealed's small local task (real
+method stage and sandbox, synthetic features), with the method submitted under leaderboard/methods/."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from w2sbench import sandbox
+from w2sbench.cache import ArtifactStore
+from w2sbench.errors import ConfigError
+from w2sbench.leaderboard import reproduce as rep
+from w2sbench.leaderboard.submission import make_submission, write_submission
+from w2sbench.methods import load_method
+from w2sbench.pipeline import Pipeline, RunOptions
+from w2sbench.results import build_results
+from w2sbench.settings import load_setting
+from w2sbench.tasks import load_task
+
+from test_sealed import make_pipeline  # noqa: I001
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
+
+METHOD = '''
+import numpy as np
+from w2sbench.methods import LossMethod
+
+
+class Sharpish(LossMethod):
+    """Vanilla on weak labels pushed {push} of the way to 0/1."""
+
+    name = "sharpish"
+    description = "vanilla on sharpened weak labels (a test submission)"
+
+    def targets(self, ctx):
+        w = ctx.weak_unlabel
+        return (1 - {push}) * w + {push} * (w >= 0.5), None
+'''
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A repository root in tmp_path: the toy task registered, its synthetic features in place of a model,
+    and a method submitted under leaderboard/methods/sharpish/."""
+    pipe, task = make_pipeline(tmp_path)  # writes toy.yaml/toy.jsonl and fixes the features
+    monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path))
+    monkeypatch.setattr(Pipeline, "features", lambda self, role, t, split: pipe.features(role, t, split))
+    monkeypatch.setattr(Pipeline, "inputs_id", lambda self, role, t, split: f"{role}-{split}")
+    monkeypatch.setattr(Pipeline, "model_dir", lambda self, role: tmp_path / role)
+    monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
+    monkeypatch.setattr(rep, "repo_root", lambda: tmp_path)
+    code = tmp_path / "leaderboard" / "methods" / "sharpish" / "__init__.py"
+    code.parent.mkdir(parents=True)
+    code.write_text(textwrap.dedent(METHOD).format(push=0.5))
+    return tmp_path, code
+
+
+def submit(root: Path, code: Path) -> Path:
+    cls = load_method(f"{code}:Sharpish")
+    store = ArtifactStore(root / "cache")
+    setting = load_setting("tiny")
+    record = Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), store).run([cls])
+    record.models = {role: {"id": setting.spec(role).model} for role in ("weak", "strong")}  # no model was resolved
+    sub = make_submission([("results.json", build_results(record))], "sharpish", cls,
+                          {"authors": ["Test"], "license": "MIT", "code": "leaderboard/methods/sharpish"})
+    path = root / "sharpish.json"
+    write_submission(sub, path)
+    return path
+
+
+def test_a_submission_reproduces_from_its_code(toy):
+    root, code = toy
+    path = submit(root, code)
+    doc = json.loads(path.read_text())
+    assert doc["method"]["source"]["path"] == "leaderboard/methods/sharpish" and doc["method"]["source"]["kind"] == "folder"
+    assert rep.reproduction_status(doc) == "not reproduced yet (w2sbench leaderboard reproduce)"
+    outcome = rep.reproduce_submission(path, root / "cache")
+    assert outcome["ok"] and outcome["failures"] == []
+    assert [t["difference"] for t in outcome["tasks"].values()] == [0.0]  # deterministic: the same to the digit
+    assert outcome["sandbox"]["network"] == "loopback only"
+    rep.write_reproduction(path, outcome)
+    doc = json.loads(path.read_text())
+    assert rep.reproduction_status(doc) is None
+
+    # the submitter edits a number after reproduction: the record no longer vouches for the file
+    doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]["accuracy"] += 0.05
+    path.write_text(json.dumps(doc))
+    assert rep.reproduction_status(doc) == "the submission changed after it was reproduced"
+
+
+def test_inflated_numbers_do_not_reproduce(toy):
+    root, code = toy
+    path = submit(root, code)
+    doc = json.loads(path.read_text())
+    row = doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]
+    row["accuracy"] = min(1.0, row["accuracy"] + 0.05)
+    path.write_text(json.dumps(doc))
+    outcome = rep.reproduce_submission(path, root / "cache")
+    assert not outcome["ok"]
+    assert outcome["failures"] == [f"tiny/toy: w2s accuracy {100 * (row['accuracy'] - 0.05):.1f}% reproduced vs "
+                                   f"{100 * row['accuracy']:.1f}% submitted (5.0 points > 1.0)"]
+    rep.write_reproduction(path, outcome)
+    assert rep.reproduction_status(json.loads(path.read_text())).startswith("did not reproduce: tiny/toy")
+
+
+def test_code_changed_since_the_submission_is_refused(toy):
+    root, code = toy
+    path = submit(root, code)
+    code.write_text(textwrap.dedent(METHOD).format(push=0.9))
+    with pytest.raises(ConfigError, match=r"method.source.sha256.*reproduce with the code that produced it"):
+        rep.reproduce_submission(path, root / "cache")
+
+
+def test_code_outside_leaderboard_methods_is_refused(toy, tmp_path):
+    root, code = toy
+    path = submit(root, code)
+    doc = json.loads(path.read_text())
+    doc["method"]["source"]["path"] = "tests/elsewhere"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="lives under leaderboard/methods/NAME/"):
+        rep.reproduce_submission(path, root / "cache")
