@@ -55,6 +55,11 @@ def cli() -> None:
               help="GPUs per vLLM engine, for models that do not fit one GPU (vllm backend only).")
 @click.option("--baseline-seeds", type=click.IntRange(min=1), default=None, help="Seeds for weak and ceiling (default: the setting's).")
 @click.option("--seeds", "method_seeds", type=click.IntRange(min=1), default=None, help="Seeds per method (default: the setting's).")
+@click.option("--method-timeout", "method_timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds one method seed may take before it is stopped (default: the setting's limits.method_timeout_s).")
+@click.option("--unsealed", is_flag=True,
+              help="Run methods without the OS sandbox (where the kernel offers none); results say sealed: false and "
+                   "the leaderboard refuses them.")
 @click.option("--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable).")
 @click.option("--n-boot", type=int, default=2000, show_default=True, help="Bootstrap resamples for intervals.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -64,8 +69,8 @@ def cli() -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices).")
 @click.option("--submission", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.")
-def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_seeds, method_seeds, limit, n_boot, output,
-             include_path, quiet, verbose, submission):
+def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_seeds, method_seeds, method_timeout, unsealed,
+             limit, n_boot, output, include_path, quiet, verbose, submission):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
     if quiet and verbose:
         raise W2SError("--quiet and --verbose: choose one")
@@ -85,7 +90,7 @@ def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_se
     if tensor_parallel_size > 1 and backend == "hf":
         raise W2SError(f"--tensor-parallel-size {tensor_parallel_size} needs the vllm backend, not --backend hf")
     options = RunOptions(backend=backend, tensor_parallel_size=tensor_parallel_size, baseline_seeds=baseline_seeds, method_seeds=method_seeds,
-                         sizes=_parse_limit(limit), n_boot=n_boot)
+                         sizes=_parse_limit(limit), n_boot=n_boot, unsealed=unsealed, method_timeout_s=method_timeout)
     record = Pipeline(setting_obj, task_list, options).run(method_classes)
     doc = build_results(record)
     if output is None:

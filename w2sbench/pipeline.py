@@ -20,11 +20,13 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from . import models, sealed
+from . import models, sandbox, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
 from .errors import W2SError
+from .flags import flag_method, flag_summary
 from .inference import get_backend
 from .methods.base import Method
+from .methods.identity import MethodSource, method_source
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
@@ -46,6 +48,8 @@ class RunOptions:
     method_seeds: Optional[int] = None
     sizes: Optional[dict[str, int]] = None  # override the tasks' split sizes (tests, quick looks)
     n_boot: int = 2000
+    unsealed: bool = False  # run methods without the OS sandbox (results say so; the leaderboard refuses them)
+    method_timeout_s: Optional[float] = None  # per method seed; default: the setting's limits.method_timeout_s
 
 
 @dataclass
@@ -64,6 +68,7 @@ class TaskRun:
     ceiling_test: np.ndarray  # [baseline seeds, n_test]
     methods: dict[str, MethodRun] = field(default_factory=dict)
     scores: dict[str, PGRResult] = field(default_factory=dict)
+    flags: dict[str, list[dict]] = field(default_factory=dict)  # method -> suspicious-result flags (w2sbench.flags)
 
 
 @dataclass
@@ -82,6 +87,9 @@ class RunRecord:
     timings: dict[str, float]
     cache_hits: dict[str, int]
     cache_misses: dict[str, int]
+    cache_recomputed: dict[str, int]  # artifacts that failed their content check and were recomputed
+    method_sources: dict[str, MethodSource]
+    sandbox: Optional[dict]  # what the method processes could reach (sandbox.describe); None: unsealed
 
 
 class Pipeline:
@@ -106,6 +114,8 @@ class Pipeline:
         self._inputs: dict[tuple[str, str, str], list[str]] = {}
         self._split_ids: dict[str, dict[str, str]] = {}
         self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
+        self.method_sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
+        self.sandbox_record: Optional[dict] = None
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     @contextmanager
@@ -287,9 +297,11 @@ class Pipeline:
         weak = self.weak_labels(task, weak_seed)
         method = method_cls()
         splits = self.splits(task)
+        source = self.method_source(method_cls)
         key = {
             **self._stage_key("method", task, seed, "strong"), "method": method_cls.name,
-            "method_version": method_cls.version, "method_config": method.config(), "weak_seed": weak_seed,
+            "method_version": method_cls.version, "method_config": method.config(), "method_source": source.sha256,
+            "weak_seed": weak_seed,
             "weak_labels": [hash_array(weak["train_unlabel"]), hash_array(weak["test"])],
             "protocol": sealed.PROTOCOL, "prompt": task.prompt_template, "label_words": list(task.label_words),
         }
@@ -303,10 +315,7 @@ class Pipeline:
                 model_dirs={r: str(self.model_dir(r)) for r in ("weak", "strong")},
                 backend=self.options.backend, tensor_parallel_size=self.options.tensor_parallel_size,
             )
-            spec = sealed.method_spec(method_cls)
-            if spec not in self._sealed_runners:
-                self._sealed_runners[spec] = sealed.SealedRunner(spec, method_cls.name)
-            probs, record = self._sealed_runners[spec].run(job)
+            probs, record = self.sealed_runner(method_cls).run(job)
             if isinstance(probs, str):
                 raise W2SError(f"method {method_cls.name!r} returned predictions that are not numbers ({probs})")
             probs = check_predictions(probs, len(splits.test), method_cls.name)
@@ -318,9 +327,36 @@ class Pipeline:
             art = self.store.get_or_compute("method", key, compute)
         return art["test"], art["meta"].get("compute", {}), weak_seed
 
+    def sealed_runner(self, method_cls: type[Method]) -> sealed.SealedRunner:
+        """The method's process, in a sandbox that may read its own code and the two models' folders."""
+        spec = sealed.method_spec(method_cls)
+        if spec not in self._sealed_runners:
+            policy = None
+            if not self.options.unsealed:
+                model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
+                policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
+                if self.sandbox_record is None:
+                    self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
+                self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
+            timeout = self.options.method_timeout_s or self.setting.method_timeout_s
+            self._sealed_runners[spec] = sealed.SealedRunner(spec, method_cls.name, policy, timeout)
+        return self._sealed_runners[spec]
+
+    def method_source(self, method_cls: type[Method]) -> MethodSource:
+        """Hashed once per run: the method stage's key and the results name the code, not just the name."""
+        if method_cls.name not in self.method_sources:
+            self.method_sources[method_cls.name] = method_source(method_cls)
+        return self.method_sources[method_cls.name]
+
     # ---- the whole run ------------------------------------------------------------------------------
     def run(self, methods: list[type[Method]]) -> RunRecord:
         started = time.perf_counter()
+        if not self.options.unsealed:
+            why = sandbox.unavailable_reason()
+            if why:
+                raise W2SError(f"the method sandbox cannot start here ({why}); install bubblewrap "
+                               "(apt-get install bubblewrap) or pass --unsealed (results then say sealed: false, "
+                               "and the leaderboard refuses them)")
         for task in self.tasks:
             self.splits(task)
         for role in ("weak", "strong"):
@@ -341,15 +377,21 @@ class Pipeline:
                 tr.methods[method_cls.name] = MethodRun(
                     method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs])
                 with self.timed("score"):
-                    tr.scores[method_cls.name] = bootstrap_pgr(
-                        labels, weak_test, ceiling_test, tr.methods[method_cls.name].test_probs, n_boot=self.options.n_boot)
+                    run = tr.methods[method_cls.name]
+                    score = bootstrap_pgr(labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot)
+                    tr.scores[method_cls.name] = score
+                    tr.flags[method_cls.name] = flag_method(labels, weak_test, ceiling_test, run.test_probs, score,
+                                                            run.compute)
+                for line in flag_summary({task.name: {method_cls.name: tr.flags[method_cls.name]}}):
+                    log.warning(line)
             runs.append(tr)
         self.timings["total"] = time.perf_counter() - started
         return RunRecord(
             setting=self.setting, tasks=runs, models=dict(self.model_records), baseline_seeds=self.baseline_seeds,
             method_seeds=self.method_seeds, options=self.options, backend_used=dict(self.backend_used),
             notes=list(self.notes), timings=dict(self.timings), cache_hits=dict(self.store.hits),
-            cache_misses=dict(self.store.misses),
+            cache_misses=dict(self.store.misses), cache_recomputed=dict(self.store.corrupt),
+            method_sources=dict(self.method_sources), sandbox=self.sandbox_record,
         )
 
 

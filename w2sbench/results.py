@@ -12,7 +12,7 @@ from .pipeline import RunRecord, summarise_probs
 from .scoring import compare_to_baseline, mean_pgr
 from .validation import validate, write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: method code hash, sandbox record, flags, recomputed artifacts
 
 
 def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
@@ -38,6 +38,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
                 "pgr": tr.scores[name].to_dict(),
                 "weak_seed_of_method_seed": mr.weak_seed_of,
                 "compute": mr.compute,
+                "flags": tr.flags.get(name, []),
             }
         tasks[tr.task.name] = entry
 
@@ -50,6 +51,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "mean_pgr": value, "mean_pgr_ci": list(ci) if ci else None,
             "tasks_defined": sum(s.defined for s in scores), "tasks": len(scores),
             "mean_w2s_accuracy": float(np.mean([s.w2s_acc for s in scores])),
+            "flagged_tasks": sorted(tr.task.name for tr in runs if tr.flags.get(name)),
         }
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -58,12 +60,16 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "seeds": {"baseline": record.baseline_seeds, "method": record.method_seeds},
         "methods": {
             name: {"version": cls.version, "description": cls.description, "config": cls().config(),
-                   "teacher_free": not cls.uses_weak_labels, "source": cls.__module__}
+                   "teacher_free": not cls.uses_weak_labels, "source": cls.__module__,
+                   "code": record.method_sources[name].record()}
             for name, cls in method_classes.items()
         },
         "sealed": {
             "labels_given_to_methods": False,
-            "process": "each method runs in its own spawned process that receives plain data only (w2sbench/sealed.py)",
+            "process": "each method runs in its own process that receives plain data only (w2sbench/sealed.py)",
+            "sandboxed": record.sandbox is not None,
+            "why_unsealed": None if record.sandbox is not None else "run with --unsealed: no OS sandbox around the method",
+            "sandbox": record.sandbox,
             "method_saw": {
                 name: sorted({"train_unlabel texts", "test texts"}
                              | {item for tr in runs for rec in tr.methods[name].compute for item in rec.get("saw", [])})
@@ -74,7 +80,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "summary": summary,
         "backend": {"requested": record.options.backend, "used": record.backend_used, "notes": record.notes},
         "timings_s": {k: round(v, 3) for k, v in record.timings.items()},
-        "cache": {"hits": record.cache_hits, "misses": record.cache_misses},
+        "cache": {"hits": record.cache_hits, "misses": record.cache_misses, "recomputed": record.cache_recomputed},
         "provenance": provenance.record(),
     }
     if baseline in method_classes and len(method_classes) > 1:
