@@ -62,8 +62,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--second-method", default="vanilla_hard")
     ap.add_argument("--tasks", default="default")
-    ap.add_argument("--keep-models", action="store_true",
-                    help="reuse the user's converted models (cold = everything but model conversion)")
+    ap.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="reuse the user's converted models (cold = everything but model conversion)",
+    )
     args = ap.parse_args()
     cli = [sys.executable, "-m", "w2sbench.cli", "eval", "--tasks", args.tasks, "-q"]
     rows = []
@@ -76,16 +79,19 @@ def main() -> None:
                 env["W2SBENCH_MODEL_DIR"] = str(paths.cache_dir() / "models")
             for kind, method in (("cold", "vanilla"), ("warm_second_method", args.second_method)):
                 out = Path(tmp) / f"{kind}.json"
-                row = {"what": kind, "repeat": r, "method": method,
-                       **run(cli + ["--method", method, "-o", str(out)], env)}
+                row = {
+                    "what": kind,
+                    "repeat": r,
+                    "method": method,
+                    **run(cli + ["--method", method, "-o", str(out)], env),
+                }
                 doc = json.loads(out.read_text())
                 row["stages_s"] = doc["timings_s"]
                 row["backend"] = doc["backend"]["used"]
                 row["cache_misses"] = doc["cache"]["misses"]
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    summary = {"what": "summary", "repeats": args.repeats, "cpu_count": os.cpu_count(),
-               "keep_models": args.keep_models}
+    summary = {"what": "summary", "repeats": args.repeats, "cpu_count": os.cpu_count(), "keep_models": args.keep_models}
     for kind in ("cold", "warm_second_method"):
         sel = [x for x in rows if x["what"] == kind]
         summary[f"{kind}_wall_s_median"] = statistics.median(x["wall_s"] for x in sel)

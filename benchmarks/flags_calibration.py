@@ -23,15 +23,27 @@ from pathlib import Path
 
 import numpy as np
 
-REFERENCE = ["vanilla", "vanilla_hard", "logconf", "product", "confident_only", "bootstrap", "window",
-             "entropy", "strong_zeroshot", "majority"]
+REFERENCE = [
+    "vanilla",
+    "vanilla_hard",
+    "logconf",
+    "product",
+    "confident_only",
+    "bootstrap",
+    "window",
+    "entropy",
+    "strong_zeroshot",
+    "majority",
+]
 
 try:
     from w2sbench import flags as F
 except ImportError:  # an older w2sbench first on the path (e.g. PYTHONPATH at a pre-flags checkout)
     import w2sbench  # noqa: F401  (the parent package, for flags.py's relative import of .scoring)
+
     _spec = importlib.util.spec_from_file_location(
-        "w2sbench.flags", Path(__file__).resolve().parents[1] / "w2sbench" / "flags.py")
+        "w2sbench.flags", Path(__file__).resolve().parents[1] / "w2sbench" / "flags.py"
+    )
     F = importlib.util.module_from_spec(_spec)
     sys.modules["w2sbench.flags"] = F
     _spec.loader.exec_module(F)
@@ -48,19 +60,28 @@ def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
 
     options = RunOptions(progress=False)
     runs = Pipeline(load_setting(setting), resolve_tasks(suite, []), options).run([load_method(m) for m in methods])
-    return [{
-        "task": tr.task.name,
-        "labels": np.array([e.label for e in tr.splits.test]),
-        "weak_test": np.asarray(tr.weak_test), "ceiling_test": np.asarray(tr.ceiling_test),
-        "methods": {name: {"test_probs": np.asarray(mr.test_probs), "compute": list(mr.compute), "pgr": tr.scores[name]}
-                    for name, mr in tr.methods.items()},
-        "n_boot": options.n_boot,
-    } for tr in runs]
+    return [
+        {
+            "task": tr.task.name,
+            "labels": np.array([e.label for e in tr.splits.test]),
+            "weak_test": np.asarray(tr.weak_test),
+            "ceiling_test": np.asarray(tr.ceiling_test),
+            "methods": {
+                name: {"test_probs": np.asarray(mr.test_probs), "compute": list(mr.compute), "pgr": tr.scores[name]}
+                for name, mr in tr.methods.items()
+            },
+            "n_boot": options.n_boot,
+        }
+        for tr in runs
+    ]
 
 
 def cheats(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
-    trained = run["methods"]["vanilla"]["compute"] if "vanilla" in run["methods"] else \
-        [{"train_examples": 1, "inference_prompts": 0, "saw": []}] * len(run["ceiling_test"])
+    trained = (
+        run["methods"]["vanilla"]["compute"]
+        if "vanilla" in run["methods"]
+        else [{"train_examples": 1, "inference_prompts": 0, "saw": []}] * len(run["ceiling_test"])
+    )
     ceiling = run["ceiling_test"]
     truth = np.tile(run["labels"].astype(float), (len(trained), 1))
     seed0 = np.tile(ceiling[0], (len(trained), 1))
@@ -86,7 +107,9 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
     rows = []  # (task, method, measures, flags)
     for run in runs:
         for name, m in run["methods"].items():
-            ms = F.measure(run["labels"], run["weak_test"], run["ceiling_test"], m["test_probs"], m["pgr"], m["compute"])
+            ms = F.measure(
+                run["labels"], run["weak_test"], run["ceiling_test"], m["test_probs"], m["pgr"], m["compute"]
+            )
             rows.append((run["task"], name, ms, F.flags_from_measures(ms)))
 
     def top(key, where=lambda ms: True):
@@ -96,8 +119,9 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
     acc_gap = top(lambda ms: ms["w2s_acc"] - ms["ceiling_ci"][1])
     agree = top(lambda ms: ms["agreement"])
     means = top(lambda ms: ms["agreement_of_means"])
-    agree_self = top(lambda ms: ms["agreement"] - ms["ceiling_self_agreement"]
-                     if ms["ceiling_self_agreement"] is not None else None)
+    agree_self = top(
+        lambda ms: ms["agreement"] - ms["ceiling_self_agreement"] if ms["ceiling_self_agreement"] is not None else None
+    )
     pgr_lo = top(lambda ms: ms["pgr_ci"][0] if ms["pgr_ci"] else None)
     lazy = top(lambda ms: ms["pgr"], where=lambda ms: not ms["strong_work"])
     n_lazy = sum(not ms["strong_work"] for _, _, ms, _ in rows)
@@ -115,29 +139,48 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
     lines.append("")
     lines.append("| flag | statistic | largest reference value (where) | fires when | margin |")
     lines.append("| --- | --- | --- | --- | --- |")
-    lines.append(f"| above_ceiling | w2s acc - upper end of ceiling's 95% CI | {fmt(acc_gap[0], True, True)} ({acc_gap[1]}) "
-                 f"| > 0 | {fmt(-acc_gap[0], True, True) if acc_gap[0] is not None else '-'} |")
-    lines.append(f"| copies_ceiling | best-match agreement with the ceiling | {fmt(agree[0], True)} ({agree[1]}) "
-                 f"| >= {100 * F.COPY_MIN_AGREEMENT:.0f}% | {100 * (F.COPY_MIN_AGREEMENT - agree[0]):.1f} pts |")
+    lines.append(
+        f"| above_ceiling | w2s acc - upper end of ceiling's 95% CI | {fmt(acc_gap[0], True, True)} ({acc_gap[1]}) "
+        f"| > 0 | {fmt(-acc_gap[0], True, True) if acc_gap[0] is not None else '-'} |"
+    )
+    lines.append(
+        f"| copies_ceiling | best-match agreement with the ceiling | {fmt(agree[0], True)} ({agree[1]}) "
+        f"| >= {100 * F.COPY_MIN_AGREEMENT:.0f}% | {100 * (F.COPY_MIN_AGREEMENT - agree[0]):.1f} pts |"
+    )
     lines.append(f"| (info) | agreement of the means | {fmt(means[0], True)} ({means[1]}) | - | - |")
-    lines.append(f"| (info) | best match minus the ceiling's inter-seed agreement | {fmt(agree_self[0], True, True)} "
-                 f"({agree_self[1]}) | not a condition | - |")
-    lines.append(f"| pgr_above_one | lower end of PGR's 95% CI | {fmt(pgr_lo[0])} ({pgr_lo[1]}) | > {F.PGR_LIMIT:g} "
-                 f"| {F.PGR_LIMIT - pgr_lo[0]:.2f} |" if pgr_lo[0] is not None else "- |")
-    lines.append(f"| no_strong_work | PGR of results with no strong-model work ({n_lazy} of {len(rows)}) "
-                 f"| {fmt(lazy[0])} ({lazy[1]}) | >= {F.HIGH_PGR:g} | "
-                 f"{F.HIGH_PGR - lazy[0]:.2f} |" if lazy[0] is not None else
-                 f"| no_strong_work | PGR of results with no strong-model work (0) | - | >= {F.HIGH_PGR:g} | - |")
+    lines.append(
+        f"| (info) | best match minus the ceiling's inter-seed agreement | {fmt(agree_self[0], True, True)} "
+        f"({agree_self[1]}) | not a condition | - |"
+    )
+    lines.append(
+        f"| pgr_above_one | lower end of PGR's 95% CI | {fmt(pgr_lo[0])} ({pgr_lo[1]}) | > {F.PGR_LIMIT:g} "
+        f"| {F.PGR_LIMIT - pgr_lo[0]:.2f} |"
+        if pgr_lo[0] is not None
+        else "- |"
+    )
+    lines.append(
+        f"| no_strong_work | PGR of results with no strong-model work ({n_lazy} of {len(rows)}) "
+        f"| {fmt(lazy[0])} ({lazy[1]}) | >= {F.HIGH_PGR:g} | "
+        f"{F.HIGH_PGR - lazy[0]:.2f} |"
+        if lazy[0] is not None
+        else f"| no_strong_work | PGR of results with no strong-model work (0) | - | >= {F.HIGH_PGR:g} | - |"
+    )
     lines.append("")
     first: dict = {}
     for t, _, ms, _ in rows:
         first.setdefault(t, ms)  # one per task: the ceiling is shared by the task's methods
-    lines.append("Ceiling inter-seed agreement per task: " + ", ".join(
-        f"{t} {100 * ms['ceiling_self_agreement']:.1f}%" if ms["ceiling_self_agreement"] is not None else f"{t} -"
-        for t, ms in first.items()))
+    lines.append(
+        "Ceiling inter-seed agreement per task: "
+        + ", ".join(
+            f"{t} {100 * ms['ceiling_self_agreement']:.1f}%" if ms["ceiling_self_agreement"] is not None else f"{t} -"
+            for t, ms in first.items()
+        )
+    )
     if halves:
-        lines.append(f"Per-task PGR 95% interval half-widths of the reference methods: median {np.median(halves):.2f}, "
-                     f"range {min(halves):.2f}-{max(halves):.2f}")
+        lines.append(
+            f"Per-task PGR 95% interval half-widths of the reference methods: median {np.median(halves):.2f}, "
+            f"range {min(halves):.2f}-{max(halves):.2f}"
+        )
     flagged = [(t, n, f) for t, n, _, f in rows if f]
     lines.append("")
     if flagged:
@@ -174,8 +217,10 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
             fl = F.flag_method(run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute)
             ok = ok and not fl
             ci = f"[{r.pgr_ci[0]:+.2f}, {r.pgr_ci[1]:+.2f}]" if r.defined else "(undefined)"
-            lines.append(f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}: "
-                         + ("; ".join(f"{f['flag']}: {f['saw']}" for f in fl) or "not flagged"))
+            lines.append(
+                f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}: "
+                + ("; ".join(f"{f['flag']}: {f['saw']}" for f in fl) or "not flagged")
+            )
     return lines, ok
 
 

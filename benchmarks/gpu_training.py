@@ -43,7 +43,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from random_models import count_parameters, random_config, random_model  # noqa: E402
 
 from w2sbench.training import Recipe  # noqa: E402
@@ -103,7 +102,9 @@ def rate(tokens: float, seconds: float, n_params: int, peak: float | None, flops
 # ------------------------------------------------------------------------------------------------- train
 
 
-def train_baseline(args: argparse.Namespace, device: torch.device, batch: int, n_params: int, peak: float | None) -> dict:
+def train_baseline(
+    args: argparse.Namespace, device: torch.device, batch: int, n_params: int, peak: float | None
+) -> dict:
     from peft import LoraConfig, get_peft_model
 
     model = build(STRONG, args, device)
@@ -123,7 +124,9 @@ def train_baseline(args: argparse.Namespace, device: torch.device, batch: int, n
         began = time.perf_counter()
         x = ids[step * batch : (step + 1) * batch]
         logits = model(input_ids=x, attention_mask=torch.ones_like(x)).logits  # [b, L, vocab]
-        loss = torch.nn.functional.cross_entropy(logits[:, -1, label_ids].float(), targets[step * batch : (step + 1) * batch])
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, -1, label_ids].float(), targets[step * batch : (step + 1) * batch]
+        )
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -131,21 +134,46 @@ def train_baseline(args: argparse.Namespace, device: torch.device, batch: int, n
             torch.cuda.synchronize(device)
         if step >= args.warmup:
             seconds += time.perf_counter() - began
-    out = {"bench": "strong_train", "impl": "baseline", "batch": batch, "micro_batch": batch,
-           "checkpointing": False, "compile": False,
-           **rate(batch * args.seq * args.steps, seconds, n_params, peak, 4), "peak_gib": peak_gib(device)}
+    out = {
+        "bench": "strong_train",
+        "impl": "baseline",
+        "batch": batch,
+        "micro_batch": batch,
+        "checkpointing": False,
+        "compile": False,
+        **rate(batch * args.seq * args.steps, seconds, n_params, peak, 4),
+        "peak_gib": peak_gib(device),
+    }
     free(model, opt, ids)
     return out
 
 
-def train_ours(args: argparse.Namespace, device: torch.device, batch: int, micro: int, checkpointing: bool,
-               compile_: bool, n_params: int, peak: float | None) -> dict:
+def train_ours(
+    args: argparse.Namespace,
+    device: torch.device,
+    batch: int,
+    micro: int,
+    checkpointing: bool,
+    compile_: bool,
+    n_params: int,
+    peak: float | None,
+) -> dict:
     model = build(STRONG, args, device)
-    recipe = Recipe.from_dict({
-        "epochs": 1, "batch_size": batch, "grad_accum": max(1, batch // micro), "lr": 1e-4, "schedule": "linear",
-        "warmup_frac": 0.1, "optimizer": "adamw", "dtype": "bfloat16", "gradient_checkpointing": checkpointing,
-        "compile": compile_, "lora": {"r": 32, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
-    })
+    recipe = Recipe.from_dict(
+        {
+            "epochs": 1,
+            "batch_size": batch,
+            "grad_accum": max(1, batch // micro),
+            "lr": 1e-4,
+            "schedule": "linear",
+            "warmup_frac": 0.1,
+            "optimizer": "adamw",
+            "dtype": "bfloat16",
+            "gradient_checkpointing": checkpointing,
+            "compile": compile_,
+            "lora": {"r": 32, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+        }
+    )
     student = build_student(model, recipe, seed=0, pooling="last", device=str(device), causal=True)
     n = batch * (args.steps + args.warmup)
     ids = random_ids(n, args.seq, model.config.vocab_size, 2)
@@ -155,11 +183,18 @@ def train_ours(args: argparse.Namespace, device: torch.device, batch: int, micro
     measured = history[args.warmup :]
     seconds = sum(h["seconds"] for h in measured)
     tokens = sum(h["tokens"] for h in measured)
-    out = {"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": recipe.micro_batch_size,
-           "checkpointing": checkpointing, "compile": compile_,
-           **rate(tokens, seconds, n_params, peak, 4), "peak_gib": peak_gib(device),
-           "loss_first_last": [round(history[0]["loss"], 4), round(history[-1]["loss"], 4)],
-           "memory_fallbacks": student.meta.get("memory_fallbacks", [])}
+    out = {
+        "bench": "strong_train",
+        "impl": "w2sbench",
+        "batch": batch,
+        "micro_batch": recipe.micro_batch_size,
+        "checkpointing": checkpointing,
+        "compile": compile_,
+        **rate(tokens, seconds, n_params, peak, 4),
+        "peak_gib": peak_gib(device),
+        "loss_first_last": [round(history[0]["loss"], 4), round(history[-1]["loss"], 4)],
+        "memory_fallbacks": student.meta.get("memory_fallbacks", []),
+    }
     free(student, model)
     return out
 
@@ -182,17 +217,27 @@ def score(args: argparse.Namespace, device: torch.device, n_params: int, peak: f
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             began = time.perf_counter()
-            model(input_ids=x, attention_mask=torch.ones_like(x), logits_to_keep=1, use_cache=False).logits.float().cpu()
+            model(
+                input_ids=x, attention_mask=torch.ones_like(x), logits_to_keep=1, use_cache=False
+            ).logits.float().cpu()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if step >= args.warmup:
                 seconds += time.perf_counter() - began
     examples = args.score_batch * args.steps
-    records.append({"bench": "weak_score", "impl": "baseline", "batch": args.score_batch,
-                    "examples_per_s": round(examples / seconds, 1), **rate(examples * args.seq, seconds, n_params, peak, 2)})
+    records.append(
+        {
+            "bench": "weak_score",
+            "impl": "baseline",
+            "batch": args.score_batch,
+            "examples_per_s": round(examples / seconds, 1),
+            **rate(examples * args.seq, seconds, n_params, peak, 2),
+        }
+    )
     # ours: the student's scoring path (hidden state of the last token into the head)
-    recipe = Recipe.from_dict({"epochs": 1, "batch_size": 1, "lr": 1e-4, "dtype": "bfloat16",
-                               "lora": {"r": 32, "alpha": 32}})
+    recipe = Recipe.from_dict(
+        {"epochs": 1, "batch_size": 1, "lr": 1e-4, "dtype": "bfloat16", "lora": {"r": 32, "alpha": 32}}
+    )
     student = build_student(model, recipe, seed=0, device=str(device), causal=True)
     student.predict_ids(ids[: args.score_batch * args.warmup], batch_size=args.score_batch)  # warm-up
     if device.type == "cuda":
@@ -202,9 +247,16 @@ def score(args: argparse.Namespace, device: torch.device, n_params: int, peak: f
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - began
-    records.append({"bench": "weak_score", "impl": "w2sbench", "batch": args.score_batch,
-                    "examples_per_s": round(examples / seconds, 1), **rate(examples * args.seq, seconds, n_params, peak, 2),
-                    "note": "includes the unmerged LoRA adapters (r=32); merged weights score as the baseline"})
+    records.append(
+        {
+            "bench": "weak_score",
+            "impl": "w2sbench",
+            "batch": args.score_batch,
+            "examples_per_s": round(examples / seconds, 1),
+            **rate(examples * args.seq, seconds, n_params, peak, 2),
+            "note": "includes the unmerged LoRA adapters (r=32); merged weights score as the baseline",
+        }
+    )
     free(student, model)
     return records
 
@@ -222,8 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score-batch", type=int, default=64)
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile of the backbone")
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds after which configurations not yet started are skipped")
+    parser.add_argument(
+        "--time-budget", type=float, default=None, help="seconds after which configurations not yet started are skipped"
+    )
     args = parser.parse_args(argv)
     args.scale, args.overrides = 1.0, {}
     if args.smoke:
@@ -235,9 +288,23 @@ def main(argv: list[str] | None = None) -> None:
     name, peak = device_info(device)
     n_strong = count_parameters(random_config(STRONG, args.scale, **args.overrides), embeddings=False)
     n_weak = count_parameters(random_config(WEAK, args.scale, **args.overrides), embeddings=False)
-    emit({"bench": "env", "device": name, "peak_flops": peak, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-          "torch": torch.__version__, "transformers": version("transformers"), "peft": version("peft"), "seq": args.seq, "scale": args.scale,
-          "strong": STRONG, "strong_non_embedding_params": n_strong, "weak": WEAK, "weak_non_embedding_params": n_weak})
+    emit(
+        {
+            "bench": "env",
+            "device": name,
+            "peak_flops": peak,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__,
+            "transformers": version("transformers"),
+            "peft": version("peft"),
+            "seq": args.seq,
+            "scale": args.scale,
+            "strong": STRONG,
+            "strong_non_embedding_params": n_strong,
+            "weak": WEAK,
+            "weak_non_embedding_params": n_weak,
+        }
+    )
     began = time.perf_counter()
 
     def guarded(label: dict[str, Any], run: Any) -> None:
@@ -257,14 +324,24 @@ def main(argv: list[str] | None = None) -> None:
     guarded({"bench": "weak_score"}, partial(score, args, device, n_weak, peak))
     for batch in [int(b) for b in args.batches.split(",") if b]:
         if not args.no_baseline:
-            guarded({"bench": "strong_train", "impl": "baseline", "batch": batch},
-                    partial(train_baseline, args, device, batch, n_strong, peak))
+            guarded(
+                {"bench": "strong_train", "impl": "baseline", "batch": batch},
+                partial(train_baseline, args, device, batch, n_strong, peak),
+            )
         variants = [(min(batch, 8), False)] + ([(batch, True)] if batch > 8 or args.smoke else [])
         for micro, ckpt in variants:
-            for compile_ in ([False, True] if args.compile else [False]):
-                guarded({"bench": "strong_train", "impl": "w2sbench", "batch": batch, "micro_batch": micro,
-                         "checkpointing": ckpt, "compile": compile_},
-                        partial(train_ours, args, device, batch, micro, ckpt, compile_, n_strong, peak))
+            for compile_ in [False, True] if args.compile else [False]:
+                guarded(
+                    {
+                        "bench": "strong_train",
+                        "impl": "w2sbench",
+                        "batch": batch,
+                        "micro_batch": micro,
+                        "checkpointing": ckpt,
+                        "compile": compile_,
+                    },
+                    partial(train_ours, args, device, batch, micro, ckpt, compile_, n_strong, peak),
+                )
 
 
 if __name__ == "__main__":

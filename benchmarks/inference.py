@@ -20,8 +20,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -149,13 +150,23 @@ def main() -> None:
         model_dir = resolve_model(model_id)
         hf = HFBackend(dtype=args.dtype)
         results[(what, model_id, "hf")] = measure(
-            what, model_id, hf, lambda x: hf_run(hf, model_dir, x), vllm_inputs[what], hf_repeats,
+            what,
+            model_id,
+            hf,
+            lambda x: hf_run(hf, model_dir, x),
+            vllm_inputs[what],
+            hf_repeats,
             hf_start(hf, model_dir),
         )
         hf.close()
         vb = VLLMBackend(dtype=args.dtype)
         results[(what, model_id, "vllm")] = measure(
-            what, model_id, vb, lambda x: vllm_run(vb, model_dir, x), vllm_inputs[what], args.repeats,
+            what,
+            model_id,
+            vb,
+            lambda x: vllm_run(vb, model_dir, x),
+            vllm_inputs[what],
+            args.repeats,
             vllm_start(vb, model_dir, runner, pooling),
         )
         emit({"what": "engine", "backend": "vllm", "model": model_id, **vb.describe()})
@@ -178,14 +189,24 @@ def main() -> None:
         model_dir = resolve_model(GEMMA)
         hf = HFBackend(dtype=args.dtype)
         results[("8shot", GEMMA, "hf")] = measure(
-            "label_probs_8shot", GEMMA, hf, lambda x: label(hf, model_dir, x), fs_prompts, 1,
+            "label_probs_8shot",
+            GEMMA,
+            hf,
+            lambda x: label(hf, model_dir, x),
+            fs_prompts,
+            1,
             hf_start(hf, model_dir),
         )
         hf.close()
         for on in (True, False):
             vb = VLLMBackend(dtype=args.dtype, enable_prefix_caching=on)
             rec = measure(
-                "label_probs_8shot", GEMMA, vb, lambda x: label(vb, model_dir, x), fs_prompts, args.repeats,
+                "label_probs_8shot",
+                GEMMA,
+                vb,
+                lambda x: label(vb, model_dir, x),
+                fs_prompts,
+                args.repeats,
                 vllm_start(vb, model_dir, "generate"),
             )
             rec["prefix_caching"] = on
@@ -200,17 +221,11 @@ def main() -> None:
     ratios = {
         "vllm_over_hf_label_gemma": ratio(("label_probs", GEMMA, "vllm"), ("label_probs", GEMMA, "hf")),
         "vllm_over_hf_label_smollm2": ratio(("label_probs", SMOLLM2, "vllm"), ("label_probs", SMOLLM2, "hf")),
-        "vllm_over_hf_features_minilm_mean": ratio(
-            ("features_mean", MINILM, "vllm"), ("features_mean", MINILM, "hf")
-        ),
-        "vllm_over_hf_features_gemma_last": ratio(
-            ("features_last", GEMMA, "vllm"), ("features_last", GEMMA, "hf")
-        ),
+        "vllm_over_hf_features_minilm_mean": ratio(("features_mean", MINILM, "vllm"), ("features_mean", MINILM, "hf")),
+        "vllm_over_hf_features_gemma_last": ratio(("features_last", GEMMA, "vllm"), ("features_last", GEMMA, "hf")),
         "vllm_prefix_on_over_hf_8shot": ratio(("8shot", GEMMA, "vllm_prefix_on"), ("8shot", GEMMA, "hf")),
         "vllm_prefix_off_over_hf_8shot": ratio(("8shot", GEMMA, "vllm_prefix_off"), ("8shot", GEMMA, "hf")),
-        "vllm_prefix_on_over_off_8shot": ratio(
-            ("8shot", GEMMA, "vllm_prefix_on"), ("8shot", GEMMA, "vllm_prefix_off")
-        ),
+        "vllm_prefix_on_over_off_8shot": ratio(("8shot", GEMMA, "vllm_prefix_on"), ("8shot", GEMMA, "vllm_prefix_off")),
     }
     emit({"what": "ratios", **{k: v for k, v in ratios.items() if v is not None}, "loadavg_end": os.getloadavg()})
 

@@ -131,8 +131,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 """Published configs by hub id; the short GPT-2 names below are aliases (the hub redirects them)."""
 
-ALIASES = {"gpt2": "openai-community/gpt2", "gpt2-medium": "openai-community/gpt2-medium",
-           "gpt2-large": "openai-community/gpt2-large", "gpt2-xl": "openai-community/gpt2-xl"}
+ALIASES = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+}
 
 # The same quantity goes by different names across families.
 _KEYS = {

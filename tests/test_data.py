@@ -6,8 +6,8 @@ import bz2
 import csv
 import hashlib
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
@@ -50,6 +50,7 @@ def _raw_vader(stem: str) -> Callable[[], tuple[str, int, int]]:
         with open(path, encoding="utf-8") as f:
             rows = [r for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if float(r["sentiment"]) != 0]
         return rows[0]["text"], int(float(rows[0]["sentiment"]) > 0), len(rows)
+
     return read
 
 
@@ -62,17 +63,56 @@ def _raw_sms() -> tuple[str, int, int]:
 # (task, raw reader, first text as read by eye from the file, its label, raw rows kept, usable rows, balanced rows)
 REAL = [
     ("rotten_tomatoes", _raw_rotten_tomatoes, "A three-hour cinema master class.", 1, 12808, 12752, 10768),
-    ("election_tweets", _raw_election, "The question in this election: Who can put the plans into action that "
-                                       "will make your life better? https://t.co/XreEY9OicG", 0, 6444, 6434, 6420),
-    ("vader_nyt", _raw_vader("nytEditorialSnippets"), "On Dec. 19, around noon, New York City's Union Square Business "
-     "Improvement District plans the First Santa Claus Ulympics (that's yule-lympics), in which about 50 contestants, "
-     "in red suits and beards, will compete.", 1, 4946, 4878, 4356),
-    ("vader_amazon", _raw_vader("amazonReviewSnippets"),
-     "troubleshooting ad-2500 and ad-2600 no picture scrolling b/w.", 0, 3610, 3600, 2960),
-    ("vader_tweets", _raw_vader("tweets"), "Somehow I was blessed with some really amazing friends in my life who "
-     "love me and send encouragement when I'm not feeling awesome. So lucky.", 1, 4196, 4196, 2598),
-    ("sms_spam", _raw_sms, "Go until jurong point, crazy.. Available only in bugis n great world la e buffet... "
-                           "Cine there got amore wat...", 0, 4837, 4512, 1114),
+    (
+        "election_tweets",
+        _raw_election,
+        "The question in this election: Who can put the plans into action that "
+        "will make your life better? https://t.co/XreEY9OicG",
+        0,
+        6444,
+        6434,
+        6420,
+    ),
+    (
+        "vader_nyt",
+        _raw_vader("nytEditorialSnippets"),
+        "On Dec. 19, around noon, New York City's Union Square Business "
+        "Improvement District plans the First Santa Claus Ulympics (that's yule-lympics), in which about 50 contestants, "
+        "in red suits and beards, will compete.",
+        1,
+        4946,
+        4878,
+        4356,
+    ),
+    (
+        "vader_amazon",
+        _raw_vader("amazonReviewSnippets"),
+        "troubleshooting ad-2500 and ad-2600 no picture scrolling b/w.",
+        0,
+        3610,
+        3600,
+        2960,
+    ),
+    (
+        "vader_tweets",
+        _raw_vader("tweets"),
+        "Somehow I was blessed with some really amazing friends in my life who "
+        "love me and send encouragement when I'm not feeling awesome. So lucky.",
+        1,
+        4196,
+        4196,
+        2598,
+    ),
+    (
+        "sms_spam",
+        _raw_sms,
+        "Go until jurong point, crazy.. Available only in bugis n great world la e buffet... "
+        "Cine there got amore wat...",
+        0,
+        4837,
+        4512,
+        1114,
+    ),
 ]
 
 
@@ -82,8 +122,15 @@ def rotten_tomatoes() -> Task:
 
 
 @pytest.mark.parametrize("name,raw,text,label,n_raw,n_usable,n_balanced", REAL, ids=[r[0] for r in REAL])
-def test_real_task_first_example_matches_the_raw_file(name: str, raw: Callable[[], tuple[str, int, int]], text: str,
-                                                      label: int, n_raw: int, n_usable: int, n_balanced: int) -> None:
+def test_real_task_first_example_matches_the_raw_file(
+    name: str,
+    raw: Callable[[], tuple[str, int, int]],
+    text: str,
+    label: int,
+    n_raw: int,
+    n_usable: int,
+    n_balanced: int,
+) -> None:
     raw_text, raw_label, raw_rows = raw()
     assert (normalize_text(raw_text), raw_label, raw_rows) == (text, label, n_raw)
     task = load_task(name)
@@ -143,12 +190,20 @@ def test_local_jsonl_fixture_by_hand() -> None:
     'Mixed feelings.' text that appears with both labels."""
     task = load_task(str(FIXTURES / "reviews.yaml"))
     got = [(e.text, e.label) for e in task.load_examples()]
-    assert got == [("Great film, loved it.", 1), ("Terrible plot and worse acting.", 0), ("An instant classic.", 1),
-                   ("I walked out after twenty minutes.", 0), ("Beautifully shot and moving.", 1),
-                   ("Dull from start to finish.", 0), ("A joy for the whole family.", 1), ("Boring and far too long.", 0)]
+    assert got == [
+        ("Great film, loved it.", 1),
+        ("Terrible plot and worse acting.", 0),
+        ("An instant classic.", 1),
+        ("I walked out after twenty minutes.", 0),
+        ("Beautifully shot and moving.", 1),
+        ("Dull from start to finish.", 0),
+        ("A joy for the whole family.", 1),
+        ("Boring and far too long.", 0),
+    ]
     splits = task.load_splits()
-    assert sorted(e.text for part in (splits.train_label, splits.train_unlabel, splits.test) for e in part) == \
-        sorted(t for t, _ in got)
+    assert sorted(e.text for part in (splits.train_label, splits.train_unlabel, splits.test) for e in part) == sorted(
+        t for t, _ in got
+    )
     with pytest.raises(ConfigError):
         task.load_splits({"test": 3})
 
@@ -156,8 +211,9 @@ def test_local_jsonl_fixture_by_hand() -> None:
 def test_local_tsv_fixture_with_quote_and_filters() -> None:
     task = load_task(str(FIXTURES / "messages.yaml"))
     examples = task.load_examples()
-    assert examples[0] == Example(hashlib.sha256(b'See you at "the station at 6').hexdigest()[:16],
-                                  'See you at "the station at 6', 0)
+    assert examples[0] == Example(
+        hashlib.sha256(b'See you at "the station at 6').hexdigest()[:16], 'See you at "the station at 6', 0
+    )
     assert [e.label for e in examples] == [0, 1] * 4
     splits = task.load_splits()
     assert [sum(e.label for e in p) for p in (splits.train_label, splits.train_unlabel, splits.test)] == [1, 2, 1]
@@ -179,12 +235,15 @@ def test_unmapped_label_values_are_reported(tmp_path: Path) -> None:
     assert info.value.field == "label.map"
 
 
-@pytest.mark.parametrize("changes,field", [
-    ({"text": "{title}"}, "text"),
-    ({"filter": {"field": "language", "in": ["en"]}}, "filter.field"),
-    ({"label": {"field": "rating", "positive_if": "> 3"}}, "label.field"),
-    ({"label": {"field": "review", "positive_if": "> 3"}}, "label.field"),
-])
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"text": "{title}"}, "text"),
+        ({"filter": {"field": "language", "in": ["en"]}}, "filter.field"),
+        ({"label": {"field": "rating", "positive_if": "> 3"}}, "label.field"),
+        ({"label": {"field": "review", "positive_if": "> 3"}}, "label.field"),
+    ],
+)
 def test_missing_or_wrong_columns_are_config_errors(tmp_path: Path, changes: dict, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         _fixture_with(tmp_path, **changes).load_examples()
@@ -228,8 +287,11 @@ def test_hub_source_passes_its_fields_to_datasets(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     config = yaml.safe_load((FIXTURES / "reviews.yaml").read_text())
-    config.update(source={"type": "hub", "path": "org/set", "name": "cfg", "split": "train+validation",
-                          "revision": "abc123"}, text="{q}", label={"field": "y", "map": {0: 0, 1: 1}})
+    config.update(
+        source={"type": "hub", "path": "org/set", "name": "cfg", "split": "train+validation", "revision": "abc123"},
+        text="{q}",
+        label={"field": "y", "map": {0: 0, 1: 1}},
+    )
     config.pop("filter")
     path = tmp_path / "reviews.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -44,8 +44,25 @@ def env(tmp_path_factory) -> dict:
 
 
 def run_eval(env: dict, out: Path, *extra: str) -> tuple[dict, str]:
-    cmd = [sys.executable, "-m", "w2sbench.cli", "eval", "--tasks", TASKS, "--limit", SMALL,
-           "--baseline-seeds", "2", "--seeds", "2", "--n-boot", "500", "-o", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "w2sbench.cli",
+        "eval",
+        "--tasks",
+        TASKS,
+        "--limit",
+        SMALL,
+        "--baseline-seeds",
+        "2",
+        "--seeds",
+        "2",
+        "--n-boot",
+        "500",
+        "-o",
+        str(out),
+        *extra,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text()), proc.stdout

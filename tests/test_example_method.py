@@ -27,23 +27,40 @@ def plugin_python(tmp_path_factory) -> Path:
     env_dir = tmp_path_factory.mktemp("plugin-env")
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(site) / "w2sbench-project.pth").write_text(sysconfig.get_paths()["purelib"] + "\n" + str(ROOT) + "\n")
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(EXAMPLE)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(EXAMPLE)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return py
 
 
 def test_installed_plugin_is_listed_with_its_origin(plugin_python):
-    out = subprocess.run([plugin_python, "-m", "w2sbench.cli", "methods"], capture_output=True, text=True,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=True).stdout
+    out = subprocess.run(
+        [plugin_python, "-m", "w2sbench.cli", "methods"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=True,
+    ).stdout
     line = next(l for l in out.splitlines() if l.startswith("sharpen"))
     assert "entry point w2sbench_example_method:Sharpen" in line
     assert "vanilla" in out  # the built-ins are still there
     # and it is not visible to the project environment itself: nothing in the package was touched
-    assert "sharpen" not in subprocess.run([sys.executable, "-m", "w2sbench.cli", "methods"], capture_output=True,
-                                           text=True, check=True).stdout
+    assert (
+        "sharpen"
+        not in subprocess.run(
+            [sys.executable, "-m", "w2sbench.cli", "methods"], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def test_file_plugin_targets_by_hand():
@@ -68,10 +85,32 @@ def test_file_plugin_runs_sealed(tmp_path):
 def test_installed_plugin_runs_through_the_cli(plugin_python, tmp_path):
     """Uses the feature cache (W2SBENCH_CACHE or the default); cold, this computes features (minutes)."""
     out = tmp_path / "r.json"
-    res = subprocess.run([plugin_python, "-m", "w2sbench.cli", "eval", "-q", "--method", "vanilla,sharpen",
-                          "--tasks", "rotten_tomatoes", "--limit", "100,200,100", "--seeds", "1", "--baseline-seeds", "1",
-                          "--n-boot", "200", "-o", str(out)], capture_output=True, text=True,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    res = subprocess.run(
+        [
+            plugin_python,
+            "-m",
+            "w2sbench.cli",
+            "eval",
+            "-q",
+            "--method",
+            "vanilla,sharpen",
+            "--tasks",
+            "rotten_tomatoes",
+            "--limit",
+            "100,200,100",
+            "--seeds",
+            "1",
+            "--baseline-seeds",
+            "1",
+            "--n-boot",
+            "200",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "sharpen" in res.stdout and "Δw2s vs vanilla" in res.stdout
     assert out.is_file()

@@ -17,16 +17,24 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from random_models import config_dict, count_parameters, random_config, random_model, save_random_model  # noqa: E402
 
 from w2sbench.errors import MissingPackageError, UnknownNameError  # noqa: E402
 from w2sbench.training import Recipe  # noqa: E402
 from w2sbench.training.finetune import FineTunedStudent, build_student, fine_tune, step_groups, train_student  # noqa: E402
-from random_models import config_dict, count_parameters, random_config, random_model, save_random_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-TEXTS = ["good film", "great movie, loved it", "bad film", "awful, I hated it", "wonderful acting",
-         "terrible plot", "a delight", "a bore"]
+TEXTS = [
+    "good film",
+    "great movie, loved it",
+    "bad film",
+    "awful, I hated it",
+    "wonderful acting",
+    "terrible plot",
+    "a delight",
+    "a bore",
+]
 LABELS = np.array([1, 1, 0, 0, 1, 0, 1, 0], dtype=np.float32)
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0}
 
@@ -50,8 +58,10 @@ def minilm_dir() -> Path:
 def minilm_runs(minilm_dir: Path):
     """Two identical LoRA runs on the real MiniLM (mean pooling): the base for several checks."""
     recipe = {"epochs": 4, "batch_size": 4, "lr": 2e-3, "schedule": "constant", "optimizer": "adamw", "lora": LORA}
-    runs = [fine_tune(minilm_dir, TEXTS, LABELS, recipe, seed=0, pooling="mean", max_length=16, device="cpu")
-            for _ in range(2)]
+    runs = [
+        fine_tune(minilm_dir, TEXTS, LABELS, recipe, seed=0, pooling="mean", max_length=16, device="cpu")
+        for _ in range(2)
+    ]
     return runs
 
 
@@ -82,8 +92,9 @@ def test_weights_zero_out_examples(minilm_dir: Path) -> None:
     """Examples with weight 0 must not move the model: training only on them leaves the head at zero."""
     recipe = {"epochs": 1, "batch_size": 4, "lr": 1e-2, "lora": LORA}
     w = np.zeros(4, dtype=np.float32)
-    student = fine_tune(minilm_dir, TEXTS[:4], LABELS[:4], recipe, seed=0, weights=w, pooling="mean", max_length=16,
-                       device="cpu")
+    student = fine_tune(
+        minilm_dir, TEXTS[:4], LABELS[:4], recipe, seed=0, weights=w, pooling="mean", max_length=16, device="cpu"
+    )
     assert float(student.head.weight.detach().abs().sum()) == 0.0
     np.testing.assert_allclose(student.predict_texts(TEXTS[:2]), 0.5, atol=1e-6)
 
@@ -101,8 +112,17 @@ def _ids(n: int, seed: int) -> list[list[int]]:
 
 
 def _train_tiny(batch: int, accum: int, ids, targets) -> tuple[np.ndarray, list[dict]]:
-    recipe = Recipe.from_dict({"epochs": 2, "batch_size": batch, "grad_accum": accum, "lr": 5e-3,
-                               "schedule": "linear", "warmup_frac": 0.25, "lora": {"r": 4, "alpha": 4}})
+    recipe = Recipe.from_dict(
+        {
+            "epochs": 2,
+            "batch_size": batch,
+            "grad_accum": accum,
+            "lr": 5e-3,
+            "schedule": "linear",
+            "warmup_frac": 0.25,
+            "lora": {"r": 4, "alpha": 4},
+        }
+    )
     student = build_student(_tiny_qwen(), recipe, seed=3, device="cpu")
     history = train_student(student, ids, targets, recipe, seed=3)
     return student.predict_ids(ids), history
@@ -125,8 +145,18 @@ def _train_under_a_memory_limit(checkpointing, accum: int, fits) -> tuple[np.nda
     that does not raises CUDA's out-of-memory error before any work, as a real card would."""
     ids = _ids(16, 0)
     targets = np.random.default_rng(1).random(16).astype(np.float32)
-    recipe = Recipe.from_dict({"epochs": 2, "batch_size": 8, "grad_accum": accum, "lr": 5e-3, "schedule": "linear",
-                               "warmup_frac": 0.25, "gradient_checkpointing": checkpointing, "lora": {"r": 4, "alpha": 4}})
+    recipe = Recipe.from_dict(
+        {
+            "epochs": 2,
+            "batch_size": 8,
+            "grad_accum": accum,
+            "lr": 5e-3,
+            "schedule": "linear",
+            "warmup_frac": 0.25,
+            "gradient_checkpointing": checkpointing,
+            "lora": {"r": 4, "alpha": 4},
+        }
+    )
     student = build_student(_tiny_qwen(), recipe, seed=3, device="cpu")
     real_logits = student.logits
 
@@ -203,8 +233,9 @@ def test_loss_decreases_on_a_learnable_rule() -> None:
     for row in ids[:16]:
         row[int(rng.integers(0, 8))] = 5
     targets = np.array([1.0] * 16 + [0.0] * 16, dtype=np.float32)
-    recipe = Recipe.from_dict({"epochs": 6, "batch_size": 8, "lr": 1e-2, "schedule": "constant",
-                               "lora": {"r": 8, "alpha": 16}})
+    recipe = Recipe.from_dict(
+        {"epochs": 6, "batch_size": 8, "lr": 1e-2, "schedule": "constant", "lora": {"r": 8, "alpha": 16}}
+    )
     student = build_student(_tiny_qwen(), recipe, seed=0, device="cpu")
     history = train_student(student, ids, targets, recipe, seed=0)
     assert history[0]["loss"] == pytest.approx(np.log(2), abs=1e-5)  # zero head: p = 0.5 for every input
@@ -255,8 +286,18 @@ def test_step_groups_sort_by_length_within_the_step() -> None:
 
 
 def test_recipe_reads_a_setting_train_block() -> None:
-    r = Recipe.from_dict({"epochs": 5, "batch_size": 32, "grad_accum": 3, "lr": 1e-4, "warmup_steps": 40,
-                          "betas": [0.9, 0.95], "max_length": 512, "weak_lr": 5e-4})
+    r = Recipe.from_dict(
+        {
+            "epochs": 5,
+            "batch_size": 32,
+            "grad_accum": 3,
+            "lr": 1e-4,
+            "warmup_steps": 40,
+            "betas": [0.9, 0.95],
+            "max_length": 512,
+            "weak_lr": 5e-4,
+        }
+    )
     assert r.micro_batch_size == 11 and r.betas == (0.9, 0.95)
     assert r.warmup_fraction(400) == pytest.approx(0.1) and r.warmup_fraction(20) == 1.0
     assert Recipe.from_dict({"epochs": 1, "batch_size": 4, "lr": 1e-3, "warmup_frac": 0.2}).warmup_fraction(10) == 0.2
@@ -278,8 +319,9 @@ def test_bad_targets_and_weights_are_refused() -> None:
 
 def test_adamw_8bit_without_bitsandbytes_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails as if not installed
-    recipe = Recipe.from_dict({"epochs": 1, "batch_size": 2, "lr": 1e-3, "optimizer": "adamw_8bit",
-                               "lora": {"r": 2, "alpha": 2}})
+    recipe = Recipe.from_dict(
+        {"epochs": 1, "batch_size": 2, "lr": 1e-3, "optimizer": "adamw_8bit", "lora": {"r": 2, "alpha": 2}}
+    )
     student = build_student(_tiny_qwen(), recipe, seed=0, device="cpu")
     with pytest.raises(MissingPackageError, match="bitsandbytes"):
         train_student(student, _ids(2, 0), np.array([0.0, 1.0]), recipe, seed=0)
@@ -288,8 +330,16 @@ def test_adamw_8bit_without_bitsandbytes_says_what_to_install(monkeypatch: pytes
 # -------------------------------------------------------------------------------------- random models
 
 
-@pytest.mark.parametrize("model_id, billions", [("Qwen/Qwen3-4B-Base", 4.022), ("Qwen/Qwen1.5-0.5B-Chat", 0.464),
-                                                ("gpt2", 0.124), ("gpt2-large", 0.774), ("gpt2-xl", 1.558)])
+@pytest.mark.parametrize(
+    "model_id, billions",
+    [
+        ("Qwen/Qwen3-4B-Base", 4.022),
+        ("Qwen/Qwen1.5-0.5B-Chat", 0.464),
+        ("gpt2", 0.124),
+        ("gpt2-large", 0.774),
+        ("gpt2-xl", 1.558),
+    ],
+)
 def test_random_configs_have_the_published_sizes(model_id: str, billions: float) -> None:
     assert count_parameters(random_config(model_id)) / 1e9 == pytest.approx(billions, abs=0.001)
 
@@ -308,21 +358,36 @@ def test_scale_keeps_head_size_and_group_ratio() -> None:
 
 
 def test_gpu_benchmark_smoke_runs_on_cpu() -> None:
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_training.py"), "--smoke"],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_training.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     kinds = {(r["bench"], r.get("impl")) for r in records}
-    assert {("env", None), ("strong_train", "baseline"), ("strong_train", "w2sbench"),
-            ("weak_score", "baseline"), ("weak_score", "w2sbench")} <= kinds
+    assert {
+        ("env", None),
+        ("strong_train", "baseline"),
+        ("strong_train", "w2sbench"),
+        ("weak_score", "baseline"),
+        ("weak_score", "w2sbench"),
+    } <= kinds
     for r in records:
         if r["bench"] != "env":
             assert "error" not in r and r["tokens_per_s"] > 0
 
 
 def test_gpu_benchmark_skips_what_its_time_budget_leaves_no_room_for() -> None:
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_training.py"), "--smoke", "--time-budget", "0"],
-                         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_training.py"), "--smoke", "--time-budget", "0"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert records[0]["bench"] == "env" and len(records) > 3

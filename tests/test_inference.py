@@ -186,8 +186,9 @@ def test_merge_lora_gives_the_adapted_model(tmp_path: Path) -> None:
     assert not any(p.name.startswith("merged.tmp-") for p in tmp_path.iterdir())
     merged = AutoModel.from_pretrained(out, dtype=torch.float32).eval()
     with torch.no_grad():
-        got = merged(**AutoTokenizer.from_pretrained(out)(["a merged model must match its adapter"],
-                                                           return_tensors="pt")).last_hidden_state
+        got = merged(
+            **AutoTokenizer.from_pretrained(out)(["a merged model must match its adapter"], return_tensors="pt")
+        ).last_hidden_state
     assert (adapted - base_out).abs().max() > 1e-2
     torch.testing.assert_close(got, adapted, atol=1e-4, rtol=0)
 
@@ -293,5 +294,8 @@ def test_vllm_matches_hf_gemma_label_probs_and_features(backends: tuple, gemma: 
 
     greedy = ["The capital of France is", "Once upon a time"]
     assert vllm.generate(gemma, greedy, max_tokens=6) == hf.generate(gemma, greedy, max_tokens=6)
-    assert {k for k in vllm.startup_s if k.startswith(gemma.name)} == {f"{gemma.name}/generate", f"{gemma.name}/pooling/last"}
+    assert {k for k in vllm.startup_s if k.startswith(gemma.name)} == {
+        f"{gemma.name}/generate",
+        f"{gemma.name}/pooling/last",
+    }
     assert vllm.describe()["dtype"] == "float32"

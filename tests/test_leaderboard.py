@@ -24,8 +24,12 @@ from w2sbench.validation import validate  # noqa: E402
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory) -> Path:
-    return write_board(tmp_path_factory.mktemp("lb"), {"alpha": 0.82, "beta": 0.78, "gamma": 0.66},
-                       teacher_free=("gamma",), non_default=("beta",))
+    return write_board(
+        tmp_path_factory.mktemp("lb"),
+        {"alpha": 0.82, "beta": 0.78, "gamma": 0.66},
+        teacher_free=("gamma",),
+        non_default=("beta",),
+    )
 
 
 @pytest.fixture()
@@ -53,7 +57,9 @@ def _run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 # ---- valid input -----------------------------------------------------------------------------------
 def test_seed_submissions_validate(board):
-    valid, errors = validate_files(submission_files(board / "submissions"), bl.load(board / "baselines.json"), board / "submissions")
+    valid, errors = validate_files(
+        submission_files(board / "submissions"), bl.load(board / "baselines.json"), board / "submissions"
+    )
     assert errors == []
     assert sorted(d["method"]["name"] for _, d in valid) == ["alpha", "beta", "gamma"]
 
@@ -91,7 +97,9 @@ def test_builtin_method_card_is_complete():
 def test_missing_field(board, sub):
     del sub["method"]["license"]
     (p,) = _problems(sub, board)
-    assert p.field == "method.license" and "missing" in str(p) and str(p).startswith("broken.json: field 'method.license'")
+    assert (
+        p.field == "method.license" and "missing" in str(p) and str(p).startswith("broken.json: field 'method.license'")
+    )
 
 
 def test_wrong_type(board, sub):
@@ -131,7 +139,9 @@ def test_baselines_differ_from_official(board, sub):
     p_row["weak_acc"] = task["weak"]["accuracy"]
     p_row["gap"] = p_row["ceiling_acc"] - p_row["weak_acc"]
     p_row["pgr"] = (p_row["w2s_acc"] - p_row["weak_acc"]) / p_row["gap"]
-    p_row["pgr_per_seed"] = [(a - p_row["weak_acc"]) / p_row["gap"] for a in task["methods"]["alpha"]["w2s"]["accuracy_per_seed"]]
+    p_row["pgr_per_seed"] = [
+        (a - p_row["weak_acc"]) / p_row["gap"] for a in task["methods"]["alpha"]["w2s"]["accuracy_per_seed"]
+    ]
     problems = _problems(sub, board)
     p = _one(problems, "results.0.tasks.rotten_tomatoes.weak.accuracy")
     assert "differs from the official cached baseline" in str(p) and "tolerance 0.005" in str(p)
@@ -175,7 +185,9 @@ def test_unknown_setting_hash_and_missing_task(board, sub):
 
 def test_task_hash_unknown(board, sub):
     sub["results"][0]["tasks"]["sms_spam"]["task_hash"] = "f" * 16
-    assert "registered hash of task 'sms_spam'" in str(_one(_problems(sub, board), "results.0.tasks.sms_spam.task_hash"))
+    assert "registered hash of task 'sms_spam'" in str(
+        _one(_problems(sub, board), "results.0.tasks.sms_spam.task_hash")
+    )
 
 
 def test_not_json_and_unknown_field(board, tmp_path, sub):
@@ -192,19 +204,40 @@ def test_cli_validate_exit_status_and_one_line_per_problem(board, tmp_path, caps
     del broken["method"]["authors"]
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(broken))
-    code, out, err = _run_cli(["leaderboard", "validate", str(path), "--baselines", str(board / "baselines.json"),
-                               "--submissions-dir", str(tmp_path)], capsys)
+    code, out, err = _run_cli(
+        [
+            "leaderboard",
+            "validate",
+            str(path),
+            "--baselines",
+            str(board / "baselines.json"),
+            "--submissions-dir",
+            str(tmp_path),
+        ],
+        capsys,
+    )
     assert code == 1
     lines = [line for line in err.splitlines() if line.startswith("w2sbench: error:")]
     assert lines == [f"w2sbench: error: {path}: field 'method.authors': required field is missing"]
-    code, out, err = _run_cli(["leaderboard", "validate", "--baselines", str(board / "baselines.json"),
-                               "--submissions-dir", str(board / "submissions")], capsys)
+    code, out, err = _run_cli(
+        [
+            "leaderboard",
+            "validate",
+            "--baselines",
+            str(board / "baselines.json"),
+            "--submissions-dir",
+            str(board / "submissions"),
+        ],
+        capsys,
+    )
     assert code == 0 and out.count("ok: ") == 3
 
 
 def test_missing_baselines_file_is_a_clear_error(tmp_path, capsys):
-    code, _, err = _run_cli(["leaderboard", "validate", "--baselines", str(tmp_path / "nope.json"),
-                             "--submissions-dir", str(tmp_path)], capsys)
+    code, _, err = _run_cli(
+        ["leaderboard", "validate", "--baselines", str(tmp_path / "nope.json"), "--submissions-dir", str(tmp_path)],
+        capsys,
+    )
     assert code == 2 and "nope.json" in err and "w2sbench leaderboard baselines" in err
 
 
@@ -231,16 +264,30 @@ def _e(name, mean, ci):
 
 
 def test_ranks_share_where_intervals_overlap():
-    entries = assign_ranks([_e("c", 0.15, [0.1, 0.2]), _e("a", 0.6, [0.5, 0.7]), _e("u", None, None), _e("b", 0.5, [0.4, 0.6])])
+    entries = assign_ranks(
+        [_e("c", 0.15, [0.1, 0.2]), _e("a", 0.6, [0.5, 0.7]), _e("u", None, None), _e("b", 0.5, [0.4, 0.6])]
+    )
     assert [e["method"] for e in entries] == ["a", "b", "c", "u"]
     assert [e["rank"] for e in entries] == [1, 1, 3, None]  # c: both a and b lie wholly above it
     assert entries[0]["tied_with"] == ["b"] and entries[2]["tied_with"] == [] and entries[3]["tied_with"] == []
 
 
 def test_build_writes_valid_leaderboard_and_site(board, capsys):
-    code, out, err = _run_cli(["leaderboard", "build", "--submissions-dir", str(board / "submissions"),
-                               "--baselines", str(board / "baselines.json"), "-o", str(board / "leaderboard.json"),
-                               "--site", str(board / "site")], capsys)
+    code, out, err = _run_cli(
+        [
+            "leaderboard",
+            "build",
+            "--submissions-dir",
+            str(board / "submissions"),
+            "--baselines",
+            str(board / "baselines.json"),
+            "-o",
+            str(board / "leaderboard.json"),
+            "--site",
+            str(board / "site"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = load(board / "leaderboard.json")
     validate(doc, "leaderboard", "leaderboard.json")
@@ -274,8 +321,18 @@ def test_build_leaves_out_invalid_submissions_or_fails_strict(board, tmp_path, c
     bad = load(subs / "gamma.json")
     bad["results"][0]["tasks"]["sms_spam"]["methods"]["gamma"]["pgr"]["pgr"] = 0.99
     (subs / "gamma.json").write_text(json.dumps(bad))
-    args = ["leaderboard", "build", "--submissions-dir", str(subs), "--baselines", str(board / "baselines.json"),
-            "-o", str(tmp_path / "lb.json"), "--site", str(tmp_path / "site")]
+    args = [
+        "leaderboard",
+        "build",
+        "--submissions-dir",
+        str(subs),
+        "--baselines",
+        str(board / "baselines.json"),
+        "-o",
+        str(tmp_path / "lb.json"),
+        "--site",
+        str(tmp_path / "site"),
+    ]
     code, out, err = _run_cli(args + ["--strict"], capsys)
     assert code == 1 and "gamma.json: field 'results.0.tasks.sms_spam.methods.gamma.pgr.pgr'" in err
     assert not (tmp_path / "lb.json").exists()
@@ -306,15 +363,48 @@ def test_repository_seed_is_valid():
 def test_eval_writes_a_submission_that_validates(tmp_path, capsys):
     """eval --submission on small real splits; its baselines (allowed off-size here) make it valid."""
     results, sub_path = tmp_path / "r.json", tmp_path / "submissions" / "vanilla.json"
-    code, out, err = _run_cli(["eval", "--method", "vanilla", "--tasks", "rotten_tomatoes", "--limit", "100,200,100",
-                               "--n-boot", "200", "-q", "-o", str(results), "--submission", str(sub_path)], capsys)
+    code, out, err = _run_cli(
+        [
+            "eval",
+            "--method",
+            "vanilla",
+            "--tasks",
+            "rotten_tomatoes",
+            "--limit",
+            "100,200,100",
+            "--n-boot",
+            "200",
+            "-q",
+            "-o",
+            str(results),
+            "--submission",
+            str(sub_path),
+        ],
+        capsys,
+    )
     assert code == 0, err
     sub = load(sub_path)
     assert sub["method"]["name"] == "vanilla" and sub["method"]["license"] == "Apache-2.0"
     assert sub["results"][0]["tasks"]["rotten_tomatoes"]["n"]["test"] == 100
     official = bl.update(bl.empty(), [(str(results), load(results))], allow_nonstandard_sizes=True)
     assert check_submission(sub, str(sub_path), official) == []
-    code, _, err = _run_cli(["eval", "--method", "vanilla,vanilla_hard", "--tasks", "rotten_tomatoes", "--limit",
-                             "100,200,100", "--n-boot", "50", "-q", "-o", str(tmp_path / "r2.json"),
-                             "--submission", str(tmp_path / "two.json")], capsys)
+    code, _, err = _run_cli(
+        [
+            "eval",
+            "--method",
+            "vanilla,vanilla_hard",
+            "--tasks",
+            "rotten_tomatoes",
+            "--limit",
+            "100,200,100",
+            "--n-boot",
+            "50",
+            "-q",
+            "-o",
+            str(tmp_path / "r2.json"),
+            "--submission",
+            str(tmp_path / "two.json"),
+        ],
+        capsys,
+    )
     assert code == 2 and "a submission holds one method" in err

@@ -18,17 +18,39 @@ from w2sbench.cli import main  # noqa: E402
 from w2sbench.paths import repo_root  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = repo_root() / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install -y chromium)"
+)
 
 
 def _build(board: Path, out: Path) -> tuple[Path, dict]:
     with pytest.raises(SystemExit) as exc:
-        main(["leaderboard", "build", "--strict", "--submissions-dir", str(board / "submissions"), "--baselines",
-              str(board / "baselines.json"), "-o", str(out / "leaderboard.json"), "--site", str(out / "site")])
+        main(
+            [
+                "leaderboard",
+                "build",
+                "--strict",
+                "--submissions-dir",
+                str(board / "submissions"),
+                "--baselines",
+                str(board / "baselines.json"),
+                "-o",
+                str(out / "leaderboard.json"),
+                "--site",
+                str(out / "site"),
+            ]
+        )
         raise SystemExit(0)
     assert not exc.value.code
     return out / "site", load(out / "leaderboard.json")
@@ -96,8 +118,12 @@ def check_site(browser, site_dir: Path, doc: dict, shot: str, method: str) -> No
 
 
 def test_synthetic_board_in_chromium(browser, tmp_path):
-    board = write_board(tmp_path, {"alpha": 0.82, "beta": 0.78, "gamma": 0.66, "delta": 0.74},
-                        teacher_free=("gamma",), non_default=("beta",))
+    board = write_board(
+        tmp_path,
+        {"alpha": 0.82, "beta": 0.78, "gamma": 0.66, "delta": 0.74},
+        teacher_free=("gamma",),
+        non_default=("beta",),
+    )
     site, doc = _build(board, tmp_path / "out")
     html = (site / "index.html").read_text()
     assert html.count('class="mark tf"') == 1 + 1 and html.count('class="mark ndr"') == 1 + 1  # legend + entry
@@ -110,5 +136,6 @@ def test_repository_seed_leaderboard_in_chromium(browser, tmp_path):
         pytest.skip("no seed leaderboard yet (bash leaderboard/make_seed.sh)")
     site, doc = _build(board, tmp_path)
     assert {s["method"] for s in doc["generated"]["submissions"]} == {
-        load(p)["method"]["name"] for p in (board / "submissions").glob("*.json")}
+        load(p)["method"]["name"] for p in (board / "submissions").glob("*.json")
+    }
     check_site(browser, site, doc, "leaderboard", "vanilla")

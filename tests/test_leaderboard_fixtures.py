@@ -37,8 +37,16 @@ def _probs(labels: np.ndarray, acc: float, seeds: int, rng: np.random.Generator)
 
 
 def make_method(name: str, teacher_free: bool = False) -> type[Method]:
-    return type(f"M_{name}", (Method,), {"name": name, "description": f"test method {name} for the leaderboard",
-                                        "uses_weak_labels": not teacher_free, "__module__": __name__})
+    return type(
+        f"M_{name}",
+        (Method,),
+        {
+            "name": name,
+            "description": f"test method {name} for the leaderboard",
+            "uses_weak_labels": not teacher_free,
+            "__module__": __name__,
+        },
+    )
 
 
 def make_results(methods: dict[str, float], tasks=TASKS, teacher_free: tuple[str, ...] = (), n_boot: int = 300) -> dict:
@@ -52,8 +60,11 @@ def make_results(methods: dict[str, float], tasks=TASKS, teacher_free: tuple[str
         base = np.random.default_rng(_seed("baseline", tname))
         labels = base.integers(0, 2, sizes["test"])
         weak, ceiling = _probs(labels, WEAK_ACC, 3, base), _probs(labels, CEILING_ACC, 3, base)
-        splits = SimpleNamespace(train_label=[None] * sizes["train_label"], train_unlabel=[None] * sizes["train_unlabel"],
-                                 test=[SimpleNamespace(label=int(y)) for y in labels])
+        splits = SimpleNamespace(
+            train_label=[None] * sizes["train_label"],
+            train_unlabel=[None] * sizes["train_unlabel"],
+            test=[SimpleNamespace(label=int(y)) for y in labels],
+        )
         tr = TaskRun(task, splits, weak, ceiling)
         for name, acc in methods.items():
             cls = make_method(name, name in teacher_free)
@@ -62,12 +73,21 @@ def make_results(methods: dict[str, float], tasks=TASKS, teacher_free: tuple[str
             tr.scores[name] = bootstrap_pgr(labels, weak, ceiling, w2s, n_boot=n_boot)
         runs.append(tr)
     record = RunRecord(
-        setting=setting, tasks=runs, models={"weak": {"id": setting.weak.model}, "strong": {"id": setting.strong.model}},
-        baseline_seeds=3, method_seeds=3, options=RunOptions(backend="hf", n_boot=n_boot),
-        backend_used={"features:weak": "hf", "features:strong": "hf"}, notes=[], timings={"total": 1.0},
-        cache_hits={}, cache_misses={}, cache_recomputed={},
+        setting=setting,
+        tasks=runs,
+        models={"weak": {"id": setting.weak.model}, "strong": {"id": setting.strong.model}},
+        baseline_seeds=3,
+        method_seeds=3,
+        options=RunOptions(backend="hf", n_boot=n_boot),
+        backend_used={"features:weak": "hf", "features:strong": "hf"},
+        notes=[],
+        timings={"total": 1.0},
+        cache_hits={},
+        cache_misses={},
+        cache_recomputed={},
         method_sources={name: method_source(tr.methods[name].method) for tr in runs for name in tr.methods},
-        sandbox={"mechanism": "bubblewrap (test fixture)"})
+        sandbox={"mechanism": "bubblewrap (test fixture)"},
+    )
     return build_results(record)
 
 
@@ -77,9 +97,12 @@ CARD = {"authors": ["Test Author"], "code": "https://example.org/code", "license
 def as_submitted_folder(sub: dict) -> dict:
     """The test methods live in this module; a real submission's code lives under leaderboard/methods/NAME/."""
     name = sub["method"]["name"]
-    sub["method"]["source"] = {"kind": "folder", "path": f"leaderboard/methods/{name}",
-                               "entry": f"leaderboard/methods/{name}/__init__.py:M_{name}",
-                               "sha256": sub["method"]["source"]["sha256"]}
+    sub["method"]["source"] = {
+        "kind": "folder",
+        "path": f"leaderboard/methods/{name}",
+        "entry": f"leaderboard/methods/{name}/__init__.py:M_{name}",
+        "sha256": sub["method"]["source"]["sha256"],
+    }
     return sub
 
 
@@ -88,18 +111,38 @@ def mark_reproduced(sub: dict) -> dict:
     what the build does with the record, not of reproduction itself (tests/test_reproduce.py)."""
     from w2sbench.leaderboard.reproduce import REPRODUCE_TOL, submission_digest
 
-    tasks = {f"{r['setting']['name']}/{t}": {"submitted": e["methods"][sub["method"]["name"]]["w2s"]["accuracy"],
-                                            "reproduced": e["methods"][sub["method"]["name"]]["w2s"]["accuracy"],
-                                            "difference": 0.0, "flags": []}
-             for r in sub["results"] for t, e in r["tasks"].items()}
-    sub["reproduced"] = {"ok": True, "date": "2026-12-01T00:00:00+00:00", "commit": "0" * 40, "w2sbench_version": "test",
-                         "code_sha256": sub["method"]["source"]["sha256"], "submission_sha256": submission_digest(sub),
-                         "tolerance": REPRODUCE_TOL, "sandbox": None, "tasks": tasks, "failures": []}
+    tasks = {
+        f"{r['setting']['name']}/{t}": {
+            "submitted": e["methods"][sub["method"]["name"]]["w2s"]["accuracy"],
+            "reproduced": e["methods"][sub["method"]["name"]]["w2s"]["accuracy"],
+            "difference": 0.0,
+            "flags": [],
+        }
+        for r in sub["results"]
+        for t, e in r["tasks"].items()
+    }
+    sub["reproduced"] = {
+        "ok": True,
+        "date": "2026-12-01T00:00:00+00:00",
+        "commit": "0" * 40,
+        "w2sbench_version": "test",
+        "code_sha256": sub["method"]["source"]["sha256"],
+        "submission_sha256": submission_digest(sub),
+        "tolerance": REPRODUCE_TOL,
+        "sandbox": None,
+        "tasks": tasks,
+        "failures": [],
+    }
     return sub
 
 
-def write_board(root: Path, methods: dict[str, float], teacher_free: tuple[str, ...] = (),
-                non_default: tuple[str, ...] = (), unreproduced: tuple[str, ...] = ()) -> Path:
+def write_board(
+    root: Path,
+    methods: dict[str, float],
+    teacher_free: tuple[str, ...] = (),
+    non_default: tuple[str, ...] = (),
+    unreproduced: tuple[str, ...] = (),
+) -> Path:
     """root/leaderboard/{baselines.json, submissions/<name>.json} for the given methods (reproduced unless
     named in `unreproduced`); returns the folder."""
     board = root / "leaderboard"
@@ -111,8 +154,9 @@ def write_board(root: Path, methods: dict[str, float], teacher_free: tuple[str, 
         overrides = dict(CARD)
         if name in non_default:
             overrides.update(non_default_recipe=True, recipe_notes="trains 3x longer than the fixed recipe")
-        sub = as_submitted_folder(make_submission([("results.json", doc)], name, make_method(name, name in teacher_free),
-                                                  overrides))
+        sub = as_submitted_folder(
+            make_submission([("results.json", doc)], name, make_method(name, name in teacher_free), overrides)
+        )
         write_submission(sub if name in unreproduced else mark_reproduced(sub), board / "submissions" / f"{name}.json")
     return board
 

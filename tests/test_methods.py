@@ -13,8 +13,18 @@ from w2sbench.errors import UnknownNameError
 from w2sbench.methods import MethodContext, list_methods, load_method
 from w2sbench.training import FrozenTrainer, Recipe
 
-REFERENCE = ["vanilla", "vanilla_hard", "logconf", "product", "confident_only", "bootstrap", "window",
-             "entropy", "strong_zeroshot", "majority"]
+REFERENCE = [
+    "vanilla",
+    "vanilla_hard",
+    "logconf",
+    "product",
+    "confident_only",
+    "bootstrap",
+    "window",
+    "entropy",
+    "strong_zeroshot",
+    "majority",
+]
 
 
 def logits_for(p1: list[float]) -> torch.Tensor:
@@ -74,7 +84,9 @@ def test_product_by_hand():
 
 def test_window_by_hand():
     # radius 0.15: only max prob < 0.65 trains; 0.7 and 0.9 are outside the window and contribute 0
-    loss = load_method("window")().loss(logits_for([0.5, 0.7, 0.1]), torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64), 0.5)
+    loss = load_method("window")().loss(
+        logits_for([0.5, 0.7, 0.1]), torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64), 0.5
+    )
     assert loss.tolist() == pytest.approx([math.log(2), 0.0, 0.0])
 
 
@@ -107,13 +119,20 @@ def make_ctx(weak=None, n=60, n_test=20, label_probs=None, seed=0) -> MethodCont
         weak = np.clip(np.where(y[:n] == 1, 0.8, 0.2) + rng.normal(0, 0.1, n), 0.01, 0.99)
     weak = np.asarray(weak, dtype=np.float32)
     n = len(weak)
-    feats = {"train_unlabel": x[:n], "test": x[n:n + n_test]}
+    feats = {"train_unlabel": x[:n], "test": x[n : n + n_test]}
     return MethodContext(
-        task="synthetic", setting="tiny", seed=seed, unlabel_texts=tuple(f"u{i}" for i in range(n)),
-        test_texts=tuple(f"t{i}" for i in range(n_test)), _weak_unlabel=weak, _weak_test=np.full(n_test, 0.5, np.float32),
-        trainer=FrozenTrainer(feats, Recipe(epochs=20, batch_size=16, lr=0.05)), label_words=(" no", " yes"),
-        prompt_template="Q: {text}\nA:", _label_probs=label_probs,
-    ), y[n:n + n_test]
+        task="synthetic",
+        setting="tiny",
+        seed=seed,
+        unlabel_texts=tuple(f"u{i}" for i in range(n)),
+        test_texts=tuple(f"t{i}" for i in range(n_test)),
+        _weak_unlabel=weak,
+        _weak_test=np.full(n_test, 0.5, np.float32),
+        trainer=FrozenTrainer(feats, Recipe(epochs=20, batch_size=16, lr=0.05)),
+        label_words=(" no", " yes"),
+        prompt_template="Q: {text}\nA:",
+        _label_probs=label_probs,
+    ), y[n : n + n_test]
 
 
 def make_ctx_only(**kw) -> MethodContext:

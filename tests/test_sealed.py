@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -29,14 +28,17 @@ N_UNLABEL, N_TEST = 30, 20
 def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
     """A real Pipeline on a small local task whose features are synthetic (label-dependent) arrays."""
     rng = np.random.default_rng(0)
-    rows = [{"review": f"review {i} " + ("great" if i % 2 else "awful"), "stars": 5 if i % 2 else 1} for i in range(120)]
+    rows = [
+        {"review": f"review {i} " + ("great" if i % 2 else "awful"), "stars": 5 if i % 2 else 1} for i in range(120)
+    ]
     (tmp_path / "toy.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     (tmp_path / "toy.yaml").write_text(
         "task: toy\nversion: 1\ndescription: synthetic sealed-label test task\ntags: [fixture]\n"
-        "source: {type: local, path: toy.jsonl}\ntext: \"{review}\"\nlabel: {field: stars, positive_if: \"> 3\"}\n"
-        "prompt: \"Review: {text}\\nSentiment:\"\nlabel_words: [\" negative\", \" positive\"]\n"
+        'source: {type: local, path: toy.jsonl}\ntext: "{review}"\nlabel: {field: stars, positive_if: "> 3"}\n'
+        'prompt: "Review: {text}\\nSentiment:"\nlabel_words: [" negative", " positive"]\n'
         f"splits: {{train_label: 30, train_unlabel: {N_UNLABEL}, test: {N_TEST}, seed: 0}}\n"
-        "card: {source: generated in the test, citation: none, license: Apache-2.0}\n")
+        "card: {source: generated in the test, citation: none, license: Apache-2.0}\n"
+    )
     task = load_task(str(tmp_path / "toy.yaml"))
     pipe = Pipeline(load_setting("tiny"), [task], RunOptions(), store=ArtifactStore(tmp_path / "cache"))
     splits = pipe.splits(task)
@@ -137,20 +139,26 @@ def test_bad_predictions_and_failures_are_refused_clearly(tmp_path):
     for seed, pattern in enumerate(expected):
         with pytest.raises(W2SError, match=pattern):
             pipe.run_method(task, BadPredictions, seed)
-    with pytest.raises(W2SError, match=r"'crashes' failed on task 'toy' seed 0: KeyError: 'no such column' \(File .*test_sealed.py"):
+    with pytest.raises(
+        W2SError, match=r"'crashes' failed on task 'toy' seed 0: KeyError: 'no such column' \(File .*test_sealed.py"
+    ):
         pipe.run_method(task, Crashes, 0)
     with pytest.raises(W2SError, match="declares uses_weak_labels=False but read the weak labels"):
         pipe.run_method(task, SecretlyUsesWeak, 0)
     assert not pipe.store.folder("method", {}).parent.exists() or not any(
-        (pipe.store.root / "method").iterdir())  # nothing refused was cached
+        (pipe.store.root / "method").iterdir()
+    )  # nothing refused was cached
 
 
 def test_cached_method_stage_is_a_hit_without_a_process(tmp_path):
     pipe, task = make_pipeline(tmp_path)
     probs, compute, weak_seed = pipe.run_method(task, load_method("vanilla"), 4)
     assert weak_seed == 4 % pipe.baseline_seeds and compute["train_example_epochs"] == N_UNLABEL * 20
-    assert compute["saw"] == ["strong-model features of test", "strong-model features of train_unlabel",
-                              "weak soft labels on train_unlabel"]
+    assert compute["saw"] == [
+        "strong-model features of test",
+        "strong-model features of train_unlabel",
+        "weak soft labels on train_unlabel",
+    ]
     again, _ = make_pipeline(tmp_path)
     probs2, compute2, _ = again.run_method(task, load_method("vanilla"), 4)
     assert again.store.hits["method"] == 1 and again.store.misses.get("method", 0) == 0
@@ -175,8 +183,11 @@ def test_child_picks_a_backend_per_model(monkeypatch):
     import w2sbench.inference as inference
 
     picked = {"/m/causal": "vllm", "/m/encoder": "hf"}
-    monkeypatch.setattr(inference, "get_backend",
-                        lambda name, model_dir, purpose, tensor_parallel_size=1: (picked[str(model_dir)], None))
+    monkeypatch.setattr(
+        inference,
+        "get_backend",
+        lambda name, model_dir, purpose, tensor_parallel_size=1: (picked[str(model_dir)], None),
+    )
     models = sealed._Models()
     assert models.backend("auto", "/m/causal", "label_probs") == "vllm"
     assert models.backend("auto", "/m/encoder", "label_probs") == "hf"

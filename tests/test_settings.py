@@ -13,18 +13,25 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from w2sbench.errors import ConfigError, UnknownNameError  # noqa: E402
-from w2sbench.training import Recipe  # noqa: E402
 from random_models import CONFIGS  # noqa: E402
+
+from w2sbench.errors import ConfigError, UnknownNameError  # noqa: E402
 from w2sbench.settings import builtin_settings, load_setting  # noqa: E402
+from w2sbench.training import Recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 GPU_SETTINGS = ("aar-qwen", "burns-gpt2", "burns-gpt2-xl", "eleuther")
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "w2sbench.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "w2sbench.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
 
 
 @pytest.mark.parametrize("name", sorted(builtin_settings()))
@@ -75,14 +82,17 @@ def _write(tmp_path: Path, name: str, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda c: c["train"]["lora"].update(r=0), "train.lora.r"),
-    (lambda c: c.update(regime="qlora"), "regime"),
-    (lambda c: c["train"].update(warmup_steps=-1), "train.warmup_steps"),
-    (lambda c: c["train"].update(betas=[0.9]), "train.betas"),
-    (lambda c: c["train"].update(learning_rate=1e-4), "train.learning_rate"),
-    (lambda c: c["strong"].pop("model"), "strong.model"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda c: c["train"]["lora"].update(r=0), "train.lora.r"),
+        (lambda c: c.update(regime="qlora"), "regime"),
+        (lambda c: c["train"].update(warmup_steps=-1), "train.warmup_steps"),
+        (lambda c: c["train"].update(betas=[0.9]), "train.betas"),
+        (lambda c: c["train"].update(learning_rate=1e-4), "train.learning_rate"),
+        (lambda c: c["strong"].pop("model"), "strong.model"),
+    ],
+)
 def test_malformed_setting_names_file_and_field(tmp_path: Path, edit, field: str) -> None:
     path = _write(tmp_path, "broken", edit)
     with pytest.raises(ConfigError) as info:

@@ -171,8 +171,12 @@ def test_invalid_yaml_and_non_mapping(tmp_path: Path) -> None:
 
 def test_missing_package_gives_the_install_line(tmp_path: Path) -> None:
     config = _base_config()
-    config["source"] = {"type": "package", "package": "w2sbench_surely_absent_pkg", "requires": "surely-absent==1.2.3",
-                        "path": "data/x.csv"}
+    config["source"] = {
+        "type": "package",
+        "package": "w2sbench_surely_absent_pkg",
+        "requires": "surely-absent==1.2.3",
+        "path": "data/x.csv",
+    }
     task = Task.from_file(_write(tmp_path, config))
     with pytest.raises(MissingPackageError, match=r"pip install --no-deps surely-absent==1\.2\.3"):
         task.load_splits()

@@ -14,9 +14,10 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -99,13 +100,19 @@ class ArtifactStore:
             record = json.loads(meta_path.read_text())
             meta = record.get("meta", {})
             arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in record["arrays"]}
-            problem = None if record.get("content_sha256") == content_hash(arrays, meta) else "its content hash does not match"
+            problem = (
+                None
+                if record.get("content_sha256") == content_hash(arrays, meta)
+                else "its content hash does not match"
+            )
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
             problem = f"it cannot be read ({type(e).__name__}: {e})"
         if problem:
             self.corrupt[stage] += 1
-            log.warning(f"cached {stage} artifact {folder.name} was damaged or changed after it was written ({problem}): "
-                        "recomputing it")
+            log.warning(
+                f"cached {stage} artifact {folder.name} was damaged or changed after it was written ({problem}): "
+                "recomputing it"
+            )
             self._discard(folder)
             return None
         return {"meta": meta, **arrays}
@@ -127,7 +134,12 @@ class ArtifactStore:
         try:
             for name, arr in arrays.items():
                 np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-            record = {"stage": stage, "key": json.loads(canonical_json(key)), "arrays": sorted(arrays), "meta": meta or {}}
+            record = {
+                "stage": stage,
+                "key": json.loads(canonical_json(key)),
+                "arrays": sorted(arrays),
+                "meta": meta or {},
+            }
             record["content_sha256"] = content_hash(arrays, json.loads(canonical_json(meta or {})))
             (tmp / "meta.json").write_text(json.dumps(record, indent=1))
             if folder.exists():  # a concurrent writer finished first: same key, same content

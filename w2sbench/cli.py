@@ -22,7 +22,9 @@ def _parse_limit(value: str | None) -> dict[str, int] | None:
     except ValueError:
         sizes = []
     if len(sizes) != 3 or min(sizes) < 1:
-        raise W2SError(f"--limit {value!r}: expected three positive integers 'train_label,train_unlabel,test', e.g. 200,200,100")
+        raise W2SError(
+            f"--limit {value!r}: expected three positive integers 'train_label,train_unlabel,test', e.g. 200,200,100"
+        )
     return dict(zip(("train_label", "train_unlabel", "test"), sizes))
 
 
@@ -45,32 +47,106 @@ def cli() -> None:
 
 
 @cli.command("eval")
-@click.option("--method", "-m", "methods", default="vanilla", show_default=True,
-              help="Method name(s), comma-separated; a registered name, an installed plug-in, or path/file.py:Class.")
+@click.option(
+    "--method",
+    "-m",
+    "methods",
+    default="vanilla",
+    show_default=True,
+    help="Method name(s), comma-separated; a registered name, an installed plug-in, or path/file.py:Class.",
+)
 @click.option("--setting", "-s", default="tiny", show_default=True, help="Setting name or path to a setting YAML.")
-@click.option("--tasks", "-t", default="default", show_default=True, help="Task names or tags, comma-separated, or task YAML paths.")
-@click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
-              help="Inference engine for features and labels: vllm where installed and supported, else hf.")
-@click.option("--tensor-parallel-size", "tensor_parallel_size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="GPUs per vLLM engine, for models that do not fit one GPU (vllm backend only).")
-@click.option("--baseline-seeds", type=click.IntRange(min=1), default=None, help="Seeds for weak and ceiling (default: the setting's).")
-@click.option("--seeds", "method_seeds", type=click.IntRange(min=1), default=None, help="Seeds per method (default: the setting's).")
-@click.option("--method-timeout", "method_timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Seconds one method seed may take before it is stopped (default: the setting's limits.method_timeout_s).")
-@click.option("--unsealed", is_flag=True,
-              help="Run methods without the OS sandbox (where the kernel offers none); results say sealed: false and "
-                   "the leaderboard refuses them.")
-@click.option("--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable).")
+@click.option(
+    "--tasks",
+    "-t",
+    default="default",
+    show_default=True,
+    help="Task names or tags, comma-separated, or task YAML paths.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "vllm", "hf"]),
+    default="auto",
+    show_default=True,
+    help="Inference engine for features and labels: vllm where installed and supported, else hf.",
+)
+@click.option(
+    "--tensor-parallel-size",
+    "tensor_parallel_size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="GPUs per vLLM engine, for models that do not fit one GPU (vllm backend only).",
+)
+@click.option(
+    "--baseline-seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seeds for weak and ceiling (default: the setting's).",
+)
+@click.option(
+    "--seeds",
+    "method_seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seeds per method (default: the setting's).",
+)
+@click.option(
+    "--method-timeout",
+    "method_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds one method seed may take before it is stopped (default: the setting's limits.method_timeout_s).",
+)
+@click.option(
+    "--unsealed",
+    is_flag=True,
+    help="Run methods without the OS sandbox (where the kernel offers none); results say sealed: false and "
+    "the leaderboard refuses them.",
+)
+@click.option(
+    "--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable)."
+)
 @click.option("--n-boot", type=int, default=2000, show_default=True, help="Bootstrap resamples for intervals.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Results JSON path (default: results/<setting>_<methods>_<time>.json).")
-@click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path), help="Extra folder of task YAMLs.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Results JSON path (default: results/<setting>_<methods>_<time>.json).",
+)
+@click.option(
+    "--include-path",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Extra folder of task YAMLs.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
 @click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices).")
-@click.option("--submission", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.")
-def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_seeds, method_seeds, method_timeout, unsealed,
-             limit, n_boot, output, include_path, quiet, verbose, submission):
+@click.option(
+    "--submission",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.",
+)
+def eval_cmd(
+    methods,
+    setting,
+    tasks,
+    backend,
+    tensor_parallel_size,
+    baseline_seeds,
+    method_seeds,
+    method_timeout,
+    unsealed,
+    limit,
+    n_boot,
+    output,
+    include_path,
+    quiet,
+    verbose,
+    submission,
+):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
     if quiet and verbose:
         raise W2SError("--quiet and --verbose: choose one")
@@ -89,8 +165,16 @@ def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_se
         raise W2SError("--method: give at least one method name")
     if tensor_parallel_size > 1 and backend == "hf":
         raise W2SError(f"--tensor-parallel-size {tensor_parallel_size} needs the vllm backend, not --backend hf")
-    options = RunOptions(backend=backend, tensor_parallel_size=tensor_parallel_size, baseline_seeds=baseline_seeds, method_seeds=method_seeds,
-                         sizes=_parse_limit(limit), n_boot=n_boot, unsealed=unsealed, method_timeout_s=method_timeout)
+    options = RunOptions(
+        backend=backend,
+        tensor_parallel_size=tensor_parallel_size,
+        baseline_seeds=baseline_seeds,
+        method_seeds=method_seeds,
+        sizes=_parse_limit(limit),
+        n_boot=n_boot,
+        unsealed=unsealed,
+        method_timeout_s=method_timeout,
+    )
     record = Pipeline(setting_obj, task_list, options).run(method_classes)
     doc = build_results(record)
     if output is None:
@@ -112,7 +196,9 @@ def eval_cmd(methods, setting, tasks, backend, tensor_parallel_size, baseline_se
         if len(method_classes) != 1:
             raise W2SError("--submission: a submission holds one method; run eval with a single --method")
         write_submission(make_submission([(str(output), doc)], method_classes[0].name, method_classes[0]), submission)
-        click.echo(f"submission: {submission} (fill in any '<fill in' fields, then `w2sbench leaderboard validate {submission}`)")
+        click.echo(
+            f"submission: {submission} (fill in any '<fill in' fields, then `w2sbench leaderboard validate {submission}`)"
+        )
 
 
 @cli.command("tasks")
@@ -126,8 +212,10 @@ def tasks_cmd(include_path):
         src = task.config["source"]
         where = src.get("package") or src.get("path") or ""
         sizes = task.config["splits"]
-        click.echo(f"{name:24s} {src['type']}:{where:28s} {sizes['train_label']}/{sizes['train_unlabel']}/{sizes['test']}"
-                   f"  [{', '.join(task.tags)}]")
+        click.echo(
+            f"{name:24s} {src['type']}:{where:28s} {sizes['train_label']}/{sizes['train_unlabel']}/{sizes['test']}"
+            f"  [{', '.join(task.tags)}]"
+        )
 
 
 @cli.command("settings")

@@ -15,9 +15,10 @@ import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -27,12 +28,30 @@ from w2sbench.provenance import package_version
 SPLIT_NAMES = ("train_label", "train_unlabel", "test")
 
 # YAML cannot name csv.QUOTE_* constants, so tasks spell them as words.
-_QUOTING = {"minimal": csv.QUOTE_MINIMAL, "all": csv.QUOTE_ALL, "nonnumeric": csv.QUOTE_NONNUMERIC, "none": csv.QUOTE_NONE}
-_SUFFIX_FORMAT = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".txt": "csv", ".json": "json", ".jsonl": "jsonl",
-                  ".parquet": "parquet"}
+_QUOTING = {
+    "minimal": csv.QUOTE_MINIMAL,
+    "all": csv.QUOTE_ALL,
+    "nonnumeric": csv.QUOTE_NONNUMERIC,
+    "none": csv.QUOTE_NONE,
+}
+_SUFFIX_FORMAT = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+}
 _COMPRESSION = {".bz2", ".gz", ".xz", ".zip", ".zst"}
-_OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "==": operator.eq,
-                                                   "!=": operator.ne, ">": operator.gt, "<": operator.lt}
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 @dataclass(frozen=True)
@@ -80,15 +99,20 @@ def package_file(package: str, relpath: str, requires: str, yaml_path: Path | st
     installed = package_version(dist)
     wanted = requires.split("==")[1]
     if installed is not None and installed != wanted:
-        warnings.warn(f"{yaml_path}: task data pinned to {requires} but {dist} {installed} is installed; "
-                      f"the rows may differ", stacklevel=3)
+        warnings.warn(
+            f"{yaml_path}: task data pinned to {requires} but {dist} {installed} is installed; the rows may differ",
+            stacklevel=3,
+        )
     sub = package.split(".")[1:]
     for root in spec.submodule_search_locations:
         candidate = Path(root, *sub, relpath)
         if candidate.is_file():
             return candidate
-    raise ConfigError(str(yaml_path), "source.path",
-                      f"no file {relpath!r} inside package {package!r} ({', '.join(spec.submodule_search_locations)})")
+    raise ConfigError(
+        str(yaml_path),
+        "source.path",
+        f"no file {relpath!r} inside package {package!r} ({', '.join(spec.submodule_search_locations)})",
+    )
 
 
 def infer_format(path: str, yaml_path: Path | str = "") -> str:
@@ -97,7 +121,9 @@ def infer_format(path: str, yaml_path: Path | str = "") -> str:
         suffixes.pop()
     if suffixes and suffixes[-1] in _SUFFIX_FORMAT:
         return _SUFFIX_FORMAT[suffixes[-1]]
-    raise ConfigError(str(yaml_path), "source.format", f"cannot infer the format of {path!r}; set csv|json|jsonl|parquet")
+    raise ConfigError(
+        str(yaml_path), "source.format", f"cannot infer the format of {path!r}; set csv|json|jsonl|parquet"
+    )
 
 
 PARQUET_EXPORT = "refs/convert/parquet"
@@ -109,8 +135,11 @@ def _read_options(source: dict[str, Any], yaml_path: Path | str) -> dict[str, An
     if isinstance(opts.get("quoting"), str):
         word = opts["quoting"].lower()
         if word not in _QUOTING:
-            raise ConfigError(str(yaml_path), "source.read_options.quoting",
-                              f"unknown quoting {opts['quoting']!r}; use one of {', '.join(_QUOTING)}")
+            raise ConfigError(
+                str(yaml_path),
+                "source.read_options.quoting",
+                f"unknown quoting {opts['quoting']!r}; use one of {', '.join(_QUOTING)}",
+            )
         opts["quoting"] = _QUOTING[word]
     return opts
 
@@ -120,8 +149,11 @@ def _expand(path: str, yaml_path: Path | str, field: str = "source.path") -> Pat
     expanded = os.path.expandvars(os.path.expanduser(path))
     unset = re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
     if unset:
-        raise ConfigError(str(yaml_path), field, f"{path!r} needs the environment variable {unset[0]} "
-                                                 f"(set it to the folder that holds the data)")
+        raise ConfigError(
+            str(yaml_path),
+            field,
+            f"{path!r} needs the environment variable {unset[0]} (set it to the folder that holds the data)",
+        )
     out = Path(expanded)
     return out if out.is_absolute() else Path(yaml_path).resolve().parent / out
 
@@ -140,8 +172,11 @@ def aar_folder(source: dict[str, Any], yaml_path: Path | str) -> Path:
     """The folder of an AAR-layout source (train_label.jsonl, train_unlabel.jsonl, test.jsonl)."""
     folder = _expand(source["path"], yaml_path)
     if not folder.is_dir():
-        raise ConfigError(str(yaml_path), "source.path",
-                          f"no such folder: {folder} (it must hold {', '.join(n + '.jsonl' for n in SPLIT_NAMES)})")
+        raise ConfigError(
+            str(yaml_path),
+            "source.path",
+            f"no such folder: {folder} (it must hold {', '.join(n + '.jsonl' for n in SPLIT_NAMES)})",
+        )
     return folder
 
 
@@ -163,8 +198,11 @@ def _local_files(source: dict[str, Any], yaml_path: Path | str, part: str | None
     files: dict[str, Path] = {}
     for name in re.findall(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?", split):
         if name not in source["path"]:
-            raise ConfigError(str(yaml_path), "source.split",
-                              f"names {name!r}, which is not a key of source.path ({', '.join(source['path'])})")
+            raise ConfigError(
+                str(yaml_path),
+                "source.split",
+                f"names {name!r}, which is not a key of source.path ({', '.join(source['path'])})",
+            )
         path = _expand(source["path"][name], yaml_path, f"source.path.{name}")
         if not path.is_file():
             raise ConfigError(str(yaml_path), f"source.path.{name}", f"no such file: {path}")
@@ -201,8 +239,12 @@ def read_rows(source: dict[str, Any], yaml_path: Path | str, part: str | None = 
         fmt = source.get("format") or infer_format(first.name, yaml_path)
         builder = {"jsonl": "json"}.get(fmt, fmt)
         args = (builder,)
-        kwargs = dict(data_files={k: str(v) for k, v in data_files.items()}, split=split,
-                      cache_dir=str(cache_dir() / "datasets"), **opts)
+        kwargs = dict(
+            data_files={k: str(v) for k, v in data_files.items()},
+            split=split,
+            cache_dir=str(cache_dir() / "datasets"),
+            **opts,
+        )
     quiet = datasets.utils.are_progress_bars_disabled()
     datasets.disable_progress_bars()
     try:
@@ -275,8 +317,9 @@ class _Labeller:
         return int(self.positive(value))
 
 
-def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
-                     yaml_path: Path | str = "") -> list[Example]:
+def rows_to_examples(
+    rows: Iterable[dict[str, Any]], config: dict[str, Any], yaml_path: Path | str = ""
+) -> list[Example]:
     """Filter, format and label rows, then de-duplicate texts, in file order.
 
     A text seen with both labels is dropped entirely: it has no ground truth, and keeping one copy
@@ -288,18 +331,25 @@ def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
     for i, rule in enumerate(rules):
         if rows and rule["field"] not in columns:
             field = "filter.field" if isinstance(config.get("filter"), dict) else f"filter.{i}.field"
-            raise ConfigError(str(yaml_path), field, f"no column {rule['field']!r}; columns: {', '.join(sorted(columns))}")
+            raise ConfigError(
+                str(yaml_path), field, f"no column {rule['field']!r}; columns: {', '.join(sorted(columns))}"
+            )
     if config.get("formatter"):
         # Filters read the raw columns; the formatter's fields feed the text template and the label.
         from w2sbench.formatters import apply_formatter
 
-        rows = apply_formatter([r for r in rows if all(_keep(r, rule) for rule in rules)], config["formatter"], yaml_path)
+        rows = apply_formatter(
+            [r for r in rows if all(_keep(r, rule) for rule in rules)], config["formatter"], yaml_path
+        )
         rules = []
         columns = set(rows[0]) if rows else columns
     keep_space = config.get("whitespace") == "keep"
     if rows and config["label"]["field"] not in columns:
-        raise ConfigError(str(yaml_path), "label.field",
-                          f"no column {config['label']['field']!r}; columns: {', '.join(sorted(columns))}")
+        raise ConfigError(
+            str(yaml_path),
+            "label.field",
+            f"no column {config['label']['field']!r}; columns: {', '.join(sorted(columns))}",
+        )
     labeller = _Labeller(config["label"], yaml_path)
     template: str = config["text"]
     first: dict[str, tuple[int, int]] = {}  # text -> (label, position)
@@ -315,8 +365,9 @@ def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
         try:
             text = template.format_map(fields).strip() if keep_space else normalize_text(template.format_map(fields))
         except KeyError as exc:
-            raise ConfigError(str(yaml_path), "text",
-                              f"no column {exc.args[0]!r}; columns: {', '.join(sorted(columns))}") from None
+            raise ConfigError(
+                str(yaml_path), "text", f"no column {exc.args[0]!r}; columns: {', '.join(sorted(columns))}"
+            ) from None
         except (ValueError, IndexError, AttributeError) as exc:
             raise ConfigError(str(yaml_path), "text", f"bad template {template!r}: {exc}") from None
         if not text:
@@ -329,8 +380,9 @@ def rows_to_examples(rows: Iterable[dict[str, Any]], config: dict[str, Any],
         ordered.append(text)
     if labeller.unmapped:
         seen = ", ".join(f"{k!r} ({n})" for k, n in labeller.unmapped.most_common(5))
-        raise ConfigError(str(yaml_path), "label.map",
-                          f"values not mapped to 0/1: {seen}; map them or drop them with a filter")
+        raise ConfigError(
+            str(yaml_path), "label.map", f"values not mapped to 0/1: {seen}; map them or drop them with a filter"
+        )
     return [Example(text_uid(t), t, first[t][0]) for t in ordered if t not in conflicted]
 
 
@@ -345,8 +397,9 @@ def available(examples: list[Example], do_balance: bool) -> int:
     return 2 * min(ones, len(examples) - ones)
 
 
-def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_balance: bool = False,
-                yaml_path: Path | str = "") -> Splits:
+def make_splits(
+    examples: list[Example], sizes: dict[str, int], seed: int, do_balance: bool = False, yaml_path: Path | str = ""
+) -> Splits:
     """Seeded shuffle, then cut: test first, then train_unlabel, then train_label, so changing the
     train_label size (weak model only) never changes the splits the strong model sees.
 
@@ -368,9 +421,12 @@ def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_ba
         short = need > have
     if short:
         detail = " + ".join(f"{sizes[n]} {n}" for n in SPLIT_NAMES)
-        raise ConfigError(str(yaml_path), "splits",
-                          f"needs {need} rows ({detail}) but only {have} remain after filtering{',' if do_balance else ''} "
-                          f"{'de-duplication and balancing' if do_balance else 'and de-duplication'}")
+        raise ConfigError(
+            str(yaml_path),
+            "splits",
+            f"needs {need} rows ({detail}) but only {have} remain after filtering{',' if do_balance else ''} "
+            f"{'de-duplication and balancing' if do_balance else 'and de-duplication'}",
+        )
     shuffled = [[pool[i] for i in rng.permutation(len(pool))] for pool in pools]
     cursor = [0] * len(pools)
     out: dict[str, list[Example]] = {}
@@ -378,7 +434,7 @@ def make_splits(examples: list[Example], sizes: dict[str, int], seed: int, do_ba
         counts = [sizes[name] - sizes[name] // 2, sizes[name] // 2] if do_balance else [sizes[name]]
         part: list[Example] = []
         for c, n in enumerate(counts):
-            part.extend(shuffled[c][cursor[c]:cursor[c] + n])
+            part.extend(shuffled[c][cursor[c] : cursor[c] + n])
             cursor[c] += n
         out[name] = [part[i] for i in rng.permutation(len(part))] if do_balance else part
     return Splits(**out)
@@ -403,9 +459,12 @@ def _part_examples(config: dict[str, Any], yaml_path: Path | str, part: str) -> 
     rows = read_rows(config["source"], yaml_path, part)
     label_field = config["label"]["field"]
     if config["source"]["type"] == "aar" and rows and not config.get("formatter") and label_field not in rows[0]:
-        raise ConfigError(str(yaml_path), "source.path",
-                          f"{part}.jsonl has no {label_field!r} field: the harness needs the ground truth of every split "
-                          f"(for the weak model, the ceiling and scoring) and keeps it sealed from methods")
+        raise ConfigError(
+            str(yaml_path),
+            "source.path",
+            f"{part}.jsonl has no {label_field!r} field: the harness needs the ground truth of every split "
+            f"(for the weak model, the ceiling and scoring) and keeps it sealed from methods",
+        )
     return rows_to_examples(rows, config, yaml_path)
 
 
@@ -436,8 +495,14 @@ def load_examples(config: dict[str, Any], yaml_path: Path | str) -> list[Example
     return out
 
 
-def make_part_splits(pools: dict[str, list[Example]], parts: dict[str, str], sizes: dict[str, int], seed: int,
-                     do_balance: bool = False, yaml_path: Path | str = "") -> Splits:
+def make_part_splits(
+    pools: dict[str, list[Example]],
+    parts: dict[str, str],
+    sizes: dict[str, int],
+    seed: int,
+    do_balance: bool = False,
+    yaml_path: Path | str = "",
+) -> Splits:
     """Splits drawn from separate parts of a source.
 
     Splits that share a part are cut from it disjointly, exactly as make_splits does, and must fit. A
@@ -454,9 +519,12 @@ def make_part_splits(pools: dict[str, list[Example]], parts: dict[str, str], siz
         if len(names) == 1:
             wanted[names[0]] = min(wanted[names[0]], available(pool, do_balance))
             if wanted[names[0]] < 1:
-                raise ConfigError(str(yaml_path), "source.split",
-                                  f"part {part!r} (for {names[0]}) has no usable rows after filtering"
-                                  f"{' and balancing' if do_balance else ''}")
+                raise ConfigError(
+                    str(yaml_path),
+                    "source.split",
+                    f"part {part!r} (for {names[0]}) has no usable rows after filtering"
+                    f"{' and balancing' if do_balance else ''}",
+                )
         cut = make_splits(pool, wanted, seed, do_balance, yaml_path)
         for name in names:
             out[name] = getattr(cut, name)
@@ -464,8 +532,9 @@ def make_part_splits(pools: dict[str, list[Example]], parts: dict[str, str], siz
     return Splits(**out)
 
 
-def load_splits(config: dict[str, Any], yaml_path: Path | str, sizes: dict[str, int] | None = None,
-                seed: int | None = None) -> Splits:
+def load_splits(
+    config: dict[str, Any], yaml_path: Path | str, sizes: dict[str, int] | None = None, seed: int | None = None
+) -> Splits:
     """The task's splits; `sizes` (and `seed`) override the YAML's, e.g. for tests or --limit."""
     merged: dict[str, int] = dict(config["splits"])
     for key, value in (sizes or {}).items():

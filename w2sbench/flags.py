@@ -59,7 +59,8 @@ predictions or the true labels is flagged on every task.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -86,15 +87,23 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 def best_match(probs: np.ndarray, ceiling_probs: np.ndarray) -> tuple[float, str]:
     """The largest hard-prediction agreement between any of the method's vectors (each seed, the seed
     mean) and any of the ceiling's, and which pair reached it."""
+
     def vectors(p, who):
         p = np.atleast_2d(p)
         return [(f"{who} mean", p.mean(axis=0))] + [(f"{who} seed {i}", row) for i, row in enumerate(p)]
-    best = max(((agreement(a, b), f"{na} vs {nb}") for na, a in vectors(probs, "w2s")
-                for nb, b in vectors(ceiling_probs, "ceiling")), key=lambda x: x[0])
+
+    best = max(
+        (
+            (agreement(a, b), f"{na} vs {nb}")
+            for na, a in vectors(probs, "w2s")
+            for nb, b in vectors(ceiling_probs, "ceiling")
+        ),
+        key=lambda x: x[0],
+    )
     return best
 
 
-def inter_seed_agreement(probs: np.ndarray) -> Optional[float]:
+def inter_seed_agreement(probs: np.ndarray) -> float | None:
     """Mean over pairs of seeds of their hard-prediction agreement; None with fewer than two seeds."""
     probs = np.atleast_2d(probs)
     pairs = [(i, j) for i in range(len(probs)) for j in range(i + 1, len(probs))]
@@ -103,8 +112,9 @@ def inter_seed_agreement(probs: np.ndarray) -> Optional[float]:
     return float(np.mean([agreement(probs[i], probs[j]) for i, j in pairs]))
 
 
-def ceiling_interval(labels: np.ndarray, ceiling_probs: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                     confidence: float = CONFIDENCE) -> tuple[float, float]:
+def ceiling_interval(
+    labels: np.ndarray, ceiling_probs: np.ndarray, n_boot: int = 2000, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """The ceiling accuracy's interval: test examples resampled (multinomial counts) and ceiling seeds
     resampled with replacement, the scheme of scoring.bootstrap_pgr (its _boot_acc)."""
     labels = np.asarray(labels).astype(int)
@@ -139,8 +149,14 @@ def strong_work(compute: list[dict]) -> tuple[bool, str]:
     return False, what + (f" ({weak_inf} weak-model inference prompts)" if weak_inf else "")
 
 
-def measure(labels: np.ndarray, weak_test: np.ndarray, ceiling_test: np.ndarray, w2s_test: np.ndarray,
-            pgr: PGRResult, compute: list[dict]) -> dict[str, Any]:
+def measure(
+    labels: np.ndarray,
+    weak_test: np.ndarray,
+    ceiling_test: np.ndarray,
+    w2s_test: np.ndarray,
+    pgr: PGRResult,
+    compute: list[dict],
+) -> dict[str, Any]:
     """The numbers the flags look at (also what the calibration prints for unflagged methods)."""
     labels = np.asarray(labels).astype(int)
     ceiling_test, w2s_test = np.atleast_2d(ceiling_test), np.atleast_2d(w2s_test)
@@ -173,28 +189,56 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
     flags = []
     lo, hi = m["ceiling_ci"]
     if m["w2s_acc"] > hi:
-        flags.append({"flag": "above_ceiling", "saw": (
-            f"w2s {100 * m['w2s_acc']:.1f}% above the ceiling's {100 * CONFIDENCE:.0f}% interval "
-            f"[{100 * lo:.1f}, {100 * hi:.1f}] (ceiling {100 * m['ceiling_acc']:.1f}%)")})
+        flags.append(
+            {
+                "flag": "above_ceiling",
+                "saw": (
+                    f"w2s {100 * m['w2s_acc']:.1f}% above the ceiling's {100 * CONFIDENCE:.0f}% interval "
+                    f"[{100 * lo:.1f}, {100 * hi:.1f}] (ceiling {100 * m['ceiling_acc']:.1f}%)"
+                ),
+            }
+        )
     if m["agreement"] >= COPY_MIN_AGREEMENT:
-        own = "one ceiling seed" if m["ceiling_self_agreement"] is None else \
-            f"the ceiling's own seeds agree {100 * m['ceiling_self_agreement']:.1f}%"
-        flags.append({"flag": "copies_ceiling", "saw": (
-            f"test predictions agree with the ceiling's on {100 * m['agreement']:.1f}% of {m['n_test']} "
-            f"examples ({m['agreement_pair']}; flagged at >= {100 * COPY_MIN_AGREEMENT:.0f}%; {own}); the "
-            f"method's mean prediction repeats {m['shared_errors']} of the ceiling's {m['ceiling_errors']} errors")})
+        own = (
+            "one ceiling seed"
+            if m["ceiling_self_agreement"] is None
+            else f"the ceiling's own seeds agree {100 * m['ceiling_self_agreement']:.1f}%"
+        )
+        flags.append(
+            {
+                "flag": "copies_ceiling",
+                "saw": (
+                    f"test predictions agree with the ceiling's on {100 * m['agreement']:.1f}% of {m['n_test']} "
+                    f"examples ({m['agreement_pair']}; flagged at >= {100 * COPY_MIN_AGREEMENT:.0f}%; {own}); the "
+                    f"method's mean prediction repeats {m['shared_errors']} of the ceiling's {m['ceiling_errors']} errors"
+                ),
+            }
+        )
     if m["pgr_ci"] is not None and m["pgr_ci"][0] > PGR_LIMIT:
-        flags.append({"flag": "pgr_above_one", "saw": (
-            f"PGR {m['pgr']:+.2f} with 95% interval [{m['pgr_ci'][0]:+.2f}, {m['pgr_ci'][1]:+.2f}], "
-            f"entirely above {PGR_LIMIT:g}")})
+        flags.append(
+            {
+                "flag": "pgr_above_one",
+                "saw": (
+                    f"PGR {m['pgr']:+.2f} with 95% interval [{m['pgr_ci'][0]:+.2f}, {m['pgr_ci'][1]:+.2f}], "
+                    f"entirely above {PGR_LIMIT:g}"
+                ),
+            }
+        )
     if m["pgr"] is not None and m["pgr"] >= HIGH_PGR and not m["strong_work"]:
-        flags.append({"flag": "no_strong_work", "saw": (
-            f"PGR {m['pgr']:+.2f} (>= {HIGH_PGR:g}) with {m['strong_work_what']}")})
+        flags.append(
+            {"flag": "no_strong_work", "saw": (f"PGR {m['pgr']:+.2f} (>= {HIGH_PGR:g}) with {m['strong_work_what']}")}
+        )
     return flags
 
 
-def flag_method(labels: np.ndarray, weak_test: np.ndarray, ceiling_test: np.ndarray, w2s_test: np.ndarray,
-                pgr: PGRResult, compute: list[dict]) -> list[dict]:
+def flag_method(
+    labels: np.ndarray,
+    weak_test: np.ndarray,
+    ceiling_test: np.ndarray,
+    w2s_test: np.ndarray,
+    pgr: PGRResult,
+    compute: list[dict],
+) -> list[dict]:
     """Flags for one method on one task: [{"flag": id, "saw": one sentence with the numbers}], empty when
     nothing is suspicious. labels [n]; weak_test, ceiling_test [K, n]; w2s_test [S, n] (p(label=1));
     pgr: scoring.bootstrap_pgr's result for this method; compute: its per-seed compute records."""

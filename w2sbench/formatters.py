@@ -22,8 +22,7 @@ from typing import Any
 
 from w2sbench.errors import ConfigError, UnknownNameError
 
-__all__ = ["Formatter", "register", "get_formatter", "formatter_names", "row_rng", "apply_formatter",
-           "parse_spec"]
+__all__ = ["Formatter", "register", "get_formatter", "formatter_names", "row_rng", "apply_formatter", "parse_spec"]
 
 # (row, rng, options) -> fields to merge over the row, or None to drop the row.
 Formatter = Callable[[Mapping[str, Any], random.Random, Mapping[str, Any]], "dict[str, Any] | None"]
@@ -33,11 +32,13 @@ _REGISTRY: dict[str, Formatter] = {}
 
 def register(name: str) -> Callable[[Formatter], Formatter]:
     """Decorator: make a formatter available to task YAMLs under `name`."""
+
     def wrap(fn: Formatter) -> Formatter:
         if name in _REGISTRY and _REGISTRY[name] is not fn:
             raise ValueError(f"formatter {name!r} is registered twice")
         _REGISTRY[name] = fn
         return fn
+
     return wrap
 
 
@@ -61,12 +62,13 @@ def parse_spec(spec: str | Mapping[str, Any]) -> tuple[str, int, dict[str, Any],
 def row_rng(row: Mapping[str, Any], name: str, seed: int = 0) -> random.Random:
     """A generator seeded by the row's canonical JSON: deterministic and independent of row order."""
     canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    digest = hashlib.sha256(f"{name}\x00{seed}\x00{canonical}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{name}\x00{seed}\x00{canonical}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def apply_formatter(rows: Iterable[Mapping[str, Any]], spec: str | Mapping[str, Any],
-                    yaml_path: Path | str = "") -> list[dict[str, Any]]:
+def apply_formatter(
+    rows: Iterable[Mapping[str, Any]], spec: str | Mapping[str, Any], yaml_path: Path | str = ""
+) -> list[dict[str, Any]]:
     """Run the task's formatter over rows; dropped rows (None) disappear. Bad options name the YAML field."""
     name, seed, options, join = parse_spec(spec)
     fn = get_formatter(name)
@@ -83,8 +85,9 @@ def apply_formatter(rows: Iterable[Mapping[str, Any]], spec: str | Mapping[str, 
         except _OptionError as exc:
             raise ConfigError(str(yaml_path), f"formatter.options.{exc.option}", exc.message) from None
         except KeyError as exc:
-            raise ConfigError(str(yaml_path), "formatter",
-                              f"{name!r} needs column {exc.args[0]!r}; columns: {', '.join(sorted(row))}") from None
+            raise ConfigError(
+                str(yaml_path), "formatter", f"{name!r} needs column {exc.args[0]!r}; columns: {', '.join(sorted(row))}"
+            ) from None
         if extra is not None:
             out.append({**row, **extra})
     return out
@@ -145,7 +148,7 @@ def _choices(row: Mapping[str, Any], options: Mapping[str, Any]) -> tuple[list[s
         value = row[spec]
         if isinstance(value, Mapping):
             texts = list(value[_opt(options, "choices_text_key", "text")])
-            letters = [str(x) for x in value.get(_opt(options, "choices_label_key", "label"), _LETTERS[:len(texts)])]
+            letters = [str(x) for x in value.get(_opt(options, "choices_label_key", "label"), _LETTERS[: len(texts)])]
             return [str(t) for t in texts], letters
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise _OptionError("choices", f"column {spec!r} holds {type(value).__name__}, not a list of choices")
@@ -154,10 +157,12 @@ def _choices(row: Mapping[str, Any], options: Mapping[str, Any]) -> tuple[list[s
         texts = [str(row[c]) for c in spec]
     else:
         raise _OptionError("choices", "must be a column name or a list of column names")
-    return texts, list(_LETTERS[:len(texts)])
+    return texts, list(_LETTERS[: len(texts)])
 
 
-def _correct_index(row: Mapping[str, Any], options: Mapping[str, Any], texts: list[str], letters: list[str]) -> int | None:
+def _correct_index(
+    row: Mapping[str, Any], options: Mapping[str, Any], texts: list[str], letters: list[str]
+) -> int | None:
     """Index of the right choice, or None when the row has no usable answer (e.g. a hidden test label)."""
     raw = row[_opt(options, "answer", required=True)]
     kind = _opt(options, "answer_type", "index")
@@ -176,7 +181,9 @@ def _correct_index(row: Mapping[str, Any], options: Mapping[str, Any], texts: li
 
 
 @register("choice_vs_distractor")
-def choice_vs_distractor(row: Mapping[str, Any], rng: random.Random, options: Mapping[str, Any]) -> dict[str, Any] | None:
+def choice_vs_distractor(
+    row: Mapping[str, Any], rng: random.Random, options: Mapping[str, Any]
+) -> dict[str, Any] | None:
     """Multiple choice -> binary: the right answer (label 1) or a random wrong one (label 0), p = 0.5.
 
     Options: `choices` (list column, list of columns, or {text, label} struct column), `answer` (column),
@@ -197,5 +204,9 @@ def choice_vs_distractor(row: Mapping[str, Any], rng: random.Random, options: Ma
     if label == 0 and not wrong:
         return None
     shown = correct if label else rng.choice(wrong)
-    return {"answer": shown, "hard_label": label, "choices_text": "\n".join(texts),
-            "choices_lettered": "\n".join(f"{a}) {t}" for a, t in zip(letters, texts))}
+    return {
+        "answer": shown,
+        "hard_label": label,
+        "choices_text": "\n".join(texts),
+        "choices_lettered": "\n".join(f"{a}) {t}" for a, t in zip(letters, texts)),
+    }

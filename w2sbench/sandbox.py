@@ -66,10 +66,28 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The /etc entries a Python program needs (users for getpass, the loader cache for ctypes, time zone, name
 # resolution of localhost). Not /etc as a whole: it holds pip.conf, npmrc, ssh and other credentials.
 ETC_ENTRIES = (
-    "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf", "/etc/hosts",
-    "/etc/hostname", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-    "/etc/timezone", "/etc/alternatives", "/etc/os-release", "/etc/debian_version", "/etc/lsb-release",
-    "/etc/mime.types", "/etc/protocols", "/etc/services", "/etc/locale.alias", "/etc/ssl", "/etc/ca-certificates",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/alternatives",
+    "/etc/os-release",
+    "/etc/debian_version",
+    "/etc/lsb-release",
+    "/etc/mime.types",
+    "/etc/protocols",
+    "/etc/services",
+    "/etc/locale.alias",
+    "/etc/ssl",
+    "/etc/ca-certificates",
 )
 # Fresh, sandbox-only mounts: visible to the method but holding nothing of the host's files.
 PRIVATE_MOUNTS = ("/proc", "/dev", "/sys", SANDBOX_TMP)
@@ -77,9 +95,24 @@ GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
 
 # Host variables passed in when command() is not given an environment: locale, thread counts, engine
 # tuning. Nothing else (tokens, W2SBENCH_* paths, HF_* cache locations) crosses into the sandbox.
-ENV_PASS = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS", "TOKENIZERS_PARALLELISM", "PYTHONHASHSEED", "PYTHONUNBUFFERED",
-            "PYTHONDONTWRITEBYTECODE", "PYTHONWARNINGS", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
+ENV_PASS = (
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TERM",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TOKENIZERS_PARALLELISM",
+    "PYTHONHASHSEED",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONWARNINGS",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_DEVICE_ORDER",
+)
 ENV_PASS_PREFIXES = ("VLLM_", "NCCL_")
 
 
@@ -121,8 +154,13 @@ def unavailable_reason() -> str | None:
     if shutil.which(BWRAP) is None:
         return "bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
     try:
-        out = subprocess.run(command(Policy(read_only=()), ["true"]), capture_output=True, text=True,
-                             timeout=30, stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            command(Policy(read_only=()), ["true"]),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"bubblewrap failed to start: {type(exc).__name__}: {exc}"
     if out.returncode != 0:
@@ -155,8 +193,13 @@ def _unique(paths: Iterable[str]) -> tuple[str, ...]:
 
 def _python_paths(repo: str) -> list[str]:
     """The interpreter's prefixes and import path, without the repository (tests/, leaderboard/...)."""
-    out = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-           os.path.dirname(os.path.realpath(sys.executable))]
+    out = [
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+    ]
     prefixes = [_norm(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)]
     for entry in sys.path:
         if not entry or not os.path.exists(entry):  # '' is the current folder, wherever the harness runs
@@ -253,8 +296,11 @@ def _hf_caches() -> list[str]:
     return out + [os.path.join(xdg, "huggingface"), "~/.cache/huggingface"]
 
 
-def default_policy(model_dirs: Sequence[str | os.PathLike[str]], method_paths: Sequence[str | os.PathLike[str]],
-                   hidden_extra: Sequence[str | os.PathLike[str]] = ()) -> Policy:
+def default_policy(
+    model_dirs: Sequence[str | os.PathLike[str]],
+    method_paths: Sequence[str | os.PathLike[str]],
+    hidden_extra: Sequence[str | os.PathLike[str]] = (),
+) -> Policy:
     """The policy for a method: Python, w2sbench's code, the models and the method readable; no task data.
 
     Hidden: every registered task's data (the data packages' folders in site-packages, local sources'
@@ -275,8 +321,11 @@ def default_policy(model_dirs: Sequence[str | os.PathLike[str]], method_paths: S
     hid = _unique(f for p in hidden if os.path.exists(os.path.expanduser(p)) for f in _forms(p))
     # A path inside another bound one adds nothing, unless a hidden path lies between them (a model
     # folder inside the hidden cache inside a bound tree).
-    ro = tuple(p for p in ro if not any(r != p and _inside(p, r) and not any(_inside(p, h) and _inside(h, r)
-                                                                            for h in hid) for r in ro))
+    ro = tuple(
+        p
+        for p in ro
+        if not any(r != p and _inside(p, r) and not any(_inside(p, h) and _inside(h, r) for h in hid) for r in ro)
+    )
     return Policy(read_only=ro, hidden=hid)
 
 
@@ -353,7 +402,8 @@ def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None =
         "--disable-userns",  # no nested user namespace: no way to regain capabilities and unmount masks
         "--die-with-parent",
         "--new-session",  # no TIOCSTI into the harness's terminal
-        "--cap-drop", "ALL",
+        "--cap-drop",
+        "ALL",
     ]
     args += _system_args()
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--ro-bind", "/sys", "/sys"]
@@ -365,8 +415,9 @@ def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None =
     # Binds and masks, outer before inner; at equal paths the mask comes last and wins.
     read_only = [p for p in _unique(_norm(p) for p in policy.read_only) if os.path.lexists(p)]
     trees = [*read_only, *(d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))]
-    masks = [h for h in _unique(_norm(h) for h in policy.hidden)
-             if os.path.lexists(h) and any(_inside(h, r) for r in trees)]
+    masks = [
+        h for h in _unique(_norm(h) for h in policy.hidden) if os.path.lexists(h) and any(_inside(h, r) for r in trees)
+    ]
     items = sorted([(_depth(p), 0, p) for p in read_only] + [(_depth(h), 1, h) for h in masks])
     remount: list[str] = []
     for _, is_mask, path in items:
@@ -397,7 +448,7 @@ def describe(policy: Policy) -> dict[str, Any]:
     etc = [os.path.basename(p) for p in ETC_ENTRIES if os.path.lexists(p)]
     return {
         "mechanism": f"{version() or 'bubblewrap'}: user, mount, pid, network, ipc, uts and cgroup namespaces; "
-                     "all capabilities dropped; nested user namespaces disabled",
+        "all capabilities dropped; nested user namespaces disabled",
         "read_only": [*system, f"/etc ({', '.join(etc)} only)", "/sys", *policy.read_only],
         "hidden": list(policy.hidden),
         "writable": [f"{SANDBOX_TMP} (private)", "/dev/shm (private)"],
@@ -408,8 +459,21 @@ def describe(policy: Policy) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------- inside the sandbox
 
-_WRITE_EVENTS = frozenset({"os.mkdir", "os.remove", "os.rmdir", "os.rename", "os.chmod", "os.chown",
-                           "os.truncate", "os.symlink", "os.link", "os.utime", "shutil.copyfile"})
+_WRITE_EVENTS = frozenset(
+    {
+        "os.mkdir",
+        "os.remove",
+        "os.rmdir",
+        "os.rename",
+        "os.chmod",
+        "os.chown",
+        "os.truncate",
+        "os.symlink",
+        "os.link",
+        "os.utime",
+        "shutil.copyfile",
+    }
+)
 _READ_EVENTS = frozenset({"os.listdir", "os.scandir", "shutil.copytree"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _last = threading.local()

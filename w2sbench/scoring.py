@@ -99,14 +99,28 @@ def bootstrap_pgr(
             f"the ceiling-weak gap is not clearly positive: {100 * gap:.1f} points, "
             f"{100 * confidence:.0f}% interval [{100 * gap_ci[0]:.1f}, {100 * gap_ci[1]:.1f}] includes 0"
         )
-        return PGRResult(weak_acc, ceiling_acc, w2s_acc, gap, gap_ci, None, None, w2s_ci, None, False, reason, n, n_boot)
+        return PGRResult(
+            weak_acc, ceiling_acc, w2s_acc, gap, gap_ci, None, None, w2s_ci, None, False, reason, n, n_boot
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         boot_pgr = (bs - bw) / (bc - bw)
     pgr_ci = tuple(float(x) for x in np.percentile(boot_pgr[np.isfinite(boot_pgr)], [lo, hi]))
     per_seed = [pgr(weak_acc, ceiling_acc, float(row.mean())) for row in cs]
     return PGRResult(
-        weak_acc, ceiling_acc, w2s_acc, gap, gap_ci, pgr(weak_acc, ceiling_acc, w2s_acc), pgr_ci, w2s_ci,
-        per_seed, True, None, n, n_boot, boot_pgr,
+        weak_acc,
+        ceiling_acc,
+        w2s_acc,
+        gap,
+        gap_ci,
+        pgr(weak_acc, ceiling_acc, w2s_acc),
+        pgr_ci,
+        w2s_ci,
+        per_seed,
+        True,
+        None,
+        n,
+        n_boot,
+        boot_pgr,
     )
 
 
@@ -121,8 +135,9 @@ def mean_pgr(results: list[PGRResult], confidence: float = 0.95) -> tuple[float 
     return float(np.mean([r.pgr for r in results])), tuple(float(x) for x in np.percentile(draws, [lo, hi]))
 
 
-def compare_to_baseline(runs: list, baseline: str = "vanilla", n_boot: int = 2000, seed: int = 0,
-                        confidence: float = 0.95) -> dict:
+def compare_to_baseline(
+    runs: list, baseline: str = "vanilla", n_boot: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> dict:
     """w2s_a - w2s_baseline (accuracy) and PGR_a - PGR_baseline per task and averaged over tasks, each with a
     paired bootstrap interval: one resample of test examples shared by every model, and one resample of
     seed indices shared by the two methods (method seed s of both learns from the same weak seed), weak and
@@ -156,17 +171,24 @@ def compare_to_baseline(runs: list, baseline: str = "vanilla", n_boot: int = 200
             gap = tr.scores[baseline].gap
             finite = d_pgr[np.isfinite(d_pgr)]
             entry[name] = {
-                "d_acc": point, "d_acc_ci": [float(x) for x in np.percentile(d_acc, [lo, hi])],
+                "d_acc": point,
+                "d_acc_ci": [float(x) for x in np.percentile(d_acc, [lo, hi])],
                 "d_pgr": point / gap if gap_defined else None,
-                "d_pgr_ci": [float(x) for x in np.percentile(finite, [lo, hi])] if gap_defined and len(finite) else None,
+                "d_pgr_ci": [float(x) for x in np.percentile(finite, [lo, hi])]
+                if gap_defined and len(finite)
+                else None,
             }
             draws.setdefault(name, []).append((d_acc, d_pgr if gap_defined else None, entry[name]))
         out["tasks"][tr.task.name] = entry
     for name, items in draws.items():
         acc = np.mean([d[0] for d in items], axis=0)
-        m = {"d_acc": float(np.mean([d[2]["d_acc"] for d in items])),
-             "d_acc_ci": [float(x) for x in np.percentile(acc, [lo, hi])], "d_pgr": None, "d_pgr_ci": None,
-             "tasks": len(items)}
+        m = {
+            "d_acc": float(np.mean([d[2]["d_acc"] for d in items])),
+            "d_acc_ci": [float(x) for x in np.percentile(acc, [lo, hi])],
+            "d_pgr": None,
+            "d_pgr_ci": None,
+            "tasks": len(items),
+        }
         if all(d[1] is not None for d in items):
             pg = np.mean([d[1] for d in items], axis=0)
             pg = pg[np.isfinite(pg)]

@@ -34,7 +34,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -105,8 +105,9 @@ class _Models:
 
         key = (name, model_dir, purpose)
         if key not in self.backends:
-            self.backends[key] = get_backend(name, Path(model_dir), purpose=purpose,
-                                             tensor_parallel_size=tensor_parallel_size)[0]
+            self.backends[key] = get_backend(
+                name, Path(model_dir), purpose=purpose, tensor_parallel_size=tensor_parallel_size
+            )[0]
         return self.backends[key]
 
     def close(self) -> None:
@@ -135,12 +136,18 @@ def _context(job: MethodJob, models: _Models) -> Any:
         return b.generate(Path(model_dirs[role]), prompts, max_tokens, temperature, seed)
 
     return MethodContext(
-        task=job.task, setting=job.setting, seed=job.seed,
-        unlabel_texts=tuple(job.unlabel_texts), test_texts=tuple(job.test_texts), trainer=job.trainer,
-        label_words=tuple(job.label_words), prompt_template=job.prompt_template,
+        task=job.task,
+        setting=job.setting,
+        seed=job.seed,
+        unlabel_texts=tuple(job.unlabel_texts),
+        test_texts=tuple(job.test_texts),
+        trainer=job.trainer,
+        label_words=tuple(job.label_words),
+        prompt_template=job.prompt_template,
         _weak_unlabel=np.asarray(job.weak_unlabel, dtype=np.float32),
         _weak_test=np.asarray(job.weak_test, dtype=np.float32),
-        _label_probs=label_probs, _generate=generate,
+        _label_probs=label_probs,
+        _generate=generate,
     )
 
 
@@ -150,7 +157,7 @@ def _user_frame(tb: str) -> str:
     return f" ({frames[-1]})" if frames else ""
 
 
-def run_job(cls: type, job: MethodJob, models: Optional[_Models] = None) -> tuple[Any, dict]:
+def run_job(cls: type, job: MethodJob, models: _Models | None = None) -> tuple[Any, dict]:
     """Run one method seed on one task's plain data; returns (predictions, compute record)."""
     models = models or _Models()
     ctx = _context(job, models)
@@ -172,7 +179,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _os_error(e: BaseException) -> Optional[dict]:
+def _os_error(e: BaseException) -> dict | None:
     """The file error behind a failure, if any, for the parent to check against the host."""
     seen = set()
     while e is not None and id(e) not in seen and not isinstance(e, OSError):
@@ -227,23 +234,26 @@ class SealedRunner:
     """A child process that runs one method's jobs, in the sandbox unless `policy` is None; started lazily,
     closed at exit. Each job may take at most `timeout_s` seconds."""
 
-    def __init__(self, spec: str, name: str, policy: Optional[sandbox.Policy], timeout_s: float):
+    def __init__(self, spec: str, name: str, policy: sandbox.Policy | None, timeout_s: float):
         self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
-        self.process: Optional[subprocess.Popen] = None
-        self.conn: Optional[Connection] = None
+        self.process: subprocess.Popen | None = None
+        self.conn: Connection | None = None
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
         argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec]
         if self.policy is not None:
-            env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)}
+            env = {
+                k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)
+            }
             if os.environ.get("PYTHONPATH"):
                 env["PYTHONPATH"] = os.environ["PYTHONPATH"]
             argv = sandbox.command(self.policy, argv, env)
         # Its own session: a stuck child is killed as a group; bwrap's --die-with-parent and the pid
         # namespace take everything inside with it.
-        self.process = subprocess.Popen(argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True
+        )
         child.close()
         self.conn = Connection(parent.detach())
         atexit.register(self.close)
@@ -266,9 +276,11 @@ class SealedRunner:
             if not self.conn.poll(self.timeout_s):
                 self._kill()
                 self.close()
-                raise W2SError(f"method {self.name!r} did not finish {where} within its time limit of "
-                               f"{self.timeout_s:g} s (the setting's method_timeout; change it with --method-timeout): "
-                               "stopped")
+                raise W2SError(
+                    f"method {self.name!r} did not finish {where} within its time limit of "
+                    f"{self.timeout_s:g} s (the setting's method_timeout; change it with --method-timeout): "
+                    "stopped"
+                )
             reply = self.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self.process.poll()
@@ -283,15 +295,19 @@ class SealedRunner:
             raise W2SError(f"method {self.name!r} failed {where}: {reply[1]}")
         return reply[1], reply[2]
 
-    def _hidden_host_path(self, error: Optional[dict]) -> Optional[str]:
+    def _hidden_host_path(self, error: dict | None) -> str | None:
         """'read X' / 'write X' when a file error names a host path the sandbox kept from the method (it exists
         here, or its folder does, and the sandbox does not show it), else None: a plain missing file."""
-        if self.policy is None or not error or error["errno"] not in (errno.ENOENT, errno.EACCES, errno.EPERM,
-                                                                      errno.EROFS, errno.ENOTDIR):
+        if (
+            self.policy is None
+            or not error
+            or error["errno"] not in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
+        ):
             return None
         path = os.path.abspath(error["filename"])
-        if any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.policy.read_only) and \
-                not any(path == h or path.startswith(h.rstrip("/") + "/") for h in self.policy.hidden):
+        if any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.policy.read_only) and not any(
+            path == h or path.startswith(h.rstrip("/") + "/") for h in self.policy.hidden
+        ):
             return None
         if os.path.lexists(path):
             return f"read {path}"

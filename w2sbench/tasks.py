@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from w2sbench import data
 from w2sbench.data import Example, Splits
 from w2sbench.errors import ConfigError, UnknownNameError
@@ -43,7 +42,9 @@ def validate_config(config: Any, path: Path | str) -> None:
     try:
         config["prompt"].format(text="x")
     except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(str(path), "prompt", f"may use only {{text}} (write {{{{ }}}} for a literal brace): {exc!r}") from None
+        raise ConfigError(
+            str(path), "prompt", f"may use only {{text}} (write {{{{ }}}} for a literal brace): {exc!r}"
+        ) from None
     if len(set(config["label_words"])) != 2:
         raise ConfigError(str(path), "label_words", "the two label words must differ")
     if config.get("formatter"):
@@ -81,8 +82,14 @@ class Task:
         path = Path(path)
         config = _read_yaml(path)
         validate_config(config, path)
-        return cls(name=config["task"], path=path, config=config, tags=list(config.get("tags", [])),
-                   label_words=list(config["label_words"]), prompt_template=config["prompt"])
+        return cls(
+            name=config["task"],
+            path=path,
+            config=config,
+            tags=list(config.get("tags", [])),
+            label_words=list(config["label_words"]),
+            prompt_template=config["prompt"],
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, self.hash))

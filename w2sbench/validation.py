@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,13 @@ from referencing import Registry, Resource
 from .errors import ConfigError
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict:
     """A schema shipped in the package (w2sbench/schemas/<name>.schema.json)."""
     return json.loads(resources.files("w2sbench").joinpath(f"schemas/{name}.schema.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
     """A validator for one schema; the package's other schemas resolve by $id (a submission embeds results)."""
     registry = Registry()

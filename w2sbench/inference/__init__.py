@@ -78,8 +78,10 @@ def get_backend(
     if tensor_parallel_size < 1:
         raise ValueError(f"tensor_parallel_size must be at least 1, got {tensor_parallel_size}")
     if chosen == "hf" and tensor_parallel_size > 1:
-        raise W2SError(f"tensor parallelism ({tensor_parallel_size} GPUs per model) needs the vllm backend"
-                       + (f"; {note}" if note else ""))
+        raise W2SError(
+            f"tensor parallelism ({tensor_parallel_size} GPUs per model) needs the vllm backend"
+            + (f"; {note}" if note else "")
+        )
     key = (chosen, tensor_parallel_size)  # float32 engines: the feature cache keys say so
     if key not in _SHARED:
         if chosen == "vllm":

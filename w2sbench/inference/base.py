@@ -71,7 +71,7 @@ class InferenceBackend(ABC):
     def close(self) -> None:
         """Free loaded models and engines; later calls load them again."""
 
-    def __enter__(self) -> "InferenceBackend":
+    def __enter__(self) -> InferenceBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:

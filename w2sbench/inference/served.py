@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from w2sbench.training.finetune import FineTunedStudent
 
 
-def served_predictions(student: FineTunedStudent, splits: tuple[str, ...], backend_name: str, workdir: Path,
-                       tensor_parallel_size: int = 1) -> tuple[dict[str, np.ndarray], str]:
+def served_predictions(
+    student: FineTunedStudent, splits: tuple[str, ...], backend_name: str, workdir: Path, tensor_parallel_size: int = 1
+) -> tuple[dict[str, np.ndarray], str]:
     """p(label=1) of the student on each split's texts; returns the predictions and the backend's name."""
     saved = student.save(workdir / "student")
     if (saved / "adapter").exists():
@@ -32,8 +33,10 @@ def served_predictions(student: FineTunedStudent, splits: tuple[str, ...], backe
     try:
         out = {}
         for split in splits:
-            feats = np.asarray(backend.features(model_dir, list(student.inputs[split]), student.pooling,
-                                                student.max_length), dtype=np.float64)
+            feats = np.asarray(
+                backend.features(model_dir, list(student.inputs[split]), student.pooling, student.max_length),
+                dtype=np.float64,
+            )
             out[split] = renormalise_logprobs(feats @ weight.T + bias)[:, 1]  # the head's softmax
     finally:
         backend.close()  # the engine serves a temporary folder that is about to go

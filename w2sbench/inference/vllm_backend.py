@@ -244,9 +244,7 @@ class VLLMBackend(InferenceBackend):
         llm = self._engine(model_dir, "generate")
         ids = encode(model_dir, prompts, None)
         self._check_lengths(llm, ids)
-        params = SamplingParams(
-            max_tokens=1, temperature=0.0, logprobs=len(label_ids), allowed_token_ids=label_ids
-        )
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(label_ids), allowed_token_ids=label_ids)
         outs = llm.generate(self._tokens(ids), params, use_tqdm=self.use_tqdm or desc is not None)
         rows = np.empty((len(outs), len(label_ids)), dtype=np.float64)
         for r, out in enumerate(outs):

@@ -34,8 +34,12 @@ def entries_from_results(doc: dict, path: str, allow_nonstandard_sizes: bool = F
     for name, entry in doc["tasks"].items():
         sizes = official_sizes(name)
         if not allow_nonstandard_sizes and sizes is not None and entry["n"] != sizes:
-            raise ConfigError(path, f"tasks.{name}.n", f"split sizes {entry['n']} are not the task's official {sizes} "
-                              "(a --limit run cannot define official baselines)")
+            raise ConfigError(
+                path,
+                f"tasks.{name}.n",
+                f"split sizes {entry['n']} are not the task's official {sizes} "
+                "(a --limit run cannot define official baselines)",
+            )
         tasks[entry["task_hash"]] = {
             "task": name,
             "n": entry["n"],
@@ -43,19 +47,29 @@ def entries_from_results(doc: dict, path: str, allow_nonstandard_sizes: bool = F
             "ceiling": {k: entry["ceiling"][k] for k in ("accuracy", "accuracy_per_seed", "seeds")},
         }
     prov = doc["provenance"]
-    return {setting["hash"]: {
-        "name": setting["name"], "version": setting["version"], "seeds": doc["seeds"]["baseline"],
-        "source": {"git_commit": prov["git"].get("commit"), "created": prov["created"], "command": prov["command"],
-                   "w2sbench_version": prov["w2sbench_version"]},
-        "tasks": tasks,
-    }}
+    return {
+        setting["hash"]: {
+            "name": setting["name"],
+            "version": setting["version"],
+            "seeds": doc["seeds"]["baseline"],
+            "source": {
+                "git_commit": prov["git"].get("commit"),
+                "created": prov["created"],
+                "command": prov["command"],
+                "w2sbench_version": prov["w2sbench_version"],
+            },
+            "tasks": tasks,
+        }
+    }
 
 
 def empty() -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "tolerance": {"accuracy": ACCURACY_TOL}, "settings": {}}
 
 
-def update(baselines: dict[str, Any], results: list[tuple[str, dict]], allow_nonstandard_sizes: bool = False) -> dict[str, Any]:
+def update(
+    baselines: dict[str, Any], results: list[tuple[str, dict]], allow_nonstandard_sizes: bool = False
+) -> dict[str, Any]:
     """Replace the entries of each results JSON's setting hash (a rerun of the reference replaces it whole)."""
     out = json.loads(json.dumps(baselines))
     for path, doc in results:
@@ -66,11 +80,21 @@ def update(baselines: dict[str, Any], results: list[tuple[str, dict]], allow_non
 def load(path: Path) -> dict[str, Any]:
     """Read baselines.json; its absence is a clear error that says how to make it."""
     if not path.is_file():
-        raise ConfigError(str(path), "", "no official baselines file; make it with "
-                          "`w2sbench leaderboard baselines RESULTS.json` from the reference run")
+        raise ConfigError(
+            str(path),
+            "",
+            "no official baselines file; make it with "
+            "`w2sbench leaderboard baselines RESULTS.json` from the reference run",
+        )
     doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION or not isinstance(doc.get("settings"), dict):
-        raise ConfigError(str(path), "schema_version", f"expected a baselines file of schema_version {SCHEMA_VERSION} with 'settings'")
+    if (
+        not isinstance(doc, dict)
+        or doc.get("schema_version") != SCHEMA_VERSION
+        or not isinstance(doc.get("settings"), dict)
+    ):
+        raise ConfigError(
+            str(path), "schema_version", f"expected a baselines file of schema_version {SCHEMA_VERSION} with 'settings'"
+        )
     doc.setdefault("tolerance", {"accuracy": ACCURACY_TOL})
     return doc
 

@@ -50,7 +50,12 @@ def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
         return None, why
     rec = sub["reproduced"]
     worst = max((abs(t["difference"]) for t in rec["tasks"].values()), default=0.0)
-    return {"date": rec["date"], "commit": rec["commit"], "tolerance": rec["tolerance"], "largest_difference": worst}, None
+    return {
+        "date": rec["date"],
+        "commit": rec["commit"],
+        "tolerance": rec["tolerance"],
+        "largest_difference": worst,
+    }, None
 
 
 def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
@@ -63,31 +68,52 @@ def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
         row = t["methods"][name]
         p = row["pgr"]
         tasks[tname] = {
-            "pgr": p["pgr"], "pgr_ci": p["pgr_ci"], "defined": p["defined"], "undefined_reason": p["undefined_reason"],
-            "weak_acc": t["weak"]["accuracy"], "ceiling_acc": t["ceiling"]["accuracy"], "w2s_acc": row["w2s"]["accuracy"],
+            "pgr": p["pgr"],
+            "pgr_ci": p["pgr_ci"],
+            "defined": p["defined"],
+            "undefined_reason": p["undefined_reason"],
+            "weak_acc": t["weak"]["accuracy"],
+            "ceiling_acc": t["ceiling"]["accuracy"],
+            "w2s_acc": row["w2s"]["accuracy"],
             "w2s_auroc": row["w2s"]["auroc"],
         }
     prov = results["provenance"]
-    flags = {(t, f["flag"]): {"task": t, **f} for t, entry in sorted(results["tasks"].items())
-             for f in entry["methods"][name].get("flags", [])}
+    flags = {
+        (t, f["flag"]): {"task": t, **f}
+        for t, entry in sorted(results["tasks"].items())
+        for f in entry["methods"][name].get("flags", [])
+    }
     for where, rec in (sub.get("reproduced") or {}).get("tasks", {}).items():  # what the harness's own rerun raised
         setting_name, _, t = where.partition("/")
         if setting_name == results["setting"]["name"]:
             for f in rec.get("flags", []):
                 flags.setdefault((t, f["flag"]), {"task": t, **f})
     return {
-        "method": name, "rank": None, "tied_with": [], "unranked_reason": why, "reproduced": reproduced,
+        "method": name,
+        "rank": None,
+        "tied_with": [],
+        "unranked_reason": why,
+        "reproduced": reproduced,
         "flags": list(flags.values()),
-        "mean_pgr": summary["mean_pgr"], "mean_pgr_ci": summary["mean_pgr_ci"],
-        "mean_w2s_accuracy": summary["mean_w2s_accuracy"], "tasks_defined": summary["tasks_defined"],
-        "teacher_free": method["teacher_free"], "non_default_recipe": method["non_default_recipe"],
+        "mean_pgr": summary["mean_pgr"],
+        "mean_pgr_ci": summary["mean_pgr_ci"],
+        "mean_w2s_accuracy": summary["mean_w2s_accuracy"],
+        "tasks_defined": summary["tasks_defined"],
+        "teacher_free": method["teacher_free"],
+        "non_default_recipe": method["non_default_recipe"],
         "card": {**method, "config": results["methods"][name].get("config", {})},
         "tasks": tasks,
         "provenance": {
-            "submission": label, "sha256": hash_file(path),
-            "w2sbench_version": prov["w2sbench_version"], "git_commit": prov["git"].get("commit"),
-            "git_dirty": prov["git"].get("dirty"), "created": prov["created"], "command": prov["command"],
-            "backend": results["backend"]["used"], "hardware": prov["hardware"], "seeds": results["seeds"],
+            "submission": label,
+            "sha256": hash_file(path),
+            "w2sbench_version": prov["w2sbench_version"],
+            "git_commit": prov["git"].get("commit"),
+            "git_dirty": prov["git"].get("dirty"),
+            "created": prov["created"],
+            "command": prov["command"],
+            "backend": results["backend"]["used"],
+            "hardware": prov["hardware"],
+            "seeds": results["seeds"],
         },
     }
 
@@ -101,8 +127,13 @@ def _label(path: Path, root: Path | None) -> str:
     return str(path)
 
 
-def build_leaderboard(valid: list[tuple[Path, dict]], baselines: dict, baselines_path: Path,
-                      skipped: list[str] | None = None, root: Path | None = None) -> dict[str, Any]:
+def build_leaderboard(
+    valid: list[tuple[Path, dict]],
+    baselines: dict,
+    baselines_path: Path,
+    skipped: list[str] | None = None,
+    root: Path | None = None,
+) -> dict[str, Any]:
     """The leaderboard document (checked against leaderboard.schema.json before it is returned)."""
     from ..settings import load_setting
 
@@ -111,22 +142,43 @@ def build_leaderboard(valid: list[tuple[Path, dict]], baselines: dict, baselines
         setting = load_setting(official["name"])
         if setting.hash != shash:
             continue  # stale baselines of an older version of the setting: nothing can be compared to them
-        tasks = [{"name": t["task"], "task_hash": h, "n": t["n"], "weak_acc": t["weak"]["accuracy"],
-                  "ceiling_acc": t["ceiling"]["accuracy"]} for h, t in sorted(official["tasks"].items(), key=lambda kv: kv[1]["task"])]
-        entries = [_entry(path, _label(path, root), sub, res) for path, sub in valid
-                   for res in sub["results"] if res["setting"]["hash"] == shash]
+        tasks = [
+            {
+                "name": t["task"],
+                "task_hash": h,
+                "n": t["n"],
+                "weak_acc": t["weak"]["accuracy"],
+                "ceiling_acc": t["ceiling"]["accuracy"],
+            }
+            for h, t in sorted(official["tasks"].items(), key=lambda kv: kv[1]["task"])
+        ]
+        entries = [
+            _entry(path, _label(path, root), sub, res)
+            for path, sub in valid
+            for res in sub["results"]
+            if res["setting"]["hash"] == shash
+        ]
         settings[official["name"]] = {
-            "name": official["name"], "version": official["version"], "hash": shash, "description": setting.description,
-            "weak_model": setting.weak.model, "strong_model": setting.strong.model, "baseline_seeds": official["seeds"],
-            "tasks": tasks, "entries": assign_ranks(entries),
+            "name": official["name"],
+            "version": official["version"],
+            "hash": shash,
+            "description": setting.description,
+            "weak_model": setting.weak.model,
+            "strong_model": setting.strong.model,
+            "baseline_seeds": official["seeds"],
+            "tasks": tasks,
+            "entries": assign_ranks(entries),
         }
     doc = {
         "schema_version": SCHEMA_VERSION,
         "generated": {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "w2sbench_version": __version__, "git_commit": git_state().get("commit"),
+            "w2sbench_version": __version__,
+            "git_commit": git_state().get("commit"),
             "baselines": {"file": _label(baselines_path, root), "sha256": hash_file(baselines_path)},
-            "submissions": [{"file": _label(p, root), "sha256": hash_file(p), "method": s["method"]["name"]} for p, s in valid],
+            "submissions": [
+                {"file": _label(p, root), "sha256": hash_file(p), "method": s["method"]["name"]} for p, s in valid
+            ],
             "skipped": list(skipped or []),
         },
         "tolerance": {"accuracy": float(baselines["tolerance"]["accuracy"]), "pgr": PGR_TOL},
@@ -134,5 +186,3 @@ def build_leaderboard(valid: list[tuple[Path, dict]], baselines: dict, baselines
     }
     validate(doc, "leaderboard", "leaderboard.json")
     return doc
-
-

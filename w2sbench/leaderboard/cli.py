@@ -26,8 +26,12 @@ def leaderboard() -> None:
 @leaderboard.command("validate")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--baselines", type=_PATH, default=None, help="Official baselines (default: leaderboard/baselines.json).")
-@click.option("--submissions-dir", type=_PATH, default=None,
-              help="Folder of accepted submissions, for the unique-name check (default: leaderboard/submissions).")
+@click.option(
+    "--submissions-dir",
+    type=_PATH,
+    default=None,
+    help="Folder of accepted submissions, for the unique-name check (default: leaderboard/submissions).",
+)
 def validate_cmd(files, baselines, submissions_dir):
     """Check submission FILES (default: every file in leaderboard/submissions); one line per problem,
     exit status 1 if any."""
@@ -80,14 +84,23 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent)
     output = write_json(doc, output or root / "leaderboard.json")
     pages = render_site(doc, site_dir or root / "site")
-    click.echo(f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); site: {pages[0]} (+{len(pages) - 1} method page(s))")
+    click.echo(
+        f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); site: {pages[0]} (+{len(pages) - 1} method page(s))"
+    )
 
 
 @leaderboard.command("reproduce")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--missing", is_flag=True, help="Every submission in leaderboard/submissions without a current reproduction.")
-@click.option("--cache", "cache_root", type=_PATH, default=None,
-              help="Artifact store for the shared stages (default: the w2sbench cache); the method stage is always rerun.")
+@click.option(
+    "--missing", is_flag=True, help="Every submission in leaderboard/submissions without a current reproduction."
+)
+@click.option(
+    "--cache",
+    "cache_root",
+    type=_PATH,
+    default=None,
+    help="Artifact store for the shared stages (default: the w2sbench cache); the method stage is always rerun.",
+)
 def reproduce_cmd(files, missing, cache_root):
     """Rerun each submission's method from its submitted code, in the sandbox, on the official setting, and
     write the outcome into the submission; exit status 1 if any does not reproduce."""
@@ -118,8 +131,12 @@ def reproduce_cmd(files, missing, cache_root):
 
 @leaderboard.command("baselines")
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--output", "-o", type=_PATH, default=None, help="Default: leaderboard/baselines.json (updated in place).")
-@click.option("--allow-nonstandard-sizes", is_flag=True, help="Accept --limit runs (tests and demos only: not official).")
+@click.option(
+    "--output", "-o", type=_PATH, default=None, help="Default: leaderboard/baselines.json (updated in place)."
+)
+@click.option(
+    "--allow-nonstandard-sizes", is_flag=True, help="Accept --limit runs (tests and demos only: not official)."
+)
 def baselines_cmd(results, output, allow_nonstandard_sizes):
     """(Re)generate the official weak/ceiling baselines from reference-run RESULTS JSONs; entries of each
     results' setting hash are replaced, others kept."""
@@ -140,7 +157,13 @@ def baselines_cmd(results, output, allow_nonstandard_sizes):
 @leaderboard.command("submission")
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--method", "-m", required=True, help="The method (a key of the results' 'methods').")
-@click.option("--output", "-o", type=_PATH, required=True, help="Submission file to write, e.g. leaderboard/submissions/NAME.json.")
+@click.option(
+    "--output",
+    "-o",
+    type=_PATH,
+    required=True,
+    help="Submission file to write, e.g. leaderboard/submissions/NAME.json.",
+)
 @click.option("--author", "authors", multiple=True, help="Author (repeatable).")
 @click.option("--code", default=None, help="URL of the method's code.")
 @click.option("--paper", default=None, help="URL of the paper.")
@@ -156,7 +179,13 @@ def submission_cmd(results, method, output, authors, code, paper, license_, desc
         doc = read_json(path)
         validate(doc, "results", str(path))
         docs.append((str(path), doc))
-    overrides = {"authors": list(authors) or None, "code": code, "paper": paper, "license": license_, "description": description}
+    overrides = {
+        "authors": list(authors) or None,
+        "code": code,
+        "paper": paper,
+        "license": license_,
+        "description": description,
+    }
     sub = make_submission(docs, method, method_class(method), overrides)
     write_submission(sub, output)
     click.echo(f"submission: {output}; check it with `w2sbench leaderboard validate {output}`")

@@ -46,8 +46,13 @@ def code_entry(method_cls: type) -> dict[str, Any]:
             version = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        return {"kind": "package", "package": package, "version": version, "entry": method_cls.name,
-                "sha256": source.sha256}
+        return {
+            "kind": "package",
+            "package": package,
+            "version": version,
+            "entry": method_cls.name,
+            "sha256": source.sha256,
+        }
     root = repo_root()
     try:
         rel = source.root.relative_to(root).as_posix()
@@ -69,19 +74,27 @@ def load_submitted_method(code: dict, where: str) -> type:
         except importlib.metadata.PackageNotFoundError:
             raise ConfigError(where, "method.source.package", f"package {code['package']!r} is not installed") from None
         if code.get("version") and installed != code["version"]:
-            raise ConfigError(where, "method.source.version",
-                              f"pins {code['package']}=={code['version']}, installed is {installed}")
+            raise ConfigError(
+                where, "method.source.version", f"pins {code['package']}=={code['version']}, installed is {installed}"
+            )
         cls = load_method(code["entry"])
     else:
         if not code["path"].startswith(f"{METHODS_DIR}/"):
-            raise ConfigError(where, "method.source.path", f"a submission's own code lives under {METHODS_DIR}/NAME/, "
-                              f"not {code['path']!r}")
+            raise ConfigError(
+                where,
+                "method.source.path",
+                f"a submission's own code lives under {METHODS_DIR}/NAME/, not {code['path']!r}",
+            )
         spec_path, _, attr = code["entry"].rpartition(":")
         cls = load_method(f"{repo_root() / spec_path}:{attr}")
     actual = method_source(cls).sha256
     if actual != code["sha256"]:
-        raise ConfigError(where, "method.source.sha256", f"the code found hashes to {actual[:12]}..., the submission "
-                          f"was made with {code['sha256'][:12]}...: reproduce with the code that produced it")
+        raise ConfigError(
+            where,
+            "method.source.sha256",
+            f"the code found hashes to {actual[:12]}..., the submission "
+            f"was made with {code['sha256'][:12]}...: reproduce with the code that produced it",
+        )
     return cls
 
 
@@ -105,20 +118,31 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     for i, results in enumerate(doc["results"]):
         setting = load_setting(results["setting"]["name"])
         if setting.hash != results["setting"]["hash"]:
-            raise ConfigError(where, f"results.{i}.setting.hash", f"setting {setting.name!r} has changed since the "
-                              "submission was made: it cannot be reproduced on the official setting")
+            raise ConfigError(
+                where,
+                f"results.{i}.setting.hash",
+                f"setting {setting.name!r} has changed since the "
+                "submission was made: it cannot be reproduced on the official setting",
+            )
         tasks = [load_task(t) for t in results["tasks"]]
         for task in tasks:
             if task.hash != results["tasks"][task.name]["task_hash"]:
-                raise ConfigError(where, f"results.{i}.tasks.{task.name}.task_hash", "the task has changed since the "
-                                  "submission was made")
+                raise ConfigError(
+                    where,
+                    f"results.{i}.tasks.{task.name}.task_hash",
+                    "the task has changed since the submission was made",
+                )
         sizes = {split: n for t in results["tasks"].values() for split, n in t["n"].items()}  # validation: official
         if any(sizes[split] != t["n"][split] for t in results["tasks"].values() for split in sizes):
             sizes = None  # tasks of different sizes: each task's own (official) sizes
-        options = RunOptions(baseline_seeds=results["seeds"]["baseline"], method_seeds=results["seeds"]["method"],
-                             sizes=sizes)
-        store = ArtifactStore(store_root, recompute=frozenset({"method"})) if store_root else \
-            ArtifactStore(recompute=frozenset({"method"}))
+        options = RunOptions(
+            baseline_seeds=results["seeds"]["baseline"], method_seeds=results["seeds"]["method"], sizes=sizes
+        )
+        store = (
+            ArtifactStore(store_root, recompute=frozenset({"method"}))
+            if store_root
+            else ArtifactStore(recompute=frozenset({"method"}))
+        )
         log.info(f"reproducing {name} on {setting.name}: {len(tasks)} task(s), its method stage rerun from its code")
         record = Pipeline(setting, tasks, options, store).run([cls])
         sandbox = record.sandbox
@@ -131,17 +155,28 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             got = float(np.mean([accuracy(p, labels) for p in tr.methods[name].test_probs]))
             want = float(results["tasks"][tr.task.name]["methods"][name]["w2s"]["accuracy"])
             diff = got - want
-            tasks_out[f"{setting.name}/{tr.task.name}"] = {"submitted": want, "reproduced": got, "difference": diff,
-                                                           "flags": tr.flags.get(name, [])}
+            tasks_out[f"{setting.name}/{tr.task.name}"] = {
+                "submitted": want,
+                "reproduced": got,
+                "difference": diff,
+                "flags": tr.flags.get(name, []),
+            }
             if abs(diff) > REPRODUCE_TOL:
-                failures.append(f"{setting.name}/{tr.task.name}: w2s accuracy {100 * got:.1f}% reproduced vs "
-                                f"{100 * want:.1f}% submitted ({100 * abs(diff):.1f} points > {100 * REPRODUCE_TOL:.1f})")
+                failures.append(
+                    f"{setting.name}/{tr.task.name}: w2s accuracy {100 * got:.1f}% reproduced vs "
+                    f"{100 * want:.1f}% submitted ({100 * abs(diff):.1f} points > {100 * REPRODUCE_TOL:.1f})"
+                )
     return {
         "ok": not failures,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_state()["commit"], "w2sbench_version": __version__,
-        "code_sha256": doc["method"]["source"]["sha256"], "submission_sha256": submission_digest(doc),
-        "tolerance": REPRODUCE_TOL, "sandbox": sandbox, "tasks": tasks_out, "failures": failures,
+        "commit": git_state()["commit"],
+        "w2sbench_version": __version__,
+        "code_sha256": doc["method"]["source"]["sha256"],
+        "submission_sha256": submission_digest(doc),
+        "tolerance": REPRODUCE_TOL,
+        "sandbox": sandbox,
+        "tasks": tasks_out,
+        "failures": failures,
     }
 
 

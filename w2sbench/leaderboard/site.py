@@ -48,8 +48,10 @@ def marks(entry: dict) -> str:
         out += f'<span class="mark flag" title="{escape(said, quote=True)}">flagged</span>'
     if entry.get("reproduced"):
         rep = entry["reproduced"]
-        out += (f'<span class="mark rep" title="reproduced by the harness on {escape(rep["date"][:10], quote=True)} '
-                f'at commit {escape((rep["commit"] or "unknown")[:10], quote=True)}">R</span>')
+        out += (
+            f'<span class="mark rep" title="reproduced by the harness on {escape(rep["date"][:10], quote=True)} '
+            f'at commit {escape((rep["commit"] or "unknown")[:10], quote=True)}">R</span>'
+        )
     else:
         out += '<span class="mark unrep" title="not reproduced by the harness: not ranked">not reproduced</span>'
     return out
@@ -66,31 +68,48 @@ def _rank(entry: dict) -> str:
     if entry["rank"] is None:
         why = escape(entry.get("unranked_reason") or "unranked", quote=True)
         return f'<td data-sort="" class="unranked" title="{why}">&ndash;</td>'
-    tie = '<span class="tie" title="interval overlaps: ' + escape(", ".join(entry["tied_with"]), quote=True) + '">=</span>' if entry["tied_with"] else ""
+    tie = (
+        '<span class="tie" title="interval overlaps: '
+        + escape(", ".join(entry["tied_with"]), quote=True)
+        + '">=</span>'
+        if entry["tied_with"]
+        else ""
+    )
     return f'<td class="rank" data-sort="{entry["rank"]}">{tie}{entry["rank"]}</td>'
 
 
 def table(setting: dict) -> str:
     tasks = [t["name"] for t in setting["tasks"]]
-    head = ['<th class="sortable" data-default="asc">Rank</th>', '<th class="method sortable" data-default="asc">Method</th>',
-            '<th class="sortable">Mean PGR</th>', '<th class="sortable">Mean w2s acc. %</th>']
+    head = [
+        '<th class="sortable" data-default="asc">Rank</th>',
+        '<th class="method sortable" data-default="asc">Method</th>',
+        '<th class="sortable">Mean PGR</th>',
+        '<th class="sortable">Mean w2s acc. %</th>',
+    ]
     head += [f'<th class="sortable task-col" data-task="{escape(t, quote=True)}">{escape(t)}</th>' for t in tasks]
     rows = []
     for e in setting["entries"]:
-        mean = (f'<td class="mean" data-sort="{e["mean_pgr"]!r}"><strong>{_num(e["mean_pgr"])}</strong>{_ci(e["mean_pgr_ci"])}</td>'
-                if e["mean_pgr"] is not None else
-                f'<td class="mean" data-sort="" title="PGR undefined on {len(tasks) - e["tasks_defined"]} task(s)"><span class="undef">undef.</span></td>')
-        cells = [_rank(e),
-                 f'<td class="method" data-sort="{escape(e["method"], quote=True)}"><a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
-                 mean, f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>']
+        mean = (
+            f'<td class="mean" data-sort="{e["mean_pgr"]!r}"><strong>{_num(e["mean_pgr"])}</strong>{_ci(e["mean_pgr_ci"])}</td>'
+            if e["mean_pgr"] is not None
+            else f'<td class="mean" data-sort="" title="PGR undefined on {len(tasks) - e["tasks_defined"]} task(s)"><span class="undef">undef.</span></td>'
+        )
+        cells = [
+            _rank(e),
+            f'<td class="method" data-sort="{escape(e["method"], quote=True)}"><a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
+            mean,
+            f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
+        ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
         rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
     for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
         cells = ["<td></td>", f'<td class="method">{label}</td>', "<td></td>", "<td></td>"]
         cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
-    return (f'<div class="table-wrap"><table class="leaderboard" id="table-{slug(setting["name"])}">'
-            f'<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return (
+        f'<div class="table-wrap"><table class="leaderboard" id="table-{slug(setting["name"])}">'
+        f"<thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> str:
@@ -119,39 +138,59 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
     def y(v: float) -> float:
         return top + ph * (hi - min(max(v, lo), hi)) / (hi - lo)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" '
-             f'role="img" aria-label="PGR by task, {escape(setting["name"])}" class="pgr-plot">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" '
+        f'role="img" aria-label="PGR by task, {escape(setting["name"])}" class="pgr-plot">'
+    ]
     for v in (0.0, 1.0):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#9aa3ad" stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#5d6670">{v:.0f}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#9aa3ad" stroke-dasharray="4 3"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#5d6670">{v:.0f}</text>'
+        )
     for v, label in ((lo, f"{lo:+.1f}"), (hi, f"{hi:+.1f}")):
-        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="9" fill="#9aa3ad">{label}</text>')
-    parts.append(f'<text x="12" y="{top + ph / 2:.1f}" font-size="11" fill="#5d6670" transform="rotate(-90 12 {top + ph / 2:.1f})" text-anchor="middle">PGR</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="9" fill="#9aa3ad">{label}</text>'
+        )
+    parts.append(
+        f'<text x="12" y="{top + ph / 2:.1f}" font-size="11" fill="#5d6670" transform="rotate(-90 12 {top + ph / 2:.1f})" text-anchor="middle">PGR</text>'
+    )
     slot = pw / max(len(tasks), 1)
     for i, t in enumerate(tasks):
         cx = left + slot * (i + 0.5)
-        parts.append(f'<text x="{cx:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11" fill="#1d2125">{escape(t)}</text>')
+        parts.append(
+            f'<text x="{cx:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11" fill="#1d2125">{escape(t)}</text>'
+        )
         for j, e in enumerate(entries):
             r = e["tasks"][t]
             x = cx + (j - (len(entries) - 1) / 2) * min(12.0, slot / (len(entries) + 1))
             color = PALETTE[j % len(PALETTE)]
             name = f"{escape(e['method'])} on {escape(t)}"
             if not r["defined"]:
-                parts.append(f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}"><title>{name}: PGR undefined</title>&#215;</text>')
+                parts.append(
+                    f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}"><title>{name}: PGR undefined</title>&#215;</text>'
+                )
                 continue
             if r["pgr_ci"]:
-                parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(r["pgr_ci"][0]):.1f}" y2="{y(r["pgr_ci"][1]):.1f}" stroke="{color}" stroke-width="1.5"/>')
+                parts.append(
+                    f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(r["pgr_ci"][0]):.1f}" y2="{y(r["pgr_ci"][1]):.1f}" stroke="{color}" stroke-width="1.5"/>'
+                )
             tip = f"<title>{name}: PGR {r['pgr']:+.2f}</title>"
             if lo <= r["pgr"] <= hi:
                 parts.append(f'<circle cx="{x:.1f}" cy="{y(r["pgr"]):.1f}" r="3.5" fill="{color}">{tip}</circle>')
             else:  # off the axis: a triangle pointing the way, at the edge
                 yy, d = (y(lo), 1) if r["pgr"] < lo else (y(hi), -1)
-                parts.append(f'<path class="clipped" d="M{x - 4:.1f},{yy - 6 * d:.1f} L{x + 4:.1f},{yy - 6 * d:.1f} L{x:.1f},{yy:.1f} Z" fill="{color}">{tip}</path>')
+                parts.append(
+                    f'<path class="clipped" d="M{x - 4:.1f},{yy - 6 * d:.1f} L{x + 4:.1f},{yy - 6 * d:.1f} L{x:.1f},{yy:.1f} Z" fill="{color}">{tip}</path>'
+                )
     for j, e in enumerate(entries):
         color = PALETTE[j % len(PALETTE)]
         lx, ly = left + 130 * (j % per_row), top + ph + 34 + 18 * (j // per_row)
-        parts.append(f'<circle cx="{lx + 5}" cy="{ly - 4}" r="4" fill="{color}"/>'
-                     f'<text x="{lx + 13}" y="{ly}" font-size="11" fill="#1d2125">{escape(e["method"])}</text>')
+        parts.append(
+            f'<circle cx="{lx + 5}" cy="{ly - 4}" r="4" fill="{color}"/>'
+            f'<text x="{lx + 13}" y="{ly}" font-size="11" fill="#1d2125">{escape(e["method"])}</text>'
+        )
     parts.append("</svg>")
     return '<div class="plot">' + "".join(parts) + "</div>"
 
@@ -159,29 +198,48 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
 def _footer(doc: dict) -> str:
     g = doc["generated"]
     commit = (g["git_commit"] or "unknown")[:12]
-    return (f"Built {escape(g['created'])} by w2sbench {escape(g['w2sbench_version'])} at commit {escape(commit)} from "
-            f"{len(g['submissions'])} submission(s); official baselines {escape(g['baselines']['file'])} "
-            f"(sha256 {g['baselines']['sha256'][:12]}); weak/ceiling tolerance {doc['tolerance']['accuracy']} accuracy."
-            + (f" Skipped: {escape('; '.join(g['skipped']))}" if g["skipped"] else ""))
+    return (
+        f"Built {escape(g['created'])} by w2sbench {escape(g['w2sbench_version'])} at commit {escape(commit)} from "
+        f"{len(g['submissions'])} submission(s); official baselines {escape(g['baselines']['file'])} "
+        f"(sha256 {g['baselines']['sha256'][:12]}); weak/ceiling tolerance {doc['tolerance']['accuracy']} accuracy."
+        + (f" Skipped: {escape('; '.join(g['skipped']))}" if g["skipped"] else "")
+    )
 
 
 def _section(setting: dict) -> str:
-    meta = (f'<p class="setting-meta">Setting <strong>{escape(setting["name"])}</strong> v{setting["version"]} '
-            f'(hash {setting["hash"]}): {escape(setting["weak_model"])} &rarr; {escape(setting["strong_model"])}. '
-            f'{escape(setting.get("description", ""))} Weak and ceiling: mean of {setting["baseline_seeds"]} seeds.</p>')
-    body = table(setting) + "<h3>PGR by task</h3>" + plot(setting) if setting["entries"] else "<p>No submissions yet.</p>"
+    meta = (
+        f'<p class="setting-meta">Setting <strong>{escape(setting["name"])}</strong> v{setting["version"]} '
+        f"(hash {setting['hash']}): {escape(setting['weak_model'])} &rarr; {escape(setting['strong_model'])}. "
+        f"{escape(setting.get('description', ''))} Weak and ceiling: mean of {setting['baseline_seeds']} seeds.</p>"
+    )
+    body = (
+        table(setting) + "<h3>PGR by task</h3>" + plot(setting) if setting["entries"] else "<p>No submissions yet.</p>"
+    )
     return f'<section class="setting" id="setting-{slug(setting["name"])}"><h2>{escape(setting["name"])}</h2>{meta}{body}</section>'
 
 
 def _card(card: dict) -> str:
     def link(v: str) -> str:
-        return f'<a href="{escape(v, quote=True)}">{escape(v)}</a>' if v.startswith(("http://", "https://")) else escape(v)
+        return (
+            f'<a href="{escape(v, quote=True)}">{escape(v)}</a>' if v.startswith(("http://", "https://")) else escape(v)
+        )
 
-    rows = [("Name", escape(card["name"])), ("Version", escape(str(card["version"]))),
-            ("Authors", escape(", ".join(card["authors"]))), ("Description", escape(card["description"])),
-            ("Code", link(card["code"])), ("Paper", link(card["paper"]) if card.get("paper") else "&ndash;"),
-            ("Licence", escape(card["license"])), ("Teacher-free", "yes" if card["teacher_free"] else "no"),
-            ("Training recipe", "non-default: " + escape(card.get("recipe_notes") or "") if card["non_default_recipe"] else "the setting's fixed recipe")]
+    rows = [
+        ("Name", escape(card["name"])),
+        ("Version", escape(str(card["version"]))),
+        ("Authors", escape(", ".join(card["authors"]))),
+        ("Description", escape(card["description"])),
+        ("Code", link(card["code"])),
+        ("Paper", link(card["paper"]) if card.get("paper") else "&ndash;"),
+        ("Licence", escape(card["license"])),
+        ("Teacher-free", "yes" if card["teacher_free"] else "no"),
+        (
+            "Training recipe",
+            "non-default: " + escape(card.get("recipe_notes") or "")
+            if card["non_default_recipe"]
+            else "the setting's fixed recipe",
+        ),
+    ]
     if card.get("contact"):
         rows.append(("Contact", escape(card["contact"])))
     rows.append(("Config", f"<pre>{escape(json.dumps(card.get('config', {}), indent=1, sort_keys=True))}</pre>"))
@@ -191,24 +249,36 @@ def _card(card: dict) -> str:
 def _method_results(setting: dict, entry: dict) -> str:
     rows = "".join(
         f'<tr><td class="text">{escape(t["name"])}</td><td>{_pct(t["weak_acc"])}</td><td>{_pct(t["ceiling_acc"])}</td>'
-        f'<td>{_pct(entry["tasks"][t["name"]]["w2s_acc"])}</td>{_pgr_cell(entry["tasks"][t["name"]])}</tr>'
-        for t in setting["tasks"])
-    rank = f"unranked ({entry.get('unranked_reason') or 'mean PGR undefined'})" if entry["rank"] is None else \
-        f"rank {entry['rank']}" + (f" (tied with {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+        f"<td>{_pct(entry['tasks'][t['name']]['w2s_acc'])}</td>{_pgr_cell(entry['tasks'][t['name']])}</tr>"
+        for t in setting["tasks"]
+    )
+    rank = (
+        f"unranked ({entry.get('unranked_reason') or 'mean PGR undefined'})"
+        if entry["rank"] is None
+        else f"rank {entry['rank']}" + (f" (tied with {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+    )
     rep = entry.get("reproduced")
-    reproduced = (f"reproduced by the harness on {rep['date'][:10]} at commit {(rep['commit'] or 'unknown')[:10]} "
-                  f"(largest w2s accuracy difference {100 * rep['largest_difference']:.2f} points, tolerance "
-                  f"{100 * rep['tolerance']:.1f})" if rep else "not reproduced by the harness: not ranked")
+    reproduced = (
+        f"reproduced by the harness on {rep['date'][:10]} at commit {(rep['commit'] or 'unknown')[:10]} "
+        f"(largest w2s accuracy difference {100 * rep['largest_difference']:.2f} points, tolerance "
+        f"{100 * rep['tolerance']:.1f})"
+        if rep
+        else "not reproduced by the harness: not ranked"
+    )
     prov = entry["provenance"]
-    flags = "".join(f"<li>{escape(f['task'])}: <strong>{escape(f['flag'])}</strong>: {escape(f['saw'])}</li>"
-                    for f in entry.get("flags", []))
+    flags = "".join(
+        f"<li>{escape(f['task'])}: <strong>{escape(f['flag'])}</strong>: {escape(f['saw'])}</li>"
+        for f in entry.get("flags", [])
+    )
     flags = f'<h3>Flags</h3><ul class="flags">{flags}</ul>' if flags else ""
-    return (f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
-            f'<p>Mean PGR <strong>{_num(entry["mean_pgr"])}</strong> {_ci(entry["mean_pgr_ci"])} &middot; {escape(rank)}</p>'
-            f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
-            f'<table class="tasks"><thead><tr><th class="method">Task</th><th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table>{plot(setting, [entry["method"]], height=240)}'
-            f'<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>')
+    return (
+        f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
+        f"<p>Mean PGR <strong>{_num(entry['mean_pgr'])}</strong> {_ci(entry['mean_pgr_ci'])} &middot; {escape(rank)}</p>"
+        f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
+        f'<table class="tasks"><thead><tr><th class="method">Task</th><th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>{plot(setting, [entry['method']], height=240)}"
+        f"<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>"
+    )
 
 
 def render_site(doc: dict, out_dir: Path) -> list[Path]:
@@ -233,8 +303,14 @@ def render_site(doc: dict, out_dir: Path) -> list[Path]:
     method_page = Template(_template("method.html"))
     for name, pairs in sorted(by_method.items()):
         page = methods_dir / f"{slug(name)}.html"
-        page.write_text(method_page.substitute(
-            title=escape(name), marks=marks(pairs[0][1]), card=_card(pairs[0][1]["card"]),
-            results="\n".join(_method_results(s, e) for s, e in pairs), footer=footer))
+        page.write_text(
+            method_page.substitute(
+                title=escape(name),
+                marks=marks(pairs[0][1]),
+                card=_card(pairs[0][1]["card"]),
+                results="\n".join(_method_results(s, e) for s, e in pairs),
+                footer=footer,
+            )
+        )
         written.append(page)
     return written

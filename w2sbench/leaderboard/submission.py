@@ -8,7 +8,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, W2SError
@@ -36,7 +36,7 @@ def only_method(results: dict, method: str, path: str = "<results>") -> dict:
     return doc
 
 
-def default_card(method_cls: Optional[type]) -> dict[str, Any]:
+def default_card(method_cls: type | None) -> dict[str, Any]:
     """Card fields a Method class may declare (authors, code, paper, license, contact, non_default_recipe,
     recipe_notes as class attributes); built-in methods default to the repository's own code and licence,
     anything else to placeholders that validation rejects until filled in."""
@@ -57,8 +57,12 @@ def default_card(method_cls: Optional[type]) -> dict[str, Any]:
     return card
 
 
-def make_submission(results: list[tuple[str, dict]], method: str, method_cls: Optional[type] = None,
-                    overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def make_submission(
+    results: list[tuple[str, dict]],
+    method: str,
+    method_cls: type | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A submission for `method` from (path, results JSON) pairs, one per setting."""
     if not results:
         raise W2SError("a submission needs at least one results JSON")
@@ -92,11 +96,15 @@ def make_submission(results: list[tuple[str, dict]], method: str, method_cls: Op
     }
 
 
-def _source(method_cls: Optional[type], record: dict) -> dict[str, Any]:
+def _source(method_cls: type | None, record: dict) -> dict[str, Any]:
     """Where the leaderboard finds the method's code to reproduce it, pinned to the hash the results recorded."""
     if method_cls is None:
-        return {"kind": "folder", "path": f"{PLACEHOLDER}: leaderboard/methods/NAME>",
-                "entry": f"{PLACEHOLDER}: leaderboard/methods/NAME/__init__.py:ClassName>", "sha256": record["code"]["sha256"]}
+        return {
+            "kind": "folder",
+            "path": f"{PLACEHOLDER}: leaderboard/methods/NAME>",
+            "entry": f"{PLACEHOLDER}: leaderboard/methods/NAME/__init__.py:ClassName>",
+            "sha256": record["code"]["sha256"],
+        }
     from .reproduce import code_entry
 
     return code_entry(method_cls)
@@ -113,7 +121,7 @@ def write_submission(doc: dict[str, Any], path: Path) -> Path:
     return write_json(doc, path)
 
 
-def method_class(name: str) -> Optional[type]:
+def method_class(name: str) -> type | None:
     """The registered Method class of `name`, or None where it cannot be loaded here (its card then
     starts from placeholders)."""
     from ..methods import load_method

@@ -4,8 +4,9 @@ Every problem is one ConfigError naming the file and the field; all of them are 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -68,8 +69,10 @@ def _check_source(source: dict, out: _Collector) -> None:
         if not source.get("package") or not source.get("version"):
             out.add("method.source", "a package source names its package and pins its version")
     elif not str(source.get("path", "")).startswith(f"{METHODS_DIR}/"):
-        out.add("method.source.path", f"the method's code must be submitted under {METHODS_DIR}/NAME/ "
-                f"(found {source.get('path')!r})")
+        out.add(
+            "method.source.path",
+            f"the method's code must be submitted under {METHODS_DIR}/NAME/ (found {source.get('path')!r})",
+        )
 
 
 def _check_probs(summary: dict, where: str, out: _Collector) -> None:
@@ -77,10 +80,15 @@ def _check_probs(summary: dict, where: str, out: _Collector) -> None:
     if summary["seeds"] != len(per_seed):
         out.add(f"{where}.seeds", f"says {summary['seeds']} seeds but accuracy_per_seed has {len(per_seed)}")
     if not _close(summary["accuracy"], float(np.mean(per_seed)), FLOAT_TOL):
-        out.add(f"{where}.accuracy", f"{summary['accuracy']!r} is not the mean of accuracy_per_seed ({float(np.mean(per_seed))!r})")
+        out.add(
+            f"{where}.accuracy",
+            f"{summary['accuracy']!r} is not the mean of accuracy_per_seed ({float(np.mean(per_seed))!r})",
+        )
 
 
-def _check_task(name: str, entry: dict, method: str, official: dict, tol: float, where: str, out: _Collector) -> float | None:
+def _check_task(
+    name: str, entry: dict, method: str, official: dict, tol: float, where: str, out: _Collector
+) -> float | None:
     """Checks one task row; returns its PGR (None when undefined or broken)."""
     if entry["n"] != official["n"]:
         out.add(f"{where}.n", f"split sizes {entry['n']} differ from the official {official['n']}")
@@ -88,8 +96,11 @@ def _check_task(name: str, entry: dict, method: str, official: dict, tol: float,
         _check_probs(entry[role], f"{where}.{role}", out)
         ours, theirs = entry[role]["accuracy"], official[role]["accuracy"]
         if abs(ours - theirs) > tol:
-            out.add(f"{where}.{role}.accuracy", f"{ours:.4f} differs from the official cached baseline {theirs:.4f} "
-                    f"by more than the tolerance {tol} (rerun against the official baselines; do not retrain them)")
+            out.add(
+                f"{where}.{role}.accuracy",
+                f"{ours:.4f} differs from the official cached baseline {theirs:.4f} "
+                f"by more than the tolerance {tol} (rerun against the official baselines; do not retrain them)",
+            )
     row = entry["methods"].get(method)
     if row is None:
         out.add(f"{where}.methods", f"no row for method {method!r}")
@@ -104,19 +115,28 @@ def _check_task(name: str, entry: dict, method: str, official: dict, tol: float,
         out.add(f"{pw}.gap", f"{p['gap']!r} is not ceiling_acc - weak_acc = {p['ceiling_acc'] - p['weak_acc']!r}")
     gap_clear = p["gap_ci"][0] > 0
     if p["defined"] != gap_clear:
-        out.add(f"{pw}.defined", f"is {p['defined']} but the gap interval {p['gap_ci']} says PGR is "
-                f"{'defined' if gap_clear else 'undefined'} (defined only where the interval excludes 0)")
+        out.add(
+            f"{pw}.defined",
+            f"is {p['defined']} but the gap interval {p['gap_ci']} says PGR is "
+            f"{'defined' if gap_clear else 'undefined'} (defined only where the interval excludes 0)",
+        )
         return None
     if not p["defined"]:
         return None
     expected = pgr(p["weak_acc"], p["ceiling_acc"], p["w2s_acc"])
     if not _close(p["pgr"], expected, PGR_TOL):
-        out.add(f"{pw}.pgr", f"{p['pgr']!r} does not follow from its accuracies: (w2s - weak) / (ceiling - weak) = "
-                f"({p['w2s_acc']:.4f} - {p['weak_acc']:.4f}) / ({p['ceiling_acc']:.4f} - {p['weak_acc']:.4f}) = {expected:.6f}")
+        out.add(
+            f"{pw}.pgr",
+            f"{p['pgr']!r} does not follow from its accuracies: (w2s - weak) / (ceiling - weak) = "
+            f"({p['w2s_acc']:.4f} - {p['weak_acc']:.4f}) / ({p['ceiling_acc']:.4f} - {p['weak_acc']:.4f}) = {expected:.6f}",
+        )
         return None
     per_seed = [pgr(p["weak_acc"], p["ceiling_acc"], a) for a in row["w2s"]["accuracy_per_seed"]]
-    if p["pgr_per_seed"] is None or len(p["pgr_per_seed"]) != len(per_seed) or \
-            not all(_close(a, b, PGR_TOL) for a, b in zip(p["pgr_per_seed"], per_seed)):
+    if (
+        p["pgr_per_seed"] is None
+        or len(p["pgr_per_seed"]) != len(per_seed)
+        or not all(_close(a, b, PGR_TOL) for a, b in zip(p["pgr_per_seed"], per_seed))
+    ):
         out.add(f"{pw}.pgr_per_seed", "does not follow from w2s.accuracy_per_seed and the weak and ceiling accuracies")
     return float(p["pgr"])
 
@@ -130,45 +150,72 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
         out.add(f"{where}.setting.name", f"unknown setting {setting['name']!r}: not in the settings registry")
         return
     if known_hash != setting["hash"]:
-        out.add(f"{where}.setting.hash", f"{setting['hash']} is not the registered hash of setting {setting['name']!r} "
-                f"({known_hash}): rerun with this version of w2sbench")
+        out.add(
+            f"{where}.setting.hash",
+            f"{setting['hash']} is not the registered hash of setting {setting['name']!r} "
+            f"({known_hash}): rerun with this version of w2sbench",
+        )
         return
     official = baselines["settings"].get(setting["hash"])
     if official is None:
-        out.add(f"{where}.setting.hash", f"setting {setting['name']!r} ({setting['hash']}) has no official baselines "
-                "in baselines.json: it is not an official leaderboard setting")
+        out.add(
+            f"{where}.setting.hash",
+            f"setting {setting['name']!r} ({setting['hash']}) has no official baselines "
+            "in baselines.json: it is not an official leaderboard setting",
+        )
         return
     tol = float(baselines["tolerance"]["accuracy"])  # baselines.load and empty() always set it
     if list(doc["methods"]) != [name]:
-        out.add(f"{where}.methods", f"must hold exactly the method {name!r} (method.name), found {sorted(doc['methods'])}")
+        out.add(
+            f"{where}.methods", f"must hold exactly the method {name!r} (method.name), found {sorted(doc['methods'])}"
+        )
     if not doc["sealed"]["sandboxed"]:
-        out.add(f"{where}.sealed.sandboxed", f"the method ran outside the OS sandbox ({doc['sealed']['why_unsealed']}): "
-                "the leaderboard takes only sandboxed results")
+        out.add(
+            f"{where}.sealed.sandboxed",
+            f"the method ran outside the OS sandbox ({doc['sealed']['why_unsealed']}): "
+            "the leaderboard takes only sandboxed results",
+        )
     record = doc["methods"].get(name)
     if record is None:
         return  # nothing below can be checked against a method the results do not hold
     if record["teacher_free"] != method["teacher_free"]:
         out.add("method.teacher_free", f"is {method['teacher_free']} but the results say {record['teacher_free']}")
     if record["code"]["sha256"] != method["source"]["sha256"]:
-        out.add("method.source.sha256", f"{method['source']['sha256'][:12]}... is not the hash of the code that made "
-                f"these results ({record['code']['sha256'][:12]}...)")
+        out.add(
+            "method.source.sha256",
+            f"{method['source']['sha256'][:12]}... is not the hash of the code that made "
+            f"these results ({record['code']['sha256'][:12]}...)",
+        )
     if str(record["version"]) != str(method["version"]):
-        out.add("method.version", f"is {method['version']!r} but the results were made by version {record['version']!r}")
+        out.add(
+            "method.version", f"is {method['version']!r} but the results were made by version {record['version']!r}"
+        )
     if doc["seeds"]["baseline"] != official["seeds"]:
-        out.add(f"{where}.seeds.baseline", f"{doc['seeds']['baseline']} baseline seeds; the official baselines use {official['seeds']}")
+        out.add(
+            f"{where}.seeds.baseline",
+            f"{doc['seeds']['baseline']} baseline seeds; the official baselines use {official['seeds']}",
+        )
     by_hash = {t["task"]: h for h, t in official["tasks"].items()}
     for missing in sorted(set(by_hash) - set(doc["tasks"])):
-        out.add(f"{where}.tasks", f"official task {missing!r} is missing (a submission covers every task of the setting)")
+        out.add(
+            f"{where}.tasks", f"official task {missing!r} is missing (a submission covers every task of the setting)"
+        )
     pgrs: list[float | None] = []
     for tname, entry in doc["tasks"].items():
         tw = f"{where}.tasks.{tname}"
         if tname not in by_hash:
-            out.add(tw, f"{tname!r} is not an official task of setting {setting['name']!r} (official: {', '.join(sorted(by_hash))})")
+            out.add(
+                tw,
+                f"{tname!r} is not an official task of setting {setting['name']!r} (official: {', '.join(sorted(by_hash))})",
+            )
             continue
         registered = _registry_task_hash(tname)
         if registered != entry["task_hash"] or by_hash[tname] != entry["task_hash"]:
-            out.add(f"{tw}.task_hash", f"{entry['task_hash']} is not the registered hash of task {tname!r} ({registered}) "
-                    "used by the official baselines")
+            out.add(
+                f"{tw}.task_hash",
+                f"{entry['task_hash']} is not the registered hash of task {tname!r} ({registered}) "
+                "used by the official baselines",
+            )
             continue
         pgrs.append(_check_task(tname, entry, name, official["tasks"][entry["task_hash"]], tol, tw, out))
     summary = doc["summary"].get(name)
@@ -180,14 +227,23 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
         rows = [e["methods"][name] for e in doc["tasks"].values() if name in e["methods"]]
         defined = sum(r["pgr"]["defined"] for r in rows)
         if not _close(summary["mean_pgr"], expected, PGR_TOL) and defined == len(rows):
-            out.add(f"{where}.summary.{name}.mean_pgr", f"{summary['mean_pgr']!r} is not the mean of the tasks' PGR ({expected!r})")
+            out.add(
+                f"{where}.summary.{name}.mean_pgr",
+                f"{summary['mean_pgr']!r} is not the mean of the tasks' PGR ({expected!r})",
+            )
         elif defined < len(rows) and summary["mean_pgr"] is not None:
             out.add(f"{where}.summary.{name}.mean_pgr", "must be null: PGR is undefined on some task")
         if summary["tasks_defined"] != defined or summary["tasks"] != len(rows):
-            out.add(f"{where}.summary.{name}.tasks_defined", f"says {summary['tasks_defined']}/{summary['tasks']}, the rows say {defined}/{len(rows)}")
+            out.add(
+                f"{where}.summary.{name}.tasks_defined",
+                f"says {summary['tasks_defined']}/{summary['tasks']}, the rows say {defined}/{len(rows)}",
+            )
         mean_acc = float(np.mean([r["w2s"]["accuracy"] for r in rows]))
         if not _close(summary["mean_w2s_accuracy"], mean_acc, FLOAT_TOL):
-            out.add(f"{where}.summary.{name}.mean_w2s_accuracy", f"{summary['mean_w2s_accuracy']!r} is not the mean over tasks ({mean_acc!r})")
+            out.add(
+                f"{where}.summary.{name}.mean_w2s_accuracy",
+                f"{summary['mean_w2s_accuracy']!r} is not the mean over tasks ({mean_acc!r})",
+            )
 
 
 def check_submission(doc: Any, path: str, baselines: dict) -> list[ConfigError]:
@@ -203,7 +259,9 @@ def check_submission(doc: Any, path: str, baselines: dict) -> list[ConfigError]:
     for i, results in enumerate(doc["results"]):
         h = results["setting"]["hash"]
         if h in seen:
-            out.add(f"results.{i}.setting", f"setting {results['setting']['name']!r} appears twice (also results.{seen[h]})")
+            out.add(
+                f"results.{i}.setting", f"setting {results['setting']['name']!r} appears twice (also results.{seen[h]})"
+            )
             continue
         seen[h] = i
         _check_results(results, i, doc["method"], baselines, out)
@@ -214,8 +272,9 @@ def submission_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
 
 
-def validate_files(files: Iterable[Path], baselines: dict, submissions_dir: Path | None = None
-                   ) -> tuple[list[tuple[Path, dict]], list[W2SError]]:
+def validate_files(
+    files: Iterable[Path], baselines: dict, submissions_dir: Path | None = None
+) -> tuple[list[tuple[Path, dict]], list[W2SError]]:
     """(valid (path, doc) pairs, errors). Names must be unique (case-insensitively) across `files` and the
     other submissions in `submissions_dir`; a clash is reported on the file being checked."""
     files = [Path(f) for f in files]
@@ -240,11 +299,18 @@ def validate_files(files: Iterable[Path], baselines: dict, submissions_dir: Path
             errors.append(e)
             continue
         problems = check_submission(doc, str(path), baselines)
-        name = doc.get("method", {}).get("name") if isinstance(doc, dict) and isinstance(doc.get("method"), dict) else None
+        name = (
+            doc.get("method", {}).get("name") if isinstance(doc, dict) and isinstance(doc.get("method"), dict) else None
+        )
         if isinstance(name, str):
             if name.lower() in names:
-                problems.append(ConfigError(str(path), "method.name",
-                                            f"{name!r} is already used by {names[name.lower()]}; choose another name"))
+                problems.append(
+                    ConfigError(
+                        str(path),
+                        "method.name",
+                        f"{name!r} is already used by {names[name.lower()]}; choose another name",
+                    )
+                )
             else:
                 names[name.lower()] = path
         if problems:

@@ -12,8 +12,9 @@ nothing reachable from it, not even through closures or module globals, holds a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,9 +53,9 @@ class MethodContext:
     _weak_test: np.ndarray = field(repr=False)  # weak p(label=1) on test
     prompt_template: str = "{text}"
     # (role, prompts, label_words) -> [n, len(label_words)] next-token probabilities of the label words
-    _label_probs: Optional[Callable[[str, list[str], list[str]], np.ndarray]] = field(default=None, repr=False)
+    _label_probs: Callable[[str, list[str], list[str]], np.ndarray] | None = field(default=None, repr=False)
     # (role, prompts, max_tokens, temperature, seed) -> completions
-    _generate: Optional[Callable[..., list[str]]] = field(default=None, repr=False)
+    _generate: Callable[..., list[str]] | None = field(default=None, repr=False)
     compute: dict = field(default_factory=_new_compute)
     saw: set = field(default_factory=set)
     rng: np.random.Generator = field(init=False, repr=False)
@@ -85,8 +86,10 @@ class MethodContext:
         Only in the frozen regime: a fine-tuned strong model has no fixed features."""
         _check_split(split)
         if self.trainer.regime != "frozen":
-            raise W2SError(f"strong_features() exists only in the frozen regime; this setting fine-tunes "
-                           f"({self.trainer.regime}): train through train_strong()")
+            raise W2SError(
+                f"strong_features() exists only in the frozen regime; this setting fine-tunes "
+                f"({self.trainer.regime}): train through train_strong()"
+            )
         self.saw.add(f"strong-model features of {split}")
         return self.trainer.features[split].copy()
 
@@ -99,7 +102,9 @@ class MethodContext:
         return [self.prompt_template.format(text=t) for t in self.texts(split)]
 
     # ---- models through the inference backend -------------------------------------------------------------
-    def label_probs(self, prompts: list[str], role: str = "strong", label_words: Optional[list[str]] = None) -> np.ndarray:
+    def label_probs(
+        self, prompts: list[str], role: str = "strong", label_words: list[str] | None = None
+    ) -> np.ndarray:
         """p(label=1) per prompt from the `role` model's next-token probabilities of the label words
         (renormalised over the two words). The engine starts on first use, in this process."""
         if self._label_probs is None:
@@ -113,7 +118,9 @@ class MethodContext:
         """p(label=1) of the `role` model prompted zero-shot with the task prompt on a split's texts."""
         return self.label_probs(self.prompts(split), role)
 
-    def generate(self, prompts: list[str], max_tokens: int, role: str = "strong", temperature: float = 0.0) -> list[str]:
+    def generate(
+        self, prompts: list[str], max_tokens: int, role: str = "strong", temperature: float = 0.0
+    ) -> list[str]:
         """Completions from the `role` model (greedy at temperature 0; seeded by the run's seed)."""
         if self._generate is None:
             raise RuntimeError("this context has no inference backend")
@@ -125,10 +132,10 @@ class MethodContext:
     def train_strong(
         self,
         targets: np.ndarray,
-        loss_fn: Optional[LossFn] = None,
-        weights: Optional[np.ndarray] = None,
-        subset: Optional[np.ndarray] = None,
-    ) -> "StrongStudent":
+        loss_fn: LossFn | None = None,
+        weights: np.ndarray | None = None,
+        subset: np.ndarray | None = None,
+    ) -> StrongStudent:
         """Train the strong student with the setting's fixed trainer on train_unlabel (or the `subset`
         indices of it) against soft targets p(label=1), one per train_unlabel text (targets and weights
         are indexed like train_unlabel; `subset` picks rows). Seeded by this run's seed."""
@@ -183,7 +190,7 @@ class LossMethod(Method):
         """Per-example loss [b] from student logits [b, 2], targets p(label=1) [b] and training progress."""
         return soft_cross_entropy(logits, weak_probs, step_frac)
 
-    def targets(self, ctx: MethodContext) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def targets(self, ctx: MethodContext) -> tuple[np.ndarray, np.ndarray | None]:
         """Training targets and optional per-example weights; default: the weak soft labels, unweighted."""
         return ctx.weak_unlabel, None
 

@@ -4,7 +4,7 @@ p1 [b], step_frac in [0, 1]) returning a per-example loss [b]."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ class VanillaHard(LossMethod):
     name = "vanilla_hard"
     description = "strong model trained on the weak labels thresholded at 0.5"
 
-    def targets(self, ctx: MethodContext) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def targets(self, ctx: MethodContext) -> tuple[np.ndarray, np.ndarray | None]:
         return (ctx.weak_unlabel >= 0.5).astype(np.float32), None
 
 

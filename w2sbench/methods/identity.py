@@ -31,8 +31,11 @@ class MethodSource:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                  and p.suffix not in (".pyc", ".pyo"))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
 
 
 def _hash(root: Path, files: list[Path]) -> tuple[tuple[str, ...], str]:
@@ -51,8 +54,10 @@ def method_source(cls: type) -> MethodSource:
     module = sys.modules.get(cls.__module__)
     file = getattr(module, "__file__", None)
     if not file:
-        raise W2SError(f"method {getattr(cls, 'name', cls.__name__)!r}: cannot find the code that defines it "
-                       f"(module {cls.__module__!r} has no file)")
+        raise W2SError(
+            f"method {getattr(cls, 'name', cls.__name__)!r}: cannot find the code that defines it "
+            f"(module {cls.__module__!r} has no file)"
+        )
     path = Path(file).resolve()
     if cls.__module__.startswith(USER_MODULE_PREFIX) or cls.__module__ in ("__main__", "__mp_main__"):
         kind, root = ("folder", path.parent) if path.name == "__init__.py" else ("file", path)

@@ -17,8 +17,14 @@ from typing import Any
 from .recipe import Recipe, lr_factor
 
 _LAZY = {
-    "LinearHead": "head", "train_head": "head", "LossFn": "loss", "soft_cross_entropy": "loss",
-    "FineTuneTrainer": "students", "FrozenTrainer": "students", "HeadStudent": "students", "Student": "students",
+    "LinearHead": "head",
+    "train_head": "head",
+    "LossFn": "loss",
+    "soft_cross_entropy": "loss",
+    "FineTuneTrainer": "students",
+    "FrozenTrainer": "students",
+    "HeadStudent": "students",
+    "Student": "students",
     "Trainer": "students",
 }
 

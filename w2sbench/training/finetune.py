@@ -38,9 +38,10 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class FineTunedStudent:
     pad_id: int
     device: torch.device
     bf16: bool
-    model_dir: Optional[str] = None
+    model_dir: str | None = None
     tokenizer: Any = None
     causal: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
@@ -150,15 +151,21 @@ class FineTunedStudent:
             self.tokenizer.save_pretrained(out / "model")
         torch.save({k: v.detach().cpu() for k, v in self.head.state_dict().items()}, out / HEAD_FILE)
         info = {
-            "format": 1, "base_model_dir": self.model_dir, "regime": "lora" if is_lora else "full",
-            "pooling": self.pooling, "max_length": self.max_length, "pad_id": self.pad_id,
-            "causal": self.causal, "bf16": self.bf16, **self.meta,
+            "format": 1,
+            "base_model_dir": self.model_dir,
+            "regime": "lora" if is_lora else "full",
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "pad_id": self.pad_id,
+            "causal": self.causal,
+            "bf16": self.bf16,
+            **self.meta,
         }
         (out / STUDENT_FILE).write_text(json.dumps(info, indent=1))
         return out
 
     @classmethod
-    def load(cls, out_dir: Path | str, device: Optional[str] = None) -> "FineTunedStudent":
+    def load(cls, out_dir: Path | str, device: str | None = None) -> FineTunedStudent:
         out = Path(out_dir)
         info = json.loads((out / STUDENT_FILE).read_text())
         dev = _device(device)
@@ -173,17 +180,30 @@ class FineTunedStudent:
         head = _new_head(_hidden_size(model), dev)
         head.load_state_dict(torch.load(out / HEAD_FILE, map_location=dev))
         model.to(dev).eval()
-        meta = {k: v for k, v in info.items() if k not in
-                ("format", "base_model_dir", "regime", "pooling", "max_length", "pad_id", "causal", "bf16")}
-        return cls(model=model, head=head, pooling=info["pooling"], max_length=info["max_length"],
-                   pad_id=info["pad_id"], device=dev, bf16=bf16, model_dir=info["base_model_dir"],
-                   tokenizer=None, causal=info["causal"], meta=meta)
+        meta = {
+            k: v
+            for k, v in info.items()
+            if k not in ("format", "base_model_dir", "regime", "pooling", "max_length", "pad_id", "causal", "bf16")
+        }
+        return cls(
+            model=model,
+            head=head,
+            pooling=info["pooling"],
+            max_length=info["max_length"],
+            pad_id=info["pad_id"],
+            device=dev,
+            bf16=bf16,
+            model_dir=info["base_model_dir"],
+            tokenizer=None,
+            causal=info["causal"],
+            meta=meta,
+        )
 
 
 # ---------------------------------------------------------------------------------------------- building
 
 
-def _device(device: Optional[str]) -> torch.device:
+def _device(device: str | None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -209,8 +229,9 @@ def _load_backbone(model_dir: str, causal: bool, bf16: bool, device: torch.devic
     cls = AutoModelForCausalLM if causal else AutoModel
     dtype = torch.bfloat16 if bf16 else torch.float32
     try:
-        model = cls.from_pretrained(model_dir, config=_no_dropout_config(model_dir), dtype=dtype,
-                                    attn_implementation="sdpa")
+        model = cls.from_pretrained(
+            model_dir, config=_no_dropout_config(model_dir), dtype=dtype, attn_implementation="sdpa"
+        )
     except (ValueError, ImportError):  # an architecture without sdpa support: its default attention
         model = cls.from_pretrained(model_dir, config=_no_dropout_config(model_dir), dtype=dtype)
     return model.to(device)
@@ -245,9 +266,9 @@ def build_student(
     pooling: str = "last",
     max_length: int = 256,
     pad_id: int = 0,
-    device: Optional[str] = None,
-    causal: Optional[bool] = None,
-    model_dir: Optional[str] = None,
+    device: str | None = None,
+    causal: bool | None = None,
+    model_dir: str | None = None,
     tokenizer: Any = None,
 ) -> FineTunedStudent:
     """Wrap a loaded transformers model for training: LoRA adapters (or all weights trainable) + a zero head.
@@ -270,8 +291,11 @@ def build_student(
         lora = recipe.lora
         targets = lora.get("target_modules", "all-linear")
         config = LoraConfig(
-            r=int(lora["r"]), lora_alpha=float(lora["alpha"]), lora_dropout=float(lora.get("dropout", 0.0)),
-            target_modules=targets, bias="none",
+            r=int(lora["r"]),
+            lora_alpha=float(lora["alpha"]),
+            lora_dropout=float(lora.get("dropout", 0.0)),
+            target_modules=targets,
+            bias="none",
         )
         for p in model.parameters():
             p.requires_grad_(False)
@@ -286,9 +310,19 @@ def build_student(
     if bf16:
         for p in model.parameters():
             p.data = p.data.to(torch.float32 if p.requires_grad else torch.bfloat16)
-    student = FineTunedStudent(model=model, head=_new_head(_hidden_size(model), dev), pooling=pooling,
-                          max_length=max_length, pad_id=pad_id, device=dev, bf16=bf16, model_dir=model_dir,
-                          tokenizer=tokenizer, causal=causal, meta={"recipe": asdict(recipe), "seed": seed})
+    student = FineTunedStudent(
+        model=model,
+        head=_new_head(_hidden_size(model), dev),
+        pooling=pooling,
+        max_length=max_length,
+        pad_id=pad_id,
+        device=dev,
+        bf16=bf16,
+        model_dir=model_dir,
+        tokenizer=tokenizer,
+        causal=causal,
+        meta={"recipe": asdict(recipe), "seed": seed},
+    )
     if recipe.gradient_checkpointing is True:
         student.enable_checkpointing()
     model.train()
@@ -301,11 +335,11 @@ def build_student(
 def _optimizer(params: list[torch.nn.Parameter], recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
     fused = device.type == "cuda"
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay,
-                                fused=fused)
+        return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay, fused=fused)
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay,
-                                 fused=fused)
+        return torch.optim.AdamW(
+            params, lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay, fused=fused
+        )
     if recipe.optimizer == "adamw_8bit":
         try:
             import bitsandbytes as bnb
@@ -335,8 +369,13 @@ def _relieve_memory(student: FineTunedStudent, recipe: Recipe, micro_batch: int,
         change = {"step": step, "gradient_checkpointing": student.checkpointing, "micro_batch_size": micro_batch}
     else:
         raise torch.OutOfMemoryError(
-            "out of memory with one example per micro-batch" + ("" if student.checkpointing else
-            " (set gradient_checkpointing: auto or true in the setting's train block)"))
+            "out of memory with one example per micro-batch"
+            + (
+                ""
+                if student.checkpointing
+                else " (set gradient_checkpointing: auto or true in the setting's train block)"
+            )
+        )
     student.meta.setdefault("memory_fallbacks", []).append(change)
     warnings.warn(f"out of memory at step {step}: retrying the step with {change}", stacklevel=3)
     return micro_batch
@@ -348,10 +387,10 @@ def train_student(
     targets: np.ndarray,
     recipe: Recipe,
     seed: int,
-    loss_fn: Optional[LossFn] = None,
-    weights: Optional[np.ndarray] = None,
-    max_steps: Optional[int] = None,
-    on_step: Optional[Callable[[dict[str, float]], None]] = None,
+    loss_fn: LossFn | None = None,
+    weights: np.ndarray | None = None,
+    max_steps: int | None = None,
+    on_step: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train in place; returns one record per optimizer step (loss, lr, tokens, seconds).
 
@@ -416,8 +455,14 @@ def train_student(
             opt.step()
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            record = {"step": step, "loss": step_loss, "lr": lr, "tokens": float(sum(lengths[i] for i in idx)),
-                      "micro_batch_size": micro_batch, "seconds": time.perf_counter() - began}
+            record = {
+                "step": step,
+                "loss": step_loss,
+                "lr": lr,
+                "tokens": float(sum(lengths[i] for i in idx)),
+                "micro_batch_size": micro_batch,
+                "seconds": time.perf_counter() - began,
+            }
             history.append(record)
             if on_step is not None:
                 on_step(record)
@@ -431,11 +476,11 @@ def fine_tune(
     targets: np.ndarray,
     recipe: Recipe | dict[str, Any],
     seed: int,
-    loss_fn: Optional[LossFn] = None,
-    weights: Optional[np.ndarray] = None,
+    loss_fn: LossFn | None = None,
+    weights: np.ndarray | None = None,
     pooling: str = "last",
     max_length: int = 256,
-    device: Optional[str] = None,
+    device: str | None = None,
 ) -> FineTunedStudent:
     """Fine-tune the model in `model_dir` on texts against soft targets p(label=1); see the module docstring.
 
@@ -450,8 +495,18 @@ def fine_tune(
     pad_id = next((int(c) for c in (tokenizer.pad_token_id, tokenizer.eos_token_id) if c is not None), 0)
     ids = _encode(model_dir, list(texts), max_length)
     model = _load_backbone(model_dir, causal, rec.dtype == "bfloat16" and dev.type == "cuda", dev)
-    student = build_student(model, rec, seed, pooling=pooling, max_length=max_length, pad_id=pad_id,
-                            device=str(dev), causal=causal, model_dir=model_dir, tokenizer=tokenizer)
+    student = build_student(
+        model,
+        rec,
+        seed,
+        pooling=pooling,
+        max_length=max_length,
+        pad_id=pad_id,
+        device=str(dev),
+        causal=causal,
+        model_dir=model_dir,
+        tokenizer=tokenizer,
+    )
     history = train_student(student, ids, targets, rec, seed, loss_fn=loss_fn, weights=weights)
     student.meta["final_loss"] = history[-1]["loss"] if history else None
     student.model.eval()

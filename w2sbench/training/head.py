@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -14,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .loss import LossFn, soft_cross_entropy
 from .recipe import Recipe, lr_factor
+
 
 @dataclass
 class LinearHead:
@@ -36,7 +36,7 @@ class LinearHead:
         return {"mean": self.mean, "std": self.std, "weight": self.weight, "bias": self.bias}
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> "LinearHead":
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> LinearHead:
         return cls(a["mean"], a["std"], a["weight"], a["bias"])
 
 
@@ -46,8 +46,8 @@ def train_head(
     recipe: Recipe,
     seed: int,
     loss_fn: LossFn = soft_cross_entropy,
-    weights: Optional[np.ndarray] = None,
-    desc: Optional[str] = None,
+    weights: np.ndarray | None = None,
+    desc: str | None = None,
 ) -> LinearHead:
     """Train a linear head on frozen features against soft targets p(label=1) in [0, 1].
 
@@ -97,6 +97,8 @@ def _fit(xs, tt, ww, mean, std, recipe: Recipe, seed: int, loss_fn: LossFn, desc
             opt.step()
             step += 1
     return LinearHead(
-        mean=mean, std=std,
-        weight=linear.weight.detach().numpy().copy(), bias=linear.bias.detach().numpy().copy(),
+        mean=mean,
+        std=std,
+        weight=linear.weight.detach().numpy().copy(),
+        bias=linear.bias.detach().numpy().copy(),
     )

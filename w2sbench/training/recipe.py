@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Optional
+from typing import Any
 
 ROLES = ("weak", "strong")
 
@@ -25,12 +25,12 @@ class Recipe:
     schedule: str = "cosine"  # cosine, linear or constant, after the warm-up
     warmup_frac: float = 0.0
     grad_accum: int = 1  # micro-batches per optimizer step (memory only: the step still sees batch_size)
-    warmup_steps: Optional[int] = None  # overrides warmup_frac when set
+    warmup_steps: int | None = None  # overrides warmup_frac when set
     optimizer: str = "adamw"
     betas: tuple[float, float] = (0.9, 0.999)
-    max_grad_norm: Optional[float] = None
+    max_grad_norm: float | None = None
     dtype: str = "float32"
-    lora: Optional[dict[str, Any]] = None  # None: full fine-tuning (or the frozen regime's head)
+    lora: dict[str, Any] | None = None  # None: full fine-tuning (or the frozen regime's head)
     gradient_checkpointing: bool | str = False  # True, False or "auto": switched on at the first out-of-memory
     compile: bool = False
 
@@ -39,8 +39,14 @@ class Recipe:
         """A recipe from a `train` block; keys the trainer does not read (weak_lr, notes) are ignored."""
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in train.items() if k in known}
-        for key, kind in (("epochs", int), ("batch_size", int), ("grad_accum", int), ("lr", float),
-                          ("weight_decay", float), ("warmup_frac", float)):
+        for key, kind in (
+            ("epochs", int),
+            ("batch_size", int),
+            ("grad_accum", int),
+            ("lr", float),
+            ("weight_decay", float),
+            ("warmup_frac", float),
+        ):
             if key in kwargs:
                 kwargs[key] = kind(kwargs[key])
         if "betas" in kwargs:
@@ -52,7 +58,8 @@ class Recipe:
             raise ValueError(f"recipe needs epochs, batch_size, grad_accum >= 1 and lr > 0; got {train}")
         if recipe.gradient_checkpointing not in (True, False, "auto"):
             raise ValueError(
-                f"gradient_checkpointing must be true, false or 'auto', got {recipe.gradient_checkpointing!r}")
+                f"gradient_checkpointing must be true, false or 'auto', got {recipe.gradient_checkpointing!r}"
+            )
         return recipe
 
     @classmethod

@@ -10,7 +10,7 @@ plain picklable data, so the method process receives one and trains through it:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -29,14 +29,23 @@ class Trainer(Protocol):
     @property
     def regime(self) -> str: ...
 
-    def fit(self, split: str, targets: np.ndarray, seed: int, loss_fn: Optional[LossFn] = None,
-            weights: Optional[np.ndarray] = None, subset: Optional[np.ndarray] = None) -> Student: ...
+    def fit(
+        self,
+        split: str,
+        targets: np.ndarray,
+        seed: int,
+        loss_fn: LossFn | None = None,
+        weights: np.ndarray | None = None,
+        subset: np.ndarray | None = None,
+    ) -> Student: ...
 
 
-def _select(split_len: int, targets: np.ndarray, weights: Optional[np.ndarray], subset: Optional[np.ndarray]):
+def _select(split_len: int, targets: np.ndarray, weights: np.ndarray | None, subset: np.ndarray | None):
     targets = np.asarray(targets, dtype=np.float32)
     if targets.shape != (split_len,):
-        raise ValueError(f"targets must have one value per example of the split ({split_len}), got shape {targets.shape}")
+        raise ValueError(
+            f"targets must have one value per example of the split ({split_len}), got shape {targets.shape}"
+        )
     idx = np.arange(split_len) if subset is None else np.asarray(subset, dtype=np.int64)
     if idx.size == 0:
         raise ValueError("cannot train on an empty subset")
@@ -90,7 +99,16 @@ class FineTuneTrainer:
 
         idx, t, w = _select(len(self.inputs[split]), targets, weights, subset)
         texts = [self.inputs[split][i] for i in idx]
-        student = fine_tune(self.model_dir, texts, t, self.recipe, seed, loss_fn=loss_fn, weights=w,
-                            pooling=self.pooling, max_length=self.max_length)
+        student = fine_tune(
+            self.model_dir,
+            texts,
+            t,
+            self.recipe,
+            seed,
+            loss_fn=loss_fn,
+            weights=w,
+            pooling=self.pooling,
+            max_length=self.max_length,
+        )
         student.inputs = self.inputs
         return student
