@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from w2sbench.scoring import bootstrap_pgr
+
 REFERENCE = [
     "vanilla",
     "vanilla_hard",
@@ -47,7 +49,6 @@ except ImportError:  # an older w2sbench first on the path (e.g. PYTHONPATH at a
     F = importlib.util.module_from_spec(_spec)
     sys.modules["w2sbench.flags"] = F
     _spec.loader.exec_module(F)
-from w2sbench.scoring import bootstrap_pgr
 
 
 def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:

@@ -204,7 +204,7 @@ def main() -> None:
                 "label_probs_8shot",
                 GEMMA,
                 vb,
-                lambda x: label(vb, model_dir, x),
+                lambda x, vb=vb: label(vb, model_dir, x),
                 fs_prompts,
                 args.repeats,
                 vllm_start(vb, model_dir, "generate"),

@@ -77,7 +77,8 @@ REAL = [
         "vader_nyt",
         _raw_vader("nytEditorialSnippets"),
         "On Dec. 19, around noon, New York City's Union Square Business "
-        "Improvement District plans the First Santa Claus Ulympics (that's yule-lympics), in which about 50 contestants, "
+        "Improvement District plans the First Santa Claus Ulympics (that's yule-lympics), "
+        "in which about 50 contestants, "
         "in red suits and beards, will compete.",
         1,
         4946,

@@ -79,7 +79,7 @@ def test_first_run_prints_table_and_writes_valid_results(first):
     validate(doc, "results", "first.json")
     assert "PGR" in stdout and "rotten_tomatoes" in stdout and "vader_nyt" in stdout
     assert set(doc["tasks"]) == {"rotten_tomatoes", "vader_nyt"}
-    for name, task in doc["tasks"].items():
+    for _name, task in doc["tasks"].items():
         assert task["n"] == {"train_label": 100, "train_unlabel": 300, "test": 200}
         assert task["weak"]["seeds"] == 2 and len(task["ceiling"]["accuracy_per_seed"]) == 2
         pgr = task["methods"]["vanilla"]["pgr"]

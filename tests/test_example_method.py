@@ -51,7 +51,7 @@ def test_installed_plugin_is_listed_with_its_origin(plugin_python):
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         check=True,
     ).stdout
-    line = next(l for l in out.splitlines() if l.startswith("sharpen"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("sharpen"))
     assert "entry point w2sbench_example_method:Sharpen" in line
     assert "vanilla" in out  # the built-ins are still there
     # and it is not visible to the project environment itself: nothing in the package was touched

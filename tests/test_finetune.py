@@ -1,4 +1,5 @@
-"""The LoRA / full fine-tuning regime (w2sbench.training.finetune) and random-weight architectures (tests/random_models.py).
+"""The LoRA / full fine-tuning regime (w2sbench.training.finetune) and random-weight architectures
+(tests/random_models.py).
 
 Kept small for a shared 2-core CPU: the real packaged MiniLM on a dozen short texts, and 1-2 layer
 random-weight models in the Qwen3 / GPT-2 shapes."""

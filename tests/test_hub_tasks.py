@@ -262,14 +262,16 @@ EXPECTED: dict[str, list[Options]] = {
     "quail": [
         either(
             lambda a: (
-                f"Passage:\nMia lost her keys and searched the whole house.\n\nQuestion: Why did Mia search the house?\nProposed answer: {a}"
+                "Passage:\nMia lost her keys and searched the whole house.\n\n"
+                f"Question: Why did Mia search the house?\nProposed answer: {a}"
             ),
             "She lost her keys",
             ["She was bored", "She was cleaning", "not enough information"],
         ),
         either(
             lambda a: (
-                f"Passage:\nThe train was late, so Sam took a taxi.\n\nQuestion: How did Sam travel?\nProposed answer: {a}"
+                "Passage:\nThe train was late, so Sam took a taxi.\n\nQuestion: How did Sam travel?\n"
+                f"Proposed answer: {a}"
             ),
             "By taxi",
             ["By train", "On foot", "not enough information"],
@@ -292,7 +294,8 @@ EXPECTED: dict[str, list[Options]] = {
     "social_i_qa": [
         either(
             lambda a: (
-                f"Context: Jordan helped a friend move house.\nQuestion: How would the friend feel?\nChoices:\ngrateful\nangry\nsleepy\nProposed answer: {a}"
+                "Context: Jordan helped a friend move house.\nQuestion: How would the friend feel?\n"
+                f"Choices:\ngrateful\nangry\nsleepy\nProposed answer: {a}"
             ),
             "grateful",
             ["angry", "sleepy"],
@@ -307,14 +310,16 @@ EXPECTED: dict[str, list[Options]] = {
         ),
         either(
             lambda a: (
-                f"Context: Alex won the race.\nQuestion: How would Alex feel?\nChoices:\nsad\nhungry\nproud\nProposed answer: {a}"
+                "Context: Alex won the race.\nQuestion: How would Alex feel?\nChoices:\nsad\nhungry\nproud\n"
+                f"Proposed answer: {a}"
             ),
             "proud",
             ["sad", "hungry"],
         ),
         either(
             lambda a: (
-                f"Context: Riley dropped her ice cream.\nQuestion: How would Riley feel?\nChoices:\ndisappointed\nvictorious\nrich\nProposed answer: {a}"
+                "Context: Riley dropped her ice cream.\nQuestion: How would Riley feel?\n"
+                f"Choices:\ndisappointed\nvictorious\nrich\nProposed answer: {a}"
             ),
             "disappointed",
             ["victorious", "rich"],
@@ -338,28 +343,32 @@ EXPECTED: dict[str, list[Options]] = {
     "dream": [
         either(
             lambda a: (
-                f"M: Shall we take the bus?\nW: No, let's walk, it's sunny.\n\nQ: How will they travel?\nProposed answer: {a}"
+                "M: Shall we take the bus?\nW: No, let's walk, it's sunny.\n\nQ: How will they travel?\n"
+                f"Proposed answer: {a}"
             ),
             "On foot.",
             ["By bus.", "By car."],
         ),
         either(
             lambda a: (
-                f"W: Did you finish the report?\nM: Yes, I sent it at noon.\n\nQ: When was the report sent?\nProposed answer: {a}"
+                "W: Did you finish the report?\nM: Yes, I sent it at noon.\n\nQ: When was the report sent?\n"
+                f"Proposed answer: {a}"
             ),
             "At noon.",
             ["In the morning.", "At midnight."],
         ),
         either(
             lambda a: (
-                f"M: I'd like tea, please.\nW: Milk or lemon?\nM: Lemon.\n\nQ: What will the man drink?\nProposed answer: {a}"
+                "M: I'd like tea, please.\nW: Milk or lemon?\nM: Lemon.\n\nQ: What will the man drink?\n"
+                f"Proposed answer: {a}"
             ),
             "Tea with lemon.",
             ["Coffee.", "Juice."],
         ),
         either(
             lambda a: (
-                f"W: The shop closes at six.\nM: Then we must hurry.\n\nQ: When does the shop close?\nProposed answer: {a}"
+                "W: The shop closes at six.\nM: Then we must hurry.\n\nQ: When does the shop close?\n"
+                f"Proposed answer: {a}"
             ),
             "At six.",
             ["At five.", "At seven."],

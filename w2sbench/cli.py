@@ -197,7 +197,8 @@ def eval_cmd(
             raise W2SError("--submission: a submission holds one method; run eval with a single --method")
         write_submission(make_submission([(str(output), doc)], method_classes[0].name, method_classes[0]), submission)
         click.echo(
-            f"submission: {submission} (fill in any '<fill in' fields, then `w2sbench leaderboard validate {submission}`)"
+            f"submission: {submission} (fill in any '<fill in' fields, "
+            f"then `w2sbench leaderboard validate {submission}`)"
         )
 
 

@@ -49,8 +49,8 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
   weak model's own predictions scores PGR 0 (exactly, when its seeds are the weak seeds; its 95% interval
   reaches at most +0.14 on the default suite) and the teacher-free majority baseline scores -1.9 to -6.6.
   Half of the gap is three times that noise, and below what the best reference W2S method reaches on four
-  of the five tasks (0.56-0.85, all with strong-model training), so a result that closes half the gap without touching the strong model is not a W2S
-  result and must be looked at.
+  of the five tasks (0.56-0.85, all with strong-model training), so a result that closes half the gap
+  without touching the strong model is not a W2S result and must be looked at.
 
 The thresholds were checked on the ten reference methods on the default suite
 (benchmarks/flags_calibration.py): none is flagged, and a method returning the ceiling's test
@@ -210,7 +210,8 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
                 "saw": (
                     f"test predictions agree with the ceiling's on {100 * m['agreement']:.1f}% of {m['n_test']} "
                     f"examples ({m['agreement_pair']}; flagged at >= {100 * COPY_MIN_AGREEMENT:.0f}%; {own}); the "
-                    f"method's mean prediction repeats {m['shared_errors']} of the ceiling's {m['ceiling_errors']} errors"
+                    f"method's mean prediction repeats {m['shared_errors']} of the ceiling's "
+                    f"{m['ceiling_errors']} errors"
                 ),
             }
         )

@@ -478,7 +478,8 @@ def check_predictions(probs: Any, n_test: int, method: str) -> np.ndarray:
         ) from None
     if arr.shape != (n_test,):
         raise W2SError(
-            f"method {method!r} returned predictions of shape {arr.shape}; expected ({n_test},): p(label=1) per test text"
+            f"method {method!r} returned predictions of shape {arr.shape}; "
+            f"expected ({n_test},): p(label=1) per test text"
         )
     if not np.all(np.isfinite(arr)):
         raise W2SError(

@@ -42,7 +42,8 @@ def summary_table(doc: dict) -> str:
     lines.insert(1, "-" * len(lines[0]))
     k, s = doc["seeds"]["baseline"], doc["seeds"]["method"]
     lines.append(
-        f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; PGR interval: bootstrap over test examples and seeds"
+        f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; "
+        "PGR interval: bootstrap over test examples and seeds"
     )
     flagged = flag_summary(
         {

@@ -1,7 +1,8 @@
 """The task registry: declarative YAML files in folders, validated against a JSON Schema when loaded.
 
 Adding a task means adding a YAML file (to the repository's tasks/, which installs with the package as
-w2sbench/task_files/, or to a folder on $W2SBENCH_TASKS_PATH); no code changes. Errors name the file and the dotted field.
+w2sbench/task_files/, or to a folder on $W2SBENCH_TASKS_PATH); no code changes. Errors name the file and the
+dotted field.
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     output = write_json(doc, output or root / "leaderboard.json")
     pages = render_site(doc, site_dir or root / "site")
     click.echo(
-        f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); site: {pages[0]} (+{len(pages) - 1} method page(s))"
+        f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); "
+        f"site: {pages[0]} (+{len(pages) - 1} method page(s))"
     )
 
 

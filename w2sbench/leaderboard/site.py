@@ -60,7 +60,10 @@ def marks(entry: dict) -> str:
 def _pgr_cell(task: dict) -> str:
     if not task["defined"]:
         reason = escape(task["undefined_reason"] or "undefined", quote=True)
-        return f'<td class="pgr" data-sort="" title="{reason}"><span class="undef">undef.</span><span class="ci">w2s {_pct(task["w2s_acc"])}%</span></td>'
+        return (
+            f'<td class="pgr" data-sort="" title="{reason}"><span class="undef">undef.</span>'
+            f'<span class="ci">w2s {_pct(task["w2s_acc"])}%</span></td>'
+        )
     return f'<td class="pgr" data-sort="{task["pgr"]!r}">{_num(task["pgr"])}{_ci(task["pgr_ci"])}</td>'
 
 
@@ -90,13 +93,20 @@ def table(setting: dict) -> str:
     rows = []
     for e in setting["entries"]:
         mean = (
-            f'<td class="mean" data-sort="{e["mean_pgr"]!r}"><strong>{_num(e["mean_pgr"])}</strong>{_ci(e["mean_pgr_ci"])}</td>'
+            (
+                f'<td class="mean" data-sort="{e["mean_pgr"]!r}">'
+                f"<strong>{_num(e['mean_pgr'])}</strong>{_ci(e['mean_pgr_ci'])}</td>"
+            )
             if e["mean_pgr"] is not None
-            else f'<td class="mean" data-sort="" title="PGR undefined on {len(tasks) - e["tasks_defined"]} task(s)"><span class="undef">undef.</span></td>'
+            else (
+                f'<td class="mean" data-sort="" title="PGR undefined on {len(tasks) - e["tasks_defined"]} task(s)">'
+                '<span class="undef">undef.</span></td>'
+            )
         )
         cells = [
             _rank(e),
-            f'<td class="method" data-sort="{escape(e["method"], quote=True)}"><a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
+            f'<td class="method" data-sort="{escape(e["method"], quote=True)}">'
+            f'<a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
             mean,
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
@@ -144,7 +154,8 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
     ]
     for v in (0.0, 1.0):
         parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#9aa3ad" stroke-dasharray="4 3"/>'
+            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            'stroke="#9aa3ad" stroke-dasharray="4 3"/>'
         )
         parts.append(
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#5d6670">{v:.0f}</text>'
@@ -154,13 +165,15 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="9" fill="#9aa3ad">{label}</text>'
         )
     parts.append(
-        f'<text x="12" y="{top + ph / 2:.1f}" font-size="11" fill="#5d6670" transform="rotate(-90 12 {top + ph / 2:.1f})" text-anchor="middle">PGR</text>'
+        f'<text x="12" y="{top + ph / 2:.1f}" font-size="11" fill="#5d6670" '
+        f'transform="rotate(-90 12 {top + ph / 2:.1f})" text-anchor="middle">PGR</text>'
     )
     slot = pw / max(len(tasks), 1)
     for i, t in enumerate(tasks):
         cx = left + slot * (i + 0.5)
         parts.append(
-            f'<text x="{cx:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11" fill="#1d2125">{escape(t)}</text>'
+            f'<text x="{cx:.1f}" y="{top + ph + 16}" text-anchor="middle" font-size="11" fill="#1d2125">'
+            f"{escape(t)}</text>"
         )
         for j, e in enumerate(entries):
             r = e["tasks"][t]
@@ -169,12 +182,14 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
             name = f"{escape(e['method'])} on {escape(t)}"
             if not r["defined"]:
                 parts.append(
-                    f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}"><title>{name}: PGR undefined</title>&#215;</text>'
+                    f'<text x="{x:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle" font-size="10" fill="{color}">'
+                    f"<title>{name}: PGR undefined</title>&#215;</text>"
                 )
                 continue
             if r["pgr_ci"]:
                 parts.append(
-                    f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(r["pgr_ci"][0]):.1f}" y2="{y(r["pgr_ci"][1]):.1f}" stroke="{color}" stroke-width="1.5"/>'
+                    f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(r["pgr_ci"][0]):.1f}" y2="{y(r["pgr_ci"][1]):.1f}" '
+                    f'stroke="{color}" stroke-width="1.5"/>'
                 )
             tip = f"<title>{name}: PGR {r['pgr']:+.2f}</title>"
             if lo <= r["pgr"] <= hi:
@@ -182,7 +197,8 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
             else:  # off the axis: a triangle pointing the way, at the edge
                 yy, d = (y(lo), 1) if r["pgr"] < lo else (y(hi), -1)
                 parts.append(
-                    f'<path class="clipped" d="M{x - 4:.1f},{yy - 6 * d:.1f} L{x + 4:.1f},{yy - 6 * d:.1f} L{x:.1f},{yy:.1f} Z" fill="{color}">{tip}</path>'
+                    f'<path class="clipped" d="M{x - 4:.1f},{yy - 6 * d:.1f} L{x + 4:.1f},{yy - 6 * d:.1f} '
+                    f'L{x:.1f},{yy:.1f} Z" fill="{color}">{tip}</path>'
                 )
     for j, e in enumerate(entries):
         color = PALETTE[j % len(PALETTE)]
@@ -215,7 +231,10 @@ def _section(setting: dict) -> str:
     body = (
         table(setting) + "<h3>PGR by task</h3>" + plot(setting) if setting["entries"] else "<p>No submissions yet.</p>"
     )
-    return f'<section class="setting" id="setting-{slug(setting["name"])}"><h2>{escape(setting["name"])}</h2>{meta}{body}</section>'
+    return (
+        f'<section class="setting" id="setting-{slug(setting["name"])}">'
+        f"<h2>{escape(setting['name'])}</h2>{meta}{body}</section>"
+    )
 
 
 def _card(card: dict) -> str:
@@ -273,9 +292,11 @@ def _method_results(setting: dict, entry: dict) -> str:
     flags = f'<h3>Flags</h3><ul class="flags">{flags}</ul>' if flags else ""
     return (
         f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
-        f"<p>Mean PGR <strong>{_num(entry['mean_pgr'])}</strong> {_ci(entry['mean_pgr_ci'])} &middot; {escape(rank)}</p>"
+        f"<p>Mean PGR <strong>{_num(entry['mean_pgr'])}</strong> {_ci(entry['mean_pgr_ci'])} "
+        f"&middot; {escape(rank)}</p>"
         f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
-        f'<table class="tasks"><thead><tr><th class="method">Task</th><th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>'
+        '<table class="tasks"><thead><tr><th class="method">Task</th>'
+        "<th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>{plot(setting, [entry['method']], height=240)}"
         f"<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>"
     )

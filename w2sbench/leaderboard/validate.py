@@ -128,7 +128,8 @@ def _check_task(
         out.add(
             f"{pw}.pgr",
             f"{p['pgr']!r} does not follow from its accuracies: (w2s - weak) / (ceiling - weak) = "
-            f"({p['w2s_acc']:.4f} - {p['weak_acc']:.4f}) / ({p['ceiling_acc']:.4f} - {p['weak_acc']:.4f}) = {expected:.6f}",
+            f"({p['w2s_acc']:.4f} - {p['weak_acc']:.4f}) / ({p['ceiling_acc']:.4f} - {p['weak_acc']:.4f}) "
+            f"= {expected:.6f}",
         )
         return None
     per_seed = [pgr(p["weak_acc"], p["ceiling_acc"], a) for a in row["w2s"]["accuracy_per_seed"]]
@@ -206,7 +207,8 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
         if tname not in by_hash:
             out.add(
                 tw,
-                f"{tname!r} is not an official task of setting {setting['name']!r} (official: {', '.join(sorted(by_hash))})",
+                f"{tname!r} is not an official task of setting {setting['name']!r} "
+                f"(official: {', '.join(sorted(by_hash))})",
             )
             continue
         registered = _registry_task_hash(tname)

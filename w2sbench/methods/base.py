@@ -102,9 +102,7 @@ class MethodContext:
         return [self.prompt_template.format(text=t) for t in self.texts(split)]
 
     # ---- models through the inference backend -------------------------------------------------------------
-    def label_probs(
-        self, prompts: list[str], role: str = "strong", label_words: list[str] | None = None
-    ) -> np.ndarray:
+    def label_probs(self, prompts: list[str], role: str = "strong", label_words: list[str] | None = None) -> np.ndarray:
         """p(label=1) per prompt from the `role` model's next-token probabilities of the label words
         (renormalised over the two words). The engine starts on first use, in this process."""
         if self._label_probs is None:
