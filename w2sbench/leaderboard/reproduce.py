@@ -98,6 +98,18 @@ def load_submitted_method(code: dict, where: str) -> type:
     return cls
 
 
+def configured(cls: type, config: dict, where: str, field: str) -> Any:
+    """The method with the hyperparameters its results recorded (a configured method reruns as it ran)."""
+    if cls.hyperparameters:
+        return cls(**config)
+    method = cls()
+    if method.config() != config:
+        raise ConfigError(
+            where, field, f"the results were made with {config}, the code's defaults are {method.config()}"
+        )
+    return method
+
+
 def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     """Rerun the submission's method and return the `reproduced` record (ok or not, with per-task numbers)."""
     from ..pipeline import Pipeline, RunOptions
@@ -144,7 +156,10 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             else ArtifactStore(recompute=frozenset({"method"}))
         )
         log.info(f"reproducing {name} on {setting.name}: {len(tasks)} task(s), its method stage rerun from its code")
-        record = Pipeline(setting, tasks, options, store).run([cls])
+        method = configured(
+            cls, results["methods"][name].get("config", {}), where, f"results.{i}.methods.{name}.config"
+        )
+        record = Pipeline(setting, tasks, options, store).run([method])
         sandbox = record.sandbox
         for tr in record.tasks:
             import numpy as np
@@ -152,7 +167,7 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             from ..scoring import accuracy
 
             labels = np.array([e.label for e in tr.splits.test])
-            got = float(np.mean([accuracy(p, labels) for p in tr.methods[name].test_probs]))
+            got = float(np.mean([accuracy(p, labels) for p in tr.methods[method.run_name].test_probs]))
             want = float(results["tasks"][tr.task.name]["methods"][name]["w2s"]["accuracy"])
             diff = got - want
             tasks_out[f"{setting.name}/{tr.task.name}"] = {
