@@ -156,9 +156,10 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             else ArtifactStore(recompute=frozenset({"method"}))
         )
         log.info(f"reproducing {name} on {setting.name}: {len(tasks)} task(s), its method stage rerun from its code")
-        method = configured(
-            cls, results["methods"][name].get("config", {}), where, f"results.{i}.methods.{name}.config"
-        )
+        field = f"results.{i}.methods.{name}.config"
+        method = configured(cls, results["methods"][name].get("config", {}), where, field)
+        if method.run_name != name:
+            raise ConfigError(where, field, f"this config runs the method as {method.run_name!r}, not {name!r}")
         record = Pipeline(setting, tasks, options, store).run([method])
         sandbox = record.sandbox
         for tr in record.tasks:
