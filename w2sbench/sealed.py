@@ -210,7 +210,7 @@ def _child_main(conn: Any, spec: str) -> None:
     except BaseException as e:  # report the import failure on the first job
         cls, failure = None, _failure(e)
         if failure[0] == "error":
-            failure = ("error", f"loading {spec}: {failure[1]}")
+            failure = ("error", f"loading {spec}: {failure[1]}", failure[2])
     while True:
         try:
             job = conn.recv()
