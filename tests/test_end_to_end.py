@@ -99,6 +99,11 @@ def test_first_run_prints_table_and_writes_valid_results(first):
     assert prov["w2sbench_version"] and prov["hardware"]["cpu_count"] >= 1 and prov["packages"]["torch"]
     expected = "vllm" if _vllm_installed() else "hf"
     assert doc["backend"]["used"] == {"features:weak": expected, "features:strong": expected}
+    assert doc["sealed"]["sandboxed"] is True and doc["sealed"]["sandbox"]["network"] == "loopback only"
+    assert (
+        doc["methods"]["vanilla"]["code"]["kind"] == "package"
+        and doc["tasks"]["vader_nyt"]["methods"]["vanilla"]["flags"] == []
+    )
 
 
 def _vllm_installed() -> bool:
@@ -190,3 +195,14 @@ def test_readme_python_api_example_runs(env, first, tmp_path, monkeypatch):
     vanilla = result.tasks["rotten_tomatoes"].methods["vanilla"].w2s.to_dict()
     assert vanilla == first[0]["tasks"]["rotten_tomatoes"]["methods"]["vanilla"]["w2s"]
     assert len(scope["rows"]) == 200 and {f["method"] for f in doc["samples"]["files"]} == set(result.methods)
+
+
+def test_a_sandboxed_method_runs_an_inference_engine_through_its_context(env, first, tmp_path):
+    """strong_zeroshot asks the strong model for label probabilities: the engine (vLLM where installed)
+    starts inside the method's sandbox, with loopback only and a private /tmp, and works."""
+    doc, _ = run_eval(env, tmp_path / "zeroshot.json", "--method", "strong_zeroshot")
+    assert doc["cache"]["misses"] == {"method": 4} and doc["sealed"]["sandboxed"] is True
+    for task in doc["tasks"].values():
+        row = task["methods"]["strong_zeroshot"]
+        assert row["compute"][0]["inference_prompts"] == 200 and "strong model (inference)" in row["compute"][0]["saw"]
+        assert 0.3 < row["w2s"]["accuracy"] < 0.9  # a base model prompted zero-shot: a real, imperfect answer

@@ -16,7 +16,7 @@ from test_leaderboard_fixtures import CARD, TASKS, load, make_method, make_resul
 from w2sbench.cli import main  # noqa: E402
 from w2sbench.errors import ConfigError  # noqa: E402
 from w2sbench.leaderboard import baselines as bl  # noqa: E402
-from w2sbench.leaderboard.build import assign_ranks  # noqa: E402
+from w2sbench.leaderboard.build import assign_ranks, build_leaderboard  # noqa: E402
 from w2sbench.leaderboard.submission import make_submission, only_method  # noqa: E402
 from w2sbench.leaderboard.validate import check_submission, submission_files, validate_files  # noqa: E402
 from w2sbench.validation import validate  # noqa: E402
@@ -106,6 +106,35 @@ def test_wrong_type(board, sub):
     sub["method"]["teacher_free"] = "yes"
     (p,) = _problems(sub, board)
     assert p.field == "method.teacher_free" and "boolean" in str(p)
+
+
+def test_unsealed_results_are_refused(board, sub):
+    sub["results"][0]["sealed"].update(sandboxed=False, why_unsealed="run with --unsealed", sandbox=None)
+    (p,) = _problems(sub, board)
+    assert p.field == "results.0.sealed.sandboxed" and "only sandboxed results" in str(p)
+
+
+def test_code_hash_must_be_the_one_that_made_the_results(board, sub):
+    sub["method"]["source"]["sha256"] = "0" * 64
+    (p,) = _problems(sub, board)
+    assert p.field == "method.source.sha256" and "is not the hash of the code that made these results" in str(p)
+
+
+def test_code_outside_the_repository_is_refused(board, sub):
+    sub["method"]["source"]["path"] = "/home/me/secret_method"
+    (p,) = _problems(sub, board)
+    assert p.field == "method.source.path" and "leaderboard/methods/NAME/" in str(p)
+
+
+def test_only_reproduced_entries_are_ranked(tmp_path):
+    board = write_board(tmp_path, {"alpha": 0.84, "beta": 0.74}, unreproduced=("alpha",))
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    by = {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
+    assert by["alpha"]["rank"] is None and by["alpha"]["reproduced"] is None
+    assert by["alpha"]["unranked_reason"] == "not reproduced yet (w2sbench leaderboard reproduce)"
+    assert by["beta"]["rank"] == 1 and by["beta"]["reproduced"]["largest_difference"] == 0.0  # alpha's 84% ranks no one
 
 
 def test_wrong_type_inside_results(board, sub):

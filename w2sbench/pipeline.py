@@ -403,7 +403,9 @@ class Pipeline:
                     self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
                 self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
             timeout = self.options.method_timeout_s or self.setting.method_timeout_s
-            self._sealed_runners[spec] = sealed.SealedRunner(spec, method_cls.name, policy, timeout)
+            self._sealed_runners[spec] = sealed.SealedRunner(
+                spec, method_cls.name, policy, timeout, self.method_source(method_cls).sha256
+            )
         return self._sealed_runners[spec]
 
     def method_source(self, method_cls: type[Method]) -> MethodSource:
@@ -430,6 +432,8 @@ class Pipeline:
             self.splits(task)
         for role in ("weak", "strong"):
             self.model_dir(role)  # a missing model fails here, before any work
+        for method in methods:  # hashed now, next to when the code was imported, not when it first runs
+            self.method_source(type(method))
         if self.setting.regime == "frozen":
             self.compute_features("weak")
             self.compute_features("strong")

@@ -200,18 +200,32 @@ def _failure(e: BaseException) -> tuple:
     return "error", f"{type(e).__name__}: {e}{_user_frame(traceback.format_exc())}", _os_error(e)
 
 
-def _child_main(conn: Any, spec: str) -> None:
+def _load_checked(spec: str, code_sha256: str) -> type:
+    """The method class, provided its code is still the code the harness hashed for the results."""
+    from .methods.identity import method_source
+
+    cls = load_spec(spec)
+    found = method_source(cls).sha256
+    if found != code_sha256:
+        raise W2SError(
+            f"the method's code changed on disk after the run started (it hashes to {found[:12]}..., "
+            f"the run recorded {code_sha256[:12]}...): run again"
+        )
+    return cls
+
+
+def _child_main(conn: Any, spec: str, code_sha256: str) -> None:
     if os.environ.get(sandbox.POLICY_ENV):
         sandbox.install_reporter()
     else:
         _die_with_parent()
     models = _Models()
     try:
-        cls, failure = load_spec(spec), None
+        cls, failure = _load_checked(spec, code_sha256), None
     except BaseException as e:  # report the import failure on the first job
         cls, failure = None, _failure(e)
         if failure[0] == "error":
-            failure = ("error", f"loading {spec}: {failure[1]}")
+            failure = ("error", f"loading {spec}: {failure[1]}", failure[2])
     while True:
         try:
             job = conn.recv()
@@ -235,14 +249,15 @@ class SealedRunner:
     """A child process that runs one method's jobs, in the sandbox unless `policy` is None; started lazily,
     closed at exit. Each job may take at most `timeout_s` seconds."""
 
-    def __init__(self, spec: str, name: str, policy: sandbox.Policy | None, timeout_s: float):
+    def __init__(self, spec: str, name: str, policy: sandbox.Policy | None, timeout_s: float, code_sha256: str):
         self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
+        self.code_sha256 = code_sha256  # what the results will say ran: the child checks the code it loads
         self.process: subprocess.Popen | None = None
         self.conn: Connection | None = None
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
-        argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec]
+        argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec, self.code_sha256]
         if self.policy is not None:
             env = {
                 k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)
@@ -333,5 +348,5 @@ class SealedRunner:
         self.process, self.conn = None, None
 
 
-if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC
-    _child_main(Connection(int(sys.argv[1])), sys.argv[2])
+if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC CODE_SHA256
+    _child_main(Connection(int(sys.argv[1])), sys.argv[2], sys.argv[3])
