@@ -445,7 +445,9 @@ class Pipeline:
                 )
                 with self.timed("score"):
                     run = tr.methods[method_cls.name]
-                    score = bootstrap_pgr(labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot)
+                    score = bootstrap_pgr(
+                        labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot, task=task.name
+                    )
                     tr.scores[method_cls.name] = score
                     tr.flags[method_cls.name] = flag_method(
                         labels, weak_test, ceiling_test, run.test_probs, score, run.compute
