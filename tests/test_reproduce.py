@@ -185,3 +185,28 @@ def test_a_configured_method_is_submitted_and_reproduced_with_its_hyperparameter
     path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"config': this config runs the method as 'sharpish', not 'sharpish\[push"):
         rep.reproduce_submission(path, root / "cache")
+
+
+def test_correctness_vectors_edited_apart_from_the_predictions_do_not_reproduce(toy):
+    """A vector reordered so that its count (the accuracy validation checks) is unchanged still differs from
+    the rerun's predictions: the entry does not count."""
+    import numpy as np
+
+    from w2sbench.scoring import decode_correct, encode_correct
+
+    root, code = toy
+    path = submit(root, code)
+    doc = json.loads(path.read_text())
+    row = doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]
+    n = doc["results"][0]["tasks"]["toy"]["n"]["test"]
+    bits = decode_correct(row["correct"], n)
+    row["correct"] = encode_correct(bits[:, ::-1])  # the same counts, other examples
+    path.write_text(json.dumps(doc))
+    outcome = rep.reproduce_submission(path, root / "cache")
+    assert not outcome["ok"]
+    (task,) = outcome["tasks"].values()
+    assert task["difference"] == 0.0 and task["agreement"] == pytest.approx(float(np.mean(bits[:, ::-1] == bits)))
+    assert outcome["failures"] == [
+        f"tiny/toy: the submitted per-example correctness matches the rerun's on {100 * task['agreement']:.1f}% "
+        f"of test predictions (< 98%)"
+    ]

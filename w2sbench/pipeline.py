@@ -457,7 +457,9 @@ class Pipeline:
                 )
                 with self.timed("score"):
                     run = tr.methods[name]
-                    score = bootstrap_pgr(labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot)
+                    score = bootstrap_pgr(
+                        labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot, task=task.name
+                    )
                     tr.scores[name] = score
                     tr.flags[name] = flag_method(labels, weak_test, ceiling_test, run.test_probs, score, run.compute)
                 for line in flag_summary({task.name: {name: tr.flags[name]}}):

@@ -33,6 +33,8 @@ def only_method(results: dict, method: str, path: str = "<results>") -> dict:
     if isinstance(saw, dict):  # per-method record of what each method saw
         doc["sealed"]["method_saw"] = {k: v for k, v in saw.items() if k == method}
     doc.pop("comparison", None)  # differences between the run's methods: not part of one method's entry
+    if isinstance(doc.get("transfer"), dict):
+        doc["transfer"]["methods"] = {k: v for k, v in doc["transfer"]["methods"].items() if k == method}
     return doc
 
 
