@@ -92,11 +92,7 @@ def _score_cell(cls: str, value: float | None, ci: list[float] | None, why: str,
 def _transfer_cells(entry: dict) -> list[str]:
     tr = entry.get("transfer")
     if not tr:
-        return [
-            '<td class="dev" data-sort=""></td>',
-            '<td class="heldout" data-sort=""></td>',
-            '<td class="transfer" data-sort=""></td>',
-        ]
+        return ['<td data-sort=""></td>'] * 3
     why = "undefined on this side"
     return [
         _score_cell("dev", tr["development"]["pooled_pgr"], tr["development"]["pooled_pgr_ci"], why),
@@ -118,16 +114,20 @@ def _task_head(t: dict) -> str:
 def table(setting: dict) -> str:
     tasks = [t["name"] for t in setting["tasks"]]
     ranks = [e["rank"] for e in setting["entries"] if e["rank"] is not None]
+    split = {t["split"] for t in setting["tasks"]} == {"development", "heldout"}  # show the transfer columns
     head = [
         '<th class="sortable" data-default="asc">Rank</th>',
         '<th class="method sortable" data-default="asc">Method</th>',
         '<th class="sortable" title="sum(w2s - weak) / sum(ceiling - weak) over all tasks: ranked by">Pooled PGR</th>',
         '<th class="sortable" title="mean of the tasks\' PGR">Mean PGR</th>',
-        '<th class="sortable" title="pooled PGR over the development tasks">Dev.</th>',
-        '<th class="sortable" title="pooled PGR over the held-out tasks">Held-out</th>',
-        '<th class="sortable" title="held-out minus development pooled PGR">Held-out &minus; dev.</th>',
-        '<th class="sortable">Mean w2s acc. %</th>',
     ]
+    if split:
+        head += [
+            '<th class="sortable" title="pooled PGR over the development tasks">Dev.</th>',
+            '<th class="sortable" title="pooled PGR over the held-out tasks">Held-out</th>',
+            '<th class="sortable" title="held-out minus development pooled PGR">Held-out &minus; dev.</th>',
+        ]
+    head += ['<th class="sortable">Mean w2s acc. %</th>']
     head += [_task_head(t) for t in setting["tasks"]]
     rows = []
     for e in setting["entries"]:
@@ -138,13 +138,13 @@ def table(setting: dict) -> str:
             f'<a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
             _score_cell("pooled", e["pooled_pgr"], e["pooled_pgr_ci"], "the summed gap is not clearly positive", True),
             _score_cell("mean", e["mean_pgr"], e["mean_pgr_ci"], f"PGR undefined on {undefined} task(s)"),
-            *_transfer_cells(e),
+            *(_transfer_cells(e) if split else []),
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
         rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
     for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
-        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * 6
+        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * (6 if split else 3)
         cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     return (
@@ -361,7 +361,7 @@ def _method_results(setting: dict, entry: dict) -> str:
         else ""
     )
     rank = (
-        f"unranked ({entry.get('unranked_reason') or 'mean PGR undefined'})"
+        f"unranked ({entry.get('unranked_reason') or 'pooled PGR undefined'})"
         if entry["rank"] is None
         else f"rank {entry['rank']}"
         + (f" (not significantly different from {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
@@ -386,7 +386,7 @@ def _method_results(setting: dict, entry: dict) -> str:
         f"&middot; mean PGR {_num(entry['mean_pgr'])} {_ci(entry['mean_pgr_ci'])} &middot; {escape(rank)}</p>"
         f"{transfer}"
         f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
-        '<table class="tasks"><thead><tr><th class="method">Task</th><th>Split</th>'
+        '<table class="tasks"><thead><tr><th class="method">Task</th><th class="method">Split</th>'
         "<th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>{plot(setting, [entry['method']], height=240)}{paired}"
         f"<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>"
