@@ -141,6 +141,62 @@ def test_retraining_from_cached_features_is_deterministic(env, first, tmp_path):
     assert doc["tasks"] == first[0]["tasks"]
 
 
+def test_a_changed_coefficient_reruns_only_that_method(env, first, tmp_path):
+    """A hyperparameter set on the command line: only that method's stage runs (vanilla's and the shared
+    stages are cache hits), under its own name, with its config and per-example logs recorded."""
+    out = tmp_path / "configured.json"
+    doc, stdout = run_eval(env, out, "--method", "vanilla,logconf[aux_coef=0.25]", "--log-samples")
+    validate(doc, "results", str(out))
+    assert doc["cache"]["misses"] == {"method": 4}  # 2 tasks x 2 seeds of logconf[aux_coef=0.25]
+    assert doc["cache"]["hits"]["method"] == 4 and doc["cache"]["hits"]["ceiling"] == 4
+    assert list(doc["methods"]) == ["vanilla", "logconf[aux_coef=0.25]"]
+    assert doc["methods"]["logconf[aux_coef=0.25]"]["name"] == "logconf"
+    assert doc["methods"]["logconf[aux_coef=0.25]"]["config"] == {"aux_coef": 0.25, "warmup_frac": 0.2}
+    for name, task in doc["tasks"].items():
+        assert task["methods"]["vanilla"] == first[0]["tasks"][name]["methods"]["vanilla"]
+    assert "logconf[aux_coef=0.25]" in stdout and "samples:" in stdout
+    files = doc["samples"]["files"]
+    assert len(files) == 4 and {f["rows"] for f in files} == {200}
+    row = json.loads((out.parent / files[0]["path"]).read_text().splitlines()[0])
+    assert set(row) == {"index", "id", "text", "label", "weak_p", "w2s_p", "ceiling_p"}
+    assert len(row["weak_p"]) == len(row["w2s_p"]) == len(row["ceiling_p"]) == 2
+    plots = subprocess.run(
+        [sys.executable, "-m", "w2sbench.cli", "plot", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert plots.returncode == 0, plots.stderr[-2000:]
+    folder = out.parent / "configured.plots"
+    assert {p.name for p in folder.iterdir()} == {
+        f"{n}.{ext}" for n in ("pgr", "accuracy") for ext in ("png", "svg", "json")
+    }
+    assert "transfer: skipped" in plots.stdout
+
+
+def readme_python_block() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_python_api_example_runs(env, first, tmp_path, monkeypatch):
+    """The README's example, as written, in this process (its sizes and seeds are the first run's, so the
+    shared stages come from the cache)."""
+    for key in ("W2SBENCH_CACHE", "W2SBENCH_MODEL_DIR", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(readme_python_block(), "README.md", "exec"), scope)
+    result = scope["result"]
+    assert list(result.methods) == ["vanilla", "logconf[aux_coef=0.25]", "logconf[aux_coef=0.75]"]
+    assert result.methods["logconf[aux_coef=0.75]"].config == {"aux_coef": 0.75, "warmup_frac": 0.2}
+    doc = json.loads((tmp_path / "results" / "api.json").read_text())
+    validate(doc, "results", "api.json")
+    assert doc == result.to_dict()
+    assert set(result.cache["misses"]) <= {"method"}  # the shared stages: the first run's
+    vanilla = result.tasks["rotten_tomatoes"].methods["vanilla"].w2s.to_dict()
+    assert vanilla == first[0]["tasks"]["rotten_tomatoes"]["methods"]["vanilla"]["w2s"]
+    assert len(scope["rows"]) == 200 and {f["method"] for f in doc["samples"]["files"]} == set(result.methods)
+
+
 def test_a_sandboxed_method_runs_an_inference_engine_through_its_context(env, first, tmp_path):
     """strong_zeroshot asks the strong model for label probabilities: the engine (vLLM where installed)
     starts inside the method's sandbox, with loopback only and a private /tmp, and works."""

@@ -194,7 +194,8 @@ def test_a_vector_edited_but_still_matching_its_accuracy_passes_validation_only(
     """Swapping a right and a wrong example keeps the count: validation cannot see it (reproduction does:
     tests/test_reproduce.py), so the entry ranks only once reproduced."""
     row = sub["results"][0]["tasks"]["rotten_tomatoes"]["methods"]["alpha"]["w2s"]
-    bits = decode_correct(row["correct"][:1], 2500)[0]
+    n_test = sub["results"][0]["tasks"]["rotten_tomatoes"]["n"]["test"]
+    bits = decode_correct(row["correct"][:1], n_test)[0]
     right, wrong = int(np.flatnonzero(bits == 1)[0]), int(np.flatnonzero(bits == 0)[0])
     row["correct"][0] = _flip(_flip(row["correct"][0], right), wrong)
     assert _problems(sub, board) == []

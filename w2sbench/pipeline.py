@@ -59,6 +59,7 @@ class MethodRun:
     test_probs: np.ndarray  # [seeds, n_test]
     compute: list[dict]
     weak_seed_of: list[int]
+    config: dict[str, Any] | None = None  # the method's hyperparameters (None: its class's defaults)
 
 
 @dataclass
@@ -337,13 +338,15 @@ class Pipeline:
             )["test"]
 
     # ---- stage: method -----------------------------------------------------------------------------
-    def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
+    def run_method(self, task: Task, method_cls: type[Method] | Method, seed: int) -> tuple[np.ndarray, dict, int]:
         """One method seed, run sealed: in a separate process that gets plain data only (texts, weak soft
         labels, strong features, trainer config; no Task, no labels), see w2sbench/sealed.py. The returned
-        predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds."""
+        predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds.
+        A class runs with its default hyperparameters, an instance with its own."""
         weak_seed = seed % self.baseline_seeds
         weak = self.weak_labels(task, weak_seed)
-        method = method_cls()
+        method = method_cls() if isinstance(method_cls, type) else method_cls
+        method_cls = type(method)
         splits = self.splits(task)
         source = self.method_source(method_cls)
         key = {
@@ -374,6 +377,7 @@ class Pipeline:
                 model_dirs={r: str(self.model_dir(r)) for r in ("weak", "strong")},
                 backend=self.options.backend,
                 tensor_parallel_size=self.options.tensor_parallel_size,
+                method_config=method.hyperparameter_values(),
             )
             probs, record = self.sealed_runner(method_cls).run(job)
             if isinstance(probs, str):
@@ -411,8 +415,11 @@ class Pipeline:
         return self.method_sources[method_cls.name]
 
     # ---- the whole run ------------------------------------------------------------------------------
-    def run(self, methods: list[type[Method]]) -> RunRecord:
+    def run(self, methods: list[type[Method] | Method]) -> RunRecord:
         started = time.perf_counter()
+        methods = [m() if isinstance(m, type) else m for m in methods]  # a class: its default hyperparameters
+        if len({m.run_name for m in methods}) < len(methods):
+            raise W2SError(f"methods {[m.run_name for m in methods]}: one is given twice (same name in results)")
         if not self.options.unsealed:
             why = sandbox.unavailable_reason()
             if why:
@@ -425,8 +432,8 @@ class Pipeline:
             self.splits(task)
         for role in ("weak", "strong"):
             self.model_dir(role)  # a missing model fails here, before any work
-        for method_cls in methods:  # hashed now, next to when the code was imported, not when it first runs
-            self.method_source(method_cls)
+        for method in methods:  # hashed now, next to when the code was imported, not when it first runs
+            self.method_source(type(method))
         if self.setting.regime == "frozen":
             self.compute_features("weak")
             self.compute_features("strong")
@@ -438,21 +445,24 @@ class Pipeline:
             ceiling_test = np.stack([self.ceiling(task, seed) for seed in range(k)])
             tr = TaskRun(task, self.splits(task), weak_test, ceiling_test)
             labels = np.array([e.label for e in tr.splits.test])
-            for method_cls in methods:
-                outs = [self.run_method(task, method_cls, s) for s in range(self.method_seeds)]
-                tr.methods[method_cls.name] = MethodRun(
-                    method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs]
+            for method in methods:
+                name = method.run_name  # the name plus any non-default hyperparameters: logconf[aux_coef=0.25]
+                outs = [self.run_method(task, method, s) for s in range(self.method_seeds)]
+                tr.methods[name] = MethodRun(
+                    type(method),
+                    np.stack([o[0] for o in outs]),
+                    [o[1] for o in outs],
+                    [o[2] for o in outs],
+                    method.config(),
                 )
                 with self.timed("score"):
-                    run = tr.methods[method_cls.name]
+                    run = tr.methods[name]
                     score = bootstrap_pgr(
                         labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot, task=task.name
                     )
-                    tr.scores[method_cls.name] = score
-                    tr.flags[method_cls.name] = flag_method(
-                        labels, weak_test, ceiling_test, run.test_probs, score, run.compute
-                    )
-                for line in flag_summary({task.name: {method_cls.name: tr.flags[method_cls.name]}}):
+                    tr.scores[name] = score
+                    tr.flags[name] = flag_method(labels, weak_test, ceiling_test, run.test_probs, score, run.compute)
+                for line in flag_summary({task.name: {name: tr.flags[name]}}):
                     log.warning(line)
             runs.append(tr)
         self.timings["total"] = time.perf_counter() - started

@@ -52,8 +52,8 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         tasks[tr.task.name] = entry
 
     summary = {}
-    method_classes = {name: mr.method for tr in runs for name, mr in tr.methods.items()}
-    for name in method_classes:
+    method_runs = {name: mr for tr in runs for name, mr in tr.methods.items()}
+    for name in method_runs:
         agg = aggregate([tr.scores[name] for tr in runs])
         summary[name] = {
             "mean_pgr": agg.mean_pgr,
@@ -75,14 +75,15 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "seeds": {"baseline": record.baseline_seeds, "method": record.method_seeds},
         "methods": {
             name: {
-                "version": cls.version,
-                "description": cls.description,
-                "config": cls().config(),
-                "teacher_free": not cls.uses_weak_labels,
-                "source": cls.__module__,
-                "code": record.method_sources[name].record(),
+                "name": mr.method.name,  # the registered name; the key adds any non-default hyperparameters
+                "version": mr.method.version,
+                "description": mr.method.description,
+                "config": mr.method().config() if mr.config is None else mr.config,
+                "teacher_free": not mr.method.uses_weak_labels,
+                "source": mr.method.__module__,
+                "code": record.method_sources[mr.method.name].record(),
             }
-            for name, cls in method_classes.items()
+            for name, mr in method_runs.items()
         },
         "sealed": {
             "labels_given_to_methods": False,
@@ -97,7 +98,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
                     {"train_unlabel texts", "test texts"}
                     | {item for tr in runs for rec in tr.methods[name].compute for item in rec.get("saw", [])}
                 )
-                for name in method_classes
+                for name in method_runs
             },
         },
         "tasks": tasks,
@@ -119,7 +120,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
     moved = transfer({tr.task.name: tr.scores for tr in runs}, heldout)
     if moved is not None:
         doc["transfer"] = moved
-    if baseline in method_classes and len(method_classes) > 1:
+    if baseline in method_runs and len(method_runs) > 1:
         doc["comparison"] = compare_to_baseline(runs, baseline, n_boot=record.options.n_boot)
     return doc
 

@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class MethodJob:
     model_dirs: dict[str, str]  # role -> model folder, for inference through the context
     backend: str = "auto"
     tensor_parallel_size: int = 1
+    method_config: dict[str, Any] = field(default_factory=dict)  # the method's hyperparameters: cls(**these)
 
 
 # ---- naming a method so that a fresh interpreter can load the same class -----------------------------------
@@ -161,7 +162,7 @@ def run_job(cls: type, job: MethodJob, models: _Models | None = None) -> tuple[A
     """Run one method seed on one task's plain data; returns (predictions, compute record)."""
     models = models or _Models()
     ctx = _context(job, models)
-    probs = cls().run(ctx)
+    probs = cls(**job.method_config).run(ctx)
     try:
         out: Any = np.asarray(probs, dtype=np.float64)
     except (TypeError, ValueError):

@@ -103,6 +103,18 @@ def load_submitted_method(code: dict, where: str) -> type:
     return cls
 
 
+def configured(cls: type, config: dict, where: str, field: str) -> Any:
+    """The method with the hyperparameters its results recorded (a configured method reruns as it ran)."""
+    if cls.hyperparameters:
+        return cls(**config)
+    method = cls()
+    if method.config() != config:
+        raise ConfigError(
+            where, field, f"the results were made with {config}, the code's defaults are {method.config()}"
+        )
+    return method
+
+
 def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     """Rerun the submission's method and return the `reproduced` record (ok or not, with per-task numbers)."""
     from ..pipeline import Pipeline, RunOptions
@@ -149,7 +161,11 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             else ArtifactStore(recompute=frozenset({"method"}))
         )
         log.info(f"reproducing {name} on {setting.name}: {len(tasks)} task(s), its method stage rerun from its code")
-        record = Pipeline(setting, tasks, options, store).run([cls])
+        field = f"results.{i}.methods.{name}.config"
+        method = configured(cls, results["methods"][name].get("config", {}), where, field)
+        if method.run_name != name:
+            raise ConfigError(where, field, f"this config runs the method as {method.run_name!r}, not {name!r}")
+        record = Pipeline(setting, tasks, options, store).run([method])
         sandbox = record.sandbox
         for tr in record.tasks:
             import numpy as np
@@ -157,11 +173,11 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             from ..scoring import accuracy, correct_matrix, decode_correct
 
             labels = np.array([e.label for e in tr.splits.test])
-            got = float(np.mean([accuracy(p, labels) for p in tr.methods[name].test_probs]))
+            got = float(np.mean([accuracy(p, labels) for p in tr.methods[method.run_name].test_probs]))
             submitted = results["tasks"][tr.task.name]["methods"][name]["w2s"]
             want = float(submitted["accuracy"])
             diff = got - want
-            mine = correct_matrix(tr.methods[name].test_probs, labels)
+            mine = correct_matrix(tr.methods[method.run_name].test_probs, labels)
             try:
                 theirs = decode_correct(submitted["correct"], len(labels))
                 agreement = float(np.mean(theirs == mine)) if theirs.shape == mine.shape else 0.0
@@ -172,7 +188,7 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
                 "reproduced": got,
                 "difference": diff,
                 "agreement": agreement,
-                "flags": tr.flags.get(name, []),
+                "flags": tr.flags.get(method.run_name, []),
             }
             if agreement < AGREEMENT_MIN:
                 failures.append(

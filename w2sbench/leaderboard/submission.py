@@ -127,8 +127,9 @@ def method_class(name: str) -> type | None:
     """The registered Method class of `name`, or None where it cannot be loaded here (its card then
     starts from placeholders)."""
     from ..methods import load_method
+    from ..methods.params import split_spec
 
     try:
-        return load_method(name)
+        return load_method(split_spec(name)[0])  # a configured method's key: logconf[aux_coef=0.25]
     except W2SError:
         return None
