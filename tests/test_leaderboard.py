@@ -363,15 +363,28 @@ def _entries(pooled: dict[str, float | None], significant: set[tuple[str, str]])
 
 
 def _honest(entries: list[dict]) -> None:
-    """A ranks strictly above B only where A's paired interval over B excludes 0 (lies above it)."""
+    """A rank counts the entries shown to be better (directly or through a chain of paired wins), and a win
+    always puts the winner's rank strictly above the loser's."""
     ranked = [e for e in entries if e["rank"] is not None]
-    for a in ranked:
-        for b in ranked:
-            if a["rank"] < b["rank"]:
-                assert a["paired"][b["method"]]["d_pooled_pgr_ci"][0] > 0, (a["method"], b["method"])
+    by = {e["method"]: e for e in ranked}
+
+    def beats(a: dict, b: dict) -> bool:
+        return a is not b and a["paired"][b["method"]]["d_pooled_pgr_ci"][0] > 0
+
+    for b in ranked:
+        above = {a["method"] for a in ranked if beats(a, b)}
+        while True:  # close under "beats something that beats b"
+            more = {a["method"] for a in ranked for m in above if beats(a, by[m])} - above
+            if not more:
+                break
+            above |= more
+        assert b["rank"] == 1 + len(above), (b["method"], above)
+        for a in ranked:
+            if beats(a, b):
+                assert a["rank"] < b["rank"], (a["method"], b["method"])
 
 
-def test_paired_ranking_tiers():
+def test_paired_ranking():
     pooled = {"c": 0.45, "a": 0.6, "u": None, "d": 0.1, "b": 0.5}
     significant = {("a", "b"), ("a", "c"), ("a", "d"), ("b", "d"), ("c", "d")}  # b vs c: interval includes 0
     entries = assign_ranks(_entries(pooled, significant))
@@ -384,13 +397,24 @@ def test_paired_ranking_tiers():
     _honest(entries)
 
 
-def test_paired_ranking_never_orders_an_unresolved_pair():
-    """a beats c, but neither a nor c is resolved from b: ranking 'a, b above c' would put b above c without
-    evidence, so all three share a rank (the competition ranking 1 + #significantly better would give c 2)."""
-    entries = assign_ranks(_entries({"a": 0.6, "b": 0.5, "c": 0.4}, {("a", "c")}))
-    assert [e["rank"] for e in entries] == [1, 1, 1]
+def test_one_unresolved_entry_does_not_tie_the_whole_list():
+    """The default suite's shape: logconf beats vanilla, but bootstrap, between them, is resolved from
+    neither. Tiers (cut only where everything above beats everything below) tied all three; counting the
+    entries shown to be better ranks logconf strictly above vanilla, and bootstrap shares logconf's rank."""
+    entries = assign_ranks(_entries({"logconf": 0.47, "bootstrap": 0.41, "vanilla": 0.37}, {("logconf", "vanilla")}))
+    assert [(e["method"], e["rank"]) for e in entries] == [("logconf", 1), ("bootstrap", 1), ("vanilla", 2)]
     by = {e["method"]: e for e in entries}
-    assert by["a"]["better_than"] == ["c"] and by["a"]["tied_with"] == ["b"] and by["b"]["tied_with"] == ["a", "c"]
+    assert by["bootstrap"]["tied_with"] == ["logconf", "vanilla"] and by["logconf"]["better_than"] == ["vanilla"]
+    _honest(entries)
+
+
+def test_a_chain_of_wins_counts():
+    """a beats b, b beats c, a and c unresolved (a paired interval can be wider than two narrow ones): c still
+    ranks below b, and b below a."""
+    entries = assign_ranks(_entries({"a": 0.6, "b": 0.5, "c": 0.4}, {("a", "b"), ("b", "c")}))
+    by = {e["method"]: e for e in entries}
+    assert (by["a"]["rank"], by["b"]["rank"], by["c"]["rank"]) == (1, 2, 3)
+    assert by["a"]["tied_with"] == ["c"]
     _honest(entries)
 
 

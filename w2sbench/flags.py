@@ -16,7 +16,7 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
   best-match agreement of hard predictions, the largest agreement between any of the method's prediction
   vectors (each seed, and the seed mean) and any of the ceiling's (each seed, and the seed mean): a copier
   returns one ceiling seed's predictions or their mean, and either is then matched exactly (100%).
-  Fires at >= 0.99 (at 500 test examples: at most 5 predictions differ).
+  Fires at >= 0.99 (at 2,500 test examples: at most 25 predictions differ).
   Why 0.99: it is the agreement of the ceiling with itself. On the default suite the ceiling's seeds
   (retrains on the same ground truth, only the seed changed) agree with each other on 99.2-99.9% of test
   examples, while the reference methods, students of the weak labels, agree with the ceiling on at most

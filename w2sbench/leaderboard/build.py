@@ -8,11 +8,15 @@ one shared plan per task (scoring.resample_counts / seed_draws: the leaderboard'
 entries' draws are paired: the same test resamples, and method seed s of both (which learned from the same
 weak seed) resampled together.
 
-Ranks are honest about noise: A ranks above B only when A's pooled PGR minus B's has a paired 95% interval
-that excludes 0. Ranked entries are sorted by pooled PGR and cut into tiers, a cut being made between two
-neighbours only where every entry above it is significantly better than every entry below it (the finest
-such split); an entry's rank is 1 + the number of entries in the tiers above. `tied_with` lists the entries
-whose paired interval with this one includes 0, `better_than` those it is significantly better than."""
+Ranks are honest about noise: A beats B when A's pooled PGR minus B's has a paired 95% interval above 0.
+An entry's rank is 1 + the number of entries that beat it, directly or through a chain of such wins (A beats
+B beats C counts A above C). This is Chatbot Arena's rule (1 + the number of models significantly better)
+made transitive, so that A beating B always puts A's rank strictly above B's. A rank says how many entries
+are shown to be better, no more: two entries with different ranks need not be resolved from each other
+(`tied_with` lists the entries whose paired interval with this one includes 0, `better_than` those it beats).
+An earlier rule cut the sorted list into tiers only where every entry above a cut beat every entry below it;
+one unresolved entry in the middle then tied the whole list (8 of 10 reference methods shared rank 1 while
+logconf clearly beat vanilla), so it said less than the paired comparisons know."""
 
 from __future__ import annotations
 
@@ -39,32 +43,34 @@ def significantly_better(a: dict, b: dict) -> bool:
 
 
 def assign_ranks(entries: list[dict]) -> list[dict]:
-    """Sort by pooled PGR (unranked last) and set rank / tied_with / better_than in place; returns the sorted
-    list. Each entry holds `pooled_pgr` and `paired` (other method -> its d_pooled_pgr_ci); entries with an
-    `unranked_reason` (not reproduced) take no rank and no part in others' ranks."""
+    """Set rank / tied_with / better_than in place and return the entries sorted by rank, then pooled PGR
+    (unranked last). Each entry holds `pooled_pgr` and `paired` (other method -> its d_pooled_pgr_ci); entries
+    with an `unranked_reason` (not reproduced) take no rank and no part in others' ranks."""
     for e in entries:
         if e.get("unranked_reason") is None and e.get("pooled_pgr") is None:
             e["unranked_reason"] = "pooled PGR undefined"
     ranked = [e for e in entries if e.get("unranked_reason") is None]
     rest = [e for e in entries if e not in ranked]
-    ranked.sort(key=lambda e: (-e["pooled_pgr"], e["method"]))
-    rest.sort(key=lambda e: (-e["mean_w2s_accuracy"], e["method"]))
-    above = 0  # entries in the tiers above the current one
-    tier_start = 0
-    for i in range(1, len(ranked) + 1):
-        cut = i == len(ranked) or all(
-            significantly_better(a, b) for a in ranked[:i] for b in ranked[i:]
-        )  # every entry above the cut beats every entry below it
-        if cut:
-            for e in ranked[tier_start:i]:
-                e["rank"] = 1 + above
-            above, tier_start = i, i
+    beaten_by = {  # who beats whom directly; a win implies a higher pooled PGR, so the graph has no cycle
+        e["method"]: {o["method"] for o in ranked if o is not e and significantly_better(o, e)} for e in ranked
+    }
+    for e in ranked:
+        above: set[str] = set()
+        todo = list(beaten_by[e["method"]])
+        while todo:  # everything that beats e, or beats something that beats e
+            m = todo.pop()
+            if m not in above and m != e["method"]:
+                above.add(m)
+                todo.extend(beaten_by[m])
+        e["rank"] = 1 + len(above)
+    ranked.sort(key=lambda e: (e["rank"], -e["pooled_pgr"], e["method"]))
     for e in ranked:
         others = [o for o in ranked if o is not e]
         e["better_than"] = [o["method"] for o in others if significantly_better(e, o)]
         e["tied_with"] = [
             o["method"] for o in others if not significantly_better(e, o) and not significantly_better(o, e)
         ]
+    rest.sort(key=lambda e: (-e["mean_w2s_accuracy"], e["method"]))
     for e in rest:
         e["rank"], e["tied_with"], e["better_than"] = None, [], []
     return ranked + rest
@@ -250,9 +256,9 @@ def build_leaderboard(
             "tasks": tasks,
             "ranking": {
                 "by": RANKED_BY,
-                "rule": "sorted by pooled PGR = sum(w2s - weak) / sum(ceiling - weak) over the setting's tasks "
-                "(development and held-out); A ranks above B only where the paired 95% interval of A's pooled "
-                "PGR minus B's excludes 0 (tiers: every entry above a cut beats every entry below it)",
+                "rule": "pooled PGR = sum(w2s - weak) / sum(ceiling - weak) over the setting's tasks (development "
+                "and held-out); A beats B where the paired 95% interval of A's pooled PGR minus B's lies above 0; "
+                "rank = 1 + the number of entries that beat this one, directly or through a chain of wins",
                 "resampling": dict(RESAMPLING),
             },
             "entries": assign_ranks(entries),

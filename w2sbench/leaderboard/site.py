@@ -68,8 +68,8 @@ def _pgr_cell(task: dict) -> str:
 
 
 def _rank(entry: dict, shared: bool) -> str:
-    """The rank cell; `=` where the rank is shared (a tier of several entries), its tooltip naming the
-    entries this one is not significantly different from."""
+    """The rank cell (1 + the entries shown to be better); `=` where several entries share it, its tooltip
+    naming the entries this one is not significantly different from."""
     if entry["rank"] is None:
         why = escape(entry.get("unranked_reason") or "unranked", quote=True)
         return f'<td data-sort="" class="unranked" title="{why}">&ndash;</td>'
@@ -263,8 +263,9 @@ def paired_table(setting: dict) -> str:
     return (
         '<h3>Paired differences</h3><p class="note">Pooled PGR of the row minus the column, with the paired 95% '
         "interval (the same test resamples, seeds paired). Green: the row is significantly better; red: worse. "
-        "A rank is shared unless every entry above the tier boundary is significantly better than every entry "
-        f'below it.</p><div class="table-wrap"><table class="paired" id="paired-{slug(setting["name"])}">'
+        "Rank: 1 + the number of entries significantly better, directly or through a chain of such wins; "
+        "different ranks need not be resolved from each other (see this matrix).</p>"
+        f'<div class="table-wrap"><table class="paired" id="paired-{slug(setting["name"])}">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
