@@ -116,6 +116,18 @@ def test_rerun_recomputes_nothing(env, first, tmp_path):
     doc, _ = run_eval(env, tmp_path / "again.json")
     assert doc["cache"]["misses"] == {}
     assert doc["tasks"] == first[0]["tasks"]
+    # every prediction came from the cache, and the cache only holds sealed runs' predictions: still sealed
+    assert doc["sealed"]["sandboxed"] is True and set(doc["sealed"]["sandbox"]["method_code"]) == {"vanilla"}
+
+
+def test_an_unsealed_run_never_feeds_a_sealed_one(env, first, tmp_path):
+    """--unsealed predictions are cached under a key of their own: a later sealed run that found them would
+    record a sandbox its method never ran in."""
+    doc, _ = run_eval(env, tmp_path / "unsealed.json", "--unsealed")
+    assert doc["cache"]["misses"] == {"method": 4} and doc["sealed"]["sandboxed"] is False
+    assert doc["tasks"] == first[0]["tasks"]  # the same computation, outside the sandbox
+    again, _ = run_eval(env, tmp_path / "sealed.json")
+    assert again["cache"]["misses"] == {} and again["sealed"]["sandboxed"] is True
 
 
 def test_second_method_reuses_every_shared_stage(env, first, tmp_path):

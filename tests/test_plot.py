@@ -127,10 +127,39 @@ def test_transfer_figure_only_with_a_heldout_split(doc, tmp_path):
     assert [b.get_height() for b in bars(fig, "heldout")] == pytest.approx(
         [data["pgr"][m]["heldout"]["mean"] for m in ("vanilla", "logconf")]
     )
-    # a top-level transfer record naming the held-out tasks works too
+    # the suite's tags (default-heldout) count too
     doc["tasks"][tasks[-1]]["tags"].remove("heldout")
-    assert heldout_tasks({**doc, "transfer": {"heldout": tasks[:2]}}) == tasks[:2]
-    assert heldout_tasks({**doc, "transfer": {"tasks": {tasks[0]: "held-out", tasks[1]: "development"}}}) == [tasks[0]]
+    assert heldout_tasks(doc) == []
+    doc["tasks"][tasks[0]]["tags"].append("default-heldout")
+    assert heldout_tasks(doc) == [tasks[0]]
+
+
+def test_transfer_figure_shows_the_results_transfer_aggregates(doc):
+    """Where the results carry `transfer` (scoring.transfer), its held-out task list and its per-method
+    aggregates, with their intervals, are what the figure shows."""
+    tasks = list(doc["tasks"])
+    aggregate = {"tasks": 1, "pooled_pgr": 0.0, "pooled_pgr_ci": None, "pooled_gap": 0.1, "pooled_gap_ci": [0, 0.2]}
+    aggregate |= {"pooled_undefined_reason": None, "mean_w2s_accuracy": 0.7}
+    doc["transfer"] = {
+        "development": tasks[1:],
+        "heldout": tasks[:1],
+        "methods": {
+            m: {
+                "development": {**aggregate, "tasks": 2, "mean_pgr": 0.4 + k, "mean_pgr_ci": [0.3 + k, 0.6 + k]},
+                "heldout": {**aggregate, "mean_pgr": 0.2 + k, "mean_pgr_ci": [-0.1 + k, 0.25 + k]},
+                "difference": {"mean_pgr": -0.2, "mean_pgr_ci": None, "pooled_pgr": None, "pooled_pgr_ci": None},
+            }
+            for k, m in enumerate(("vanilla", "logconf"))
+        },
+    }
+    assert heldout_tasks(doc) == tasks[:1]  # no task is tagged: the record names them
+    made = plot_results(doc)
+    fig = made.figures["transfer"]
+    assert [b.get_height() for b in bars(fig, "development")] == pytest.approx([0.4, 1.4])
+    assert [b.get_height() for b in bars(fig, "heldout")] == pytest.approx([0.2, 1.2])
+    segments = bar_container(fig, "heldout").errorbar.lines[2][0].get_segments()
+    assert [v for seg in segments for v in (seg[0][1], seg[1][1])] == pytest.approx([-0.1, 0.25, 0.9, 1.25])
+    assert made.data["transfer"]["pgr"]["logconf"]["development"]["ci"] == [1.3, 1.6]
 
 
 def test_plot_command(doc, tmp_path):

@@ -363,6 +363,8 @@ class Pipeline:
             "prompt": task.prompt_template,
             "label_words": list(task.label_words),
         }
+        if self.options.unsealed:  # never served to a sealed run, whose results say its methods were sandboxed
+            key["unsealed"] = True
 
         def compute():
             job = sealed.MethodJob(
@@ -397,18 +399,25 @@ class Pipeline:
         """The method's process, in a sandbox that may read its own code and the two models' folders."""
         spec = sealed.method_spec(method_cls)
         if spec not in self._sealed_runners:
-            policy = None
-            if not self.options.unsealed:
-                model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
-                policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
-                if self.sandbox_record is None:
-                    self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
-                self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
+            policy = self.sandbox_policy(method_cls)
             timeout = self.options.method_timeout_s or self.setting.method_timeout_s
             self._sealed_runners[spec] = sealed.SealedRunner(
                 spec, method_cls.name, policy, timeout, self.method_source(method_cls).sha256
             )
         return self._sealed_runners[spec]
+
+    def sandbox_policy(self, method_cls: type[Method]) -> sandbox.Policy | None:
+        """The method's OS sandbox (None when unsealed), recorded in the results. Recorded for every method
+        of the run, also one whose stages are all cache hits: such a run's predictions came from sealed
+        runs too, because an unsealed run's method artifacts carry a key of their own."""
+        if self.options.unsealed:
+            return None
+        model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
+        policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
+        if self.sandbox_record is None:
+            self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
+        self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
+        return policy
 
     def method_source(self, method_cls: type[Method]) -> MethodSource:
         """Hashed once per run: the method stage's key and the results name the code, not just the name."""
@@ -436,6 +445,7 @@ class Pipeline:
             self.model_dir(role)  # a missing model fails here, before any work
         for method in methods:  # hashed now, next to when the code was imported, not when it first runs
             self.method_source(type(method))
+            self.sandbox_policy(type(method))  # recorded even when every stage of the method is a cache hit
         if self.setting.regime == "frozen":
             self.compute_features("weak")
             self.compute_features("strong")

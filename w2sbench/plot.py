@@ -3,8 +3,9 @@
 - `pgr`: PGR per task and method with its 95% interval, and each method's mean over tasks; an undefined
   PGR (the ceiling-weak gap's interval includes 0) is drawn as a cross on 0, never as a number;
 - `accuracy`: weak, each method's w2s (with its interval) and ceiling accuracy per task;
-- `transfer`: development vs held-out PGR per method, only when the results carry such a split (tasks
-  tagged `heldout`, or a top-level `transfer` naming the held-out tasks); otherwise skipped with a note.
+- `transfer`: development vs held-out mean PGR per method (with its interval from the results' `transfer`
+  record), only when the run holds both kinds of task (tags `heldout` / `*-heldout`); otherwise skipped
+  with a note.
 
 Each figure is written as PNG and SVG, with a `<figure>.json` beside it holding exactly the values plotted
 (what tests and readers check; the figures are drawn from it). Needs matplotlib (`pip install
@@ -21,7 +22,6 @@ from .errors import MissingPackageError
 from .validation import write_json
 
 FORMATS = ("png", "svg")
-HELDOUT_TAGS = ("heldout", "held-out", "held_out")
 COLORS = {"weak": "#9e9e9e", "ceiling": "#424242"}
 METHOD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -72,36 +72,38 @@ def accuracy_data(doc: dict) -> dict:
 
 
 def heldout_tasks(doc: dict) -> list[str]:
-    """The held-out tasks of a run: tagged `heldout`, or named by a top-level `transfer` (a list, or a dict
-    with a `heldout`/`held_out` list or a `tasks` dict of name -> split)."""
-    names = [t for t, e in doc["tasks"].items() if set(e.get("tags") or ()) & set(HELDOUT_TAGS)]
+    """The held-out tasks of a run: those the results' `transfer` record names, or else those tagged
+    `heldout` or `*-heldout` (scoring.is_heldout)."""
+    from .scoring import is_heldout
+
     transfer = doc.get("transfer")
-    if isinstance(transfer, dict):
-        for key in ("heldout", "held_out", "heldout_tasks"):
-            if isinstance(transfer.get(key), list):
-                names += [t for t in transfer[key] if isinstance(t, str)]
-        if isinstance(transfer.get("tasks"), dict):
-            names += [t for t, split in transfer["tasks"].items() if str(split).replace("-", "_") in HELDOUT_TAGS]
-    return [t for t in doc["tasks"] if t in set(names)]
+    if isinstance(transfer, dict) and isinstance(transfer.get("heldout"), list):
+        named = set(transfer["heldout"])
+        return [t for t in doc["tasks"] if t in named]
+    return [t for t, e in doc["tasks"].items() if is_heldout(e.get("tags") or ())]
 
 
 def transfer_data(doc: dict) -> dict | None:
-    """Mean PGR over the development and over the held-out tasks, per method (None where a task's PGR is
-    undefined: a mean over a subset would flatter the method), and the per-task values."""
+    """Mean PGR over the development and over the held-out tasks, per method, with its interval: the
+    results' `transfer` aggregates where they are, else the mean of the per-task PGR (None where a task's
+    PGR is undefined: a mean over a subset would flatter the method); and the per-task values."""
     held = heldout_tasks(doc)
     dev = [t for t in doc["tasks"] if t not in held]
     if not held or not dev:
         return None
+    recorded = (doc.get("transfer") or {}).get("methods") or {}
     methods = list(doc["summary"]) or list(doc["methods"])
     out: dict[str, Any] = {"development": dev, "heldout": held, "methods": methods, "pgr": {}}
     for m in methods:
         groups = {}
         for group, names in (("development", dev), ("heldout", held)):
             values = [doc["tasks"][t]["methods"].get(m, {}).get("pgr", {}).get("pgr") for t in names]
-            groups[group] = {
-                "per_task": values,
-                "mean": None if any(v is None for v in values) else sum(values) / len(values),
-            }
+            aggregate = recorded.get(m, {}).get(group)
+            if aggregate is not None:
+                mean, ci = aggregate.get("mean_pgr"), aggregate.get("mean_pgr_ci")
+            else:
+                mean, ci = (None if any(v is None for v in values) else sum(values) / len(values)), None
+            groups[group] = {"per_task": values, "mean": mean, "ci": ci}
         out["pgr"][m] = groups
     return out
 
@@ -208,21 +210,23 @@ def draw_transfer(data: dict, title: str):
     ax = fig.add_subplot()
     offsets, bar = _offsets(2)
     for j, (group, color) in enumerate((("development", "#1f77b4"), ("heldout", "#ff7f0e"))):
-        xs, ys = [], []
+        xs, ys, lo, hi = [], [], [], []
         for i, m in enumerate(methods):
-            mean = data["pgr"][m][group]["mean"]
+            mean, ci = data["pgr"][m][group]["mean"], data["pgr"][m][group].get("ci")
             if mean is not None:
                 xs.append(i + offsets[j])
                 ys.append(mean)
+                lo.append(mean - ci[0] if ci else 0.0)
+                hi.append(ci[1] - mean if ci else 0.0)
             for v in data["pgr"][m][group]["per_task"]:
                 if v is not None:
                     ax.scatter([i + offsets[j]], [v], s=10, color="black", zorder=3)
         n = len(data[group])
         label = f"{group.replace('heldout', 'held-out')} ({n} task{'s' if n != 1 else ''})"
-        ax.bar(xs, ys, bar * 0.9, color=color, label=label, gid=group)
+        ax.bar(xs, ys, bar * 0.9, yerr=[lo, hi], capsize=2, color=color, label=label, gid=group)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
-    ax.set_ylabel("mean PGR (dots: tasks)")
+    ax.set_ylabel("mean PGR, 95% interval (dots: tasks)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig

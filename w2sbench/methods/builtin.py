@@ -120,7 +120,7 @@ class ConfidentOnly(LossMethod):
     Falls back to every example when the filter would leave none."""
 
     name = "confident_only"
-    description = "vanilla on the subset where the weak label is outside [0.25, 0.75] (AAR)"
+    description = "vanilla on the subset where the weak label is outside [low, high] (AAR; default [0.25, 0.75])"
 
     low: float = 0.25
     high: float = 0.75
