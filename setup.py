@@ -1,6 +1,7 @@
 """Packaging beyond what setup.cfg can say: the top-level tasks/ folder (the YAML registry contributors add
 to, subfolders included) installs inside the package as w2sbench/task_files/, so a wheel or a
-non-editable install carries its tasks."""
+non-editable install carries its tasks, and the data that ships beside them (the aar-mini fixtures'
+JSONL files)."""
 
 from setuptools import find_namespace_packages, setup
 
@@ -11,5 +12,5 @@ setup(
     package_dir={"w2sbench.task_files": "tasks"},
     # setup()'s package_data replaces setup.cfg's [options.package_data]: both are listed here
     package_data={"w2sbench": ["schemas/*.json", "settings/*.yaml", "leaderboard/site/*"]}
-    | {p: ["*.yaml"] for p in TASK_PACKAGES},
+    | {p: ["*.yaml", "*.jsonl"] for p in TASK_PACKAGES},
 )

@@ -5,12 +5,17 @@ What it measures (one JSON line per measurement, on stdout):
   layers, sequence 512): tokens/s, MFU counting 4N FLOPs per token (N = non-embedding parameters: forward 2N,
   backward through the frozen weights 2N; attention's own FLOPs not counted), peak GPU memory;
   impl "baseline" is plain transformers + peft (bf16 weights, full-vocabulary logits at every position,
-  unfused AdamW), impl "w2sbench" is w2sbench.training.finetune.train_student (last-token hidden state into the head,
-  sdpa, bf16 autocast with fp32 adapters, fused AdamW, activation checkpointing when asked, optional
-  torch.compile), both side by side in the same process at the same batch sizes;
+  unfused AdamW), impl "w2sbench" is w2sbench.training.finetune.train_student with aar-qwen's own recipe
+  (w2sbench/settings/aar-qwen.yaml: rsLoRA on the seven projections, betas (0.9, 0.95), clipping at 1;
+  AdamW 8-bit where bitsandbytes imports, else fused AdamW, said in the record) and each readout ("head"):
+  label_tokens (what aar-qwen trains: the LM head on the answer position's hidden state only, full-vocabulary
+  cross-entropy there) and linear (last-token hidden state into a 2-way head); sdpa, bf16 autocast with fp32
+  adapters, activation checkpointing when asked, optional torch.compile; all side by side in one process;
+  the first training line is aar-qwen exactly as configured (batch 32 in one micro-batch, checkpointing on,
+  label_tokens);
 - weak_score: scoring throughput of the weak model (Qwen/Qwen1.5-0.5B-Chat shape): baseline = the causal LM
-  with last-position logits only (logits_to_keep=1), w2sbench = FineTunedStudent.predict_ids (hidden state into
-  the head).
+  with last-position logits only (logits_to_keep=1), w2sbench = FineTunedStudent.predict_ids under each
+  readout (label_tokens: the LM head at the last token; linear: the hidden state into the head).
 
 Usage: python benchmarks/gpu_training.py            # on one H100/H200: a few minutes
        python benchmarks/gpu_training.py --smoke    # CPU, scaled-down shapes, seconds (the test runs it)
@@ -45,6 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from random_models import count_parameters, random_config, random_model  # noqa: E402
 
+from w2sbench.settings import load_setting  # noqa: E402
 from w2sbench.training import Recipe  # noqa: E402
 from w2sbench.training.finetune import build_student, train_student  # noqa: E402
 
@@ -148,6 +154,31 @@ def train_baseline(
     return out
 
 
+def optimizer_name() -> str:
+    """aar-qwen's optimizer (adamw_8bit) where bitsandbytes imports, else fused AdamW."""
+    try:
+        import bitsandbytes  # noqa: F401
+
+        return "adamw_8bit"
+    except Exception:  # noqa: BLE001 - missing or broken: the record says which optimizer ran
+        return "adamw"
+
+
+def aar_recipe(batch: int, micro: int, checkpointing: bool, compile_: bool, head: str) -> Recipe:
+    """aar-qwen's training recipe at a given batch, micro-batch, checkpointing, compile and readout."""
+    train = dict(load_setting("aar-qwen").train)
+    train.update(
+        epochs=1,
+        batch_size=batch,
+        grad_accum=max(1, batch // micro),
+        gradient_checkpointing=checkpointing,
+        compile=compile_,
+        head=head,
+        optimizer=optimizer_name(),
+    )
+    return Recipe.from_dict(train)
+
+
 def train_ours(
     args: argparse.Namespace,
     device: torch.device,
@@ -157,24 +188,14 @@ def train_ours(
     compile_: bool,
     n_params: int,
     peak: float | None,
+    head: str = "label_tokens",
 ) -> dict:
     model = build(STRONG, args, device)
-    recipe = Recipe.from_dict(
-        {
-            "epochs": 1,
-            "batch_size": batch,
-            "grad_accum": max(1, batch // micro),
-            "lr": 1e-4,
-            "schedule": "linear",
-            "warmup_frac": 0.1,
-            "optimizer": "adamw",
-            "dtype": "bfloat16",
-            "gradient_checkpointing": checkpointing,
-            "compile": compile_,
-            "lora": {"r": 32, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
-        }
+    recipe = aar_recipe(batch, micro, checkpointing, compile_, head)
+    vocab = model.config.vocab_size
+    student = build_student(
+        model, recipe, seed=0, pooling="last", device=str(device), causal=True, label_ids=[vocab - 2, vocab - 1]
     )
-    student = build_student(model, recipe, seed=0, pooling="last", device=str(device), causal=True)
     n = batch * (args.steps + args.warmup)
     ids = random_ids(n, args.seq, model.config.vocab_size, 2)
     targets = np.random.default_rng(3).random(n).astype(np.float32)
@@ -186,6 +207,8 @@ def train_ours(
     out = {
         "bench": "strong_train",
         "impl": "w2sbench",
+        "head": head,
+        "optimizer": recipe.optimizer,
         "batch": batch,
         "micro_batch": recipe.micro_batch_size,
         "checkpointing": checkpointing,
@@ -234,30 +257,34 @@ def score(args: argparse.Namespace, device: torch.device, n_params: int, peak: f
             **rate(examples * args.seq, seconds, n_params, peak, 2),
         }
     )
-    # ours: the student's scoring path (hidden state of the last token into the head)
-    recipe = Recipe.from_dict(
-        {"epochs": 1, "batch_size": 1, "lr": 1e-4, "dtype": "bfloat16", "lora": {"r": 32, "alpha": 32}}
-    )
-    student = build_student(model, recipe, seed=0, device=str(device), causal=True)
-    student.predict_ids(ids[: args.score_batch * args.warmup], batch_size=args.score_batch)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    began = time.perf_counter()
-    student.predict_ids(ids[args.score_batch * args.warmup :], batch_size=args.score_batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - began
-    records.append(
-        {
-            "bench": "weak_score",
-            "impl": "w2sbench",
-            "batch": args.score_batch,
-            "examples_per_s": round(examples / seconds, 1),
-            **rate(examples * args.seq, seconds, n_params, peak, 2),
-            "note": "includes the unmerged LoRA adapters (r=32); merged weights score as the baseline",
-        }
-    )
-    free(student, model)
+    # ours: the student's scoring path under each readout (LM head at the last token, or hidden state into the head)
+    for head in args.heads:
+        recipe = aar_recipe(1, 1, False, False, head)
+        student = build_student(
+            model, recipe, seed=0, device=str(device), causal=True, label_ids=[vocab - 2, vocab - 1]
+        )
+        student.predict_ids(ids[: args.score_batch * args.warmup], batch_size=args.score_batch)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        began = time.perf_counter()
+        student.predict_ids(ids[args.score_batch * args.warmup :], batch_size=args.score_batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - began
+        records.append(
+            {
+                "bench": "weak_score",
+                "impl": "w2sbench",
+                "head": head,
+                "batch": args.score_batch,
+                "examples_per_s": round(examples / seconds, 1),
+                **rate(examples * args.seq, seconds, n_params, peak, 2),
+                "note": "includes the unmerged LoRA adapters (r=32); merged weights score as the baseline",
+            }
+        )
+        model = student.model.unload()  # the bare model again for the next readout
+        free(student)
+    free(model)
     return records
 
 
@@ -275,9 +302,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile of the backbone")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
+        "--heads", default="label_tokens,linear", help="readouts to measure (label_tokens is what aar-qwen trains)"
+    )
+    parser.add_argument(
         "--time-budget", type=float, default=None, help="seconds after which configurations not yet started are skipped"
     )
     args = parser.parse_args(argv)
+    args.heads = [h for h in args.heads.split(",") if h]
     args.scale, args.overrides = 1.0, {}
     if args.smoke:
         args.scale, args.overrides = 1 / 16, {"vocab_size": 4096, "bos_token_id": 1, "eos_token_id": 2}
@@ -322,6 +353,22 @@ def main(argv: list[str] | None = None) -> None:
             emit(record)
 
     guarded({"bench": "weak_score"}, partial(score, args, device, n_weak, peak))
+    done: set[tuple] = set()  # configurations measured already
+    if "label_tokens" in args.heads:  # aar-qwen exactly as configured: batch 32 in one micro-batch, checkpointing
+        aar = load_setting("aar-qwen").train
+        batch = 4 if args.smoke else int(aar["batch_size"])
+        micro = batch // int(aar.get("grad_accum", 1))
+        guarded(
+            {
+                "bench": "strong_train",
+                "impl": "w2sbench",
+                "head": "label_tokens",
+                "batch": batch,
+                "setting": "aar-qwen",
+            },
+            partial(train_ours, args, device, batch, micro, True, False, n_strong, peak, "label_tokens"),
+        )
+        done.add((batch, micro, True, False, "label_tokens"))
     for batch in [int(b) for b in args.batches.split(",") if b]:
         if not args.no_baseline:
             guarded(
@@ -331,17 +378,21 @@ def main(argv: list[str] | None = None) -> None:
         variants = [(min(batch, 8), False)] + ([(batch, True)] if batch > 8 or args.smoke else [])
         for micro, ckpt in variants:
             for compile_ in [False, True] if args.compile else [False]:
-                guarded(
-                    {
-                        "bench": "strong_train",
-                        "impl": "w2sbench",
-                        "batch": batch,
-                        "micro_batch": micro,
-                        "checkpointing": ckpt,
-                        "compile": compile_,
-                    },
-                    partial(train_ours, args, device, batch, micro, ckpt, compile_, n_strong, peak),
-                )
+                for head in args.heads:
+                    if (batch, micro, ckpt, compile_, head) in done:
+                        continue
+                    guarded(
+                        {
+                            "bench": "strong_train",
+                            "impl": "w2sbench",
+                            "head": head,
+                            "batch": batch,
+                            "micro_batch": micro,
+                            "checkpointing": ckpt,
+                            "compile": compile_,
+                        },
+                        partial(train_ours, args, device, batch, micro, ckpt, compile_, n_strong, peak, head),
+                    )
 
 
 if __name__ == "__main__":

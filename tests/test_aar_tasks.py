@@ -38,7 +38,7 @@ def test_families_and_transfer_tags() -> None:
 
 def test_pairwise_prompt_labels_and_premade_splits() -> None:
     task = load_task("aar_chat")
-    assert task.label_words == [" A", " B"]
+    assert task.label_words == ["A", "B"]  # the sandbox's label tokens: no leading space (core/data.py)
     splits = task.load_splits()
     # the AAR prompt exactly: "Question: {prompt}\nAnswer A: {first}\nAnswer B: {second}\nLabel:"
     got = {(task.prompt(e.text), e.label) for e in splits.train_label}
@@ -61,7 +61,7 @@ def test_pairwise_prompt_labels_and_premade_splits() -> None:
 
 def test_binary_code_keeps_newlines_and_maps_true_false() -> None:
     task = load_task("aar_code")
-    assert task.label_words == [" False", " True"]
+    assert task.label_words == ["False", "True"]
     splits = task.load_splits()
     test = sorted((task.prompt(e.text), e.label) for e in splits.test)
     assert test == [
@@ -123,3 +123,59 @@ def test_aar_source_rejects_fields_of_other_sources(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Task.from_file(path)
     assert info.value.field == "source.split"
+
+
+# ------------------------------------------------------------------------------ aar-mini: the shipped fixtures
+
+# The AAR sandbox's prompt templates and label tokens (w2s_research/core/data.py): COMPARISON_TEMPLATE with
+# COMPARISON_LABEL_TOKENS for pairwise rows, BINARY_TEMPLATE with BINARY_LABEL_TOKENS for binary rows.
+SANDBOX_PAIRWISE = "Question: {prompt}\nAnswer A: {first}\nAnswer B: {second}\nLabel:"
+SANDBOX_BINARY = "Question: {question}\nAnswer: {choice}\nLabel:"
+SANDBOX_LABELS = {"pairwise": ["A", "B"], "binary": ["False", "True"]}
+MINI = REPO / "tasks" / "aar" / "mini"
+
+
+def _rows(family: str, split: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (MINI / "data" / family / f"{split}.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("family, kind", [("chat", "pairwise"), ("math", "binary"), ("code", "binary")])
+def test_mini_fixtures_are_in_the_sandbox_row_format_and_prompt(family: str, kind: str) -> None:
+    """Rows as the sandbox's load_jsonl reads them (pairwise: prompt/first/second + label "A"/"B"; binary:
+    question/choice + JSON true/false), balanced, disjoint; the task's prompt is the sandbox's template."""
+    task = load_task(f"aar_{family}_mini")
+    assert "aar-mini" in task.tags and task.label_words == SANDBOX_LABELS[kind]
+    texts: dict[str, set[str]] = {}
+    for split in ("train_label", "train_unlabel", "test"):
+        rows = _rows(family, split)
+        fields = {"prompt", "first", "second", "label", "subset"} if kind == "pairwise" else None
+        fields = fields or {"question", "choice", "label", "subset"}
+        assert all(set(r) == fields for r in rows)
+        labels = [r["label"] for r in rows]
+        allowed = {"A", "B"} if kind == "pairwise" else {True, False}
+        assert set(labels) == allowed and labels.count(labels[0]) == len(labels) // 2  # balanced
+        expected = {}
+        for r in rows:
+            prompt = SANDBOX_PAIRWISE.format(**r) if kind == "pairwise" else SANDBOX_BINARY.format(**r)
+            label = ("A", "B").index(r["label"]) if kind == "pairwise" else int(r["label"])
+            expected[prompt] = label
+        examples = getattr(task.load_splits(), split)
+        got = {task.prompt(e.text): e.label for e in examples}
+        assert got == expected  # every row, its prompt exactly as the sandbox formats it, its label
+        texts[split] = set(got)
+    assert not (texts["test"] & texts["train_unlabel"]) and not (texts["test"] & texts["train_label"])
+    assert not (texts["train_label"] & texts["train_unlabel"])
+
+
+def test_mini_data_is_what_its_generator_writes(tmp_path: Path) -> None:
+    """The shipped rows are reproducible: scripts/make_aar_mini.py (seed 0) writes the same files."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_aar_mini.py"), "--out", str(tmp_path)], check=True)
+    for family in ("chat", "math", "code"):
+        for split in ("train_label", "train_unlabel", "test"):
+            name = f"{family}/{split}.jsonl"
+            assert (tmp_path / name).read_text() == (MINI / "data" / name).read_text(), name

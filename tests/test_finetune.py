@@ -376,6 +376,11 @@ def test_gpu_benchmark_smoke_runs_on_cpu() -> None:
         ("weak_score", "baseline"),
         ("weak_score", "w2sbench"),
     } <= kinds
+    # both readouts, label_tokens (what aar-qwen trains) first, with aar-qwen's own recipe
+    heads = {(r["bench"], r.get("head")) for r in records if r.get("impl") == "w2sbench"}
+    assert {("strong_train", h) for h in ("label_tokens", "linear")} | {("weak_score", "label_tokens")} <= heads
+    first = next(r for r in records if r["bench"] == "strong_train")
+    assert first["impl"] == "w2sbench" and first["head"] == "label_tokens" and first["checkpointing"]
     for r in records:
         if r["bench"] != "env":
             assert "error" not in r and r["tokens_per_s"] > 0

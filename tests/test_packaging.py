@@ -75,5 +75,15 @@ def test_non_editable_install_lists_the_tasks(tmp_path: Path) -> None:
     shipped = {p.stem for p in (ROOT / "tasks").rglob("*.yaml")}
     assert listed == shipped and {"rotten_tomatoes", "aar_chat", "boolq"} <= listed
 
+    # the aar-mini fixtures' data ships beside their YAML: the CPU twin runs from a wheel
+    sizes = subprocess.run(
+        [py, "-c", "from w2sbench.tasks import load_task; print(load_task('aar_code_mini').load_splits().sizes())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    assert "'test': " in sizes and "'train_label': " in sizes
+
     installed = {p.relative_to(Path(site) / "w2sbench").as_posix() for p in (Path(site) / "w2sbench").rglob("*.py")}
     assert "training/finetune.py" in installed and not any("random_models" in p for p in installed)

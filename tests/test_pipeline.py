@@ -74,3 +74,28 @@ def test_chat_model_reads_the_prompt_through_its_chat_template():
     # SmolLM2's template: the prompt as the user turn, then the assistant's turn opened for the answer
     assert f"<|im_start|>user\n{task.prompt(text)}<|im_end|>\n" in weak
     assert weak.endswith("<|im_start|>assistant\n")
+
+
+def test_label_token_weak_model_served_by_the_inference_backend(tmp_path):
+    """The label_tokens readout (aar-twin's weak model: SmolLM2 through its chat template): the LoRA student's
+    labels in-process and through the default backend (vLLM where installed: adapter merged, one next-token
+    step, the label words' renormalised probabilities, as the AAR sandbox serves weak labels) agree."""
+    from w2sbench.inference.served import served_predictions
+
+    setting = load_setting("aar-twin")
+    task = load_task("aar_chat_mini")
+    pipeline = Pipeline(
+        setting, [task], RunOptions(backend="hf", sizes={"train_label": 8, "train_unlabel": 8, "test": 8})
+    )
+    trainer = pipeline.trainer("weak", task)
+    assert trainer.recipe.head == "label_tokens" and trainer.label_words == ("A", "B")
+    assert trainer.inputs["test"][0].endswith("<|im_start|>assistant\n")  # the chat template's answer turn
+    splits = pipeline.splits(task)
+    student = trainer.fit("train_label", np.array([e.label for e in splits.train_label], np.float32), seed=0)
+    assert student.readout == "label_tokens" and student.head is None
+    served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)
+    for split in ("train_unlabel", "test"):
+        np.testing.assert_allclose(served[split], student.predict(split), atol=1e-3)
+    import importlib.util
+
+    assert backend == ("vllm" if importlib.util.find_spec("vllm") else "hf")

@@ -226,7 +226,10 @@ def settings_cmd():
         if "weak_lr" in t:
             recipe += f" (weak {t['weak_lr']:g})"
         if t.get("lora"):
-            recipe += f", LoRA r={t['lora']['r']} alpha={t['lora']['alpha']:g}"
+            kind = "rsLoRA" if t["lora"].get("rslora") else "LoRA"
+            recipe += f", {kind} r={t['lora']['r']} alpha={t['lora']['alpha']:g}"
+        if s.regime != "frozen":
+            recipe += f", {t.get('head', 'linear')} readout"
         recipe += f", {t.get('dtype', 'float32')}; seeds {s.baseline_seeds} baseline / {s.method_seeds} method"
         click.echo(f"{name:14s} v{s.version}  {s.weak.model} -> {s.strong.model}  [{s.regime}]  {recipe}")
         click.echo(f"{'':17s}{s.description}")

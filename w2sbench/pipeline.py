@@ -255,6 +255,7 @@ class Pipeline:
             recipe,
             spec.pooling,
             spec.max_length,
+            tuple(task.label_words),
         )
 
     def inputs_id(self, role: str, task: Task, split: str) -> str:
@@ -295,7 +296,8 @@ class Pipeline:
     def weak_labels(self, task: Task, seed: int) -> dict[str, np.ndarray]:
         """Stage weak: the weak model trained on train_label ground truth; its artifact holds the weak
         soft labels p(label=1) on train_unlabel and test that every method of the setting shares. In a
-        fine-tuning regime the labels are served through the inference backend, as the AAR sandbox does."""
+        fine-tuning regime the labels are served through the inference backend, as the AAR sandbox does
+        (label_tokens: the merged model's label-word probabilities; linear: its pooled state into the head)."""
         splits = self.splits(task)
 
         def train_weak():

@@ -75,6 +75,18 @@ def load_setting(name_or_path: str) -> Setting:
         recipes = {role: Recipe.for_role(config["train"], role) for role in ROLES}
     except (TypeError, ValueError) as e:
         raise ConfigError(str(path), "train", str(e)) from None
+    if recipes["strong"].head == "label_tokens":
+        if config["regime"] == "frozen":
+            raise ConfigError(
+                str(path), "train.head", "label_tokens reads the model's LM head: it needs regime lora or full"
+            )
+        for role in ROLES:
+            if config[role].get("input", "prompt") != "prompt":
+                raise ConfigError(
+                    str(path),
+                    f"{role}.input",
+                    "head label_tokens reads the next token after the task's prompt: the input must be 'prompt'",
+                )
     return Setting(
         name=config["setting"],
         version=config["version"],

@@ -47,9 +47,17 @@ class InferenceBackend(ABC):
 
     @abstractmethod
     def label_probs(
-        self, model_dir: Path, prompts: list[str], label_words: list[str], desc: str | None = None
+        self,
+        model_dir: Path,
+        prompts: list[str],
+        label_words: list[str],
+        desc: str | None = None,
+        max_length: int | None = None,
     ) -> np.ndarray:
-        """float32 [n, len(label_words)]: next-token probability of each word's first token, renormalised."""
+        """float32 [n, len(label_words)]: next-token probability of each word's first token, renormalised.
+
+        max_length (optional) truncates each prompt as encode(..., keep_tail=ANSWER_TAIL) does, so the
+        scored position is the one a label_tokens student was trained at."""
 
     @abstractmethod
     def generate(
@@ -140,14 +148,24 @@ def model_max_length(model_dir: Path | str, cap: int = 4096) -> int:
     return min(limits)
 
 
-def encode(model_dir: Path | str, texts: list[str], max_length: int | None) -> list[list[int]]:
-    """Token ids exactly as the model expects them (special tokens added), truncated on the right."""
+ANSWER_TAIL = 16
+"""Tokens kept from the end of an over-long prompt that is read at its last position (label probabilities,
+the label_tokens readout): enough for a closing cue such as "\nLabel:" and a chat template's assistant turn."""
+
+
+def encode(model_dir: Path | str, texts: list[str], max_length: int | None, keep_tail: int = 0) -> list[list[int]]:
+    """Token ids exactly as the model expects them (special tokens added), truncated to max_length: on the
+    right, or (keep_tail > 0) from the middle, keeping the first tokens and the last `keep_tail` so that a
+    prompt read at its last position keeps its answer cue (as the AAR sandbox keeps "Label:")."""
     tok = load_tokenizer(model_dir)
     kwargs: dict[str, Any] = {"add_special_tokens": True}
-    if max_length is not None:
+    if max_length is not None and not keep_tail:
         kwargs.update(truncation=True, max_length=max_length)
-    ids = tok(list(texts), **kwargs)["input_ids"]
-    return [list(map(int, x)) for x in ids]
+    ids = [list(map(int, x)) for x in tok(list(texts), **kwargs)["input_ids"]]
+    if max_length is not None and keep_tail:
+        tail = min(keep_tail, max_length // 2)
+        ids = [x if len(x) <= max_length else x[: max_length - tail] + x[len(x) - tail :] for x in ids]
+    return ids
 
 
 def label_token_ids(model_dir: Path | str, label_words: list[str]) -> list[int]:

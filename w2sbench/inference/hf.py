@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from w2sbench.inference.base import (
+    ANSWER_TAIL,
     InferenceBackend,
     Pooling,
     check_pooling,
@@ -139,13 +140,18 @@ class HFBackend(InferenceBackend):
         return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
     def label_probs(
-        self, model_dir: Path, prompts: list[str], label_words: list[str], desc: str | None = None
+        self,
+        model_dir: Path,
+        prompts: list[str],
+        label_words: list[str],
+        desc: str | None = None,
+        max_length: int | None = None,
     ) -> np.ndarray:
         import torch
 
         label_ids = label_token_ids(model_dir, label_words)
         model = self._lm(model_dir, "label_probs")
-        ids = encode(model_dir, prompts, None)
+        ids = encode(model_dir, prompts, max_length, keep_tail=ANSWER_TAIL)
         out = np.zeros((len(ids), len(label_ids)), dtype=np.float32)
         index = torch.tensor(label_ids, device=self.device)
         bar = tqdm(total=len(ids), desc=desc or "label probs (hf)", disable=desc is None, unit="prompt")

@@ -2,7 +2,11 @@
 model), as the AAR sandbox serves its weak labels.
 
 The LoRA adapter is merged into the base weights (merge_lora says why: vLLM then serves a plain folder and
-both backends see the same weights), the engine pools the hidden states, and the trained head reads them.
+both backends see the same weights). Then, by the student's readout:
+- label_tokens: the engine scores the next token after each prompt and p(label=1) is the two label words'
+  renormalised probability (the backends' label_probs: one position, both words always present), which is
+  how the sandbox reads its weak labels (vLLM, one generated token, the label tokens' logprobs compared);
+- linear: the engine pools the merged model's hidden states and the trained head reads them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from w2sbench.inference import get_backend, merge_lora, renormalise_logprobs
+from w2sbench.inference.base import model_max_length
 
 if TYPE_CHECKING:
     from w2sbench.training.finetune import FineTunedStudent
@@ -27,6 +32,8 @@ def served_predictions(
         model_dir = merge_lora(Path(student.model_dir), saved / "adapter", workdir / "merged")
     else:
         model_dir = saved / "model"
+    if student.readout == "label_tokens":
+        return _served_label_probs(student, splits, backend_name, model_dir, tensor_parallel_size)
     backend, _ = get_backend(backend_name, model_dir, purpose="features", tensor_parallel_size=tensor_parallel_size)
     weight = student.head.weight.detach().cpu().double().numpy()
     bias = student.head.bias.detach().cpu().double().numpy()
@@ -40,4 +47,22 @@ def served_predictions(
             out[split] = renormalise_logprobs(feats @ weight.T + bias)[:, 1]  # the head's softmax
     finally:
         backend.close()  # the engine serves a temporary folder that is about to go
+    return out, backend.name
+
+
+def _served_label_probs(
+    student: FineTunedStudent, splits: tuple[str, ...], backend_name: str, model_dir: Path, tensor_parallel_size: int
+) -> tuple[dict[str, np.ndarray], str]:
+    backend, _ = get_backend(backend_name, model_dir, purpose="label_probs", tensor_parallel_size=tensor_parallel_size)
+    # the same truncation as in training (training.finetune._encode): the model's limit, the answer cue kept
+    max_length = min(student.max_length, model_max_length(model_dir))
+    try:
+        out = {
+            split: backend.label_probs(
+                model_dir, list(student.inputs[split]), student.label_words, max_length=max_length
+            )[:, 1].astype(np.float32)
+            for split in splits
+        }
+    finally:
+        backend.close()
     return out, backend.name

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.inference.base import (
+    ANSWER_TAIL,
     InferenceBackend,
     Pooling,
     UnsupportedModelError,
@@ -233,7 +234,12 @@ class VLLMBackend(InferenceBackend):
         return np.asarray([o.outputs.embedding for o in outs], dtype=np.float32)
 
     def label_probs(
-        self, model_dir: Path, prompts: list[str], label_words: list[str], desc: str | None = None
+        self,
+        model_dir: Path,
+        prompts: list[str],
+        label_words: list[str],
+        desc: str | None = None,
+        max_length: int | None = None,
     ) -> np.ndarray:
         from vllm import SamplingParams
 
@@ -242,7 +248,7 @@ class VLLMBackend(InferenceBackend):
         if not prompts:
             return np.zeros((0, len(label_ids)), dtype=np.float32)
         llm = self._engine(model_dir, "generate")
-        ids = encode(model_dir, prompts, None)
+        ids = encode(model_dir, prompts, max_length, keep_tail=ANSWER_TAIL)
         self._check_lengths(llm, ids)
         params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(label_ids), allowed_token_ids=label_ids)
         outs = llm.generate(self._tokens(ids), params, use_tqdm=self.use_tqdm or desc is not None)

@@ -12,6 +12,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 ROLES = ("weak", "strong")
+HEADS = ("linear", "label_tokens")
+"""How a fine-tuned student reads p(label=1) (training.finetune says why each):
+- linear: a zero-initialised 2-way linear head on the pooled last hidden state (Burns et al.);
+- label_tokens: the model's own LM head at the answer position, p(label) from the two label words'
+  next-token probabilities (the AAR sandbox's causal-LM "label as text" readout)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Recipe:
     max_grad_norm: float | None = None
     dtype: str = "float32"
     lora: dict[str, Any] | None = None  # None: full fine-tuning (or the frozen regime's head)
+    head: str = "linear"  # the readout of the fine-tuning regimes: "linear" or "label_tokens" (HEADS)
     gradient_checkpointing: bool | str = False  # True, False or "auto": switched on at the first out-of-memory
     compile: bool = False
 
@@ -56,6 +62,8 @@ class Recipe:
         recipe = cls(**kwargs)
         if recipe.epochs < 1 or recipe.batch_size < 1 or recipe.grad_accum < 1 or recipe.lr <= 0:
             raise ValueError(f"recipe needs epochs, batch_size, grad_accum >= 1 and lr > 0; got {train}")
+        if recipe.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {recipe.head!r}")
         if recipe.gradient_checkpointing not in (True, False, "auto"):
             raise ValueError(
                 f"gradient_checkpointing must be true, false or 'auto', got {recipe.gradient_checkpointing!r}"

@@ -4,7 +4,8 @@ A Trainer fits a model of one role (weak or strong) on one split's inputs agains
 p(label=1) and returns a Student that predicts p(label=1) on the splits it was given. Both trainers are
 plain picklable data, so the method process receives one and trains through it:
 - FrozenTrainer -> HeadStudent: the backbone's cached features + a linear head (regime "frozen");
-- FineTuneTrainer -> FineTunedStudent: LoRA adapters or every weight, plus the head (regimes "lora", "full").
+- FineTuneTrainer -> FineTunedStudent: LoRA adapters or every weight, plus the readout (regimes "lora", "full";
+  a linear head, or the LM head's label-word logits: recipe.head).
 """
 
 from __future__ import annotations
@@ -81,14 +82,15 @@ class FrozenTrainer:
 
 @dataclass(frozen=True)
 class FineTuneTrainer:
-    """The model itself fine-tuned (LoRA when the recipe has a lora block, else every weight) with a head
-    on its pooled state."""
+    """The model itself fine-tuned (LoRA when the recipe has a lora block, else every weight) with the
+    recipe's readout: a linear head on its pooled state, or its LM head at the label words (label_tokens)."""
 
     model_dir: str
     inputs: dict[str, list[str]]  # split -> the texts the model reads
     recipe: Recipe
     pooling: str
     max_length: int
+    label_words: tuple[str, ...] = ()  # the task's two label words (the label_tokens readout reads them)
 
     @property
     def regime(self) -> str:
@@ -109,6 +111,7 @@ class FineTuneTrainer:
             weights=w,
             pooling=self.pooling,
             max_length=self.max_length,
+            label_words=list(self.label_words) or None,
         )
         student.inputs = self.inputs
         return student
