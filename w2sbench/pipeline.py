@@ -32,6 +32,8 @@ from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
 from .training.students import FineTuneTrainer, FrozenTrainer, Trainer
+from .units import Unit
+from .units import plan as plan_units
 
 log = logging.getLogger("w2sbench")
 
@@ -117,6 +119,9 @@ class Pipeline:
         self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
         self.method_sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
         self.sandbox_record: dict | None = None
+        self._method_classes: dict[str, type[Method]] = {}  # method spec -> class
+        self._n_methods = 0
+        self.log_tasks = True  # say each task's work as it starts (executors running units elsewhere turn it off)
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     @contextmanager
@@ -408,9 +413,21 @@ class Pipeline:
             self.method_sources[method_cls.name] = method_source(method_cls)
         return self.method_sources[method_cls.name]
 
-    # ---- the whole run ------------------------------------------------------------------------------
-    def run(self, methods: list[type[Method]]) -> RunRecord:
+    # ---- the whole run, as a graph of units (w2sbench/units.py) run by an executor --------------------------
+    def run(self, methods: list[type[Method]], executor: Any = None) -> RunRecord:
+        """Every unit of the evaluation, by `executor` (default: in this process, one unit after another, in
+        the order the stages have always run), then the record. Executors: w2sbench/executors.py."""
+        from .executors import InProcessExecutor
+
         started = time.perf_counter()
+        specs = self.prepare(methods)
+        values = (executor or InProcessExecutor()).run(self, self.plan(list(specs)))
+        self.timings["total"] = time.perf_counter() - started
+        return self.record(methods, values)
+
+    def prepare(self, methods: list[type[Method]]) -> dict[str, type[Method]]:
+        """What must hold before any work: the sandbox can start, every task loads, both models resolve.
+        Returns each method's spec (how a fresh process loads it) -> its class."""
         if not self.options.unsealed:
             why = sandbox.unavailable_reason()
             if why:
@@ -423,33 +440,88 @@ class Pipeline:
             self.splits(task)
         for role in ("weak", "strong"):
             self.model_dir(role)  # a missing model fails here, before any work
-        if self.setting.regime == "frozen":
-            self.compute_features("weak")
-            self.compute_features("strong")
+        self._n_methods = len(methods)
+        for cls in methods:
+            self._method_classes.setdefault(sealed.method_spec(cls), cls)
+        return {sealed.method_spec(cls): cls for cls in methods}
+
+    def plan(self, method_specs: list[str]) -> list[Unit]:
+        return plan_units(self.setting, self.tasks, method_specs, self.baseline_seeds, self.method_seeds)
+
+    def method_class(self, spec: str) -> type[Method]:
+        if spec not in self._method_classes:
+            self._method_classes[spec] = sealed.load_spec(spec)
+        return self._method_classes[spec]
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"task {name!r} is not in this pipeline")
+
+    def run_unit(self, unit: Unit, inputs: dict[str, Any]) -> Any:
+        """One unit's value: the stage's artifact (from the cache or computed), or the task's score. `inputs`
+        holds the values of the units it depends on (only the score unit reads them)."""
+        task = self.task(unit.task)
+        if unit.kind == "features":
+            for split in ROLE_SPLITS[unit.role]:
+                self.features(unit.role, task, split)
+            return None
+        if unit.kind == "weak":
+            if unit.seed == 0 and self.log_tasks:
+                k = self.baseline_seeds
+                log.info(f"{task.name}: weak x{k}, ceiling x{k}, {self._n_methods} method(s) x{self.method_seeds}")
+            return self.weak_labels(task, unit.seed)
+        if unit.kind == "ceiling":
+            return self.ceiling(task, unit.seed)
+        if unit.kind == "method":
+            return self.run_method(task, self.method_class(unit.method), unit.seed)
+        if unit.kind == "score":
+            return self.score(task, unit.method, inputs)
+        raise ValueError(f"unknown unit kind {unit.kind!r}")
+
+    def score(self, task: Task, spec: str, inputs: dict[str, Any]) -> tuple[PGRResult, list[dict]]:
+        """Unit score: PGR with its intervals and the flags of one method on one task."""
+        weak_test, ceiling_test, probs, compute = self._task_values(task, spec, inputs)
+        labels = np.array([e.label for e in self.splits(task).test])
+        with self.timed("score"):
+            score = bootstrap_pgr(labels, weak_test, ceiling_test, probs, n_boot=self.options.n_boot)
+            flags = flag_method(labels, weak_test, ceiling_test, probs, score, compute)
+        return score, flags
+
+    def _task_values(self, task: Task, spec: str | None, values: dict[str, Any]) -> tuple:
+        k = self.baseline_seeds
+        weak_test = np.stack([values[Unit("weak", task.name, seed=s).id]["test"] for s in range(k)])
+        ceiling_test = np.stack([values[Unit("ceiling", task.name, seed=s).id] for s in range(k)])
+        if spec is None:
+            return weak_test, ceiling_test
+        outs = [values[Unit("method", task.name, seed=s, method=spec).id] for s in range(self.method_seeds)]
+        return weak_test, ceiling_test, np.stack([o[0] for o in outs]), [o[1] for o in outs]
+
+    def unit_done(self, unit: Unit, value: Any) -> None:
+        """Called by the executor, in this process, as each unit finishes: a scored method's flags are said."""
+        if unit.kind == "score":
+            name = self.method_class(unit.method).name
+            for line in flag_summary({unit.task: {name: value[1]}}):
+                log.warning(line)
+
+    def record(self, methods: list[type[Method]], values: dict[str, Any]) -> RunRecord:
+        """The RunRecord of `methods` from the units' values (a sweep makes one per configuration)."""
         runs: list[TaskRun] = []
         for task in self.tasks:
-            k = self.baseline_seeds
-            log.info(f"{task.name}: weak x{k}, ceiling x{k}, {len(methods)} method(s) x{self.method_seeds}")
-            weak_test = np.stack([self.weak_labels(task, seed)["test"] for seed in range(k)])
-            ceiling_test = np.stack([self.ceiling(task, seed) for seed in range(k)])
+            weak_test, ceiling_test = self._task_values(task, None, values)
             tr = TaskRun(task, self.splits(task), weak_test, ceiling_test)
-            labels = np.array([e.label for e in tr.splits.test])
             for method_cls in methods:
-                outs = [self.run_method(task, method_cls, s) for s in range(self.method_seeds)]
+                spec = sealed.method_spec(method_cls)
+                outs = [values[Unit("method", task.name, seed=s, method=spec).id] for s in range(self.method_seeds)]
                 tr.methods[method_cls.name] = MethodRun(
                     method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs]
                 )
-                with self.timed("score"):
-                    run = tr.methods[method_cls.name]
-                    score = bootstrap_pgr(labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot)
-                    tr.scores[method_cls.name] = score
-                    tr.flags[method_cls.name] = flag_method(
-                        labels, weak_test, ceiling_test, run.test_probs, score, run.compute
-                    )
-                for line in flag_summary({task.name: {method_cls.name: tr.flags[method_cls.name]}}):
-                    log.warning(line)
+                tr.scores[method_cls.name], tr.flags[method_cls.name] = values[Unit("score", task.name, method=spec).id]
             runs.append(tr)
-        self.timings["total"] = time.perf_counter() - started
+        for method_cls in methods:
+            self.method_source(method_cls)  # named even when every method unit ran elsewhere or was cached
+        names = {cls.name for cls in methods}
         return RunRecord(
             setting=self.setting,
             tasks=runs,
@@ -463,7 +535,7 @@ class Pipeline:
             cache_hits=dict(self.store.hits),
             cache_misses=dict(self.store.misses),
             cache_recomputed=dict(self.store.corrupt),
-            method_sources=dict(self.method_sources),
+            method_sources={k: v for k, v in self.method_sources.items() if k in names},
             sandbox=self.sandbox_record,
         )
 
