@@ -1,4 +1,4 @@
-"""The `w2sbench` command: eval, tasks, settings, methods."""
+"""The `w2sbench` command: eval, sweep, tasks, settings, methods."""
 
 from __future__ import annotations
 
@@ -124,6 +124,18 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
 @click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices).")
 @click.option(
+    "--executor",
+    type=click.Choice(["inprocess", "ray"]),
+    default="inprocess",
+    show_default=True,
+    help="Who runs the stages: this process, or a Ray cluster (pip install 'w2sbench[ray]'; README).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to use with --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
+)
+@click.option(
     "--submission",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -145,6 +157,8 @@ def eval_cmd(
     include_path,
     quiet,
     verbose,
+    executor,
+    ray_address,
     submission,
 ):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
@@ -175,7 +189,9 @@ def eval_cmd(
         unsealed=unsealed,
         method_timeout_s=method_timeout,
     )
-    record = Pipeline(setting_obj, task_list, options).run(method_classes)
+    from .executors import get_executor
+
+    record = Pipeline(setting_obj, task_list, options).run(method_classes, get_executor(executor, ray_address))
     doc = build_results(record)
     if output is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -200,6 +216,48 @@ def eval_cmd(
             f"submission: {submission} (fill in any '<fill in' fields, "
             f"then `w2sbench leaderboard validate {submission}`)"
         )
+
+
+@cli.command("sweep")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--executor",
+    type=click.Choice(["inprocess", "ray"]),
+    default="inprocess",
+    show_default=True,
+    help="Who runs the units: this process, or a Ray cluster.",
+)
+@click.option("--ray-address", default=None, help="Ray cluster for --executor ray (default: $RAY_ADDRESS, else local).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the results (default: the file's `output`, else results/sweep_<file name>).",
+)
+@click.option(
+    "--method-timeout",
+    "method_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds one method seed may take (default: the setting's limits.method_timeout_s).",
+)
+@click.option("--unsealed", is_flag=True, help="Run methods without the OS sandbox (results say so).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
+@click.option("--verbose", "-v", is_flag=True, help="Diagnostics too.")
+def sweep_cmd(spec, executor, ray_address, output, method_timeout, unsealed, quiet, verbose):
+    """Run a sweep file (methods x hyperparameter grid x seeds x tasks): one results JSON per configuration
+    and a summary ranked by mean PGR. Cached: run it again to resume."""
+    if quiet and verbose:
+        raise W2SError("--quiet and --verbose: choose one")
+    setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    from .executors import get_executor
+    from .sweep import load_sweep, run_sweep, summary_table
+
+    sweep = load_sweep(spec)
+    result = run_sweep(sweep, get_executor(executor, ray_address), output, unsealed, method_timeout)
+    click.echo(summary_table(result))
+    click.echo(f"results: {output or sweep.output}/ (one JSON per configuration, summary.md, summary.json)")
 
 
 @cli.command("tasks")
