@@ -68,27 +68,33 @@ class MethodJob:
 # ---- naming a method so that a fresh interpreter can load the same class -----------------------------------
 def method_spec(cls: type) -> str:
     """How the child finds the class: 'module:QualName' for one in an installed package, else
-    'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches)."""
+    'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches);
+    a configured class (w2sbench.method_specs) adds its hyperparameters, ':key=value,...'."""
+    from . import method_specs
     from .methods.identity import method_source
 
+    params, cls = method_specs.params_of(cls), method_specs.base_of(cls)
     source = method_source(cls)
     if source.kind == "package":
-        return f"{cls.__module__}:{cls.__qualname__}"
+        return method_specs.join(f"{cls.__module__}:{cls.__qualname__}", params)
     file = source.root / "__init__.py" if source.kind == "folder" else source.root
-    return f"{file}:{cls.__qualname__}"
+    return method_specs.join(f"{file}:{cls.__qualname__}", params)
 
 
 def load_spec(spec: str) -> type:
     """The class a method_spec() names (in the child)."""
-    if ".py:" in spec:
+    from . import method_specs
+
+    base, params = method_specs.split(spec)
+    if ".py:" in base:
         from .methods.registry import load_method
 
-        return load_method(spec)
-    module, _, qualname = spec.partition(":")
+        return method_specs.configure(load_method(base), params, spec)
+    module, _, qualname = base.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return obj
+    return method_specs.configure(obj, params, spec)
 
 
 # ---- the child ------------------------------------------------------------------------------------------------
