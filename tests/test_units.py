@@ -1,0 +1,172 @@
+"""The unit graph, executors, method specs with hyperparameters and sweep files: no model runs here (the
+Ray executor and sweeps end to end: tests/test_ray.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from w2sbench import method_specs, sealed
+from w2sbench.errors import ConfigError, W2SError
+from w2sbench.executors import InProcessExecutor, get_executor
+from w2sbench.ray_executor import unit_resources
+from w2sbench.settings import load_setting
+from w2sbench.sweep import load_sweep, slug
+from w2sbench.tasks import load_task
+from w2sbench.units import Unit, dedupe, plan
+
+METHOD_FILE = """
+from w2sbench.methods import LossMethod
+
+class Tempered(LossMethod):
+    name = "tempered_test"
+    temperature: float = 1.0
+    rounds: int = 1
+"""
+
+
+def test_plan_lists_every_unit_after_its_dependencies():
+    tasks = [load_task("rotten_tomatoes"), load_task("vader_nyt")]
+    units = plan(load_setting("tiny"), tasks, ["a:A", "b:B"], baseline_seeds=3, method_seeds=2)
+    kinds = [u.kind for u in units]
+    assert kinds.count("features") == 4 and kinds.count("weak") == 6 and kinds.count("ceiling") == 6
+    assert kinds.count("method") == 2 * 2 * 2 and kinds.count("score") == 2 * 2
+    seen: set[str] = set()
+    for unit in units:
+        assert set(unit.deps) <= seen, unit.id
+        seen.add(unit.id)
+    assert len(seen) == len(units)  # ids are unique
+    # method seed s learns from weak seed s mod baseline seeds; score reads every seed of all three
+    method = next(u for u in units if u.kind == "method" and u.seed == 1 and u.task == "vader_nyt")
+    assert "weak/vader_nyt/seed1" in method.deps and "features/vader_nyt/strong" in method.deps
+    score = next(u for u in units if u.kind == "score" and u.task == "vader_nyt" and u.method == "b:B")
+    assert len(score.deps) == 3 + 3 + 2
+    # the in-process order is the pipeline's: features stage-major, then task by task
+    assert [u.id for u in units[:4]] == [
+        "features/rotten_tomatoes/weak",
+        "features/vader_nyt/weak",
+        "features/rotten_tomatoes/strong",
+        "features/vader_nyt/strong",
+    ]
+    assert dedupe(units + units[:3]) == units
+
+
+def test_fine_tuning_regimes_have_no_feature_units():
+    units = plan(load_setting("aar-qwen"), [load_task("rotten_tomatoes")], ["a:A"], 2, 1)
+    assert {u.kind for u in units} == {"weak", "ceiling", "method", "score"}
+    assert all(not u.deps for u in units if u.kind in ("weak", "ceiling"))
+
+
+def test_resources_follow_the_setting():
+    feats, head, method, score = (
+        Unit("features", "t", role="weak"),
+        Unit("weak", "t", seed=0),
+        Unit("method", "t", seed=0, method="m"),
+        Unit("score", "t", method="m"),
+    )
+    assert all(unit_resources(u, "frozen", 1, False) == {"num_cpus": 1, "num_gpus": 0} for u in (feats, method))
+    assert unit_resources(feats, "frozen", 2, True)["num_gpus"] == 2
+    assert unit_resources(head, "frozen", 1, True)["num_gpus"] == 0  # a linear head
+    assert unit_resources(Unit("ceiling", "t", seed=0), "lora", 4, True)["num_gpus"] == 1  # training
+    assert unit_resources(method, "lora", 1, True)["num_gpus"] == 1
+    assert unit_resources(score, "lora", 1, True)["num_gpus"] == 0
+
+
+def test_in_process_executor_runs_units_in_order():
+    class Recorder:
+        def __init__(self):
+            self.ran, self.done = [], []
+
+        def run_unit(self, unit, inputs):
+            self.ran.append((unit.id, sorted(inputs)))
+            return unit.id.upper()
+
+        def unit_done(self, unit, value):
+            self.done.append(value)
+
+    units = [Unit("weak", "t", seed=0), Unit("method", "t", seed=0, method="m", deps=("weak/t/seed0",))]
+    rec = Recorder()
+    values = InProcessExecutor().run(rec, units)
+    assert rec.ran == [("weak/t/seed0", []), ("method/t/m/seed0", ["weak/t/seed0"])]
+    assert values == {"weak/t/seed0": "WEAK/T/SEED0", "method/t/m/seed0": "METHOD/T/M/SEED0"}
+    assert rec.done == list(values.values())
+    with pytest.raises(W2SError, match="unknown executor"):
+        get_executor("dask")
+    with pytest.raises(W2SError, match="needs --executor ray"):
+        get_executor("inprocess", "127.0.0.1:6379")
+
+
+def test_method_specs_round_trip_through_the_sealed_process_spec(tmp_path):
+    path = tmp_path / "tempered.py"
+    path.write_text(METHOD_FILE)
+    assert method_specs.split("logconf") == ("logconf", {})
+    assert method_specs.split(f"{path}:Tempered") == (f"{path}:Tempered", {})
+    assert method_specs.split("logconf:aux_coef=0.25,warmup_frac=0") == (
+        "logconf",
+        {"aux_coef": 0.25, "warmup_frac": 0},
+    )
+    assert method_specs.join("logconf", {"warmup_frac": 0.1, "aux_coef": 1}) == "logconf:aux_coef=1,warmup_frac=0.1"
+
+    cls = method_specs.load("logconf:aux_coef=1")  # an __init__ argument, cast to its default's type
+    assert cls().config() == {"aux_coef": 1.0, "warmup_frac": 0.2} and cls.name == "logconf"
+    spec = sealed.method_spec(cls)
+    assert spec == "w2sbench.methods.builtin:LogConf:aux_coef=1.0"
+    assert sealed.load_spec(spec)().config() == cls().config()
+
+    cls = method_specs.load(f"{path}:Tempered:temperature=2,rounds=3")  # class attributes
+    method = cls()
+    assert (method.temperature, method.rounds) == (2.0, 3) and method.config() == {"temperature": 2.0, "rounds": 3}
+    again = sealed.load_spec(sealed.method_spec(cls))()  # what a Ray worker and the sealed child load
+    assert (again.temperature, again.rounds) == (2.0, 3)
+    plain = method_specs.load(f"{path}:Tempered")  # no parameters: the class itself
+    assert method_specs.base_of(plain) is plain and method_specs.params_of(plain) == {}
+
+    for bad, message in (
+        ("logconf:nope=1", "has no hyperparameter 'nope'"),
+        ("logconf:aux_coef=high", "is not a float"),
+        ("vanilla:name=x", "has no hyperparameter 'name'"),
+        (f"{path}:Tempered:rounds=1.5", "is not a int"),
+    ):
+        with pytest.raises(W2SError, match=message):
+            method_specs.load(bad)
+
+
+def test_sweep_file_expands_the_grid(tmp_path):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(
+        "tasks: [rotten_tomatoes, vader_nyt]\n"
+        "seeds: 2\n"
+        "methods:\n"
+        "  vanilla:\n"
+        "  logconf: {aux_coef: [0.25, 0.5], warmup_frac: 0.1}\n"
+        "  window: {radius: [0.1, 0.2]}\n"
+    )
+    sweep = load_sweep(spec)
+    assert sweep.configurations == [
+        "vanilla",
+        "logconf:aux_coef=0.25,warmup_frac=0.1",
+        "logconf:aux_coef=0.5,warmup_frac=0.1",
+        "window:radius=0.1",
+        "window:radius=0.2",
+    ]
+    assert sweep.tasks == "rotten_tomatoes,vader_nyt" and sweep.seeds == 2 and sweep.setting == "tiny"
+    assert str(sweep.output).endswith("sweep_grid")
+    assert slug("logconf:aux_coef=0.25,warmup_frac=0.1", "logconf") == "logconf_aux_coef-0.25_warmup_frac-0.1"
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("methods: []\n", "methods"),
+        ("methods: {vanilla: [1]}\n", "methods.vanilla"),
+        ("methods: {'logconf:aux_coef=1': }\n", "methods.logconf:aux_coef=1"),
+        ("methods: {logconf: {aux_coef: []}}\n", "methods.logconf.aux_coef"),
+        ("methods: {vanilla: }\nseeds: 0\n", "seeds"),
+        ("methods: {vanilla: }\ngrid: 1\n", "grid"),
+    ],
+)
+def test_sweep_file_errors_name_the_field(tmp_path, text, field):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_sweep(spec)
+    assert info.value.field == field and str(spec) in str(info.value)
