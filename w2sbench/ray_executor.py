@@ -108,6 +108,9 @@ class RayExecutor:
         address = self.address or os.environ.get("RAY_ADDRESS")
         try:
             if address:
+                host = address.rpartition(":")[0] if ":" in address else address
+                if host in ("127.0.0.1", "localhost"):  # a cluster on loopback: so is this driver
+                    kwargs["_node_ip_address"] = "127.0.0.1"
                 ray.init(address=address, **kwargs)
             else:
                 ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, **kwargs)
