@@ -170,3 +170,25 @@ def test_sweep_file_errors_name_the_field(tmp_path, text, field):
     with pytest.raises(ConfigError) as info:
         load_sweep(spec)
     assert info.value.field == field and str(spec) in str(info.value)
+
+
+def test_two_writers_racing_on_one_artifact_leave_one_whole(tmp_path, monkeypatch):
+    """A unit retried while its first attempt still runs: both save the same key. The second to rename finds
+    the first's folder in place (after its own exists() check said no) and keeps it."""
+    import pathlib
+
+    import numpy as np
+
+    from w2sbench.cache import ArtifactStore
+
+    store = ArtifactStore(root=tmp_path)
+    key = {"stage": "method", "seed": 0}
+    store.save("method", key, {"test": np.arange(4, dtype=np.float32)}, {"n": 1})
+    folder = store.folder("method", key)
+    real_exists = pathlib.Path.exists
+    monkeypatch.setattr(pathlib.Path, "exists", lambda self: False if self == folder else real_exists(self))
+    store.save("method", key, {"test": np.arange(4, dtype=np.float32)}, {"n": 1})  # the loser: no error
+    monkeypatch.undo()
+    found = ArtifactStore(root=tmp_path).load("method", key)
+    assert found is not None and found["test"].tolist() == [0, 1, 2, 3]
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left
