@@ -15,6 +15,13 @@
 - Each attempt leaves a claim (`<store>/.runs/<run>/<unit>/<host>-<pid>.json`) while the run lasts: the
   progress line says when a unit took more than one attempt, and an operator can see who holds a unit.
 
+Network: with no address, the one-machine cluster Ray starts is bound to 127.0.0.1 and usage stats are
+off (RAY_USAGE_STATS_ENABLED=0). Ray itself still looks outward at start, whatever those settings: the
+head's dashboard process asks the cloud metadata address (169.254.169.254, metadata.google.internal)
+which cloud it runs on (ray 2.60, usage_lib.get_cluster_config_to_report), and a driver given a loopback
+address looks for the machine's outward address. Where nothing may leave the machine, run the cluster
+and the command in a loopback-only network namespace, as tests/ray_cluster.py does.
+
 Workers get the driver's w2sbench settings through the job's runtime environment: PYTHONPATH and the
 W2SBENCH_*, HF_*, TRANSFORMERS_* and VLLM_* variables. The code itself is not shipped: every node has
 the same Python environment (a shared install or the same image), as with any Ray job on a fleet.
