@@ -48,7 +48,9 @@ def skip_or_fail(why: str) -> None:
 
 class LoopbackCluster:
     def __init__(self, env: dict[str, str], nodes: int = 2, cpus_per_node: int = 1):
-        self.env = {**env, "RAY_USAGE_STATS_ENABLED": "0"}
+        # No token: the cluster is reachable only inside its own namespace. Without this Ray 2.60 turns token
+        # authentication on whenever ~/.ray/auth_token exists (any earlier local ray.init() writes one).
+        self.env = {**env, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
         self.nodes, self.cpus = nodes, cpus_per_node
         self.address = f"127.0.0.1:{PORT}"
         self.holder: subprocess.Popen | None = None
@@ -70,6 +72,13 @@ class LoopbackCluster:
 
     # ---- the cluster ---------------------------------------------------------------------------------------------
     def start(self) -> LoopbackCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LoopbackCluster:
         self.holder = subprocess.Popen(
             [
                 "unshare",
