@@ -12,6 +12,9 @@
 - Methods still run sealed: a method unit starts the method's sandboxed process on the worker (from the
   worker's main thread, which lives as long as the worker: PR_SET_PDEATHSIG / bwrap --die-with-parent
   take the sandbox down with it). A worker keeps one method process per method for the units it runs.
+- Known gap: an inference engine a unit starts outside the sandbox (vLLM for features or the served weak
+  labels) is not tied to the worker's life; a worker killed with SIGKILL can leave it running (seen once
+  on the CPU benchmark). Ray's own retry is unaffected; the stray engine needs ending by hand.
 - Each attempt leaves a claim (`<store>/.runs/<run>/<unit>/<host>-<pid>.json`) while the run lasts: the
   progress line says when a unit took more than one attempt, and an operator can see who holds a unit.
 
