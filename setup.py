@@ -9,5 +9,7 @@ TASK_PACKAGES = ["w2sbench.task_files", *(f"w2sbench.task_files.{p}" for p in fi
 setup(
     packages=[*find_namespace_packages(include=["w2sbench", "w2sbench.*"], exclude=["*__pycache__"]), *TASK_PACKAGES],
     package_dir={"w2sbench.task_files": "tasks"},
-    package_data={p: ["*.yaml"] for p in TASK_PACKAGES},
+    # setup()'s package_data replaces setup.cfg's [options.package_data]: both are listed here
+    package_data={"w2sbench": ["schemas/*.json", "settings/*.yaml", "leaderboard/site/*"]}
+    | {p: ["*.yaml"] for p in TASK_PACKAGES},
 )

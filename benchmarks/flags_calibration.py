@@ -59,8 +59,8 @@ def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
     from w2sbench.settings import load_setting
     from w2sbench.tasks import resolve_tasks
 
-    options = RunOptions(progress=False)
-    runs = Pipeline(load_setting(setting), resolve_tasks(suite, []), options).run([load_method(m) for m in methods])
+    options = RunOptions()
+    record = Pipeline(load_setting(setting), resolve_tasks(suite, []), options).run([load_method(m) for m in methods])
     return [
         {
             "task": tr.task.name,
@@ -73,7 +73,7 @@ def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
             },
             "n_boot": options.n_boot,
         }
-        for tr in runs
+        for tr in record.tasks
     ]
 
 

@@ -1,7 +1,7 @@
 """A projection of the aar-qwen grid on N GPUs: the unit graph w2sbench builds for it (w2sbench/units.py),
 a cost per unit, and a greedy list schedule (what Ray's scheduler does with independent ready tasks: any
 free GPU takes the next ready unit). Prints the units, their GPU-hours, the critical path and the wall
-time for each N, as a markdown table (benchmarks/RESULTS.md, section 5). Every cost is an assumption,
+time for each N, as a markdown table (benchmarks/RESULTS.md, section 7). Every cost is an assumption,
 stated in ASSUMPTIONS and printed with the table; change them on the command line.
 
     python benchmarks/ray_projection.py --gpus 8,64 --methods 10
@@ -32,7 +32,7 @@ ASSUMPTIONS = {
     "method_trainings": "a method seed trains the strong model once (vanilla, logconf...; bootstrap-style methods "
     "that train k times cost k units of time: --method-trainings)",
     "score_min": "scoring = 0.1 min on a CPU (bootstrap of a few thousand test examples), not on a GPU",
-    "overhead_s": "Ray's own cost per unit (measured here: about 0.01-0.1 s, section 5) and loading cached "
+    "overhead_s": "Ray's own cost per unit (measured here: about 0.01-0.1 s, section 7) and loading cached "
     "artifacts: 10 s per unit, generous",
     "gpus": "one GPU per training unit (the setting's LoRA trains on one GPU); units never share a GPU",
 }

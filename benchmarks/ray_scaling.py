@@ -1,5 +1,5 @@
 """Scaling on this machine: the in-process executor against Ray with 1 and 2 worker nodes, and Ray's own
-overhead per unit. Results: benchmarks/RESULTS.md, section 5.
+overhead per unit. Results: benchmarks/RESULTS.md, section 7.
 
 Scenarios (each on its own cache, every Ray run on a real local cluster started with `ray start` inside a
 loopback-only network namespace, as the tests do: tests/ray_cluster.py):

@@ -99,6 +99,11 @@ def test_first_run_prints_table_and_writes_valid_results(first):
     assert prov["w2sbench_version"] and prov["hardware"]["cpu_count"] >= 1 and prov["packages"]["torch"]
     expected = "vllm" if _vllm_installed() else "hf"
     assert doc["backend"]["used"] == {"features:weak": expected, "features:strong": expected}
+    assert doc["sealed"]["sandboxed"] is True and doc["sealed"]["sandbox"]["network"] == "loopback only"
+    assert (
+        doc["methods"]["vanilla"]["code"]["kind"] == "package"
+        and doc["tasks"]["vader_nyt"]["methods"]["vanilla"]["flags"] == []
+    )
 
 
 def _vllm_installed() -> bool:
@@ -111,6 +116,18 @@ def test_rerun_recomputes_nothing(env, first, tmp_path):
     doc, _ = run_eval(env, tmp_path / "again.json")
     assert doc["cache"]["misses"] == {}
     assert doc["tasks"] == first[0]["tasks"]
+    # every prediction came from the cache, and the cache only holds sealed runs' predictions: still sealed
+    assert doc["sealed"]["sandboxed"] is True and set(doc["sealed"]["sandbox"]["method_code"]) == {"vanilla"}
+
+
+def test_an_unsealed_run_never_feeds_a_sealed_one(env, first, tmp_path):
+    """--unsealed predictions are cached under a key of their own: a later sealed run that found them would
+    record a sandbox its method never ran in."""
+    doc, _ = run_eval(env, tmp_path / "unsealed.json", "--unsealed")
+    assert doc["cache"]["misses"] == {"method": 4} and doc["sealed"]["sandboxed"] is False
+    assert doc["tasks"] == first[0]["tasks"]  # the same computation, outside the sandbox
+    again, _ = run_eval(env, tmp_path / "sealed.json")
+    assert again["cache"]["misses"] == {} and again["sealed"]["sandboxed"] is True
 
 
 def test_second_method_reuses_every_shared_stage(env, first, tmp_path):
@@ -134,3 +151,70 @@ def test_retraining_from_cached_features_is_deterministic(env, first, tmp_path):
     doc, _ = run_eval({**env, "W2SBENCH_CACHE": str(fresh)}, tmp_path / "retrained.json")
     assert set(doc["cache"]["misses"]) == {"weak", "ceiling", "method"}
     assert doc["tasks"] == first[0]["tasks"]
+
+
+def test_a_changed_coefficient_reruns_only_that_method(env, first, tmp_path):
+    """A hyperparameter set on the command line: only that method's stage runs (vanilla's and the shared
+    stages are cache hits), under its own name, with its config and per-example logs recorded."""
+    out = tmp_path / "configured.json"
+    doc, stdout = run_eval(env, out, "--method", "vanilla,logconf[aux_coef=0.25]", "--log-samples")
+    validate(doc, "results", str(out))
+    assert doc["cache"]["misses"] == {"method": 4}  # 2 tasks x 2 seeds of logconf[aux_coef=0.25]
+    assert doc["cache"]["hits"]["method"] == 4 and doc["cache"]["hits"]["ceiling"] == 4
+    assert list(doc["methods"]) == ["vanilla", "logconf[aux_coef=0.25]"]
+    assert doc["methods"]["logconf[aux_coef=0.25]"]["name"] == "logconf"
+    assert doc["methods"]["logconf[aux_coef=0.25]"]["config"] == {"aux_coef": 0.25, "warmup_frac": 0.2}
+    for name, task in doc["tasks"].items():
+        assert task["methods"]["vanilla"] == first[0]["tasks"][name]["methods"]["vanilla"]
+    assert "logconf[aux_coef=0.25]" in stdout and "samples:" in stdout
+    files = doc["samples"]["files"]
+    assert len(files) == 4 and {f["rows"] for f in files} == {200}
+    row = json.loads((out.parent / files[0]["path"]).read_text().splitlines()[0])
+    assert set(row) == {"index", "id", "text", "label", "weak_p", "w2s_p", "ceiling_p"}
+    assert len(row["weak_p"]) == len(row["w2s_p"]) == len(row["ceiling_p"]) == 2
+    plots = subprocess.run(
+        [sys.executable, "-m", "w2sbench.cli", "plot", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert plots.returncode == 0, plots.stderr[-2000:]
+    folder = out.parent / "configured.plots"
+    assert {p.name for p in folder.iterdir()} == {
+        f"{n}.{ext}" for n in ("pgr", "accuracy") for ext in ("png", "svg", "json")
+    }
+    assert "transfer: skipped" in plots.stdout
+
+
+def readme_python_block() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Python API", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_python_api_example_runs(env, first, tmp_path, monkeypatch):
+    """The README's example, as written, in this process (its sizes and seeds are the first run's, so the
+    shared stages come from the cache)."""
+    for key in ("W2SBENCH_CACHE", "W2SBENCH_MODEL_DIR", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(readme_python_block(), "README.md", "exec"), scope)
+    result = scope["result"]
+    assert list(result.methods) == ["vanilla", "logconf[aux_coef=0.25]", "logconf[aux_coef=0.75]"]
+    assert result.methods["logconf[aux_coef=0.75]"].config == {"aux_coef": 0.75, "warmup_frac": 0.2}
+    doc = json.loads((tmp_path / "results" / "api.json").read_text())
+    validate(doc, "results", "api.json")
+    assert doc == result.to_dict()
+    assert set(result.cache["misses"]) <= {"method"}  # the shared stages: the first run's
+    vanilla = result.tasks["rotten_tomatoes"].methods["vanilla"].w2s.to_dict()
+    assert vanilla == first[0]["tasks"]["rotten_tomatoes"]["methods"]["vanilla"]["w2s"]
+    assert len(scope["rows"]) == 200 and {f["method"] for f in doc["samples"]["files"]} == set(result.methods)
+
+
+def test_a_sandboxed_method_runs_an_inference_engine_through_its_context(env, first, tmp_path):
+    """strong_zeroshot asks the strong model for label probabilities: the engine (vLLM where installed)
+    starts inside the method's sandbox, with loopback only and a private /tmp, and works."""
+    doc, _ = run_eval(env, tmp_path / "zeroshot.json", "--method", "strong_zeroshot")
+    assert doc["cache"]["misses"] == {"method": 4} and doc["sealed"]["sandboxed"] is True
+    for task in doc["tasks"].values():
+        row = task["methods"]["strong_zeroshot"]
+        assert row["compute"][0]["inference_prompts"] == 200 and "strong model (inference)" in row["compute"][0]["saw"]
+        assert 0.3 < row["w2s"]["accuracy"] < 0.9  # a base model prompted zero-shot: a real, imperfect answer

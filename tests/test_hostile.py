@@ -168,6 +168,17 @@ def test_an_edited_method_reruns(tmp_path):
     assert np.allclose(first, 0.25) and np.allclose(edited, 0.75) and again.store.misses["method"] == 1
 
 
+def test_code_edited_during_a_run_is_not_run_under_the_old_hash(tmp_path):
+    """The results name the code hashed when the run started; the method process refuses other code."""
+    pipe, task = make_pipeline(tmp_path)
+    cls = method_file(tmp_path, "return np.full(len(ctx.test_texts), 0.25)")
+    pipe.method_source(cls)  # as Pipeline.run does before any work
+    path = Path(sys.modules[cls.__module__].__file__)
+    path.write_text(path.read_text().replace("0.25", "0.75"))
+    with pytest.raises(W2SError, match=r"the method's code changed on disk after the run started"):
+        pipe.run_method(task, cls, 0)
+
+
 def _processes_with(marker: str) -> list[int]:
     found = []
     for pid in os.listdir("/proc"):
@@ -189,7 +200,9 @@ from w2sbench import sandbox, sealed
 from w2sbench.training import FrozenTrainer, Recipe
 spec = {spec!r}
 policy = sandbox.default_policy([], [{method!r}])
-runner = sealed.SealedRunner(spec, "sleeper", policy, 600)
+from w2sbench.methods import load_method
+from w2sbench.methods.identity import method_source
+runner = sealed.SealedRunner(spec, "sleeper", policy, 600, method_source(load_method(spec)).sha256)
 x = np.zeros((4, 2), np.float32)
 job = sealed.MethodJob(task="t", setting="tiny", seed=0, unlabel_texts=["a"] * 4, test_texts=["b"] * 4,
                        weak_unlabel=np.full(4, .5), weak_test=np.full(4, .5),

@@ -3,6 +3,7 @@ field, non-zero exit), baselines generation, ranking with ties, leaderboard.json
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -16,9 +17,11 @@ from test_leaderboard_fixtures import CARD, TASKS, load, make_method, make_resul
 from w2sbench.cli import main  # noqa: E402
 from w2sbench.errors import ConfigError  # noqa: E402
 from w2sbench.leaderboard import baselines as bl  # noqa: E402
-from w2sbench.leaderboard.build import assign_ranks  # noqa: E402
+from w2sbench.leaderboard.build import assign_ranks, build_leaderboard  # noqa: E402
+from w2sbench.leaderboard.site import render_site  # noqa: E402
 from w2sbench.leaderboard.submission import make_submission, only_method  # noqa: E402
 from w2sbench.leaderboard.validate import check_submission, submission_files, validate_files  # noqa: E402
+from w2sbench.scoring import decode_correct  # noqa: E402
 from w2sbench.validation import validate  # noqa: E402
 
 
@@ -108,6 +111,35 @@ def test_wrong_type(board, sub):
     assert p.field == "method.teacher_free" and "boolean" in str(p)
 
 
+def test_unsealed_results_are_refused(board, sub):
+    sub["results"][0]["sealed"].update(sandboxed=False, why_unsealed="run with --unsealed", sandbox=None)
+    (p,) = _problems(sub, board)
+    assert p.field == "results.0.sealed.sandboxed" and "only sandboxed results" in str(p)
+
+
+def test_code_hash_must_be_the_one_that_made_the_results(board, sub):
+    sub["method"]["source"]["sha256"] = "0" * 64
+    (p,) = _problems(sub, board)
+    assert p.field == "method.source.sha256" and "is not the hash of the code that made these results" in str(p)
+
+
+def test_code_outside_the_repository_is_refused(board, sub):
+    sub["method"]["source"]["path"] = "/home/me/secret_method"
+    (p,) = _problems(sub, board)
+    assert p.field == "method.source.path" and "leaderboard/methods/NAME/" in str(p)
+
+
+def test_only_reproduced_entries_are_ranked(tmp_path):
+    board = write_board(tmp_path, {"alpha": 0.84, "beta": 0.74}, unreproduced=("alpha",))
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    by = {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
+    assert by["alpha"]["rank"] is None and by["alpha"]["reproduced"] is None
+    assert by["alpha"]["unranked_reason"] == "not reproduced yet (w2sbench leaderboard reproduce)"
+    assert by["beta"]["rank"] == 1 and by["beta"]["reproduced"]["largest_difference"] == 0.0  # alpha's 84% ranks no one
+
+
 def test_wrong_type_inside_results(board, sub):
     sub["results"][0]["tasks"]["sms_spam"]["weak"]["accuracy"] = "0.7"
     (p,) = _problems(sub, board)
@@ -128,6 +160,56 @@ def test_w2s_accuracy_changed_alone_is_caught(board, sub):
     fields = {p.field for p in _problems(sub, board)}
     assert "results.0.tasks.sms_spam.methods.alpha.w2s.accuracy" in fields
     assert "results.0.tasks.sms_spam.methods.alpha.pgr.w2s_acc" in fields
+
+
+def _flip(encoded: str, i: int) -> str:
+    """The packed correctness vector with example i's bit flipped."""
+    raw = bytearray(base64.b64decode(encoded))
+    raw[i // 8] ^= 0x80 >> (i % 8)
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def test_tampered_correctness_vectors_are_caught(board, sub):
+    """The per-example vectors the leaderboard pairs on cannot be edited apart from the accuracies."""
+    row = sub["results"][0]["tasks"]["rotten_tomatoes"]["methods"]["alpha"]["w2s"]
+    row["correct"][0] = _flip(row["correct"][0], 7)  # one example more (or less) right than seed 0's accuracy
+    p = _one(_problems(sub, board), "results.0.tasks.rotten_tomatoes.methods.alpha.w2s.correct.0")
+    assert "test examples right" in str(p) and "but accuracy_per_seed.0 is" in str(p)
+
+
+def test_correctness_vectors_of_the_wrong_size_or_count(board, sub):
+    task = sub["results"][0]["tasks"]["sms_spam"]
+    task["methods"]["alpha"]["w2s"]["correct"][1] = "AAAA"
+    task["weak"]["correct"] = task["weak"]["correct"][:2]
+    problems = _problems(sub, board)
+    assert "is not 300 packed bits per seed: seed 1: 3 bytes" in str(
+        _one(problems, "results.0.tasks.sms_spam.methods.alpha.w2s.correct")
+    )
+    assert "holds 2 vector(s) but accuracy_per_seed has 3" in str(
+        _one(problems, "results.0.tasks.sms_spam.weak.correct")
+    )
+
+
+def test_a_vector_edited_but_still_matching_its_accuracy_passes_validation_only(board, sub):
+    """Swapping a right and a wrong example keeps the count: validation cannot see it (reproduction does:
+    tests/test_reproduce.py), so the entry ranks only once reproduced."""
+    row = sub["results"][0]["tasks"]["rotten_tomatoes"]["methods"]["alpha"]["w2s"]
+    n_test = sub["results"][0]["tasks"]["rotten_tomatoes"]["n"]["test"]
+    bits = decode_correct(row["correct"][:1], n_test)[0]
+    right, wrong = int(np.flatnonzero(bits == 1)[0]), int(np.flatnonzero(bits == 0)[0])
+    row["correct"][0] = _flip(_flip(row["correct"][0], right), wrong)
+    assert _problems(sub, board) == []
+
+
+def test_pooled_pgr_must_follow_from_the_accuracies(board, sub):
+    summary = sub["results"][0]["summary"]["alpha"]
+    summary["pooled_pgr"] += 0.1
+    p = _one(_problems(sub, board), "results.0.summary.alpha.pooled_pgr")
+    assert "does not follow from the accuracies" in str(p)
+    summary["pooled_pgr"], summary["pooled_gap"] = summary["pooled_pgr"] - 0.1, summary["pooled_gap"] + 0.01
+    assert "is not the summed ceiling - weak gap" in str(
+        _one(_problems(sub, board), "results.0.summary.alpha.pooled_gap")
+    )
 
 
 def test_baselines_differ_from_official(board, sub):
@@ -259,17 +341,89 @@ def test_baselines_from_results_and_limit_runs_refused(tmp_path):
 
 
 # ---- ranking and build ------------------------------------------------------------------------------
-def _e(name, mean, ci):
-    return {"method": name, "mean_pgr": mean, "mean_pgr_ci": ci, "mean_w2s_accuracy": 0.5}
+def _entries(pooled: dict[str, float | None], significant: set[tuple[str, str]]) -> list[dict]:
+    """Entries with the given pooled PGRs; (a, b) in `significant`: a's paired interval over b lies above 0.
+    Every other pair's paired interval includes 0."""
+    out = []
+    for name, value in pooled.items():
+        paired = {}
+        for other, v in pooled.items():
+            if other == name or value is None or v is None:
+                continue
+            d = value - v
+            if (name, other) in significant:
+                ci = [d / 2, 3 * d / 2]
+            elif (other, name) in significant:
+                ci = [3 * d / 2, d / 2]
+            else:
+                ci = [-abs(d) - 0.05, abs(d) + 0.05]
+            paired[other] = {"d_pooled_pgr": d, "d_pooled_pgr_ci": ci, "d_mean_pgr": None, "d_mean_pgr_ci": None}
+        out.append({"method": name, "pooled_pgr": value, "paired": paired, "mean_w2s_accuracy": 0.5})
+    return out
 
 
-def test_ranks_share_where_intervals_overlap():
-    entries = assign_ranks(
-        [_e("c", 0.15, [0.1, 0.2]), _e("a", 0.6, [0.5, 0.7]), _e("u", None, None), _e("b", 0.5, [0.4, 0.6])]
-    )
-    assert [e["method"] for e in entries] == ["a", "b", "c", "u"]
-    assert [e["rank"] for e in entries] == [1, 1, 3, None]  # c: both a and b lie wholly above it
-    assert entries[0]["tied_with"] == ["b"] and entries[2]["tied_with"] == [] and entries[3]["tied_with"] == []
+def _honest(entries: list[dict]) -> None:
+    """A ranks strictly above B only where A's paired interval over B excludes 0 (lies above it)."""
+    ranked = [e for e in entries if e["rank"] is not None]
+    for a in ranked:
+        for b in ranked:
+            if a["rank"] < b["rank"]:
+                assert a["paired"][b["method"]]["d_pooled_pgr_ci"][0] > 0, (a["method"], b["method"])
+
+
+def test_paired_ranking_tiers():
+    pooled = {"c": 0.45, "a": 0.6, "u": None, "d": 0.1, "b": 0.5}
+    significant = {("a", "b"), ("a", "c"), ("a", "d"), ("b", "d"), ("c", "d")}  # b vs c: interval includes 0
+    entries = assign_ranks(_entries(pooled, significant))
+    assert [e["method"] for e in entries] == ["a", "b", "c", "d", "u"]
+    assert [e["rank"] for e in entries] == [1, 2, 2, 4, None]
+    by = {e["method"]: e for e in entries}
+    assert by["b"]["tied_with"] == ["c"] and by["c"]["tied_with"] == ["b"] and by["a"]["tied_with"] == []
+    assert by["a"]["better_than"] == ["b", "c", "d"] and by["d"]["better_than"] == []
+    assert by["u"]["unranked_reason"] == "pooled PGR undefined" and by["u"]["tied_with"] == []
+    _honest(entries)
+
+
+def test_paired_ranking_never_orders_an_unresolved_pair():
+    """a beats c, but neither a nor c is resolved from b: ranking 'a, b above c' would put b above c without
+    evidence, so all three share a rank (the competition ranking 1 + #significantly better would give c 2)."""
+    entries = assign_ranks(_entries({"a": 0.6, "b": 0.5, "c": 0.4}, {("a", "c")}))
+    assert [e["rank"] for e in entries] == [1, 1, 1]
+    by = {e["method"]: e for e in entries}
+    assert by["a"]["better_than"] == ["c"] and by["a"]["tied_with"] == ["b"] and by["b"]["tied_with"] == ["a", "c"]
+    _honest(entries)
+
+
+def test_paired_ranking_is_honest_on_random_relations():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        names = [f"m{i}" for i in range(6)]
+        values = dict(zip(names, np.sort(rng.random(6))[::-1]))
+        significant = {(a, b) for i, a in enumerate(names) for b in names[i + 1 :] if rng.random() < 0.7}
+        entries = assign_ranks(_entries(values, significant))
+        _honest(entries)
+        ranks = [e["rank"] for e in entries]
+        assert ranks == sorted(ranks) and ranks[0] == 1
+        if all((a, b) in significant for i, a in enumerate(names) for b in names[i + 1 :]):
+            assert ranks == [1, 2, 3, 4, 5, 6]  # every pair resolved: a strict order
+
+
+def test_pairing_resolves_what_marginal_intervals_cannot(tmp_path):
+    """'better' is 'base' with 2% of its wrong test predictions made right on every task: the two pooled-PGR
+    intervals overlap, but the paired difference (the same examples, the same seeds) excludes 0, so the
+    build ranks better strictly above base."""
+    board = write_board(tmp_path, {"base": 0.78, "better": ("base", 0.02)})
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    by = {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
+    better, base = by["better"], by["base"]
+    assert better["pooled_pgr_ci"][0] < base["pooled_pgr_ci"][1]  # the marginal intervals overlap
+    d = better["paired"]["base"]
+    assert d["d_pooled_pgr"] == pytest.approx(better["pooled_pgr"] - base["pooled_pgr"])
+    assert d["d_pooled_pgr_ci"][0] > 0
+    assert base["paired"]["better"]["d_pooled_pgr_ci"] == pytest.approx([-x for x in d["d_pooled_pgr_ci"][::-1]])
+    assert (better["rank"], base["rank"]) == (1, 2) and better["better_than"] == ["base"]
 
 
 def test_build_writes_valid_leaderboard_and_site(board, capsys):
@@ -295,12 +449,21 @@ def test_build_writes_valid_leaderboard_and_site(board, capsys):
     assert [t["name"] for t in tiny["tasks"]] == sorted(TASKS)
     names = [e["method"] for e in tiny["entries"]]
     assert sorted(names) == ["alpha", "beta", "gamma"]
-    means = [e["mean_pgr"] for e in tiny["entries"]]
-    assert means == sorted(means, reverse=True)
+    pooled = [e["pooled_pgr"] for e in tiny["entries"]]
+    assert pooled == sorted(pooled, reverse=True)
     for e in tiny["entries"]:
-        assert e["mean_pgr"] == pytest.approx(np.mean([t["pgr"] for t in e["tasks"].values()]))
-        for t in e["tasks"].values():
+        rows = e["tasks"].values()
+        assert e["mean_pgr"] == pytest.approx(np.mean([t["pgr"] for t in rows]))
+        assert e["pooled_pgr"] == pytest.approx(
+            sum(t["w2s_acc"] - t["weak_acc"] for t in rows) / sum(t["ceiling_acc"] - t["weak_acc"] for t in rows)
+        )
+        assert e["transfer"] is None  # rotten_tomatoes and sms_spam are both development tasks
+        for t in rows:
             assert t["pgr"] == pytest.approx((t["w2s_acc"] - t["weak_acc"]) / (t["ceiling_acc"] - t["weak_acc"]))
+        for other, d in e["paired"].items():
+            assert d["d_pooled_pgr"] == pytest.approx(
+                e["pooled_pgr"] - next(o["pooled_pgr"] for o in tiny["entries"] if o["method"] == other)
+            )
     by = {e["method"]: e for e in tiny["entries"]}
     assert by["gamma"]["teacher_free"] and by["beta"]["non_default_recipe"] and not by["alpha"]["teacher_free"]
     assert by["gamma"]["mean_pgr"] < 0  # 66% w2s is below the 70% weak model
@@ -311,6 +474,39 @@ def test_build_writes_valid_leaderboard_and_site(board, capsys):
     for name in names:
         page = board / "site" / "methods" / f"{name}.html"
         assert page.is_file() and CARD["authors"][0] in page.read_text()
+
+
+def test_build_reports_development_and_heldout(tmp_path):
+    tasks = ("rotten_tomatoes", "vader_tweets")  # tags default-dev, default-heldout
+    board = write_board(tmp_path, {"alpha": 0.82, "beta": 0.76}, tasks=tasks)
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    validate(doc, "leaderboard", "leaderboard.json")
+    tiny = doc["settings"]["tiny"]
+    assert {t["name"]: t["split"] for t in tiny["tasks"]} == {
+        "rotten_tomatoes": "development",
+        "vader_tweets": "heldout",
+    }
+    sub = load(board / "submissions" / "alpha.json")["results"][0]
+    for e in tiny["entries"]:
+        tr = e["transfer"]
+        dev, held = e["tasks"]["rotten_tomatoes"], e["tasks"]["vader_tweets"]
+        assert tr["development"]["pooled_pgr"] == pytest.approx(dev["pgr"])
+        assert tr["heldout"]["pooled_pgr"] == pytest.approx(held["pgr"])
+        assert tr["difference"]["pooled_pgr"] == pytest.approx(held["pgr"] - dev["pgr"])
+        lo, hi = tr["difference"]["pooled_pgr_ci"]
+        assert lo <= tr["difference"]["pooled_pgr"] <= hi
+    # the build's numbers (official baselines, its own 2,000 resamples) are the submission's (300 resamples) here
+    alpha = next(e for e in tiny["entries"] if e["method"] == "alpha")
+    theirs = sub["transfer"]["methods"]["alpha"]["difference"]
+    assert alpha["transfer"]["difference"]["pooled_pgr"] == pytest.approx(theirs["pooled_pgr"])
+    assert alpha["transfer"]["difference"]["pooled_pgr_ci"] == pytest.approx(theirs["pooled_pgr_ci"], abs=0.05)
+    assert alpha["pooled_pgr_ci"] == pytest.approx(sub["summary"]["alpha"]["pooled_pgr_ci"], abs=0.05)
+    site = render_site(doc, tmp_path / "site")
+    html = site[0].read_text()
+    assert 'class="sortable task-col heldout-col" data-task="vader_tweets"' in html and "Held-out &minus; dev." in html
+    assert 'id="paired-tiny"' in html
 
 
 def test_build_leaves_out_invalid_submissions_or_fails_strict(board, tmp_path, capsys):

@@ -85,12 +85,17 @@ def check_site(browser, site_dir: Path, doc: dict, shot: str, method: str) -> No
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto((site_dir / "index.html").resolve().as_uri())
 
-    # every submission appears, in rank order, with its mean PGR as printed to 2 decimals
+    # every submission appears, in rank order, with its pooled and mean PGR as printed to 2 decimals
     assert _rows(page, table) == [e["method"] for e in entries]
     assert len(entries) == len(doc["generated"]["submissions"])
     for e in entries:
-        cell = page.locator(f'{table} tr[data-method="{e["method"]}"] td.mean').inner_text()
-        assert (f"{e['mean_pgr']:+.2f}" if e["mean_pgr"] is not None else "undef.") in cell
+        for cls in ("pooled", "mean"):
+            cell = page.locator(f'{table} tr[data-method="{e["method"]}"] td.{cls}').inner_text()
+            value = e[f"{cls}_pgr"]
+            assert (f"{value:+.2f}" if value is not None else "undef.") in cell
+    # the paired-difference matrix: one row per entry with a pooled PGR
+    paired = page.locator(f"#paired-{setting['name']} tbody tr")
+    assert paired.count() == sum(e["pooled_pgr"] is not None for e in entries)
     assert page.locator("svg.pgr-plot").count() == len(doc["settings"])
 
     # sorting by a task column reorders the rows by that task's PGR, descending then ascending

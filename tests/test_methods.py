@@ -191,3 +191,145 @@ def test_context_refuses_train_label_and_copies_weak_labels():
     w[:] = 0
     assert ctx.weak_unlabel.max() > 0  # a method cannot corrupt the shared weak labels
     assert ctx.rng.random() != ctx.rng.random()  # one stream, not a fresh generator each read
+
+
+# ---- hyperparameters: typed class fields ----------------------------------------------------------------------
+def test_builtin_hyperparameters_and_defaults_are_unchanged():
+    """The declared fields give exactly the configs the hand-written config() methods returned (the cache
+    keys and the reference numbers depend on them)."""
+    expected = {
+        "vanilla": {},
+        "vanilla_hard": {},
+        "logconf": {"aux_coef": 0.5, "warmup_frac": 0.2},
+        "entropy": {"aux_coef": 0.5, "warmup_frac": 0.2},  # inherited from logconf
+        "product": {"alpha": 1.0, "beta": 1.0},
+        "window": {"radius": 0.15},
+        "confident_only": {"low": 0.25, "high": 0.75},
+        "bootstrap": {"rounds": 2, "mix": 0.5},
+        "strong_zeroshot": {},
+        "majority": {},
+    }
+    for name, config in expected.items():
+        cls = load_method(name)
+        assert cls().config() == config, name
+        assert [type(v) for v in cls().config().values()] == [type(v) for v in config.values()], name
+        assert list(cls.hyperparameters) == list(config), name
+        assert cls().run_name == name  # defaults keep the plain name
+    assert load_method("bootstrap").hyperparameters["rounds"].type is int
+
+
+def test_configured_method_uses_its_values_in_the_math():
+    m = load_method("logconf")(aux_coef=0.25, warmup_frac=0.5)
+    assert m.config() == {"aux_coef": 0.25, "warmup_frac": 0.5}
+    assert m.run_name == "logconf[aux_coef=0.25,warmup_frac=0.5]"
+    assert (m.coef(0.0), m.coef(0.25), m.coef(0.5), m.coef(1.0)) == pytest.approx((0.0, 0.125, 0.25, 0.25))
+    # window radius 0.3: only max prob < 0.8 trains; 0.7 now trains, 0.9 does not
+    loss = load_method("window")(radius=0.3).loss(
+        logits_for([0.5, 0.7, 0.1]), torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64), 0.5
+    )
+    assert loss.tolist() == pytest.approx([math.log(2), xent(0.0, 0.7), 0.0])
+    assert load_method("confident_only")(low=0.1, high=0.9).subset(np.array([0.05, 0.2, 0.95])).tolist() == [0, 2]
+    assert load_method("logconf")().aux_coef == 0.5  # the class default is untouched
+    assert load_method("logconf")(aux_coef=1).config()["aux_coef"] == 1.0  # an int for a float: one config
+    assert type(load_method("logconf")(aux_coef=1).aux_coef) is float
+
+
+def test_bad_overrides_name_the_field_and_the_type():
+    from w2sbench.methods import HyperparameterError
+
+    logconf = load_method("logconf")
+    with pytest.raises(HyperparameterError, match=r"no hyperparameter 'aux_cof'; did you mean 'aux_coef'\?") as e:
+        logconf(aux_cof=0.1)
+    assert "aux_coef (float, default 0.5), warmup_frac (float, default 0.2)" in str(e.value)
+    with pytest.raises(HyperparameterError, match=r"hyperparameter aux_coef must be a float, got 'high' \(str\)"):
+        logconf(aux_coef="high")
+    with pytest.raises(HyperparameterError, match=r"aux_coef must be a float, got True \(bool\)"):
+        logconf(aux_coef=True)
+    with pytest.raises(HyperparameterError, match=r"rounds must be an int, got 1.5 \(float\)"):
+        load_method("bootstrap")(rounds=1.5)
+    with pytest.raises(HyperparameterError, match="'vanilla' has no hyperparameter 'eps': it declares none"):
+        load_method("vanilla")(eps=0.1)
+
+
+def test_declaring_hyperparameters():
+    from typing import ClassVar, Literal
+
+    from w2sbench.methods import LossMethod
+
+    class Base(LossMethod):
+        name = "base_test"
+        eps: float = 0.1
+        mode: Literal["soft", "hard"] = "soft"
+        steps: int = 3
+        verbose: bool = False
+        cache_size: ClassVar[int] = 10  # a ClassVar is not a hyperparameter
+        _private: float = 1.0  # nor a private name
+
+    class Child(Base):
+        name = "child_test"
+        eps = 0.2  # a new default for an inherited field
+        extra: str = "x"
+
+    assert list(Base.hyperparameters) == ["eps", "mode", "steps", "verbose"]
+    assert Child().config() == {"eps": 0.2, "mode": "soft", "steps": 3, "verbose": False, "extra": "x"}
+    assert Base().config()["eps"] == 0.1
+    assert Child(mode="hard", eps=0.1).run_name == "child_test[eps=0.1,mode=hard]"
+    with pytest.raises(Exception, match="must be one of soft, hard, got 'medium'"):
+        Base(mode="medium")
+    with pytest.raises(TypeError, match="needs a default"):
+
+        class NoDefault(LossMethod):
+            name = "no_default"
+            eps: float
+
+    with pytest.raises(TypeError, match="bool, int, float, str or Literal"):
+
+        class BadType(LossMethod):
+            name = "bad_type"
+            eps: list = []  # noqa: RUF012
+
+    with pytest.raises(Exception, match="eps must be a float, got 'a'"):
+
+        class BadDefault(LossMethod):
+            name = "bad_default"
+            eps: float = "a"
+
+
+def test_method_specs_from_the_command_line():
+    from w2sbench.errors import W2SError
+    from w2sbench.methods import resolve_methods
+
+    ms = resolve_methods("vanilla, logconf[aux_coef=0.25,warmup_frac=0], bootstrap[rounds=3,mix=1]")
+    assert [m.run_name for m in ms] == [
+        "vanilla",
+        "logconf[aux_coef=0.25,warmup_frac=0.0]",
+        "bootstrap[rounds=3,mix=1.0]",
+    ]
+    assert ms[1].config() == {"aux_coef": 0.25, "warmup_frac": 0.0} and ms[2].rounds == 3
+    # a name in results selects the same configuration again
+    again = resolve_methods(ms[1].run_name)[0]
+    assert again.config() == ms[1].config() and type(again) is type(ms[1])
+    # a sweep: one method per value, every combination of swept fields, in the order given
+    sweep = resolve_methods("logconf[aux_coef=0.1|0.5|0.9,warmup_frac=0|0.2]")
+    assert [(m.aux_coef, m.warmup_frac) for m in sweep] == [
+        (0.1, 0.0), (0.1, 0.2), (0.5, 0.0), (0.5, 0.2), (0.9, 0.0), (0.9, 0.2)
+    ]  # fmt: skip
+    assert sweep[3].run_name == "logconf"  # the defaults: the plain name
+    # classes and instances pass through
+    logconf = load_method("logconf")
+    assert [m.run_name for m in resolve_methods([logconf, logconf(aux_coef=0.3), "vanilla"])] == [
+        "logconf",
+        "logconf[aux_coef=0.3]",
+        "vanilla",
+    ]
+    for bad, message in [
+        ("logconf[aux_coef=0.5],logconf", "'logconf' is given twice"),
+        ("logconf[aux_coef]", "'aux_coef' is not key=value"),
+        ("logconf[aux_coef=0.1", "'\\[' without '\\]'"),
+        ("logconf[aux_coef=x]", "aux_coef must be a float, got 'x'"),
+        ("logconf[aux_coef=0.1,aux_coef=0.2]", "aux_coef is given twice"),
+        ("logconf[warmup=0.1]", "did you mean 'warmup_frac'"),
+        ("bootstrap[rounds=2.5]", "rounds must be an int, got '2.5'"),
+    ]:
+        with pytest.raises(W2SError, match=message):
+            resolve_methods(bad)

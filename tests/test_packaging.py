@@ -3,6 +3,7 @@ nothing that only the tests use."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sysconfig
 import venv
@@ -12,6 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_non_editable_install_lists_the_tasks(tmp_path: Path) -> None:
+    # only the wheel may provide w2sbench: no checkout on PYTHONPATH (pip would count it as installed)
+    alone = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env_dir = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
@@ -43,6 +46,7 @@ def test_non_editable_install_lists_the_tasks(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=alone,
     )
     wheel = next(wheels.glob("w2sbench-*.whl"))
     subprocess.run(
@@ -51,6 +55,7 @@ def test_non_editable_install_lists_the_tasks(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=alone,
     )
 
     where = subprocess.run(
@@ -59,11 +64,12 @@ def test_non_editable_install_lists_the_tasks(tmp_path: Path) -> None:
         text=True,
         check=True,
         cwd=tmp_path,
+        env=alone,
     ).stdout.split()
     assert where[0].startswith(site) and where[1] == str(Path(site) / "w2sbench" / "task_files")
 
     out = subprocess.run(
-        [py, "-m", "w2sbench.cli", "tasks"], capture_output=True, text=True, check=True, cwd=tmp_path
+        [py, "-m", "w2sbench.cli", "tasks"], capture_output=True, text=True, check=True, cwd=tmp_path, env=alone
     ).stdout
     listed = {line.split()[0] for line in out.splitlines() if line.strip()}
     shipped = {p.stem for p in (ROOT / "tasks").rglob("*.yaml")}

@@ -45,7 +45,7 @@ class SlowVanilla(LossMethod):
 
 
 class Sharpen(LossMethod):
-    """Test method with a hyperparameter declared as a class attribute: weak labels at a temperature."""
+    """Test method with a hyperparameter (a typed class field): weak labels at a temperature."""
 
     name = "sharpen_test"
     temperature: float = 1.0
@@ -176,7 +176,7 @@ def _claims(cache: Path) -> list[dict]:
     return out
 
 
-def test_killed_worker_is_retried_with_identical_results(cluster, ray_first, reference, methods, method_file, tmp_path):
+def test_killed_worker_is_retried_with_identical_results(cluster, ray_first, reference, methods, tmp_path):
     cache = tmp_path / "cache"
     (cache / "artifacts").mkdir(parents=True)
     for stage in ("features_weak", "features_strong"):  # the weak, ceiling and method units run again
@@ -184,7 +184,7 @@ def test_killed_worker_is_retried_with_identical_results(cluster, ray_first, ref
     run_env = {**cluster.env, "W2SBENCH_CACHE": str(cache)}
     argv = eval_argv(tmp_path / "out.json", methods, "--executor", "ray", "--ray-address", cluster.address)
     driver = cluster.popen(argv, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    target = f"method/rotten_tomatoes/{method_file}:SlowVanilla/seed0"
+    target = "method/rotten_tomatoes/slow_vanilla_test/seed0"  # units are named by the method's name in results
     victim = None
     deadline = time.time() + 600
     while victim is None and time.time() < deadline and driver.poll() is None:
@@ -256,8 +256,12 @@ def test_sweep_on_ray_completes_and_resumes(cluster, ray_first, reference, metho
     assert summary["cache"]["hits"]["method"] == done_before
     ranked = [row["configuration"] for row in summary["ranking"]]
     assert sorted(ranked) == sorted(
-        ["logconf:aux_coef=0.25", "logconf:aux_coef=0.5", f"{method_file}:Sharpen:temperature=0.5"]
-        + [f"{method_file}:Sharpen:temperature=2"]
+        ["logconf[aux_coef=0.25]", "logconf[aux_coef=0.5]", f"{method_file}:Sharpen[temperature=0.5]"]
+        + [f"{method_file}:Sharpen[temperature=2]"]
+    )
+    # each configuration's name in results: the values that differ from the method's defaults
+    assert sorted(row["method"] for row in summary["ranking"]) == sorted(
+        ["logconf[aux_coef=0.25]", "logconf", "sharpen_test[temperature=0.5]", "sharpen_test[temperature=2.0]"]
     )
     assert len(list(out.glob("*.json"))) == 5 and "| 1 |" in (out / "summary.md").read_text()
     # logconf at its default aux_coef is the evaluation's logconf: the same numbers on the same task
@@ -267,4 +271,4 @@ def test_sweep_on_ray_completes_and_resumes(cluster, ray_first, reference, metho
     for part in ("w2s", "pgr"):
         assert mine["methods"]["logconf"][part] == theirs["methods"]["logconf"][part]
     sharp = json.loads((out / "sharpen_test_temperature-2.json").read_text())
-    assert sharp["methods"]["sharpen_test"]["config"] == {"temperature": 2.0}
+    assert sharp["methods"]["sharpen_test[temperature=2.0]"]["config"] == {"temperature": 2.0}

@@ -8,6 +8,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_sealed import make_pipeline  # noqa: I001
 
@@ -131,3 +132,81 @@ def test_code_outside_leaderboard_methods_is_refused(toy, tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match="lives under leaderboard/methods/NAME/"):
         rep.reproduce_submission(path, root / "cache")
+
+
+CONFIGURABLE = '''
+import numpy as np
+from w2sbench.methods import LossMethod
+
+
+class Sharpish(LossMethod):
+    """Vanilla on weak labels pushed `push` of the way to 0/1."""
+
+    name = "sharpish"
+    description = "vanilla on sharpened weak labels (a test submission)"
+    push: float = 0.5
+
+    def targets(self, ctx):
+        w = ctx.weak_unlabel
+        return (1 - self.push) * w + self.push * (w >= 0.5), None
+'''
+
+
+def test_a_configured_method_is_submitted_and_reproduced_with_its_hyperparameters(toy):
+    """The submission of `sharpish[push=0.9]` records its config; reproducing it reruns that config, not the
+    defaults (push 0.5 and push 0.9 predict differently on the toy task)."""
+    root, code = toy
+    code.write_text(CONFIGURABLE)
+    cls = load_method(f"{code}:Sharpish")
+    setting = load_setting("tiny")
+    results, probs = {}, {}
+    for push in (0.5, 0.9):
+        record = Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), ArtifactStore(root / "cache")).run(
+            [cls(push=push)]
+        )
+        record.models = {role: {"id": setting.spec(role).model} for role in ("weak", "strong")}
+        results[push] = build_results(record)
+        probs[push] = next(iter(record.tasks[0].methods.values())).test_probs
+    name = "sharpish[push=0.9]"
+    assert list(results[0.9]["methods"]) == [name] and results[0.9]["methods"][name]["config"] == {"push": 0.9}
+    # the process trained with push 0.9, not the default (the toy head barely moves: small, but not equal)
+    assert not np.array_equal(probs[0.5], probs[0.9])
+    sub = make_submission(
+        [("results.json", results[0.9])], name, cls, {"authors": ["Test"], "license": "MIT", "code": "x"}
+    )
+    path = root / "configured.json"
+    write_submission(sub, path)
+    assert sub["method"]["name"] == name
+    outcome = rep.reproduce_submission(path, root / "cache")
+    assert outcome["ok"] and [t["difference"] for t in outcome["tasks"].values()] == [0.0]
+    # the recorded config is what reruns: edited to the defaults, the numbers no longer match
+    doc = json.loads(path.read_text())
+    doc["results"][0]["methods"][name]["config"] = {"push": 0.5}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"config': this config runs the method as 'sharpish', not 'sharpish\[push"):
+        rep.reproduce_submission(path, root / "cache")
+
+
+def test_correctness_vectors_edited_apart_from_the_predictions_do_not_reproduce(toy):
+    """A vector reordered so that its count (the accuracy validation checks) is unchanged still differs from
+    the rerun's predictions: the entry does not count."""
+    import numpy as np
+
+    from w2sbench.scoring import decode_correct, encode_correct
+
+    root, code = toy
+    path = submit(root, code)
+    doc = json.loads(path.read_text())
+    row = doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]
+    n = doc["results"][0]["tasks"]["toy"]["n"]["test"]
+    bits = decode_correct(row["correct"], n)
+    row["correct"] = encode_correct(bits[:, ::-1])  # the same counts, other examples
+    path.write_text(json.dumps(doc))
+    outcome = rep.reproduce_submission(path, root / "cache")
+    assert not outcome["ok"]
+    (task,) = outcome["tasks"].values()
+    assert task["difference"] == 0.0 and task["agreement"] == pytest.approx(float(np.mean(bits[:, ::-1] == bits)))
+    assert outcome["failures"] == [
+        f"tiny/toy: the submitted per-example correctness matches the rerun's on {100 * task['agreement']:.1f}% "
+        f"of test predictions (< 98%)"
+    ]

@@ -108,6 +108,13 @@ def test_default_policy_hides_task_data_and_never_binds_the_repository(
     json.dumps(info)
 
 
+def test_a_folder_holding_the_sandboxes_own_mounts_is_never_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script run from /tmp puts /tmp on sys.path; bound read-only it would cover the private /tmp."""
+    monkeypatch.setattr(sys, "path", ["/tmp", "/", *sys.path])
+    ro = sandbox.default_policy([], []).read_only
+    assert "/tmp" not in ro and "/" not in ro and str(Path(sandbox.__file__).parent) in ro
+
+
 def test_explain_outside_a_sandbox_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(sandbox.POLICY_ENV, raising=False)
     assert sandbox.explain(PermissionError(errno.EACCES, "Permission denied", "/x")) is None

@@ -3,7 +3,22 @@
 import numpy as np
 import pytest
 
-from w2sbench.scoring import accuracy, auroc, bootstrap_pgr, mean_pgr, pgr
+from w2sbench.scoring import (
+    accuracy,
+    aggregate,
+    auroc,
+    bootstrap_pgr,
+    decode_correct,
+    difference,
+    encode_correct,
+    is_heldout,
+    mean_pgr,
+    pgr,
+    pgr_from_correct,
+    resample_counts,
+    seed_draws,
+    transfer,
+)
 
 
 def test_pgr_formula():
@@ -96,3 +111,129 @@ def test_mean_pgr_averages_tasks():
     assert a.pgr == pytest.approx(1.0) and b.pgr == pytest.approx(0.5)
     assert value == pytest.approx(0.75)
     assert ci[0] < 0.75 < ci[1]
+
+
+# ---- per-example correctness, the resampling plan, aggregates over tasks --------------------------------------
+def test_correctness_vectors_pack_by_hand():
+    bits = np.array([[1, 0, 1, 1, 0, 0, 0, 0, 1], [0] * 9])
+    # 10110000 10000000 -> b'\xb0\x80' -> "sIA="; the padding bits of the last byte are 0
+    assert encode_correct(bits) == ["sIA=", "AAA="]
+    assert (decode_correct(["sIA=", "AAA="], 9) == bits).all()
+    with pytest.raises(ValueError, match="2 bytes, but 17 examples take 3"):
+        decode_correct(["sIA="], 17)
+    with pytest.raises(ValueError, match="padding bits beyond example 9 are set"):
+        decode_correct(["sIE="], 9)  # b'\xb0\x81': a tenth bit
+    with pytest.raises(ValueError, match="not base64"):
+        decode_correct(["s!A="], 9)
+
+
+def _constant(correct_per_seed, n):
+    """[seeds, n] correctness where every example behaves the same within a seed."""
+    return np.repeat(np.array(correct_per_seed, dtype=float)[:, None], n, axis=1)
+
+
+def _pattern(right, n_repeat):
+    """[1, n] correctness: the pattern `right` (per example) repeated."""
+    return np.tile(np.array(right, dtype=float), n_repeat)[None, :]
+
+
+def test_pooled_and_mean_pgr_by_hand():
+    # task a: weak always wrong, ceiling always right (gap 1); w2s seed 0 always wrong, seed 1 always right:
+    # PGR 0.5, and only the method-seed resampling moves it (draws 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4).
+    a = pgr_from_correct(_constant([0, 0], 40), _constant([1, 1], 40), _constant([0, 1], 40), task="a")
+    # task b: weak right on 2 of 4 examples, ceiling and w2s on 3 of 4 (the same ones): gap 0.25, PGR exactly 1.
+    b = pgr_from_correct(_pattern([1, 1, 0, 0], 10), _pattern([1, 1, 1, 0], 10), _pattern([1, 1, 1, 0], 10), task="b")
+    assert (a.pgr, a.gap, b.pgr, b.gap) == (0.5, 1.0, 1.0, 0.25)
+    agg = aggregate([a, b])
+    assert agg.mean_pgr == pytest.approx(0.75)  # (0.5 + 1) / 2
+    assert agg.pooled_pgr == pytest.approx(0.6)  # (0.5 * 1 + 1 * 0.25) / (1 + 0.25): gap-weighted
+    assert agg.pooled_gap == pytest.approx(1.25) and agg.pooled_undefined_reason is None
+    assert agg.mean_w2s_accuracy == pytest.approx((0.5 + 0.75) / 2)
+    # b's PGR draws are all 1, so the mean's draws are (a's draw + 1) / 2: 0.5, 0.75, 1 -> interval [0.5, 1]
+    assert agg.mean_pgr_ci == (0.5, 1.0)
+    # pooled draws (a's w2s draw + g) / (1 + g), g b's gap draw: 1 whenever a's draw is 1 (a quarter of them)
+    assert agg.pooled_pgr_ci[1] == pytest.approx(1.0) and 0.1 < agg.pooled_pgr_ci[0] < 0.3
+
+
+def test_pooled_is_defined_where_the_summed_gap_is_clear():
+    # a task whose gap's interval includes 0 makes the mean undefined, not the pooled PGR
+    weak, ceiling = _pattern([1, 0], 1), _pattern([1, 1], 1)  # gap 0.5 on 2 examples: its interval is [0, 1]
+    noisy = pgr_from_correct(weak, ceiling, ceiling, task="noisy")
+    clear = pgr_from_correct(_pattern([1, 0], 500), _pattern([1, 1], 500), _pattern([1, 0, 1, 1], 250), task="c")
+    assert not noisy.defined and clear.defined
+    agg = aggregate([noisy, clear])
+    assert agg.mean_pgr is None and agg.mean_pgr_ci is None
+    assert agg.pooled_pgr == pytest.approx((0.5 + 0.25) / (0.5 + 0.5))
+    flat = pgr_from_correct(_pattern([1, 0], 500), _pattern([1, 0], 500), _pattern([1, 0], 500), task="flat")
+    undefined = aggregate([flat])
+    assert undefined.pooled_pgr is None and "summed ceiling-weak gap" in undefined.pooled_undefined_reason
+
+
+def _task(rng, n, weak_acc, gap, recovered):
+    """Independent per-example correctness, 3 seeds per group: weak, ceiling = weak + gap, w2s = weak +
+    recovered * gap (in expectation)."""
+    weak = (rng.random((3, n)) < weak_acc).astype(float)
+    up = lambda frac: np.maximum(weak, (rng.random((3, n)) < frac / (1 - weak_acc)).astype(float))  # noqa: E731
+    return weak, up(gap), up(recovered * gap)
+
+
+def test_a_small_gap_dominates_the_mean_not_the_pooled_pgr():
+    rng = np.random.default_rng(3)
+    tasks = {"big1": 0.15, "big2": 0.15, "small": 0.03}  # gap per task
+    scores = [pgr_from_correct(*_task(rng, 2000, 0.7, g, 0.5), task=t) for t, g in tasks.items()]
+    assert all(s.defined for s in scores)
+    agg = aggregate(scores)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(agg.mean_pgr_ci) > 2 * width(agg.pooled_pgr_ci)
+    # the small-gap task alone spans most of the mean's interval
+    assert width(scores[2].pgr_ci) / 3 > 0.6 * width(agg.mean_pgr_ci)
+
+
+def test_resamples_depend_on_the_task_only():
+    c1 = resample_counts(0, "t1", 50, 100)
+    assert (c1 == resample_counts(0, "t1", 50, 100)).all() and not (c1 == resample_counts(0, "t2", 50, 100)).all()
+    assert (c1.sum(axis=1) == 50).all()
+    d = seed_draws(0, "t1", "method", 3, 100)
+    assert (d == seed_draws(0, "t1", "method", 3, 100)).all() and not (d == seed_draws(0, "t1", "weak", 3, 100)).all()
+    # one method's PGR draws do not depend on another method having been scored before it on the task
+    rng = np.random.default_rng(1)
+    weak, ceiling, w2s = _task(rng, 300, 0.7, 0.15, 0.5)
+    first = pgr_from_correct(weak, ceiling, w2s, n_boot=500, task="t1")
+    pgr_from_correct(weak, ceiling, 1 - w2s, n_boot=500, task="t1")
+    again = pgr_from_correct(weak, ceiling, w2s, n_boot=500, task="t1")
+    assert (first.boot_pgr == again.boot_pgr).all() and first.pgr_ci == again.pgr_ci
+
+
+def test_difference_of_aggregates_is_paired():
+    """Two methods whose predictions differ on a few examples: their paired difference's interval is far
+    narrower than either method's own interval."""
+    rng = np.random.default_rng(2)
+    scores_a, scores_b = [], []
+    for t in ("x", "y"):
+        weak, ceiling, w2s = _task(rng, 1000, 0.7, 0.15, 0.5)
+        better = w2s.copy()
+        better[:, :20] = 1  # right on 20 more examples at most
+        scores_a.append(pgr_from_correct(weak, ceiling, better, task=t))
+        scores_b.append(pgr_from_correct(weak, ceiling, w2s, task=t))
+    a, b = aggregate(scores_a), aggregate(scores_b)
+    d = difference(a, b)
+    assert d["pooled_pgr"] == pytest.approx(a.pooled_pgr - b.pooled_pgr) and d["pooled_pgr"] > 0
+    assert d["pooled_pgr_ci"][0] >= 0 and d["pooled_pgr_ci"][0] <= d["pooled_pgr"] <= d["pooled_pgr_ci"][1]
+    assert d["pooled_pgr_ci"][1] - d["pooled_pgr_ci"][0] < 0.25 * (a.pooled_pgr_ci[1] - a.pooled_pgr_ci[0])
+    assert a.pooled_pgr_ci[0] < b.pooled_pgr_ci[1]  # the marginal intervals overlap
+
+
+def test_transfer_by_hand():
+    a = pgr_from_correct(_constant([0, 0], 40), _constant([1, 1], 40), _constant([0, 1], 40), task="a")
+    b = pgr_from_correct(_pattern([1, 1, 0, 0], 10), _pattern([1, 1, 1, 0], 10), _pattern([1, 1, 1, 0], 10), task="b")
+    out = transfer({"a": {"m": a}, "b": {"m": b}}, heldout=["b"])
+    assert out["development"] == ["a"] and out["heldout"] == ["b"]
+    m = out["methods"]["m"]
+    assert m["development"]["pooled_pgr"] == pytest.approx(0.5) and m["heldout"]["pooled_pgr"] == pytest.approx(1.0)
+    assert m["difference"]["pooled_pgr"] == pytest.approx(0.5)  # held-out minus development
+    # b's draws are all 1, a's 0, 0.5, 1: the difference's draws are 1, 0.5, 0 -> interval [0, 1]
+    assert m["difference"]["pooled_pgr_ci"] == pytest.approx([0.0, 1.0])
+    assert m["difference"]["mean_pgr"] == pytest.approx(0.5)
+    assert transfer({"a": {"m": a}}, heldout=[]) is None
+    assert is_heldout(["default", "default-heldout"]) and is_heldout(["aar-heldout"]) and is_heldout(["heldout"])
+    assert not is_heldout(["default", "default-dev"]) and not is_heldout(["aar-indist"])

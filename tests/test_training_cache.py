@@ -117,7 +117,7 @@ def test_a_tampered_or_damaged_artifact_is_recomputed_and_said(tmp_path, caplog)
     with caplog.at_level("WARNING", logger="w2sbench"):
         again = store.get_or_compute("method", key, compute)
     assert len(calls) == 2 and np.allclose(again["test"], [0.2, 0.7]) and store.corrupt["method"] == 1
-    assert "changed after it was written" in caplog.text and "recomputing" in caplog.text
+    assert "content hash does not match" in caplog.text and "recomputing" in caplog.text
     assert np.allclose(store.load("method", key)["test"], [0.2, 0.7])  # the rewritten artifact is whole
 
     (folder / "test.npy").write_bytes(b"\x93NUMPY")  # truncated
@@ -128,3 +128,12 @@ def test_a_tampered_or_damaged_artifact_is_recomputed_and_said(tmp_path, caplog)
     meta["meta"]["n"] = 3  # the record edited, arrays untouched
     (folder / "meta.json").write_text(json.dumps(meta))
     assert store.load("method", key) is None and store.corrupt["method"] == 3
+
+    store.get_or_compute("method", key, compute)  # an artifact from before content hashes: not trusted either
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["content_sha256"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="w2sbench"):
+        assert store.load("method", key) is None
+    assert "no content hash" in caplog.text

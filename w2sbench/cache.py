@@ -100,19 +100,17 @@ class ArtifactStore:
             record = json.loads(meta_path.read_text())
             meta = record.get("meta", {})
             arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in record["arrays"]}
-            problem = (
-                None
-                if record.get("content_sha256") == content_hash(arrays, meta)
-                else "its content hash does not match"
-            )
+            if "content_sha256" not in record:  # written before artifacts carried a hash: nothing to verify
+                problem = "it has no content hash (written by an older w2sbench)"
+            elif record["content_sha256"] != content_hash(arrays, meta):
+                problem = "its content hash does not match"
+            else:
+                problem = None
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
             problem = f"it cannot be read ({type(e).__name__}: {e})"
         if problem:
             self.corrupt[stage] += 1
-            log.warning(
-                f"cached {stage} artifact {folder.name} was damaged or changed after it was written ({problem}): "
-                "recomputing it"
-            )
+            log.warning(f"cached {stage} artifact {folder.name} cannot be trusted ({problem}): recomputing it")
             self._discard(folder)
             return None
         return {"meta": meta, **arrays}

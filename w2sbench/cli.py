@@ -1,10 +1,9 @@
-"""The `w2sbench` command: eval, sweep, tasks, settings, methods."""
+"""The `w2sbench` command: eval, sweep, tasks, settings, methods, plot."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -14,18 +13,9 @@ from .errors import W2SError
 
 def _parse_limit(value: str | None) -> dict[str, int] | None:
     """'200,200,100' -> split sizes train_label, train_unlabel, test."""
-    if not value:
-        return None
-    parts = value.split(",")
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        sizes = []
-    if len(sizes) != 3 or min(sizes) < 1:
-        raise W2SError(
-            f"--limit {value!r}: expected three positive integers 'train_label,train_unlabel,test', e.g. 200,200,100"
-        )
-    return dict(zip(("train_label", "train_unlabel", "test"), sizes))
+    from .api import parse_limit
+
+    return parse_limit(value, "--limit")
 
 
 def setup_logging(level: int) -> None:
@@ -53,7 +43,9 @@ def cli() -> None:
     "methods",
     default="vanilla",
     show_default=True,
-    help="Method name(s), comma-separated; a registered name, an installed plug-in, or path/file.py:Class.",
+    help="Method name(s), comma-separated; a registered name, an installed plug-in, or path/file.py:Class; "
+    "hyperparameters in brackets, 'logconf[aux_coef=0.25,warmup_frac=0.1]', and a sweep with |, "
+    "'logconf[aux_coef=0.1|0.25|0.5]' (one method per value).",
 )
 @click.option("--setting", "-s", default="tiny", show_default=True, help="Setting name or path to a setting YAML.")
 @click.option(
@@ -99,6 +91,18 @@ def cli() -> None:
     help="Seconds one method seed may take before it is stopped (default: the setting's limits.method_timeout_s).",
 )
 @click.option(
+    "--executor",
+    default="inprocess",
+    show_default=True,
+    help="Where the stages run: inprocess (this process; each method in its sealed process) or ray (a Ray "
+    "cluster: pip install 'w2sbench[ray]'; README).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to use with --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
+)
+@click.option(
     "--unsealed",
     is_flag=True,
     help="Run methods without the OS sandbox (where the kernel offers none); results say sealed: false and "
@@ -116,6 +120,12 @@ def cli() -> None:
     help="Results JSON path (default: results/<setting>_<methods>_<time>.json).",
 )
 @click.option(
+    "--log-samples",
+    is_flag=True,
+    help="Also write one JSON line per test example, per task and method (id, text, label, weak / w2s / ceiling "
+    "p(label=1) per seed) under <results stem>.samples/<task>/<method>.jsonl; the results JSON lists the files.",
+)
+@click.option(
     "--include-path",
     multiple=True,
     type=click.Path(file_okay=False, path_type=Path),
@@ -123,18 +133,6 @@ def cli() -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
 @click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices).")
-@click.option(
-    "--executor",
-    type=click.Choice(["inprocess", "ray"]),
-    default="inprocess",
-    show_default=True,
-    help="Who runs the stages: this process, or a Ray cluster (pip install 'w2sbench[ray]'; README).",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    help="Ray cluster to use with --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
-)
 @click.option(
     "--submission",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -150,68 +148,57 @@ def eval_cmd(
     baseline_seeds,
     method_seeds,
     method_timeout,
+    executor,
+    ray_address,
     unsealed,
     limit,
     n_boot,
     output,
+    log_samples,
     include_path,
     quiet,
     verbose,
-    executor,
-    ray_address,
     submission,
 ):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
     if quiet and verbose:
         raise W2SError("--quiet and --verbose: choose one")
     setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
-    from .methods import load_method
-    from .pipeline import Pipeline, RunOptions
-    from .report import summary_table
-    from .results import build_results, write_results
-    from .settings import load_setting
-    from .tasks import resolve_tasks
+    from .api import default_output, evaluate
 
-    setting_obj = load_setting(setting)
-    task_list = resolve_tasks(tasks, list(include_path))
-    method_classes = [load_method(m.strip()) for m in methods.split(",") if m.strip()]
-    if not method_classes:
+    if not methods.strip():
         raise W2SError("--method: give at least one method name")
-    if tensor_parallel_size > 1 and backend == "hf":
-        raise W2SError(f"--tensor-parallel-size {tensor_parallel_size} needs the vllm backend, not --backend hf")
-    options = RunOptions(
+    result = evaluate(
+        methods,
+        tasks,
+        setting,
+        seeds=method_seeds,
+        baseline_seeds=baseline_seeds,
+        limit=_parse_limit(limit),
+        executor=executor,
+        ray_address=ray_address,
         backend=backend,
         tensor_parallel_size=tensor_parallel_size,
-        baseline_seeds=baseline_seeds,
-        method_seeds=method_seeds,
-        sizes=_parse_limit(limit),
         n_boot=n_boot,
         unsealed=unsealed,
-        method_timeout_s=method_timeout,
+        method_timeout=method_timeout,
+        include_path=list(include_path),
     )
-    from .executors import get_executor
-
-    record = Pipeline(setting_obj, task_list, options).run(method_classes, get_executor(executor, ray_address))
-    doc = build_results(record)
-    if output is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        output = Path("results") / f"{setting_obj.name}_{'+'.join(c.name for c in method_classes)}_{stamp}.json"
-    write_results(doc, output)
-    click.echo(summary_table(doc))
-    if "comparison" in doc:
-        from .report import comparison_table
-
-        click.echo("")
-        click.echo(comparison_table(doc["comparison"]))
-    elif len(method_classes) > 1:
+    output = result.save(output or default_output(result), log_samples=log_samples)
+    click.echo(result.table())
+    if result.comparison is None and len(result.methods) > 1:
         click.echo("(add vanilla to --method for each method's difference to vanilla with its interval)")
     click.echo(f"results: {output}")
+    if result.samples:
+        click.echo(f"samples: {output.parent / result.samples['dir']} ({len(result.samples['files'])} files)")
     if submission is not None:
         from .leaderboard.submission import make_submission, write_submission
 
-        if len(method_classes) != 1:
+        if len(result.methods) != 1:
             raise W2SError("--submission: a submission holds one method; run eval with a single --method")
-        write_submission(make_submission([(str(output), doc)], method_classes[0].name, method_classes[0]), submission)
+        (name,) = result.methods
+        method_cls = result.record.tasks[0].methods[name].method
+        write_submission(make_submission([(str(output), result.to_dict())], name, method_cls), submission)
         click.echo(
             f"submission: {submission} (fill in any '<fill in' fields, "
             f"then `w2sbench leaderboard validate {submission}`)"
@@ -222,10 +209,9 @@ def eval_cmd(
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--executor",
-    type=click.Choice(["inprocess", "ray"]),
     default="inprocess",
     show_default=True,
-    help="Who runs the units: this process, or a Ray cluster.",
+    help="Where the units run: inprocess (this process) or ray (a Ray cluster).",
 )
 @click.option("--ray-address", default=None, help="Ray cluster for --executor ray (default: $RAY_ADDRESS, else local).")
 @click.option(
@@ -304,6 +290,30 @@ def methods_cmd():
         cls = load_method(name)
         tag = " [teacher-free]" if not cls.uses_weak_labels else ""
         click.echo(f"{name:16s} {origin:12s} {cls.description}{tag}")
+        if cls.hyperparameters:
+            click.echo(f"{'':17s}{', '.join(h.describe() for h in cls.hyperparameters.values())}")
+
+
+@cli.command("plot")
+@click.argument("results", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the figures (default: <results stem>.plots/ beside the results JSON).",
+)
+def plot_cmd(results, output):
+    """Figures of a results JSON, as PNG and SVG with the plotted values as JSON: PGR per task with
+    intervals, weak / w2s / ceiling accuracy per task, and development vs held-out PGR when the results
+    carry a held-out split."""
+    from .plot import default_dir, plot_results
+
+    made = plot_results(results, output or default_dir(results))
+    for path in made.files:
+        click.echo(str(path))
+    for note in made.notes:
+        click.echo(note)
 
 
 from .leaderboard.cli import leaderboard as _lb  # noqa: E402  (registered after the core commands)

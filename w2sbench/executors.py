@@ -13,7 +13,7 @@ so whichever executor ran a unit, any other finds it in the cache.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import UnknownNameError, W2SError
 from .units import Unit
@@ -21,6 +21,12 @@ from .units import Unit
 log = logging.getLogger("w2sbench")
 
 EXECUTORS = ("inprocess", "ray")
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]: ...
 
 
 class InProcessExecutor:
@@ -35,8 +41,15 @@ class InProcessExecutor:
         return values
 
 
-def get_executor(name: str = "inprocess", ray_address: str | None = None) -> Any:
-    """An executor by name; `ray_address` is for the ray executor (default: RAY_ADDRESS, else a local cluster)."""
+def get_executor(name: Any = "inprocess", ray_address: str | None = None) -> Any:
+    """An executor by name; `ray_address` is for the ray executor (default: RAY_ADDRESS, else a local cluster).
+    An executor object (anything with run(pipeline, units)) is returned as it is."""
+    if not isinstance(name, str):
+        if not callable(getattr(name, "run", None)):
+            raise W2SError(f"executor {name!r}: give a name ({', '.join(EXECUTORS)}) or an object with run()")
+        if ray_address:
+            raise W2SError(f"--ray-address {ray_address}: give it to the executor object instead")
+        return name
     if name == "inprocess":
         if ray_address:
             raise W2SError(f"--ray-address {ray_address}: it needs --executor ray")

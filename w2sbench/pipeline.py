@@ -9,6 +9,7 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -32,7 +33,7 @@ from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
 from .training.students import FineTuneTrainer, FrozenTrainer, Trainer
-from .units import Unit
+from .units import MethodRef, Unit
 from .units import plan as plan_units
 
 log = logging.getLogger("w2sbench")
@@ -61,6 +62,7 @@ class MethodRun:
     test_probs: np.ndarray  # [seeds, n_test]
     compute: list[dict]
     weak_seed_of: list[int]
+    config: dict[str, Any] | None = None  # the method's hyperparameters (None: its class's defaults)
 
 
 @dataclass
@@ -119,7 +121,7 @@ class Pipeline:
         self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
         self.method_sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
         self.sandbox_record: dict | None = None
-        self._method_classes: dict[str, type[Method]] = {}  # method spec -> class
+        self._methods: dict[str, Method] = {}  # name in results (run_name) -> the configured method
         self._n_methods = 0
         self.log_tasks = True  # say each task's work as it starts (executors running units elsewhere turn it off)
 
@@ -342,13 +344,15 @@ class Pipeline:
             )["test"]
 
     # ---- stage: method -----------------------------------------------------------------------------
-    def run_method(self, task: Task, method_cls: type[Method], seed: int) -> tuple[np.ndarray, dict, int]:
+    def run_method(self, task: Task, method_cls: type[Method] | Method, seed: int) -> tuple[np.ndarray, dict, int]:
         """One method seed, run sealed: in a separate process that gets plain data only (texts, weak soft
         labels, strong features, trainer config; no Task, no labels), see w2sbench/sealed.py. The returned
-        predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds."""
+        predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds.
+        A class runs with its default hyperparameters, an instance with its own."""
         weak_seed = seed % self.baseline_seeds
         weak = self.weak_labels(task, weak_seed)
-        method = method_cls()
+        method = method_cls() if isinstance(method_cls, type) else method_cls
+        method_cls = type(method)
         splits = self.splits(task)
         source = self.method_source(method_cls)
         key = {
@@ -363,6 +367,8 @@ class Pipeline:
             "prompt": task.prompt_template,
             "label_words": list(task.label_words),
         }
+        if self.options.unsealed:  # never served to a sealed run, whose results say its methods were sandboxed
+            key["unsealed"] = True
 
         def compute():
             job = sealed.MethodJob(
@@ -379,6 +385,7 @@ class Pipeline:
                 model_dirs={r: str(self.model_dir(r)) for r in ("weak", "strong")},
                 backend=self.options.backend,
                 tensor_parallel_size=self.options.tensor_parallel_size,
+                method_config=method.hyperparameter_values(),
             )
             probs, record = self.sealed_runner(method_cls).run(job)
             if isinstance(probs, str):
@@ -396,16 +403,25 @@ class Pipeline:
         """The method's process, in a sandbox that may read its own code and the two models' folders."""
         spec = sealed.method_spec(method_cls)
         if spec not in self._sealed_runners:
-            policy = None
-            if not self.options.unsealed:
-                model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
-                policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
-                if self.sandbox_record is None:
-                    self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
-                self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
+            policy = self.sandbox_policy(method_cls)
             timeout = self.options.method_timeout_s or self.setting.method_timeout_s
-            self._sealed_runners[spec] = sealed.SealedRunner(spec, method_cls.name, policy, timeout)
+            self._sealed_runners[spec] = sealed.SealedRunner(
+                spec, method_cls.name, policy, timeout, self.method_source(method_cls).sha256
+            )
         return self._sealed_runners[spec]
+
+    def sandbox_policy(self, method_cls: type[Method]) -> sandbox.Policy | None:
+        """The method's OS sandbox (None when unsealed), recorded in the results. Recorded for every method
+        of the run, also one whose stages are all cache hits: such a run's predictions came from sealed
+        runs too, because an unsealed run's method artifacts carry a key of their own."""
+        if self.options.unsealed:
+            return None
+        model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
+        policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
+        if self.sandbox_record is None:
+            self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
+        self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
+        return policy
 
     def method_source(self, method_cls: type[Method]) -> MethodSource:
         """Hashed once per run: the method stage's key and the results name the code, not just the name."""
@@ -414,20 +430,24 @@ class Pipeline:
         return self.method_sources[method_cls.name]
 
     # ---- the whole run, as a graph of units (w2sbench/units.py) run by an executor --------------------------
-    def run(self, methods: list[type[Method]], executor: Any = None) -> RunRecord:
+    def run(self, methods: list[type[Method] | Method], executor: Any = None) -> RunRecord:
         """Every unit of the evaluation, by `executor` (default: in this process, one unit after another, in
         the order the stages have always run), then the record. Executors: w2sbench/executors.py."""
         from .executors import InProcessExecutor
 
         started = time.perf_counter()
-        specs = self.prepare(methods)
-        values = (executor or InProcessExecutor()).run(self, self.plan(list(specs)))
+        methods = self.prepare(methods)
+        values = (executor or InProcessExecutor()).run(self, self.plan(methods))
         self.timings["total"] = time.perf_counter() - started
         return self.record(methods, values)
 
-    def prepare(self, methods: list[type[Method]]) -> dict[str, type[Method]]:
-        """What must hold before any work: the sandbox can start, every task loads, both models resolve.
-        Returns each method's spec (how a fresh process loads it) -> its class."""
+    def prepare(self, methods: list[type[Method] | Method]) -> list[Method]:
+        """What must hold before any work: the names in results are distinct, the sandbox can start, every
+        task loads, both models resolve; each method's code is hashed and its sandbox recorded. Returns the
+        method instances (a class: its default hyperparameters)."""
+        methods = [m() if isinstance(m, type) else m for m in methods]  # a class: its default hyperparameters
+        if len({m.run_name for m in methods}) < len(methods):
+            raise W2SError(f"methods {[m.run_name for m in methods]}: one is given twice (same name in results)")
         if not self.options.unsealed:
             why = sandbox.unavailable_reason()
             if why:
@@ -440,18 +460,35 @@ class Pipeline:
             self.splits(task)
         for role in ("weak", "strong"):
             self.model_dir(role)  # a missing model fails here, before any work
+        for method in methods:  # hashed now, next to when the code was imported, not when it first runs
+            self.method_source(type(method))
+            self.sandbox_policy(type(method))  # recorded even when every stage of the method is a cache hit
         self._n_methods = len(methods)
-        for cls in methods:
-            self._method_classes.setdefault(sealed.method_spec(cls), cls)
-        return {sealed.method_spec(cls): cls for cls in methods}
+        for method in methods:
+            self._methods.setdefault(method.run_name, method)
+        return methods
 
-    def plan(self, method_specs: list[str]) -> list[Unit]:
-        return plan_units(self.setting, self.tasks, method_specs, self.baseline_seeds, self.method_seeds)
+    def plan(self, methods: list[Method]) -> list[Unit]:
+        refs = [MethodRef(m.run_name, sealed.method_spec(type(m)), _config_json(m)) for m in methods]
+        return plan_units(self.setting, self.tasks, refs, self.baseline_seeds, self.method_seeds)
 
-    def method_class(self, spec: str) -> type[Method]:
-        if spec not in self._method_classes:
-            self._method_classes[spec] = sealed.load_spec(spec)
-        return self._method_classes[spec]
+    def method_of(self, unit: Unit) -> Method:
+        """The configured method a method unit runs: the instance given to run() or prepare() in this
+        process, else (a worker elsewhere) its class loaded from the unit's spec and built from its config."""
+        if unit.method not in self._methods:
+            if unit.spec is None or unit.config is None:
+                raise W2SError(
+                    f"method {unit.method!r} cannot be rebuilt in another process: its hyperparameters are not "
+                    "declared as typed class fields (CONTRIBUTING.md, 'Adding a method')"
+                )
+            method = sealed.load_spec(unit.spec)(**json.loads(unit.config))
+            if method.run_name != unit.method:
+                raise W2SError(
+                    f"method {unit.method!r} loads here as {method.run_name!r} (from {unit.spec}): every node "
+                    "needs the same method code"
+                )
+            self._methods[unit.method] = method
+        return self._methods[unit.method]
 
     def task(self, name: str) -> Task:
         for task in self.tasks:
@@ -475,53 +512,62 @@ class Pipeline:
         if unit.kind == "ceiling":
             return self.ceiling(task, unit.seed)
         if unit.kind == "method":
-            return self.run_method(task, self.method_class(unit.method), unit.seed)
+            return self.run_method(task, self.method_of(unit), unit.seed)
         if unit.kind == "score":
             return self.score(task, unit.method, inputs)
         raise ValueError(f"unknown unit kind {unit.kind!r}")
 
-    def score(self, task: Task, spec: str, inputs: dict[str, Any]) -> tuple[PGRResult, list[dict]]:
-        """Unit score: PGR with its intervals and the flags of one method on one task."""
-        weak_test, ceiling_test, probs, compute = self._task_values(task, spec, inputs)
+    def score(self, task: Task, name: str, inputs: dict[str, Any]) -> tuple[PGRResult, list[dict]]:
+        """Unit score: PGR with its intervals and the flags of one method (by its name in results) on one
+        task."""
+        weak_test, ceiling_test, probs, compute = self._task_values(task, name, inputs)
         labels = np.array([e.label for e in self.splits(task).test])
         with self.timed("score"):
-            score = bootstrap_pgr(labels, weak_test, ceiling_test, probs, n_boot=self.options.n_boot)
+            score = bootstrap_pgr(labels, weak_test, ceiling_test, probs, n_boot=self.options.n_boot, task=task.name)
             flags = flag_method(labels, weak_test, ceiling_test, probs, score, compute)
         return score, flags
 
-    def _task_values(self, task: Task, spec: str | None, values: dict[str, Any]) -> tuple:
+    def _task_values(self, task: Task, name: str | None, values: dict[str, Any]) -> tuple:
         k = self.baseline_seeds
         weak_test = np.stack([values[Unit("weak", task.name, seed=s).id]["test"] for s in range(k)])
         ceiling_test = np.stack([values[Unit("ceiling", task.name, seed=s).id] for s in range(k)])
-        if spec is None:
+        if name is None:
             return weak_test, ceiling_test
-        outs = [values[Unit("method", task.name, seed=s, method=spec).id] for s in range(self.method_seeds)]
+        outs = [values[Unit("method", task.name, seed=s, method=name).id] for s in range(self.method_seeds)]
         return weak_test, ceiling_test, np.stack([o[0] for o in outs]), [o[1] for o in outs]
 
     def unit_done(self, unit: Unit, value: Any) -> None:
         """Called by the executor, in this process, as each unit finishes: a scored method's flags are said."""
         if unit.kind == "score":
-            name = self.method_class(unit.method).name
-            for line in flag_summary({unit.task: {name: value[1]}}):
+            for line in flag_summary({unit.task: {unit.method: value[1]}}):
                 log.warning(line)
 
-    def record(self, methods: list[type[Method]], values: dict[str, Any]) -> RunRecord:
-        """The RunRecord of `methods` from the units' values (a sweep makes one per configuration)."""
+    def record(self, methods: list[Method], values: dict[str, Any]) -> RunRecord:
+        """The RunRecord of `methods` (instances, as prepare() returns them) from the units' values (a sweep
+        makes one per configuration)."""
         runs: list[TaskRun] = []
         for task in self.tasks:
             weak_test, ceiling_test = self._task_values(task, None, values)
             tr = TaskRun(task, self.splits(task), weak_test, ceiling_test)
-            for method_cls in methods:
-                spec = sealed.method_spec(method_cls)
-                outs = [values[Unit("method", task.name, seed=s, method=spec).id] for s in range(self.method_seeds)]
-                tr.methods[method_cls.name] = MethodRun(
-                    method_cls, np.stack([o[0] for o in outs]), [o[1] for o in outs], [o[2] for o in outs]
+            for method in methods:
+                name = method.run_name  # the name plus any non-default hyperparameters: logconf[aux_coef=0.25]
+                outs = [values[Unit("method", task.name, seed=s, method=name).id] for s in range(self.method_seeds)]
+                tr.methods[name] = MethodRun(
+                    type(method),
+                    np.stack([o[0] for o in outs]),
+                    [o[1] for o in outs],
+                    [o[2] for o in outs],
+                    method.config(),
                 )
-                tr.scores[method_cls.name], tr.flags[method_cls.name] = values[Unit("score", task.name, method=spec).id]
+                tr.scores[name], tr.flags[name] = values[Unit("score", task.name, method=name).id]
             runs.append(tr)
-        for method_cls in methods:
-            self.method_source(method_cls)  # named even when every method unit ran elsewhere or was cached
-        names = {cls.name for cls in methods}
+        for method in methods:
+            self.method_source(type(method))  # named even when every method unit ran elsewhere or was cached
+        names = {m.name for m in methods}
+        sandbox_record = self.sandbox_record
+        if sandbox_record is not None:  # the code of this record's methods (a sweep's pipeline holds them all)
+            code = {k: v for k, v in sandbox_record["method_code"].items() if k in names}
+            sandbox_record = {**sandbox_record, "method_code": code}
         return RunRecord(
             setting=self.setting,
             tasks=runs,
@@ -536,8 +582,18 @@ class Pipeline:
             cache_misses=dict(self.store.misses),
             cache_recomputed=dict(self.store.corrupt),
             method_sources={k: v for k, v in self.method_sources.items() if k in names},
-            sandbox=self.sandbox_record,
+            sandbox=sandbox_record,
         )
+
+
+def _config_json(method: Method) -> str | None:
+    """The values a process elsewhere rebuilds the method from (JSON); None when it cannot be rebuilt (a
+    configured method whose hyperparameters are not declared fields: its sealed process could not either,
+    so it fails on its first miss, as in-process)."""
+    try:
+        return json.dumps(method.hyperparameter_values(), sort_keys=True)
+    except W2SError:
+        return None
 
 
 def check_predictions(probs: Any, n_test: int, method: str) -> np.ndarray:

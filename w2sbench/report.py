@@ -13,6 +13,17 @@ def _ci(ci) -> str:
     return "" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
+def _val(x: float | None) -> str:
+    return "undef." if x is None else f"{x:+.2f}"
+
+
+def _table(rows: list[tuple]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
 def summary_table(doc: dict) -> str:
     rows = [("task", "method", "weak", "ceiling", "w2s", "gap", "PGR", "95% CI")]
     notes = []
@@ -24,7 +35,7 @@ def summary_table(doc: dict) -> str:
                 notes.append(f"{task}/{name}: PGR undefined: {p['undefined_reason']}")
             rows.append(
                 (
-                    task,
+                    task + ("*" if entry.get("split") == "heldout" else ""),
                     name,
                     _pct(entry["weak"]["accuracy"]),
                     _pct(entry["ceiling"]["accuracy"]),
@@ -34,16 +45,33 @@ def summary_table(doc: dict) -> str:
                     _ci(p["pgr_ci"]),
                 )
             )
+    heldout = {t for t, e in doc["tasks"].items() if e.get("split") == "heldout"}
     for name, s in doc["summary"].items():
-        mean = "undef." if s["mean_pgr"] is None else f"{s['mean_pgr']:+.2f}"
-        rows.append(("MEAN", name, "", "", _pct(s["mean_w2s_accuracy"]), "", mean, _ci(s["mean_pgr_ci"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
+        rows.append(
+            (
+                "POOLED",
+                name,
+                "",
+                "",
+                _pct(s["mean_w2s_accuracy"]),
+                _pct(s["pooled_gap"]),
+                _val(s["pooled_pgr"]),
+                _ci(s["pooled_pgr_ci"]),
+            )
+        )
+        rows.append(("MEAN", name, "", "", "", "", _val(s["mean_pgr"]), _ci(s["mean_pgr_ci"])))
+        if s["pooled_undefined_reason"]:
+            notes.append(f"POOLED/{name}: undefined: {s['pooled_undefined_reason']}")
+    lines = _table(rows)
     k, s = doc["seeds"]["baseline"], doc["seeds"]["method"]
     lines.append(
         f"accuracies in %, weak/ceiling mean of {k} seeds, w2s mean of {s}; "
         "PGR interval: bootstrap over test examples and seeds"
+        + (f"; held-out tasks marked *: {', '.join(sorted(heldout))}" if heldout else "")
+    )
+    lines.append(
+        "POOLED: sum(w2s - weak) / sum(ceiling - weak) over tasks (the gap-weighted mean of the tasks' PGR; "
+        "gap column: summed gap); MEAN: mean of the tasks' PGR"
     )
     flagged = flag_summary(
         {
@@ -53,7 +81,35 @@ def summary_table(doc: dict) -> str:
     )
     if flagged:
         notes += [*flagged, "(a flag rejects nothing: it says what looks suspicious; see w2sbench/flags.py)"]
-    return "\n".join(lines + notes)
+    moved = transfer_table(doc)
+    return "\n".join(lines + notes + (["", moved] if moved else []))
+
+
+def transfer_table(doc: dict) -> str:
+    """Development vs held-out (the results' `transfer`): pooled and mean PGR on each side, and held-out minus
+    development, with 95% intervals; empty when the run has no held-out task or no development task."""
+    tr = doc.get("transfer")
+    if not tr:
+        return ""
+    rows = [("method", "development", "95% CI", "held-out", "95% CI", "held-out - dev", "95% CI")]
+    for name, m in tr["methods"].items():
+        for key, label in (("pooled_pgr", "POOLED"), ("mean_pgr", "MEAN")):
+            dev, held, diff = m["development"], m["heldout"], m["difference"]
+            rows.append(
+                (
+                    f"{name} {label}",
+                    _val(dev[key]),
+                    _ci(dev[f"{key}_ci"]),
+                    _val(held[key]),
+                    _ci(held[f"{key}_ci"]),
+                    _val(diff[key]),
+                    _ci(diff[f"{key}_ci"]),
+                )
+            )
+    lines = _table(rows)
+    lines.insert(0, f"development ({', '.join(tr['development'])}) vs held-out ({', '.join(tr['heldout'])}):")
+    lines.append("held-out - dev < 0: the method recovers less of the gap on the tasks held out from development")
+    return "\n".join(lines)
 
 
 # ---- several methods: the difference to a baseline method (scoring.compare_to_baseline) ---------------------
@@ -70,10 +126,15 @@ def comparison_table(comp: dict) -> str:
     for task, entry in comp["tasks"].items():
         rows += [row(task, name, e) for name, e in entry.items()]
     rows += [row("MEAN", name, e) for name, e in comp["mean"].items()]
+    rows += [
+        ("POOLED", name, "", "", _val(e.get("d_pooled_pgr")), _ci(e.get("d_pooled_pgr_ci")))
+        for name, e in comp["mean"].items()
+    ]
     if len(rows) == 1:
         return ""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.append(f"Δ = method - {base}, accuracy in points; intervals: paired bootstrap over test examples and seeds")
+    lines = _table(rows)
+    lines.append(
+        f"Δ = method - {base}, accuracy in points; MEAN: of the tasks' Δ, POOLED: Δ of the pooled PGR; "
+        "intervals: paired bootstrap over test examples and seeds"
+    )
     return "\n".join(lines)

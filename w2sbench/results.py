@@ -9,10 +9,18 @@ import numpy as np
 
 from . import provenance
 from .pipeline import RunRecord, summarise_probs
-from .scoring import compare_to_baseline, mean_pgr
+from .scoring import CONFIDENCE, aggregate, compare_to_baseline, correct_matrix, encode_correct, is_heldout, transfer
 from .validation import validate, write_json
 
-SCHEMA_VERSION = 2  # 2: method code hash, sandbox record, flags, recomputed artifacts
+# 2: method code hash, sandbox record, flags, recomputed artifacts; 3: per-example correctness (`correct`),
+# the pooled PGR, development vs held-out (`transfer`), the bootstrap plan (`bootstrap`)
+SCHEMA_VERSION = 3
+BOOTSTRAP_SEED = 0
+
+
+def _summary(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy and AUROC per seed and their mean, and which test examples each seed got right (packed)."""
+    return {**summarise_probs(probs, labels), "correct": encode_correct(correct_matrix(probs, labels))}
 
 
 def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
@@ -26,15 +34,16 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "task_hash": tr.task.hash,
             "version": tr.task.config.get("version", 1),
             "tags": list(tr.task.tags),
+            "split": "heldout" if is_heldout(tr.task.tags) else "development",
             "n": {s: len(getattr(tr.splits, s)) for s in ("train_label", "train_unlabel", "test")},
             "test_positive_rate": float(labels.mean()),
-            "weak": summarise_probs(tr.weak_test, labels),
-            "ceiling": summarise_probs(tr.ceiling_test, labels),
+            "weak": _summary(tr.weak_test, labels),
+            "ceiling": _summary(tr.ceiling_test, labels),
             "methods": {},
         }
         for name, mr in tr.methods.items():
             entry["methods"][name] = {
-                "w2s": summarise_probs(mr.test_probs, labels),
+                "w2s": _summary(mr.test_probs, labels),
                 "pgr": tr.scores[name].to_dict(),
                 "weak_seed_of_method_seed": mr.weak_seed_of,
                 "compute": mr.compute,
@@ -43,16 +52,20 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         tasks[tr.task.name] = entry
 
     summary = {}
-    method_classes = {name: mr.method for tr in runs for name, mr in tr.methods.items()}
-    for name in method_classes:
-        scores = [tr.scores[name] for tr in runs]
-        value, ci = mean_pgr(scores)
+    method_runs = {name: mr for tr in runs for name, mr in tr.methods.items()}
+    for name in method_runs:
+        agg = aggregate([tr.scores[name] for tr in runs])
         summary[name] = {
-            "mean_pgr": value,
-            "mean_pgr_ci": list(ci) if ci else None,
-            "tasks_defined": sum(s.defined for s in scores),
-            "tasks": len(scores),
-            "mean_w2s_accuracy": float(np.mean([s.w2s_acc for s in scores])),
+            "mean_pgr": agg.mean_pgr,
+            "mean_pgr_ci": list(agg.mean_pgr_ci) if agg.mean_pgr_ci else None,
+            "pooled_pgr": agg.pooled_pgr,
+            "pooled_pgr_ci": list(agg.pooled_pgr_ci) if agg.pooled_pgr_ci else None,
+            "pooled_gap": agg.pooled_gap,
+            "pooled_gap_ci": list(agg.pooled_gap_ci),
+            "pooled_undefined_reason": agg.pooled_undefined_reason,
+            "tasks_defined": sum(tr.scores[name].defined for tr in runs),
+            "tasks": len(runs),
+            "mean_w2s_accuracy": agg.mean_w2s_accuracy,
             "flagged_tasks": sorted(tr.task.name for tr in runs if tr.flags.get(name)),
         }
     doc = {
@@ -62,14 +75,15 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "seeds": {"baseline": record.baseline_seeds, "method": record.method_seeds},
         "methods": {
             name: {
-                "version": cls.version,
-                "description": cls.description,
-                "config": cls().config(),
-                "teacher_free": not cls.uses_weak_labels,
-                "source": cls.__module__,
-                "code": record.method_sources[name].record(),
+                "name": mr.method.name,  # the registered name; the key adds any non-default hyperparameters
+                "version": mr.method.version,
+                "description": mr.method.description,
+                "config": mr.method().config() if mr.config is None else mr.config,
+                "teacher_free": not mr.method.uses_weak_labels,
+                "source": mr.method.__module__,
+                "code": record.method_sources[mr.method.name].record(),
             }
-            for name, cls in method_classes.items()
+            for name, mr in method_runs.items()
         },
         "sealed": {
             "labels_given_to_methods": False,
@@ -84,17 +98,29 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
                     {"train_unlabel texts", "test texts"}
                     | {item for tr in runs for rec in tr.methods[name].compute for item in rec.get("saw", [])}
                 )
-                for name in method_classes
+                for name in method_runs
             },
         },
         "tasks": tasks,
         "summary": summary,
+        "bootstrap": {
+            "n_boot": record.options.n_boot,
+            "seed": BOOTSTRAP_SEED,
+            "confidence": CONFIDENCE,
+            "plan": "per task, from (seed, task name) only: multinomial test-example counts shared by every model, "
+            "seed indices drawn with replacement per group (weak, ceiling, method), the method draw shared by "
+            "every method with as many seeds (w2sbench/scoring.py)",
+        },
         "backend": {"requested": record.options.backend, "used": record.backend_used, "notes": record.notes},
         "timings_s": {k: round(v, 3) for k, v in record.timings.items()},
         "cache": {"hits": record.cache_hits, "misses": record.cache_misses, "recomputed": record.cache_recomputed},
         "provenance": provenance.record(),
     }
-    if baseline in method_classes and len(method_classes) > 1:
+    heldout = [tr.task.name for tr in runs if is_heldout(tr.task.tags)]
+    moved = transfer({tr.task.name: tr.scores for tr in runs}, heldout)
+    if moved is not None:
+        doc["transfer"] = moved
+    if baseline in method_runs and len(method_runs) > 1:
         doc["comparison"] = compare_to_baseline(runs, baseline, n_boot=record.options.n_boot)
     return doc
 

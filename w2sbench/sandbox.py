@@ -318,6 +318,9 @@ def default_policy(
         hidden.append(os.environ["W2SBENCH_AAR_DIR"])
     hidden += [os.fspath(p) for p in hidden_extra]
     ro = _unique(f for p in read_only if os.path.exists(p) for f in _forms(p))
+    # A folder that is, or holds, one of the sandbox's own mounts (a script run from /tmp puts /tmp on
+    # sys.path) would cover the private /tmp, /proc, /dev or /sys: such a folder is never bound whole.
+    ro = tuple(p for p in ro if not any(_inside(m, p) for m in PRIVATE_MOUNTS))
     hid = _unique(f for p in hidden if os.path.exists(os.path.expanduser(p)) for f in _forms(p))
     # A path inside another bound one adds nothing, unless a hidden path lies between them (a model
     # folder inside the hidden cache inside a bound tree).

@@ -31,7 +31,7 @@ import socket
 import subprocess
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -63,38 +63,33 @@ class MethodJob:
     model_dirs: dict[str, str]  # role -> model folder, for inference through the context
     backend: str = "auto"
     tensor_parallel_size: int = 1
+    method_config: dict[str, Any] = field(default_factory=dict)  # the method's hyperparameters: cls(**these)
 
 
 # ---- naming a method so that a fresh interpreter can load the same class -----------------------------------
 def method_spec(cls: type) -> str:
     """How the child finds the class: 'module:QualName' for one in an installed package, else
-    'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches);
-    a configured class (w2sbench.method_specs) adds its hyperparameters, ':key=value,...'."""
-    from . import method_specs
+    'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches)."""
     from .methods.identity import method_source
 
-    params, cls = method_specs.params_of(cls), method_specs.base_of(cls)
     source = method_source(cls)
     if source.kind == "package":
-        return method_specs.join(f"{cls.__module__}:{cls.__qualname__}", params)
+        return f"{cls.__module__}:{cls.__qualname__}"
     file = source.root / "__init__.py" if source.kind == "folder" else source.root
-    return method_specs.join(f"{file}:{cls.__qualname__}", params)
+    return f"{file}:{cls.__qualname__}"
 
 
 def load_spec(spec: str) -> type:
     """The class a method_spec() names (in the child)."""
-    from . import method_specs
-
-    base, params = method_specs.split(spec)
-    if ".py:" in base:
+    if ".py:" in spec:
         from .methods.registry import load_method
 
-        return method_specs.configure(load_method(base), params, spec)
-    module, _, qualname = base.partition(":")
+        return load_method(spec)
+    module, _, qualname = spec.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return method_specs.configure(obj, params, spec)
+    return obj
 
 
 # ---- the child ------------------------------------------------------------------------------------------------
@@ -167,7 +162,7 @@ def run_job(cls: type, job: MethodJob, models: _Models | None = None) -> tuple[A
     """Run one method seed on one task's plain data; returns (predictions, compute record)."""
     models = models or _Models()
     ctx = _context(job, models)
-    probs = cls().run(ctx)
+    probs = cls(**job.method_config).run(ctx)
     try:
         out: Any = np.asarray(probs, dtype=np.float64)
     except (TypeError, ValueError):
@@ -205,18 +200,32 @@ def _failure(e: BaseException) -> tuple:
     return "error", f"{type(e).__name__}: {e}{_user_frame(traceback.format_exc())}", _os_error(e)
 
 
-def _child_main(conn: Any, spec: str) -> None:
+def _load_checked(spec: str, code_sha256: str) -> type:
+    """The method class, provided its code is still the code the harness hashed for the results."""
+    from .methods.identity import method_source
+
+    cls = load_spec(spec)
+    found = method_source(cls).sha256
+    if found != code_sha256:
+        raise W2SError(
+            f"the method's code changed on disk after the run started (it hashes to {found[:12]}..., "
+            f"the run recorded {code_sha256[:12]}...): run again"
+        )
+    return cls
+
+
+def _child_main(conn: Any, spec: str, code_sha256: str) -> None:
     if os.environ.get(sandbox.POLICY_ENV):
         sandbox.install_reporter()
     else:
         _die_with_parent()
     models = _Models()
     try:
-        cls, failure = load_spec(spec), None
+        cls, failure = _load_checked(spec, code_sha256), None
     except BaseException as e:  # report the import failure on the first job
         cls, failure = None, _failure(e)
         if failure[0] == "error":
-            failure = ("error", f"loading {spec}: {failure[1]}")
+            failure = ("error", f"loading {spec}: {failure[1]}", failure[2])
     while True:
         try:
             job = conn.recv()
@@ -240,14 +249,15 @@ class SealedRunner:
     """A child process that runs one method's jobs, in the sandbox unless `policy` is None; started lazily,
     closed at exit. Each job may take at most `timeout_s` seconds."""
 
-    def __init__(self, spec: str, name: str, policy: sandbox.Policy | None, timeout_s: float):
+    def __init__(self, spec: str, name: str, policy: sandbox.Policy | None, timeout_s: float, code_sha256: str):
         self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
+        self.code_sha256 = code_sha256  # what the results will say ran: the child checks the code it loads
         self.process: subprocess.Popen | None = None
         self.conn: Connection | None = None
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
-        argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec]
+        argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec, self.code_sha256]
         if self.policy is not None:
             env = {
                 k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)
@@ -338,5 +348,5 @@ class SealedRunner:
         self.process, self.conn = None, None
 
 
-if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC
-    _child_main(Connection(int(sys.argv[1])), sys.argv[2])
+if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC CODE_SHA256
+    _child_main(Connection(int(sys.argv[1])), sys.argv[2], sys.argv[3])

@@ -15,13 +15,17 @@ A sweep file (YAML):
       my_method.py:Mine: {temperature: [1, 2]}
     output: results/sweep-logconf       # optional folder (default: results/sweep_<file name>)
 
-Each configuration is a method spec `name:key=value,...` (w2sbench/method_specs.py). All configurations
-run as one graph: the shared stages (features, weak, ceiling) are units of their own, run once and reused
-by every configuration, and every unit is cached, so an interrupted sweep resumes by running the same
-command again. The sweep writes one results JSON per configuration and a summary ranked by mean PGR with
-its 95% interval (summary.md, summary.json, and printed); configurations whose PGR is undefined come last,
-by mean w2s accuracy. Each results JSON is the one `w2sbench eval` writes for that configuration; its
-`cache` and `timings_s` count the whole sweep.
+`methods` may also be a list of method texts as --method takes them, `[vanilla, "logconf[aux_coef=0.25|0.5]"]`
+(w2sbench/methods/params.py), and a method's name in the mapping may carry fixed values in brackets,
+`logconf[warmup_frac=0.1]: {aux_coef: [0.25, 0.5]}`. Each configuration is one method text without `|`,
+`logconf[aux_coef=0.25,warmup_frac=0.1]`; its name in the results is the method's, with the values that differ
+from its defaults (`logconf[aux_coef=0.25]`; at every default, `logconf`). All configurations run as one graph:
+the shared stages (features, weak, ceiling) are units of their own, run once and reused by every
+configuration, and every unit is cached, so an interrupted sweep resumes by running the same command again.
+The sweep writes one results JSON per configuration and a summary ranked by mean PGR with its 95% interval
+(summary.md, summary.json, and printed); configurations whose PGR is undefined come last, by mean w2s
+accuracy. Each results JSON is the one `w2sbench eval` writes for that configuration; its `cache` and
+`timings_s` count the whole sweep.
 """
 
 from __future__ import annotations
@@ -35,14 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import method_specs
 from .errors import ConfigError, W2SError
+from .methods.params import format_value, split_spec
 from .units import dedupe
 from .validation import read_yaml
 
 log = logging.getLogger("w2sbench")
 
 KEYS = ("setting", "tasks", "limit", "baseline_seeds", "seeds", "backend", "n_boot", "methods", "output")
+RESERVED_CHARS = ",|[]"  # they separate the parts of a method text
 
 
 @dataclass
@@ -55,7 +60,7 @@ class Sweep:
     seeds: int | None
     backend: str
     n_boot: int
-    configurations: list[str]  # method specs, in the file's order
+    configurations: list[str]  # method texts, one value per hyperparameter, in the file's order
     output: Path
 
 
@@ -69,25 +74,33 @@ def load_sweep(path: Path) -> Sweep:
     if unknown:
         raise ConfigError(where, unknown[0], f"unknown field; a sweep file has: {', '.join(KEYS)}")
     methods = raw.get("methods")
+    if isinstance(methods, list) and methods and all(isinstance(m, str) for m in methods):
+        methods = {m: None for m in methods}
     if not isinstance(methods, dict) or not methods:
-        raise ConfigError(where, "methods", "give a mapping of method -> {hyperparameter: [values]}")
+        raise ConfigError(
+            where, "methods", "give a mapping of method -> {hyperparameter: [values]}, or a list of method names"
+        )
     configurations: list[str] = []
     for name, grid in methods.items():
+        field = f"methods.{name}"
         if grid is None:
             grid = {}
         if not isinstance(grid, dict):
-            raise ConfigError(where, f"methods.{name}", "expected a mapping of hyperparameter -> list of values")
-        if method_specs.split(str(name))[1]:
-            raise ConfigError(where, f"methods.{name}", "give hyperparameters in the grid, not in the name")
-        keys = sorted(grid)
-        axes = []
-        for key in keys:
-            values = grid[key] if isinstance(grid[key], list) else [grid[key]]
+            raise ConfigError(where, field, "expected a mapping of hyperparameter -> list of values")
+        try:
+            base, axes = split_spec(str(name))
+        except W2SError as e:
+            raise ConfigError(where, field, str(e)) from None
+        for key, raw_values in grid.items():
+            values = raw_values if isinstance(raw_values, list) else [raw_values]
+            if key in axes:
+                raise ConfigError(where, f"{field}.{key}", "given both in the method's brackets and in its grid")
             if not values:
-                raise ConfigError(where, f"methods.{name}.{key}", "an empty list of values")
-            axes.append(values)
-        for combo in itertools.product(*axes):
-            spec = method_specs.join(str(name), dict(zip(keys, combo)))
+                raise ConfigError(where, f"{field}.{key}", "an empty list of values")
+            axes[str(key)] = [_text(v, where, f"{field}.{key}") for v in values]
+        keys = list(axes)
+        for combo in itertools.product(*(axes[k] for k in keys)):
+            spec = f"{base}[{','.join(f'{k}={v}' for k, v in zip(keys, combo))}]" if keys else base
             if spec not in configurations:
                 configurations.append(spec)
     tasks = raw.get("tasks", "default")
@@ -115,10 +128,20 @@ def load_sweep(path: Path) -> Sweep:
     )
 
 
+def _text(value: Any, where: str, field: str) -> str:
+    """A grid value as the method text writes it (the method's declared type reads it back)."""
+    if not isinstance(value, (bool, int, float, str)):
+        raise ConfigError(where, field, f"a value is a number, a boolean or a text, not {value!r}")
+    text = format_value(value)
+    if any(ch in text for ch in RESERVED_CHARS) or not text.strip():
+        raise ConfigError(where, field, f"value {text!r}: empty, or holds one of {' '.join(RESERVED_CHARS)}")
+    return text
+
+
 def slug(spec: str, name: str) -> str:
-    """A file name for a configuration: the method's name and its hyperparameters."""
-    params = method_specs.split(spec)[1]
-    text = name + "".join(f"_{k}-{method_specs.join('x', {k: v}).split('=', 1)[1]}" for k, v in sorted(params.items()))
+    """A file name for a configuration: the method's name and the hyperparameter values of its text."""
+    values = split_spec(spec)[1]
+    text = name + "".join(f"_{k}-{'|'.join(v)}" for k, v in values.items())
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
 
@@ -130,7 +153,8 @@ def run_sweep(
     method_timeout_s: float | None = None,
 ) -> dict:
     """Run every configuration; write one results JSON each and the summary; return the summary."""
-    from .cli import _parse_limit
+    from .api import parse_limit
+    from .methods.registry import resolve_methods
     from .pipeline import Pipeline, RunOptions
     from .results import build_results, write_results
     from .settings import load_setting
@@ -139,43 +163,56 @@ def run_sweep(
     output = output or sweep.output
     setting = load_setting(sweep.setting)
     tasks = resolve_tasks(sweep.tasks)
-    classes = []
+    methods = []
+    by_name: dict[str, str] = {}
     for spec in sweep.configurations:
         try:
-            classes.append(method_specs.load(spec))
+            (method,) = resolve_methods(spec)
         except W2SError as e:
             raise W2SError(f"{sweep.path}: methods: {e}") from None
+        if method.run_name in by_name:
+            raise W2SError(
+                f"{sweep.path}: methods: {by_name[method.run_name]} and {spec} are one configuration "
+                f"({method.run_name})"
+            )
+        by_name[method.run_name] = spec
+        methods.append(method)
     options = RunOptions(
         backend=sweep.backend,
         baseline_seeds=sweep.baseline_seeds,
         method_seeds=sweep.seeds,
-        sizes=_parse_limit(sweep.limit),
+        sizes=parse_limit(sweep.limit, "limit"),
         n_boot=sweep.n_boot,
         unsealed=unsealed,
         method_timeout_s=method_timeout_s,
     )
     pipeline = Pipeline(setting, tasks, options)
     started = time.perf_counter()
-    specs = pipeline.prepare(classes)
-    units = dedupe(pipeline.plan(list(specs)))
+    methods = pipeline.prepare(methods)
+    units = dedupe(pipeline.plan(methods))
     log.info(
-        f"sweep {sweep.path.name}: {len(classes)} configuration(s) x {len(tasks)} task(s) x "
+        f"sweep {sweep.path.name}: {len(methods)} configuration(s) x {len(tasks)} task(s) x "
         f"{pipeline.method_seeds} seed(s): {len(units)} units"
     )
     values = executor.run(pipeline, units)
     pipeline.timings["total"] = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
     rows = []
-    for spec, cls in zip(sweep.configurations, classes):
-        doc = build_results(pipeline.record([cls], values))
-        path = output / f"{slug(spec, cls.name)}.json"
+    files: set[str] = set()
+    for spec, method in zip(sweep.configurations, methods):
+        doc = build_results(pipeline.record([method], values))
+        stem = slug(spec, method.name)
+        while stem in files:  # two texts that differ only in characters a file name cannot hold
+            stem += "_"
+        files.add(stem)
+        path = output / f"{stem}.json"
         write_results(doc, path)
-        summary = doc["summary"][cls.name]
+        summary = doc["summary"][method.run_name]
         rows.append(
             {
                 "configuration": spec,
-                "method": cls.name,
-                "params": method_specs.params_of(cls),
+                "method": method.run_name,
+                "params": method.config(),
                 "mean_pgr": summary["mean_pgr"],
                 "mean_pgr_ci": summary["mean_pgr_ci"],
                 "tasks_defined": summary["tasks_defined"],

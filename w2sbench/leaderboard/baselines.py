@@ -1,6 +1,11 @@
 """The official baselines: weak and ceiling accuracy per (setting hash, task hash), taken from the
 reference run's results JSON. Every submission is compared against these numbers, never its own, so
-a method cannot gain by a luckier weak model or a weaker ceiling (DESIGN: one standard)."""
+a method cannot gain by a luckier weak model or a weaker ceiling (DESIGN: one standard).
+
+Besides the accuracies, each task records which test examples each weak and ceiling seed got right
+(`correct`, packed as in the results JSON) and whether the task is a development or a held-out task: the
+leaderboard's build computes every entry's intervals and the paired differences between entries from these
+and the entries' own vectors, with one shared resampling."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from ..errors import ConfigError
 from ..validation import read_json, write_json
 from . import ACCURACY_TOL
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-example correctness of weak and ceiling, the task's split
 
 
 def official_sizes(task_name: str) -> dict[str, int] | None:
@@ -43,8 +48,9 @@ def entries_from_results(doc: dict, path: str, allow_nonstandard_sizes: bool = F
         tasks[entry["task_hash"]] = {
             "task": name,
             "n": entry["n"],
-            "weak": {k: entry["weak"][k] for k in ("accuracy", "accuracy_per_seed", "seeds")},
-            "ceiling": {k: entry["ceiling"][k] for k in ("accuracy", "accuracy_per_seed", "seeds")},
+            "split": entry["split"],
+            "weak": {k: entry["weak"][k] for k in ("accuracy", "accuracy_per_seed", "seeds", "correct")},
+            "ceiling": {k: entry["ceiling"][k] for k in ("accuracy", "accuracy_per_seed", "seeds", "correct")},
         }
     prov = doc["provenance"]
     return {
@@ -52,6 +58,7 @@ def entries_from_results(doc: dict, path: str, allow_nonstandard_sizes: bool = F
             "name": setting["name"],
             "version": setting["version"],
             "seeds": doc["seeds"]["baseline"],
+            "bootstrap": {k: doc["bootstrap"][k] for k in ("n_boot", "seed", "confidence")},
             "source": {
                 "git_commit": prov["git"].get("commit"),
                 "created": prov["created"],
@@ -93,7 +100,10 @@ def load(path: Path) -> dict[str, Any]:
         or not isinstance(doc.get("settings"), dict)
     ):
         raise ConfigError(
-            str(path), "schema_version", f"expected a baselines file of schema_version {SCHEMA_VERSION} with 'settings'"
+            str(path),
+            "schema_version",
+            f"expected a baselines file of schema_version {SCHEMA_VERSION} with 'settings' "
+            "(regenerate it from the reference run: bash leaderboard/make_seed.sh)",
         )
     doc.setdefault("tolerance", {"accuracy": ACCURACY_TOL})
     return doc

@@ -1,8 +1,18 @@
-"""Aggregating valid submissions into leaderboard.json: per official setting, one entry per method
-ranked by mean PGR over the setting's tasks. Only entries the harness has reproduced from their code are
-ranked; the others are listed with the reason. Ranks are honest about noise: an entry's rank is 1 + the
-number of ranked entries whose mean-PGR interval lies wholly above its own, so entries with overlapping
-intervals share a rank (and list each other in `tied_with`)."""
+"""Aggregating valid submissions into leaderboard.json: per official setting, one entry per method,
+ranked by its pooled PGR over the setting's tasks. Only entries the harness has reproduced from their code
+are ranked; the others are listed with the reason.
+
+Every number is computed here, the same way for every entry: the official weak and ceiling correctness
+(baselines.json) and the entry's own per-example correctness (its results' `correct` vectors), resampled by
+one shared plan per task (scoring.resample_counts / seed_draws: the leaderboard's RESAMPLING), so any two
+entries' draws are paired: the same test resamples, and method seed s of both (which learned from the same
+weak seed) resampled together.
+
+Ranks are honest about noise: A ranks above B only when A's pooled PGR minus B's has a paired 95% interval
+that excludes 0. Ranked entries are sorted by pooled PGR and cut into tiers, a cut being made between two
+neighbours only where every entry above it is significantly better than every entry below it (the finest
+such split); an entry's rank is 1 + the number of entries in the tiers above. `tied_with` lists the entries
+whose paired interval with this one includes 0, `better_than` those it is significantly better than."""
 
 from __future__ import annotations
 
@@ -13,33 +23,51 @@ from typing import Any
 from .. import __version__
 from ..cache import hash_file
 from ..provenance import git_state
+from ..scoring import CONFIDENCE, aggregate, decode_correct, difference, pgr_from_correct
 from ..validation import validate
 from . import PGR_TOL
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: pooled PGR, paired ranking, development vs held-out
+RESAMPLING = {"n_boot": 2000, "seed": 0, "confidence": CONFIDENCE}  # one plan for every entry of a setting
+RANKED_BY = "pooled_pgr"
 
 
-def _overlap(a: list[float] | None, b: list[float] | None) -> bool:
-    return a is not None and b is not None and a[0] <= b[1] and b[0] <= a[1]
+def significantly_better(a: dict, b: dict) -> bool:
+    """True when the paired interval of a's pooled PGR minus b's lies above 0."""
+    ci = a.get("paired", {}).get(b["method"], {}).get("d_pooled_pgr_ci")
+    return ci is not None and ci[0] > 0
 
 
 def assign_ranks(entries: list[dict]) -> list[dict]:
-    """Sort by mean PGR (unranked last) and set rank / tied_with in place; returns the sorted list. Entries
-    with an `unranked_reason` (not reproduced) take no rank and no part in others' ranks."""
+    """Sort by pooled PGR (unranked last) and set rank / tied_with / better_than in place; returns the sorted
+    list. Each entry holds `pooled_pgr` and `paired` (other method -> its d_pooled_pgr_ci); entries with an
+    `unranked_reason` (not reproduced) take no rank and no part in others' ranks."""
     for e in entries:
-        if e.get("unranked_reason") is None and (e["mean_pgr"] is None or e["mean_pgr_ci"] is None):
-            e["unranked_reason"] = "mean PGR undefined"
-    defined = [e for e in entries if e.get("unranked_reason") is None]
-    undefined = [e for e in entries if e not in defined]
-    defined.sort(key=lambda e: (-e["mean_pgr"], e["method"]))
-    undefined.sort(key=lambda e: (-e["mean_w2s_accuracy"], e["method"]))
-    for e in defined:
-        lo, hi = e["mean_pgr_ci"]
-        e["rank"] = 1 + sum(1 for o in defined if o is not e and o["mean_pgr_ci"][0] > hi)
-        e["tied_with"] = [o["method"] for o in defined if o is not e and _overlap(e["mean_pgr_ci"], o["mean_pgr_ci"])]
-    for e in undefined:
-        e["rank"], e["tied_with"] = None, []
-    return defined + undefined
+        if e.get("unranked_reason") is None and e.get("pooled_pgr") is None:
+            e["unranked_reason"] = "pooled PGR undefined"
+    ranked = [e for e in entries if e.get("unranked_reason") is None]
+    rest = [e for e in entries if e not in ranked]
+    ranked.sort(key=lambda e: (-e["pooled_pgr"], e["method"]))
+    rest.sort(key=lambda e: (-e["mean_w2s_accuracy"], e["method"]))
+    above = 0  # entries in the tiers above the current one
+    tier_start = 0
+    for i in range(1, len(ranked) + 1):
+        cut = i == len(ranked) or all(
+            significantly_better(a, b) for a in ranked[:i] for b in ranked[i:]
+        )  # every entry above the cut beats every entry below it
+        if cut:
+            for e in ranked[tier_start:i]:
+                e["rank"] = 1 + above
+            above, tier_start = i, i
+    for e in ranked:
+        others = [o for o in ranked if o is not e]
+        e["better_than"] = [o["method"] for o in others if significantly_better(e, o)]
+        e["tied_with"] = [
+            o["method"] for o in others if not significantly_better(e, o) and not significantly_better(o, e)
+        ]
+    for e in rest:
+        e["rank"], e["tied_with"], e["better_than"] = None, [], []
+    return ranked + rest
 
 
 def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
@@ -59,24 +87,10 @@ def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
 
 
 def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
+    """The entry's card, flags and provenance; its scores are filled in by _score."""
     method = sub["method"]
     reproduced, why = _reproduced(sub)
     name = method["name"]
-    summary = results["summary"][name]
-    tasks = {}
-    for tname, t in sorted(results["tasks"].items()):
-        row = t["methods"][name]
-        p = row["pgr"]
-        tasks[tname] = {
-            "pgr": p["pgr"],
-            "pgr_ci": p["pgr_ci"],
-            "defined": p["defined"],
-            "undefined_reason": p["undefined_reason"],
-            "weak_acc": t["weak"]["accuracy"],
-            "ceiling_acc": t["ceiling"]["accuracy"],
-            "w2s_acc": row["w2s"]["accuracy"],
-            "w2s_auroc": row["w2s"]["auroc"],
-        }
     prov = results["provenance"]
     flags = {
         (t, f["flag"]): {"task": t, **f}
@@ -92,17 +106,13 @@ def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
         "method": name,
         "rank": None,
         "tied_with": [],
+        "better_than": [],
         "unranked_reason": why,
         "reproduced": reproduced,
         "flags": list(flags.values()),
-        "mean_pgr": summary["mean_pgr"],
-        "mean_pgr_ci": summary["mean_pgr_ci"],
-        "mean_w2s_accuracy": summary["mean_w2s_accuracy"],
-        "tasks_defined": summary["tasks_defined"],
         "teacher_free": method["teacher_free"],
         "non_default_recipe": method["non_default_recipe"],
         "card": {**method, "config": results["methods"][name].get("config", {})},
-        "tasks": tasks,
         "provenance": {
             "submission": label,
             "sha256": hash_file(path),
@@ -116,6 +126,79 @@ def _entry(path: Path, label: str, sub: dict, results: dict) -> dict[str, Any]:
             "seeds": results["seeds"],
         },
     }
+
+
+def _interval(ci) -> list[float] | None:
+    return list(ci) if ci else None
+
+
+def _aggregate_fields(agg) -> dict[str, Any]:
+    return {
+        "pooled_pgr": agg.pooled_pgr,
+        "pooled_pgr_ci": _interval(agg.pooled_pgr_ci),
+        "mean_pgr": agg.mean_pgr,
+        "mean_pgr_ci": _interval(agg.mean_pgr_ci),
+    }
+
+
+def _score(entries: list[dict], results: list[dict], tasks: list[dict], official: dict) -> None:
+    """Fill in each entry's per-task scores, aggregates, development vs held-out and paired differences,
+    from the official weak/ceiling correctness and the entries' own, with the shared plan."""
+    n_boot, seed, conf = RESAMPLING["n_boot"], RESAMPLING["seed"], RESAMPLING["confidence"]
+    scores: list[dict[str, Any]] = [{} for _ in entries]
+    for t in tasks:
+        base = official["tasks"][t["task_hash"]]
+        n = t["n"]["test"]
+        cw, cc = decode_correct(base["weak"]["correct"], n), decode_correct(base["ceiling"]["correct"], n)
+        for i, (e, res) in enumerate(zip(entries, results)):
+            row = res["tasks"][t["name"]]["methods"][e["method"]]
+            scores[i][t["name"]] = pgr_from_correct(
+                cw, cc, decode_correct(row["w2s"]["correct"], n), n_boot, seed, conf, task=t["name"]
+            )
+    names = [t["name"] for t in tasks]
+    dev = [t["name"] for t in tasks if t["split"] == "development"]
+    held = [t["name"] for t in tasks if t["split"] == "heldout"]
+    overall = []
+    for e, res, sc in zip(entries, results, scores):
+        e["tasks"] = {
+            t: {
+                "split": next(x["split"] for x in tasks if x["name"] == t),
+                "pgr": sc[t].pgr,
+                "pgr_ci": _interval(sc[t].pgr_ci),
+                "defined": sc[t].defined,
+                "undefined_reason": sc[t].undefined_reason,
+                "weak_acc": sc[t].weak_acc,
+                "ceiling_acc": sc[t].ceiling_acc,
+                "w2s_acc": sc[t].w2s_acc,
+                "w2s_auroc": res["tasks"][t]["methods"][e["method"]]["w2s"]["auroc"],
+            }
+            for t in names
+        }
+        agg = aggregate([sc[t] for t in names], conf)
+        overall.append(agg)
+        e.update(_aggregate_fields(agg))
+        e["mean_w2s_accuracy"] = agg.mean_w2s_accuracy
+        e["tasks_defined"] = sum(sc[t].defined for t in names)
+        e["transfer"] = None
+        if dev and held:
+            a_dev, a_held = aggregate([sc[t] for t in dev], conf), aggregate([sc[t] for t in held], conf)
+            e["transfer"] = {
+                "development": _aggregate_fields(a_dev),
+                "heldout": _aggregate_fields(a_held),
+                "difference": difference(a_held, a_dev, conf),
+            }
+    for e, agg in zip(entries, overall):
+        e["paired"] = {}
+        for o, other in zip(entries, overall):
+            if o is e:
+                continue
+            d = difference(agg, other, conf)
+            e["paired"][o["method"]] = {
+                "d_pooled_pgr": d["pooled_pgr"],
+                "d_pooled_pgr_ci": d["pooled_pgr_ci"],
+                "d_mean_pgr": d["mean_pgr"],
+                "d_mean_pgr_ci": d["mean_pgr_ci"],
+            }
 
 
 def _label(path: Path, root: Path | None) -> str:
@@ -146,18 +229,16 @@ def build_leaderboard(
             {
                 "name": t["task"],
                 "task_hash": h,
+                "split": t["split"],
                 "n": t["n"],
                 "weak_acc": t["weak"]["accuracy"],
                 "ceiling_acc": t["ceiling"]["accuracy"],
             }
             for h, t in sorted(official["tasks"].items(), key=lambda kv: kv[1]["task"])
         ]
-        entries = [
-            _entry(path, _label(path, root), sub, res)
-            for path, sub in valid
-            for res in sub["results"]
-            if res["setting"]["hash"] == shash
-        ]
+        pairs = [(path, sub, res) for path, sub in valid for res in sub["results"] if res["setting"]["hash"] == shash]
+        entries = [_entry(path, _label(path, root), sub, res) for path, sub, res in pairs]
+        _score(entries, [res for _, _, res in pairs], tasks, official)
         settings[official["name"]] = {
             "name": official["name"],
             "version": official["version"],
@@ -167,6 +248,13 @@ def build_leaderboard(
             "strong_model": setting.strong.model,
             "baseline_seeds": official["seeds"],
             "tasks": tasks,
+            "ranking": {
+                "by": RANKED_BY,
+                "rule": "sorted by pooled PGR = sum(w2s - weak) / sum(ceiling - weak) over the setting's tasks "
+                "(development and held-out); A ranks above B only where the paired 95% interval of A's pooled "
+                "PGR minus B's excludes 0 (tiers: every entry above a cut beats every entry below it)",
+                "resampling": dict(RESAMPLING),
+            },
             "entries": assign_ranks(entries),
         }
     doc = {

@@ -145,7 +145,14 @@ def baselines_cmd(results, output, allow_nonstandard_sizes):
     from . import baselines as bl
 
     output = output or default_dir() / "baselines.json"
-    current = bl.load(output) if output.exists() else bl.empty()
+    current = bl.empty()
+    if output.exists():
+        if read_json(output).get("schema_version") != bl.SCHEMA_VERSION:  # an older format: rebuilt from these runs
+            click.echo(
+                f"baselines: {output} has an older schema_version; replacing it with these runs' baselines", err=True
+            )
+        else:
+            current = bl.load(output)
     docs = []
     for path in results:
         doc = read_json(path)

@@ -24,6 +24,11 @@ from ..errors import ConfigError, W2SError
 from ..paths import repo_root
 
 REPRODUCE_TOL = 0.01
+# The submitted per-example correctness vectors (what the leaderboard pairs entries on) must match the rerun's
+# on this fraction of (seed, example) pairs: a same-machine rerun matches exactly, and the few borderline
+# predictions that flip across machines stay far below 2%, while vectors edited apart from the predictions
+# (shuffled to decorrelate an entry from the others, say) do not.
+AGREEMENT_MIN = 0.98
 METHODS_DIR = "leaderboard/methods"  # where a submission's own code lives, one folder per method
 
 log = logging.getLogger("w2sbench")
@@ -98,6 +103,18 @@ def load_submitted_method(code: dict, where: str) -> type:
     return cls
 
 
+def configured(cls: type, config: dict, where: str, field: str) -> Any:
+    """The method with the hyperparameters its results recorded (a configured method reruns as it ran)."""
+    if cls.hyperparameters:
+        return cls(**config)
+    method = cls()
+    if method.config() != config:
+        raise ConfigError(
+            where, field, f"the results were made with {config}, the code's defaults are {method.config()}"
+        )
+    return method
+
+
 def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     """Rerun the submission's method and return the `reproduced` record (ok or not, with per-task numbers)."""
     from ..pipeline import Pipeline, RunOptions
@@ -144,23 +161,40 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
             else ArtifactStore(recompute=frozenset({"method"}))
         )
         log.info(f"reproducing {name} on {setting.name}: {len(tasks)} task(s), its method stage rerun from its code")
-        record = Pipeline(setting, tasks, options, store).run([cls])
+        field = f"results.{i}.methods.{name}.config"
+        method = configured(cls, results["methods"][name].get("config", {}), where, field)
+        if method.run_name != name:
+            raise ConfigError(where, field, f"this config runs the method as {method.run_name!r}, not {name!r}")
+        record = Pipeline(setting, tasks, options, store).run([method])
         sandbox = record.sandbox
         for tr in record.tasks:
             import numpy as np
 
-            from ..scoring import accuracy
+            from ..scoring import accuracy, correct_matrix, decode_correct
 
             labels = np.array([e.label for e in tr.splits.test])
-            got = float(np.mean([accuracy(p, labels) for p in tr.methods[name].test_probs]))
-            want = float(results["tasks"][tr.task.name]["methods"][name]["w2s"]["accuracy"])
+            got = float(np.mean([accuracy(p, labels) for p in tr.methods[method.run_name].test_probs]))
+            submitted = results["tasks"][tr.task.name]["methods"][name]["w2s"]
+            want = float(submitted["accuracy"])
             diff = got - want
+            mine = correct_matrix(tr.methods[method.run_name].test_probs, labels)
+            try:
+                theirs = decode_correct(submitted["correct"], len(labels))
+                agreement = float(np.mean(theirs == mine)) if theirs.shape == mine.shape else 0.0
+            except ValueError:
+                agreement = 0.0
             tasks_out[f"{setting.name}/{tr.task.name}"] = {
                 "submitted": want,
                 "reproduced": got,
                 "difference": diff,
-                "flags": tr.flags.get(name, []),
+                "agreement": agreement,
+                "flags": tr.flags.get(method.run_name, []),
             }
+            if agreement < AGREEMENT_MIN:
+                failures.append(
+                    f"{setting.name}/{tr.task.name}: the submitted per-example correctness matches the rerun's on "
+                    f"{100 * agreement:.1f}% of test predictions (< {100 * AGREEMENT_MIN:.0f}%)"
+                )
             if abs(diff) > REPRODUCE_TOL:
                 failures.append(
                     f"{setting.name}/{tr.task.name}: w2s accuracy {100 * got:.1f}% reproduced vs "

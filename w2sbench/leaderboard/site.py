@@ -67,53 +67,84 @@ def _pgr_cell(task: dict) -> str:
     return f'<td class="pgr" data-sort="{task["pgr"]!r}">{_num(task["pgr"])}{_ci(task["pgr_ci"])}</td>'
 
 
-def _rank(entry: dict) -> str:
+def _rank(entry: dict, shared: bool) -> str:
+    """The rank cell; `=` where the rank is shared (a tier of several entries), its tooltip naming the
+    entries this one is not significantly different from."""
     if entry["rank"] is None:
         why = escape(entry.get("unranked_reason") or "unranked", quote=True)
         return f'<td data-sort="" class="unranked" title="{why}">&ndash;</td>'
-    tie = (
-        '<span class="tie" title="interval overlaps: '
-        + escape(", ".join(entry["tied_with"]), quote=True)
-        + '">=</span>'
-        if entry["tied_with"]
-        else ""
+    said = "paired difference not significant: " + (", ".join(entry["tied_with"]) or "none")
+    if entry.get("better_than"):
+        said += "; significantly better than: " + ", ".join(entry["better_than"])
+    tie = f'<span class="tie" title="{escape(said, quote=True)}">=</span>' if shared else ""
+    return f'<td class="rank" data-sort="{entry["rank"]}" title="{escape(said, quote=True)}">{tie}{entry["rank"]}</td>'
+
+
+def _score_cell(cls: str, value: float | None, ci: list[float] | None, why: str, strong: bool = False) -> str:
+    if value is None:
+        return (
+            f'<td class="{cls}" data-sort="" title="{escape(why, quote=True)}"><span class="undef">undef.</span></td>'
+        )
+    shown = f"<strong>{_num(value)}</strong>" if strong else _num(value)
+    return f'<td class="{cls}" data-sort="{value!r}">{shown}{_ci(ci)}</td>'
+
+
+def _transfer_cells(entry: dict) -> list[str]:
+    tr = entry.get("transfer")
+    if not tr:
+        return ['<td data-sort=""></td>'] * 3
+    why = "undefined on this side"
+    return [
+        _score_cell("dev", tr["development"]["pooled_pgr"], tr["development"]["pooled_pgr_ci"], why),
+        _score_cell("heldout", tr["heldout"]["pooled_pgr"], tr["heldout"]["pooled_pgr_ci"], why),
+        _score_cell("transfer", tr["difference"]["pooled_pgr"], tr["difference"]["pooled_pgr_ci"], why),
+    ]
+
+
+def _task_head(t: dict) -> str:
+    held = t["split"] == "heldout"
+    cls, role = ("task-col heldout-col", "held-out") if held else ("task-col", "development")
+    mark = '<span class="split">held-out</span>' if held else ""
+    return (
+        f'<th class="sortable {cls}" data-task="{escape(t["name"], quote=True)}"'
+        f' title="{role} task, {t["n"]["test"]} test examples">{escape(t["name"])}{mark}</th>'
     )
-    return f'<td class="rank" data-sort="{entry["rank"]}">{tie}{entry["rank"]}</td>'
 
 
 def table(setting: dict) -> str:
     tasks = [t["name"] for t in setting["tasks"]]
+    ranks = [e["rank"] for e in setting["entries"] if e["rank"] is not None]
+    split = {t["split"] for t in setting["tasks"]} == {"development", "heldout"}  # show the transfer columns
     head = [
         '<th class="sortable" data-default="asc">Rank</th>',
         '<th class="method sortable" data-default="asc">Method</th>',
-        '<th class="sortable">Mean PGR</th>',
-        '<th class="sortable">Mean w2s acc. %</th>',
+        '<th class="sortable" title="sum(w2s - weak) / sum(ceiling - weak) over all tasks: ranked by">Pooled PGR</th>',
+        '<th class="sortable" title="mean of the tasks\' PGR">Mean PGR</th>',
     ]
-    head += [f'<th class="sortable task-col" data-task="{escape(t, quote=True)}">{escape(t)}</th>' for t in tasks]
+    if split:
+        head += [
+            '<th class="sortable" title="pooled PGR over the development tasks">Dev.</th>',
+            '<th class="sortable" title="pooled PGR over the held-out tasks">Held-out</th>',
+            '<th class="sortable" title="held-out minus development pooled PGR">Held-out &minus; dev.</th>',
+        ]
+    head += ['<th class="sortable">Mean w2s acc. %</th>']
+    head += [_task_head(t) for t in setting["tasks"]]
     rows = []
     for e in setting["entries"]:
-        mean = (
-            (
-                f'<td class="mean" data-sort="{e["mean_pgr"]!r}">'
-                f"<strong>{_num(e['mean_pgr'])}</strong>{_ci(e['mean_pgr_ci'])}</td>"
-            )
-            if e["mean_pgr"] is not None
-            else (
-                f'<td class="mean" data-sort="" title="PGR undefined on {len(tasks) - e["tasks_defined"]} task(s)">'
-                '<span class="undef">undef.</span></td>'
-            )
-        )
+        undefined = len(tasks) - e["tasks_defined"]
         cells = [
-            _rank(e),
+            _rank(e, e["rank"] is not None and ranks.count(e["rank"]) > 1),
             f'<td class="method" data-sort="{escape(e["method"], quote=True)}">'
             f'<a href="methods/{slug(e["method"])}.html">{escape(e["method"])}</a>{marks(e)}</td>',
-            mean,
+            _score_cell("pooled", e["pooled_pgr"], e["pooled_pgr_ci"], "the summed gap is not clearly positive", True),
+            _score_cell("mean", e["mean_pgr"], e["mean_pgr_ci"], f"PGR undefined on {undefined} task(s)"),
+            *(_transfer_cells(e) if split else []),
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
         rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
     for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
-        cells = ["<td></td>", f'<td class="method">{label}</td>', "<td></td>", "<td></td>"]
+        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * (6 if split else 3)
         cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     return (
@@ -211,6 +242,33 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
     return '<div class="plot">' + "".join(parts) + "</div>"
 
 
+def paired_table(setting: dict) -> str:
+    """Row minus column, pooled PGR, with the paired 95% interval; significant differences marked."""
+    entries = [e for e in setting["entries"] if e["pooled_pgr"] is not None]
+    if len(entries) < 2:
+        return ""
+    head = "<th>row &minus; column</th>" + "".join(f"<th>{escape(e['method'])}</th>" for e in entries)
+    rows = []
+    for a in entries:
+        cells = [f'<td class="method">{escape(a["method"])}</td>']
+        for b in entries:
+            d = a["paired"].get(b["method"]) if a is not b else None
+            if d is None or d["d_pooled_pgr"] is None:
+                cells.append('<td class="self"></td>' if a is b else "<td>&ndash;</td>")
+                continue
+            ci = d["d_pooled_pgr_ci"]
+            cls = "better" if ci and ci[0] > 0 else "worse" if ci and ci[1] < 0 else "tie"
+            cells.append(f'<td class="{cls}">{_num(d["d_pooled_pgr"])}{_ci(ci)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        '<h3>Paired differences</h3><p class="note">Pooled PGR of the row minus the column, with the paired 95% '
+        "interval (the same test resamples, seeds paired). Green: the row is significantly better; red: worse. "
+        "A rank is shared unless every entry above the tier boundary is significantly better than every entry "
+        f'below it.</p><div class="table-wrap"><table class="paired" id="paired-{slug(setting["name"])}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
 def _footer(doc: dict) -> str:
     g = doc["generated"]
     commit = (g["git_commit"] or "unknown")[:12]
@@ -228,8 +286,16 @@ def _section(setting: dict) -> str:
         f"(hash {setting['hash']}): {escape(setting['weak_model'])} &rarr; {escape(setting['strong_model'])}. "
         f"{escape(setting.get('description', ''))} Weak and ceiling: mean of {setting['baseline_seeds']} seeds.</p>"
     )
+    dev = [t["name"] for t in setting["tasks"] if t["split"] == "development"]
+    held = [t["name"] for t in setting["tasks"] if t["split"] == "heldout"]
+    meta += (
+        f'<p class="setting-meta">Development tasks: {escape(", ".join(dev))}; held-out tasks: '
+        f"{escape(', '.join(held) or 'none')}. Ranked by the pooled PGR over all of them.</p>"
+    )
     body = (
-        table(setting) + "<h3>PGR by task</h3>" + plot(setting) if setting["entries"] else "<p>No submissions yet.</p>"
+        table(setting) + "<h3>PGR by task</h3>" + plot(setting) + paired_table(setting)
+        if setting["entries"]
+        else "<p>No submissions yet.</p>"
     )
     return (
         f'<section class="setting" id="setting-{slug(setting["name"])}">'
@@ -267,14 +333,38 @@ def _card(card: dict) -> str:
 
 def _method_results(setting: dict, entry: dict) -> str:
     rows = "".join(
-        f'<tr><td class="text">{escape(t["name"])}</td><td>{_pct(t["weak_acc"])}</td><td>{_pct(t["ceiling_acc"])}</td>'
+        f'<tr><td class="text">{escape(t["name"])}</td>'
+        f'<td class="text">{"held-out" if t["split"] == "heldout" else "dev."}</td>'
+        f"<td>{_pct(t['weak_acc'])}</td><td>{_pct(t['ceiling_acc'])}</td>"
         f"<td>{_pct(entry['tasks'][t['name']]['w2s_acc'])}</td>{_pgr_cell(entry['tasks'][t['name']])}</tr>"
         for t in setting["tasks"]
     )
+    tr = entry.get("transfer")
+    transfer = (
+        f"<p>Development <strong>{_num(tr['development']['pooled_pgr'])}</strong> "
+        f"{_ci(tr['development']['pooled_pgr_ci'])} &middot; held-out <strong>{_num(tr['heldout']['pooled_pgr'])}"
+        f"</strong> {_ci(tr['heldout']['pooled_pgr_ci'])} &middot; held-out &minus; development "
+        f"<strong>{_num(tr['difference']['pooled_pgr'])}</strong> {_ci(tr['difference']['pooled_pgr_ci'])} "
+        "(pooled PGR)</p>"
+        if tr
+        else ""
+    )
+    paired = "".join(
+        f'<tr><td class="text">{escape(other)}</td><td>{_num(d["d_pooled_pgr"])}{_ci(d["d_pooled_pgr_ci"])}</td>'
+        f"<td>{_num(d['d_mean_pgr'])}{_ci(d['d_mean_pgr_ci'])}</td></tr>"
+        for other, d in entry.get("paired", {}).items()
+    )
+    paired = (
+        '<h3>Paired differences</h3><table class="tasks paired-one"><thead><tr><th class="method">This minus</th>'
+        f"<th>Pooled PGR</th><th>Mean PGR</th></tr></thead><tbody>{paired}</tbody></table>"
+        if paired
+        else ""
+    )
     rank = (
-        f"unranked ({entry.get('unranked_reason') or 'mean PGR undefined'})"
+        f"unranked ({entry.get('unranked_reason') or 'pooled PGR undefined'})"
         if entry["rank"] is None
-        else f"rank {entry['rank']}" + (f" (tied with {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+        else f"rank {entry['rank']}"
+        + (f" (not significantly different from {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
     )
     rep = entry.get("reproduced")
     reproduced = (
@@ -292,12 +382,13 @@ def _method_results(setting: dict, entry: dict) -> str:
     flags = f'<h3>Flags</h3><ul class="flags">{flags}</ul>' if flags else ""
     return (
         f'<section class="setting"><h2>Setting {escape(setting["name"])}</h2>'
-        f"<p>Mean PGR <strong>{_num(entry['mean_pgr'])}</strong> {_ci(entry['mean_pgr_ci'])} "
-        f"&middot; {escape(rank)}</p>"
+        f"<p>Pooled PGR <strong>{_num(entry['pooled_pgr'])}</strong> {_ci(entry['pooled_pgr_ci'])} "
+        f"&middot; mean PGR {_num(entry['mean_pgr'])} {_ci(entry['mean_pgr_ci'])} &middot; {escape(rank)}</p>"
+        f"{transfer}"
         f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
-        '<table class="tasks"><thead><tr><th class="method">Task</th>'
+        '<table class="tasks"><thead><tr><th class="method">Task</th><th class="method">Split</th>'
         "<th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>{plot(setting, [entry['method']], height=240)}"
+        f"<tbody>{rows}</tbody></table>{plot(setting, [entry['method']], height=240)}{paired}"
         f"<h3>Provenance</h3><pre>{escape(json.dumps(prov, indent=1, sort_keys=True))}</pre></section>"
     )
 

@@ -33,6 +33,8 @@ def only_method(results: dict, method: str, path: str = "<results>") -> dict:
     if isinstance(saw, dict):  # per-method record of what each method saw
         doc["sealed"]["method_saw"] = {k: v for k, v in saw.items() if k == method}
     doc.pop("comparison", None)  # differences between the run's methods: not part of one method's entry
+    if isinstance(doc.get("transfer"), dict):
+        doc["transfer"]["methods"] = {k: v for k, v in doc["transfer"]["methods"].items() if k == method}
     return doc
 
 
@@ -125,8 +127,9 @@ def method_class(name: str) -> type | None:
     """The registered Method class of `name`, or None where it cannot be loaded here (its card then
     starts from placeholders)."""
     from ..methods import load_method
+    from ..methods.params import split_spec
 
     try:
-        return load_method(name)
+        return load_method(split_spec(name)[0])  # a configured method's key: logconf[aux_coef=0.25]
     except W2SError:
         return None

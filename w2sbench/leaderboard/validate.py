@@ -1,5 +1,6 @@
 """Checking submissions: schema, then internal consistency (PGR recomputed from the accuracies the file
-reports), agreement with the official baselines, known setting and task hashes, unique method names.
+reports, each seed's per-example correctness vector against its accuracy), agreement with the official
+baselines, known setting and task hashes, unique method names.
 Every problem is one ConfigError naming the file and the field; all of them are reported, not the first."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, UnknownNameError, W2SError
-from ..scoring import pgr
+from ..scoring import decode_correct, pgr
 from ..validation import read_json
 from . import PGR_TOL
 from .submission import PLACEHOLDER, check_schema
@@ -75,7 +76,7 @@ def _check_source(source: dict, out: _Collector) -> None:
         )
 
 
-def _check_probs(summary: dict, where: str, out: _Collector) -> None:
+def _check_probs(summary: dict, where: str, out: _Collector, n_test: int) -> None:
     per_seed = summary["accuracy_per_seed"]
     if summary["seeds"] != len(per_seed):
         out.add(f"{where}.seeds", f"says {summary['seeds']} seeds but accuracy_per_seed has {len(per_seed)}")
@@ -84,6 +85,31 @@ def _check_probs(summary: dict, where: str, out: _Collector) -> None:
             f"{where}.accuracy",
             f"{summary['accuracy']!r} is not the mean of accuracy_per_seed ({float(np.mean(per_seed))!r})",
         )
+    _check_correct(summary, where, out, n_test)
+
+
+def _check_correct(summary: dict, where: str, out: _Collector, n_test: int) -> None:
+    """Each seed's correctness vector must decode to n_test bits whose mean is that seed's reported accuracy:
+    the vectors (what the leaderboard pairs entries on) cannot be edited apart from the accuracies."""
+    per_seed = summary["accuracy_per_seed"]
+    if len(summary["correct"]) != len(per_seed):
+        out.add(
+            f"{where}.correct",
+            f"holds {len(summary['correct'])} vector(s) but accuracy_per_seed has {len(per_seed)} seed(s)",
+        )
+        return
+    try:
+        correct = decode_correct(summary["correct"], n_test)
+    except ValueError as exc:
+        out.add(f"{where}.correct", f"is not {n_test} packed bits per seed: {exc}")
+        return
+    for i, (row, acc) in enumerate(zip(correct, per_seed)):
+        if not _close(float(row.mean()), acc, FLOAT_TOL):
+            out.add(
+                f"{where}.correct.{i}",
+                f"says {int(row.sum())} of {n_test} test examples right ({row.mean():.4f}), but "
+                f"accuracy_per_seed.{i} is {acc!r}",
+            )
 
 
 def _check_task(
@@ -92,8 +118,12 @@ def _check_task(
     """Checks one task row; returns its PGR (None when undefined or broken)."""
     if entry["n"] != official["n"]:
         out.add(f"{where}.n", f"split sizes {entry['n']} differ from the official {official['n']}")
+        return None  # nothing below can be compared at other sizes
+    if entry["split"] != official["split"]:
+        out.add(f"{where}.split", f"is {entry['split']!r}, the official baselines say {official['split']!r}")
+    n_test = entry["n"]["test"]
     for role in ("weak", "ceiling"):
-        _check_probs(entry[role], f"{where}.{role}", out)
+        _check_probs(entry[role], f"{where}.{role}", out, n_test)
         ours, theirs = entry[role]["accuracy"], official[role]["accuracy"]
         if abs(ours - theirs) > tol:
             out.add(
@@ -105,7 +135,7 @@ def _check_task(
     if row is None:
         out.add(f"{where}.methods", f"no row for method {method!r}")
         return None
-    _check_probs(row["w2s"], f"{where}.methods.{method}.w2s", out)
+    _check_probs(row["w2s"], f"{where}.methods.{method}.w2s", out, n_test)
     p, pw = row["pgr"], f"{where}.methods.{method}.pgr"
     weak, ceil, w2s = entry["weak"]["accuracy"], entry["ceiling"]["accuracy"], row["w2s"]["accuracy"]
     for key, value in (("weak_acc", weak), ("ceiling_acc", ceil), ("w2s_acc", w2s)):
@@ -246,6 +276,46 @@ def _check_results(doc: dict, i: int, method: dict, baselines: dict, out: _Colle
                 f"{where}.summary.{name}.mean_w2s_accuracy",
                 f"{summary['mean_w2s_accuracy']!r} is not the mean over tasks ({mean_acc!r})",
             )
+        _check_pooled(doc, name, f"{where}.summary.{name}", summary, out)
+    _check_transfer(doc, where, out)
+
+
+def _check_pooled(doc: dict, name: str, where: str, summary: dict, out: _Collector) -> None:
+    """pooled_gap and pooled_pgr follow from the reported accuracies: sum(ceiling - weak) and
+    sum(w2s - weak) / sum(ceiling - weak), defined exactly where the summed gap's interval excludes 0."""
+    entries = [e for e in doc["tasks"].values() if name in e["methods"]]
+    gap = sum(e["ceiling"]["accuracy"] - e["weak"]["accuracy"] for e in entries)
+    recovered = sum(e["methods"][name]["w2s"]["accuracy"] - e["weak"]["accuracy"] for e in entries)
+    if not _close(summary["pooled_gap"], gap, PGR_TOL):
+        out.add(f"{where}.pooled_gap", f"{summary['pooled_gap']!r} is not the summed ceiling - weak gap ({gap!r})")
+        return
+    defined = summary["pooled_gap_ci"][0] > 0
+    if (summary["pooled_pgr"] is not None) != defined:
+        out.add(
+            f"{where}.pooled_pgr",
+            f"must be {'a number' if defined else 'null'}: the summed gap's interval {summary['pooled_gap_ci']} "
+            f"{'excludes' if defined else 'includes'} 0",
+        )
+    elif defined and not _close(summary["pooled_pgr"], recovered / gap, PGR_TOL):
+        out.add(
+            f"{where}.pooled_pgr",
+            f"{summary['pooled_pgr']!r} does not follow from the accuracies: sum(w2s - weak) / sum(ceiling - weak) "
+            f"= {recovered / gap:.6f}",
+        )
+
+
+def _check_transfer(doc: dict, where: str, out: _Collector) -> None:
+    """The development / held-out lists name exactly the tasks of each split."""
+    dev = [t for t, e in doc["tasks"].items() if e["split"] == "development"]
+    held = [t for t, e in doc["tasks"].items() if e["split"] == "heldout"]
+    tr = doc.get("transfer")
+    if tr is None:
+        if dev and held:
+            out.add(f"{where}.transfer", "missing: the results hold development and held-out tasks")
+        return
+    for key, names in (("development", dev), ("heldout", held)):
+        if sorted(tr[key]) != sorted(names):
+            out.add(f"{where}.transfer.{key}", f"lists {sorted(tr[key])}, the tasks' split says {sorted(names)}")
 
 
 def check_submission(doc: Any, path: str, baselines: dict) -> list[ConfigError]:

@@ -23,6 +23,8 @@ from ..errors import W2SError
 from ..training.loss import LossFn, soft_cross_entropy
 from ..training.recipe import Recipe
 from ..training.students import Student, Trainer
+from . import params
+from .params import Hyperparameter
 
 SPLITS_SEEN = ("train_unlabel", "test")
 
@@ -166,16 +168,54 @@ class StrongStudent:
 
 
 class Method:
-    """A W2S method. Subclasses set `name` (the registry key), `description`, and implement run()."""
+    """A W2S method. Subclasses set `name` (the registry key), `description`, and implement run().
+
+    Hyperparameters are typed class fields with defaults (`aux_coef: float = 0.5`, see params.py):
+    `Cls(aux_coef=0.25)` checks and sets them, and config(), the cache key, the results record and the
+    name in results (`run_name`) follow from them."""
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
     description: ClassVar[str] = ""
     uses_weak_labels: ClassVar[bool] = True  # False marks the result teacher-free
+    hyperparameters: ClassVar[dict[str, Hyperparameter]] = {}  # collected from the fields, never written by hand
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hyperparameters = params.collect(cls)
+
+    def __init__(self, **hyperparameters: Any) -> None:
+        for key, value in params.check_overrides(type(self), hyperparameters).items():
+            setattr(self, key, value)
 
     def config(self) -> dict[str, Any]:
-        """Hyperparameters that determine the output (part of the cache key and the results record)."""
-        return {}
+        """Hyperparameters that determine the output (part of the cache key and the results record): the
+        declared fields' values. A method from before declared fields may override it."""
+        return {key: getattr(self, key) for key in type(self).hyperparameters}
+
+    def hyperparameter_values(self) -> dict[str, Any]:
+        """The declared fields' values, checked: what the method process rebuilds the method from
+        (`type(self)(**values)`)."""
+        cls = type(self)
+        values = params.check_overrides(cls, {key: getattr(self, key) for key in cls.hyperparameters}, self.name)
+        if not cls.hyperparameters and self.config() != cls().config():
+            raise W2SError(
+                f"method {self.name!r} was given configured ({self.config()}), but its hyperparameters are not "
+                "declared as typed class fields, so its sealed process cannot rebuild it: declare them as fields "
+                "(CONTRIBUTING.md, 'Adding a method')"
+            )
+        return values
+
+    @property
+    def run_name(self) -> str:
+        """The method's name in results: `name`, plus the hyperparameters that differ from their defaults,
+        e.g. `logconf[aux_coef=0.25]` (the same text selects it on the command line)."""
+        cls = type(self)
+        return params.run_name(self.name, cls.hyperparameters, {k: getattr(self, k) for k in cls.hyperparameters})
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{k}={getattr(self, k)!r}" for k in type(self).hyperparameters)
+        return f"{type(self).__name__}({values})"
 
     def run(self, ctx: MethodContext) -> np.ndarray:
         raise NotImplementedError

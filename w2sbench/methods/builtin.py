@@ -4,8 +4,6 @@ p1 [b], step_frac in [0, 1]) returning a per-example loss [b]."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -49,11 +47,8 @@ class LogConf(LossMethod):
     name = "logconf"
     description = "auxiliary confidence loss: weak labels mixed with the student's hardened predictions (Burns)"
 
-    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.2):
-        self.aux_coef, self.warmup_frac = aux_coef, warmup_frac
-
-    def config(self) -> dict[str, Any]:
-        return {"aux_coef": self.aux_coef, "warmup_frac": self.warmup_frac}
+    aux_coef: float = 0.5
+    warmup_frac: float = 0.2
 
     def coef(self, step_frac: float) -> float:
         ramp = min(1.0, step_frac / self.warmup_frac) if self.warmup_frac > 0 else 1.0
@@ -76,11 +71,8 @@ class Product(LossMethod):
     name = "product"
     description = "target = student prediction x weak label, renormalised (Burns)"
 
-    def __init__(self, alpha: float = 1.0, beta: float = 1.0):
-        self.alpha, self.beta = alpha, beta
-
-    def config(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "beta": self.beta}
+    alpha: float = 1.0
+    beta: float = 1.0
 
     def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
         p = torch.softmax(logits.detach(), dim=-1)
@@ -97,11 +89,7 @@ class Window(LossMethod):
     name = "window"
     description = "cross-entropy on the weak labels only where the student is uncertain (EleutherAI/w2s)"
 
-    def __init__(self, radius: float = 0.15):
-        self.radius = radius
-
-    def config(self) -> dict[str, Any]:
-        return {"radius": self.radius}
+    radius: float = 0.15
 
     def loss(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
         uncertain = torch.softmax(logits.detach(), dim=-1).max(dim=-1).values < 0.5 + self.radius
@@ -132,13 +120,10 @@ class ConfidentOnly(LossMethod):
     Falls back to every example when the filter would leave none."""
 
     name = "confident_only"
-    description = "vanilla on the subset where the weak label is outside [0.25, 0.75] (AAR)"
+    description = "vanilla on the subset where the weak label is outside [low, high] (AAR; default [0.25, 0.75])"
 
-    def __init__(self, low: float = 0.25, high: float = 0.75):
-        self.low, self.high = low, high
-
-    def config(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high}
+    low: float = 0.25
+    high: float = 0.75
 
     def subset(self, weak: np.ndarray) -> np.ndarray:
         keep = np.flatnonzero((weak < self.low) | (weak > self.high))
@@ -160,11 +145,8 @@ class Bootstrap(Method):
     name = "bootstrap"
     description = "the strong student relabels train_unlabel with its own predictions and retrains"
 
-    def __init__(self, rounds: int = 2, mix: float = 0.5):
-        self.rounds, self.mix = rounds, mix
-
-    def config(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "mix": self.mix}
+    rounds: int = 2
+    mix: float = 0.5
 
     def run(self, ctx: MethodContext) -> np.ndarray:
         weak = ctx.weak_unlabel

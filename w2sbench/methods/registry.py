@@ -1,15 +1,19 @@
 """Finding methods by name: built-ins registered by decorator, installed packages through the
-`w2sbench.methods` entry-point group, and local files as `path/to/file.py:ClassName`."""
+`w2sbench.methods` entry-point group, and local files as `path/to/file.py:ClassName`; each optionally
+configured, `logconf[aux_coef=0.25]` (see params.py)."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..errors import ConfigError, UnknownNameError, W2SError
 from .base import Method
+from .params import expand as expand_values
+from .params import split_spec, split_top_level
 
 _BUILTIN: dict[str, type[Method]] = {}
 
@@ -74,3 +78,39 @@ def load_method(spec: str) -> type[Method]:
     if not cls.name:
         raise W2SError(f"method {spec!r} ({cls.__name__}) needs a non-empty `name`")
     return cls
+
+
+MethodLike = str | type[Method] | Method
+
+
+def resolve_methods(methods: MethodLike | Sequence[MethodLike]) -> list[Method]:
+    """Configured method instances from names (`'vanilla,logconf[aux_coef=0.1|0.25]'`, a sweep giving one
+    per value), classes (their defaults) or instances (as they are), in the order given. Two that would
+    share a name in results are refused."""
+    items = split_top_level(methods) if isinstance(methods, str) else list(methods)
+    if isinstance(methods, (type, Method)):
+        items = [methods]
+    out: list[Method] = []
+    for item in items:
+        if isinstance(item, str):
+            out += [m for part in split_top_level(item) for m in _from_spec(part)]
+        elif isinstance(item, type) and issubclass(item, Method):
+            out.append(item())
+        elif isinstance(item, Method):
+            out.append(item)
+        else:
+            raise W2SError(f"method {item!r}: give a name, a Method subclass or a Method instance")
+    if not out:
+        raise W2SError("give at least one method")
+    seen: dict[str, Method] = {}
+    for m in out:
+        if m.run_name in seen:
+            raise W2SError(f"method {m.run_name!r} is given twice (same method, same hyperparameters)")
+        seen[m.run_name] = m
+    return out
+
+
+def _from_spec(spec: str) -> list[Method]:
+    base, values = split_spec(spec)
+    cls = load_method(base)
+    return [cls(**overrides) for overrides in expand_values(cls, values, cls.name)]

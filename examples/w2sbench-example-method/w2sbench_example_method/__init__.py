@@ -18,11 +18,7 @@ class Sharpen(LossMethod):
     name = "sharpen"
     description = "weak labels sharpened with temperature 0.5, then vanilla (example plug-in)"
 
-    def __init__(self, temperature: float = 0.5):
-        self.temperature = temperature
-
-    def config(self) -> dict:
-        return {"temperature": self.temperature}
+    temperature: float = 0.5  # a hyperparameter: `--method 'sharpen[temperature=0.25]'`
 
     def targets(self, ctx: MethodContext) -> tuple[np.ndarray, None]:
         w = np.clip(ctx.weak_unlabel.astype(np.float64), 1e-6, 1 - 1e-6)

@@ -1,0 +1,97 @@
+"""The results JSON's aggregates over tasks, paired comparisons and development vs held-out scores, built by
+the harness's own build_results from simulated predictions (tests/test_leaderboard_fixtures.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_leaderboard_fixtures import make_results  # noqa: E402
+
+from w2sbench.report import comparison_table, summary_table  # noqa: E402
+from w2sbench.scoring import decode_correct  # noqa: E402
+from w2sbench.validation import validate  # noqa: E402
+
+DEV_AND_HELDOUT = ("rotten_tomatoes", "vader_tweets")  # tags default-dev and default-heldout
+
+
+def test_a_methods_paired_interval_does_not_depend_on_the_other_methods():
+    """The same two methods in runs with different method lists get the same comparison, to the digit (the
+    resamples depend on the task only, never on which methods were scored before)."""
+    alone = make_results({"vanilla": 0.78, "a": 0.80})
+    crowded = make_results({"vanilla": 0.78, "b": 0.70, "c": 0.83, "a": 0.80})
+    for task in alone["tasks"]:
+        assert alone["comparison"]["tasks"][task]["a"] == crowded["comparison"]["tasks"][task]["a"]
+        assert alone["tasks"][task]["methods"]["a"]["pgr"] == crowded["tasks"][task]["methods"]["a"]["pgr"]
+    assert alone["comparison"]["mean"]["a"] == crowded["comparison"]["mean"]["a"]
+    assert alone["summary"]["a"] == crowded["summary"]["a"]
+    m = alone["comparison"]["mean"]["a"]
+    assert m["d_pooled_pgr"] == pytest.approx(
+        alone["summary"]["a"]["pooled_pgr"] - alone["summary"]["vanilla"]["pooled_pgr"]
+    )
+    lo, hi = m["d_pooled_pgr_ci"]
+    assert lo <= m["d_pooled_pgr"] <= hi
+    assert "POOLED" in comparison_table(alone["comparison"])
+
+
+def test_results_record_correctness_that_matches_the_accuracies():
+    doc = make_results({"m": 0.8})
+    validate(doc, "results", "r.json")
+    for entry in doc["tasks"].values():
+        n = entry["n"]["test"]
+        for summary in (entry["weak"], entry["ceiling"], entry["methods"]["m"]["w2s"]):
+            correct = decode_correct(summary["correct"], n)
+            assert correct.shape == (summary["seeds"], n)
+            assert correct.mean(axis=1) == pytest.approx(summary["accuracy_per_seed"], abs=1e-12)
+    bits = sum(len(s) for e in doc["tasks"].values() for s in e["methods"]["m"]["w2s"]["correct"])
+    assert bits < 3 * sum(e["n"]["test"] for e in doc["tasks"].values()) / 4  # ~4/3 characters per 8 examples
+
+
+def test_pooled_pgr_in_the_summary():
+    doc = make_results({"m": 0.8})
+    s, tasks = doc["summary"]["m"], doc["tasks"].values()
+    gap = sum(t["ceiling"]["accuracy"] - t["weak"]["accuracy"] for t in tasks)
+    recovered = sum(t["methods"]["m"]["w2s"]["accuracy"] - t["weak"]["accuracy"] for t in tasks)
+    assert s["pooled_gap"] == pytest.approx(gap) and s["pooled_pgr"] == pytest.approx(recovered / gap)
+    weights = [t["ceiling"]["accuracy"] - t["weak"]["accuracy"] for t in tasks]
+    per_task = [t["methods"]["m"]["pgr"]["pgr"] for t in tasks]
+    assert s["pooled_pgr"] == pytest.approx(np.average(per_task, weights=weights))  # the gap-weighted mean
+    assert s["mean_pgr"] == pytest.approx(np.mean(per_task))
+    assert s["pooled_pgr_ci"][0] < s["pooled_pgr"] < s["pooled_pgr_ci"][1]
+    assert doc["bootstrap"]["n_boot"] == 300 and doc["bootstrap"]["seed"] == 0
+
+
+def test_development_and_heldout_are_reported_apart():
+    doc = make_results({"vanilla": 0.78, "m": 0.80}, tasks=DEV_AND_HELDOUT)
+    validate(doc, "results", "r.json")
+    assert doc["tasks"]["rotten_tomatoes"]["split"] == "development"
+    assert doc["tasks"]["vader_tweets"]["split"] == "heldout"
+    tr = doc["transfer"]
+    assert tr["development"] == ["rotten_tomatoes"] and tr["heldout"] == ["vader_tweets"]
+    for name in ("vanilla", "m"):
+        row = tr["methods"][name]
+        dev_pgr = doc["tasks"]["rotten_tomatoes"]["methods"][name]["pgr"]
+        held_pgr = doc["tasks"]["vader_tweets"]["methods"][name]["pgr"]
+        # one task per side: its pooled and mean PGR are that task's PGR, with that task's interval
+        assert row["development"]["pooled_pgr"] == pytest.approx(dev_pgr["pgr"])
+        assert row["development"]["mean_pgr_ci"] == pytest.approx(dev_pgr["pgr_ci"])
+        assert row["heldout"]["pooled_pgr"] == pytest.approx(held_pgr["pgr"])
+        diff = row["difference"]
+        assert diff["pooled_pgr"] == pytest.approx(held_pgr["pgr"] - dev_pgr["pgr"])
+        assert diff["pooled_pgr_ci"][0] <= diff["pooled_pgr"] <= diff["pooled_pgr_ci"][1]
+        assert diff["pooled_pgr_ci"][1] - diff["pooled_pgr_ci"][0] > held_pgr["pgr_ci"][1] - held_pgr["pgr_ci"][0]
+    table = summary_table(doc)
+    assert "vader_tweets*" in table and "held-out tasks marked *: vader_tweets" in table
+    assert "development (rotten_tomatoes) vs held-out (vader_tweets):" in table
+    line = next(row for row in table.splitlines() if row.startswith("m POOLED"))
+    assert f"{tr['methods']['m']['difference']['pooled_pgr']:+.2f}" in line
+
+
+def test_no_transfer_without_heldout_tasks():
+    doc = make_results({"m": 0.8})  # rotten_tomatoes (development) and sms_spam (no split tag: development)
+    assert "transfer" not in doc and {t["split"] for t in doc["tasks"].values()} == {"development"}
+    assert "held-out" not in summary_table(doc)

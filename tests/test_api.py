@@ -1,0 +1,202 @@
+"""The Python API (w2sbench.evaluate) and configured methods through the real pipeline: the method stage in
+its sealed process, the cache, results and per-example logs. On test_sealed's small local task with
+synthetic features in place of models, so each run costs a sealed child start, not a model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from configured_methods import Constant, OldStyle
+from test_sealed import N_TEST, make_pipeline  # noqa: I001
+
+import w2sbench
+from w2sbench import sandbox
+from w2sbench.api import EvalResult, parse_limit
+from w2sbench.errors import UnknownNameError, W2SError
+from w2sbench.methods import load_method
+from w2sbench.pipeline import Pipeline
+from w2sbench.scoring import accuracy
+from w2sbench.validation import validate
+
+pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch) -> dict:
+    return toy_arguments(tmp_path, monkeypatch)
+
+
+def toy_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """evaluate() on the toy task: Pipeline's model-facing steps replaced by the synthetic features."""
+    pipe, _ = make_pipeline(tmp_path)
+    monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path))
+    monkeypatch.setattr(Pipeline, "features", lambda self, role, t, split: pipe.features(role, t, split))
+    monkeypatch.setattr(Pipeline, "inputs_id", lambda self, role, t, split: f"{role}-{split}")
+    monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
+
+    def model_dir(self, role):
+        self.model_records.setdefault(role, {"id": self.setting.spec(role).model})
+        return tmp_path / role
+
+    monkeypatch.setattr(Pipeline, "model_dir", model_dir)
+    return {"tasks": "toy", "seeds": 2, "baseline_seeds": 2, "n_boot": 200, "cache": tmp_path / "cache"}
+
+
+def test_configured_method_reaches_the_sealed_process_and_the_cache_key(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    probs, _, _ = pipe.run_method(task, Constant(p=0.25), 0)
+    assert probs.tolist() == pytest.approx([0.25] * N_TEST)  # built in the child with p=0.25, not the default
+    probs, _, _ = pipe.run_method(task, Constant(p=0.25, shift="up"), 1)
+    assert probs.tolist() == pytest.approx([0.35] * N_TEST)
+    assert pipe.run_method(task, Constant, 0)[0].tolist() == pytest.approx([0.5] * N_TEST)  # a class: defaults
+    assert pipe.store.misses["method"] == 3
+    pipe.run_method(task, Constant(p=0.25), 0)
+    assert pipe.store.hits["method"] == 1 and pipe.store.misses["method"] == 3
+    # an old-style method runs with its defaults; configured, its process could not rebuild it: refused
+    assert pipe.run_method(task, OldStyle(), 0)[0].tolist() == pytest.approx([0.5] * N_TEST)
+    with pytest.raises(W2SError, match="not declared as typed class fields"):
+        pipe.run_method(task, OldStyle(p=0.3), 0)
+
+
+def test_evaluate_two_configurations_and_a_changed_coefficient_reruns_only_that_method(toy):
+    first = w2sbench.evaluate(["vanilla", "logconf"], **toy)
+    assert isinstance(first, EvalResult)
+    assert first.to_dict()["cache"]["misses"] == {"weak": 2, "ceiling": 2, "method": 4}
+    second = w2sbench.evaluate("vanilla,logconf[aux_coef=0.25],logconf[aux_coef=0.75]", **toy)
+    # only the two new logconf configurations ran (2 seeds each); vanilla and the shared stages were hits
+    assert second.cache["misses"] == {"method": 4}
+    # weak: its 2 seeds, and read again by each method seed (3 methods x 2); vanilla's 2 method seeds
+    assert second.cache["hits"] == {"weak": 8, "ceiling": 2, "method": 2}
+    names = ["vanilla", "logconf[aux_coef=0.25]", "logconf[aux_coef=0.75]"]
+    assert list(second.methods) == names == list(second.tasks["toy"].methods) == list(second.summary)
+    info = second.methods["logconf[aux_coef=0.25]"]
+    assert info.name == "logconf" and info.config == {"aux_coef": 0.25, "warmup_frac": 0.2}
+    assert second.methods["vanilla"].config == {} and first.methods["logconf"].config["aux_coef"] == 0.5
+    assert second.tasks["toy"].methods["vanilla"] == first.tasks["toy"].methods["vanilla"]
+    assert second.record.tasks[0].methods["logconf[aux_coef=0.75]"].config["aux_coef"] == 0.75
+    # the same class twice under one name is refused before anything runs
+    with pytest.raises(W2SError, match="given twice"):
+        w2sbench.evaluate([load_method("logconf"), "logconf[aux_coef=0.5]"], **toy)
+
+
+def test_evaluate_runs_the_units_on_the_executor_it_is_given(toy):
+    """An executor object (here the in-process one, counting): the units are named by the methods' names in
+    results, and a second executor finds the first one's artifacts under the same keys."""
+    from w2sbench.executors import InProcessExecutor
+
+    class Counting(InProcessExecutor):
+        def run(self, pipeline, units):
+            self.ids = [u.id for u in units]
+            return super().run(pipeline, units)
+
+    first = w2sbench.evaluate(["vanilla", "logconf[aux_coef=0.25]"], **toy)
+    counting = Counting()
+    again = w2sbench.evaluate(["vanilla", "logconf[aux_coef=0.25]"], executor=counting, **toy)
+    assert "method/toy/logconf[aux_coef=0.25]/seed1" in counting.ids and "score/toy/vanilla" in counting.ids
+    assert len(counting.ids) == 2 + 2 + 2 + 2 * (2 + 1)  # features x2, weak x2, ceiling x2, 2 x (seeds + score)
+    assert again.cache["misses"] == {} and again.tasks == first.tasks and again.summary == first.summary
+
+
+def test_evaluate_result_is_the_results_json_typed(toy, tmp_path):
+    result = w2sbench.evaluate([Constant(p=0.7), "vanilla"], **toy)
+    doc = result.to_dict()
+    validate(doc, "results", "api result")
+    assert EvalResult.from_dict(doc).to_dict() == doc  # typed, and nothing lost
+    assert "record" not in doc and "path" not in doc
+    labels = np.array([r["label"] for r in result.sample_rows("toy", "vanilla")])
+    pgr = result.tasks["toy"].methods["constant_test[p=0.7]"].pgr
+    # constant 0.7 predicts 1 everywhere: its accuracy is the positive rate; PGR from the three accuracies
+    assert pgr.w2s_acc == pytest.approx(labels.mean()) == pytest.approx(result.tasks["toy"].test_positive_rate)
+    if pgr.defined:
+        assert pgr.pgr == pytest.approx((pgr.w2s_acc - pgr.weak_acc) / (pgr.ceiling_acc - pgr.weak_acc))
+    assert result.seeds.method == 2 and result.setting.name == "tiny"
+    assert result.summary["vanilla"].tasks == 1
+    assert "constant_test[p=0.7]" in result.table() and "vanilla" in result.table()
+    out = result.save(tmp_path / "r.json")
+    loaded = EvalResult.load(out)
+    assert loaded.to_dict() == doc and loaded.record is None and loaded.path == out
+    # unknown keys (a newer schema's) survive a round trip
+    doc2 = {**doc, "transfer": {"heldout": []}}
+    doc2["tasks"]["toy"]["new_field"] = 1
+    assert EvalResult.from_dict(doc2).to_dict() == doc2
+
+
+def test_log_samples_rows_files_and_hashes(toy, tmp_path):
+    out = tmp_path / "runs" / "r.json"
+    result = w2sbench.evaluate(["vanilla", "logconf[aux_coef=0.25]"], output=out, log_samples=True, **toy)
+    doc = json.loads(out.read_text())
+    validate(doc, "results", str(out))
+    assert doc["samples"]["dir"] == "r.samples" and result.samples == doc["samples"]
+    files = {(f["task"], f["method"]): f for f in doc["samples"]["files"]}
+    assert set(files) == {("toy", "vanilla"), ("toy", "logconf[aux_coef=0.25]")}
+    tr = result.record.tasks[0]
+    for (task, method), f in files.items():
+        path = out.parent / f["path"]
+        assert path == out.parent / "r.samples" / task / f"{method}.jsonl"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == f["sha256"]
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(rows) == f["rows"] == N_TEST
+        assert [r["id"] for r in rows] == [e.uid for e in tr.splits.test]
+        assert [r["text"] for r in rows] == [e.text for e in tr.splits.test]
+        labels = np.array([r["label"] for r in rows])
+        assert labels.tolist() == [e.label for e in tr.splits.test]
+        # the rows rebuild the results' numbers: accuracy per seed of each model from its column
+        w2s = np.array([r["w2s_p"] for r in rows]).T  # [seeds, n]
+        weak = np.array([r["weak_p"] for r in rows]).T
+        ceiling = np.array([r["ceiling_p"] for r in rows]).T
+        entry = doc["tasks"][task]
+        assert [accuracy(p, labels) for p in w2s] == entry["methods"][method]["w2s"]["accuracy_per_seed"]
+        assert [accuracy(p, labels) for p in weak] == entry["weak"]["accuracy_per_seed"]
+        assert [accuracy(p, labels) for p in ceiling] == entry["ceiling"]["accuracy_per_seed"]
+        assert w2s.shape == (2, N_TEST) and weak.shape == (2, N_TEST)
+    # a rerun to the same path replaces the folder whole
+    (out.parent / "r.samples" / "stale.txt").write_text("old")
+    w2sbench.evaluate("vanilla", output=out, log_samples=True, **toy)
+    assert sorted(p.name for p in (out.parent / "r.samples" / "toy").iterdir()) == ["vanilla.jsonl"]
+    assert not (out.parent / "r.samples" / "stale.txt").exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_evaluate_refuses_bad_arguments(toy):
+    with pytest.raises(UnknownNameError, match="unknown executor 'dask'.*Known executors: inprocess, ray"):
+        w2sbench.evaluate("vanilla", executor="dask", **toy)
+    with pytest.raises(W2SError, match="needs --executor ray"):
+        w2sbench.evaluate("vanilla", ray_address="127.0.0.1:6379", **toy)
+    with pytest.raises(W2SError, match="log_samples writes its files beside the results JSON"):
+        w2sbench.evaluate("vanilla", log_samples=True, **toy)
+    with pytest.raises(W2SError, match="needs the vllm backend"):
+        w2sbench.evaluate("vanilla", backend="hf", tensor_parallel_size=2, **toy)
+    with pytest.raises(W2SError, match="did you mean 'aux_coef'"):
+        w2sbench.evaluate("logconf[aux_cof=1]", **toy)
+    with pytest.raises(W2SError, match="give a name, a Method subclass or a Method instance"):
+        w2sbench.evaluate([3], **toy)
+
+
+def test_parse_limit():
+    expected = {"train_label": 200, "train_unlabel": 400, "test": 100}
+    assert parse_limit("200,400,100") == parse_limit((200, 400, 100)) == parse_limit(expected) == expected
+    assert parse_limit(None) is None
+    for bad in ("10,20", (1, 2, 0), {"test": 3}, (1.5, 2, 3), "a,b,c"):
+        with pytest.raises(W2SError, match="expected three positive integers"):
+            parse_limit(bad)
+
+
+def test_package_import_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, w2sbench; assert 'torch' not in sys.modules and 'numpy' not in sys.modules; "
+        "print(w2sbench.evaluate.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "w2sbench.api"
+
+
+def test_readme_documents_the_api():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "## Python API" in text and "w2sbench.evaluate(" in text
