@@ -465,7 +465,7 @@ class Pipeline:
             self.sandbox_policy(type(method))  # recorded even when every stage of the method is a cache hit
         self._n_methods = len(methods)
         for method in methods:
-            self._methods.setdefault(method.run_name, method)
+            self._methods[method.run_name] = method
         return methods
 
     def plan(self, methods: list[Method]) -> list[Unit]:
