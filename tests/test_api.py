@@ -101,6 +101,59 @@ def test_evaluate_runs_the_units_on_the_executor_it_is_given(toy):
     assert again.cache["misses"] == {} and again.tasks == first.tasks and again.summary == first.summary
 
 
+def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
+    """The Ray executor's worker side without a cluster: each unit (pickled, as Ray sends it) runs through
+    ray_executor.execute_unit in a pipeline of its own that rebuilds each configured method from the unit's
+    spec and config; the numbers equal the in-process run's and the keys are the same (all hits after)."""
+    import pickle
+
+    from w2sbench import ray_executor
+
+    monkeypatch.setattr(ray_executor, "_worker_logging", lambda: None)  # the test process's logging stays
+    monkeypatch.setattr(ray_executor, "_set_threads", lambda threads: None)
+
+    class WorkerSide:
+        name = "worker-side"
+
+        def run(self, pipeline, units):
+            root = pipeline.store.root
+            context = {
+                "setting": pipeline.setting,
+                "tasks": {t.name: t for t in pipeline.tasks},
+                "options": pipeline.options,
+                "store_root": str(root),
+                "recompute": sorted(pipeline.store.recompute),
+                "method_seeds": pipeline.method_seeds,
+                "baseline_seeds": pipeline.baseline_seeds,
+                "runs_dir": str(root / ray_executor.RUNS_FOLDER / "test"),
+                "key": f"test-{id(self)}",
+                "threads": 1,
+            }
+            values = {}
+            for unit in units:
+                unit = pickle.loads(pickle.dumps(unit))
+                value, record = ray_executor.execute_unit(context, unit, *[values[d] for d in unit.deps])
+                ray_executor.absorb(pipeline, record)
+                values[unit.id] = pickle.loads(pickle.dumps(value))
+                pipeline.unit_done(unit, values[unit.id])
+            return values
+
+    methods = "vanilla,logconf[aux_coef=0.25]"
+    try:
+        remote = w2sbench.evaluate(methods, executor=WorkerSide(), **toy)
+        built = [p._methods for k, p in ray_executor._PIPELINES.items() if k[0].startswith("test-")]
+    finally:
+        for key in [k for k in ray_executor._PIPELINES if k[0].startswith("test-")]:
+            del ray_executor._PIPELINES[key]
+    assert [type(m).__name__ for m in built[0].values()] == ["Vanilla", "LogConf"]  # rebuilt from the units
+    assert built[0]["logconf[aux_coef=0.25]"].aux_coef == 0.25
+    assert remote.cache["misses"] == {"weak": 2, "ceiling": 2, "method": 4}
+    assert remote.sealed["sandboxed"] and sorted(remote.sealed["sandbox"]["method_code"]) == ["logconf", "vanilla"]
+    local = w2sbench.evaluate(methods, **toy)
+    assert local.cache["misses"] == {}
+    assert (local.tasks, local.summary, local.comparison) == (remote.tasks, remote.summary, remote.comparison)
+
+
 def test_evaluate_result_is_the_results_json_typed(toy, tmp_path):
     result = w2sbench.evaluate([Constant(p=0.7), "vanilla"], **toy)
     doc = result.to_dict()
