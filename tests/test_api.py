@@ -83,6 +83,77 @@ def test_evaluate_two_configurations_and_a_changed_coefficient_reruns_only_that_
         w2sbench.evaluate([load_method("logconf"), "logconf[aux_coef=0.5]"], **toy)
 
 
+def test_evaluate_runs_the_units_on_the_executor_it_is_given(toy):
+    """An executor object (here the in-process one, counting): the units are named by the methods' names in
+    results, and a second executor finds the first one's artifacts under the same keys."""
+    from w2sbench.executors import InProcessExecutor
+
+    class Counting(InProcessExecutor):
+        def run(self, pipeline, units):
+            self.ids = [u.id for u in units]
+            return super().run(pipeline, units)
+
+    first = w2sbench.evaluate(["vanilla", "logconf[aux_coef=0.25]"], **toy)
+    counting = Counting()
+    again = w2sbench.evaluate(["vanilla", "logconf[aux_coef=0.25]"], executor=counting, **toy)
+    assert "method/toy/logconf[aux_coef=0.25]/seed1" in counting.ids and "score/toy/vanilla" in counting.ids
+    assert len(counting.ids) == 2 + 2 + 2 + 2 * (2 + 1)  # features x2, weak x2, ceiling x2, 2 x (seeds + score)
+    assert again.cache["misses"] == {} and again.tasks == first.tasks and again.summary == first.summary
+
+
+def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
+    """The Ray executor's worker side without a cluster: each unit (pickled, as Ray sends it) runs through
+    ray_executor.execute_unit in a pipeline of its own that rebuilds each configured method from the unit's
+    spec and config; the numbers equal the in-process run's and the keys are the same (all hits after)."""
+    import pickle
+
+    from w2sbench import ray_executor
+
+    monkeypatch.setattr(ray_executor, "_worker_logging", lambda: None)  # the test process's logging stays
+    monkeypatch.setattr(ray_executor, "_set_threads", lambda threads: None)
+
+    class WorkerSide:
+        name = "worker-side"
+
+        def run(self, pipeline, units):
+            root = pipeline.store.root
+            context = {
+                "setting": pipeline.setting,
+                "tasks": {t.name: t for t in pipeline.tasks},
+                "options": pipeline.options,
+                "store_root": str(root),
+                "recompute": sorted(pipeline.store.recompute),
+                "method_seeds": pipeline.method_seeds,
+                "baseline_seeds": pipeline.baseline_seeds,
+                "runs_dir": str(root / ray_executor.RUNS_FOLDER / "test"),
+                "key": f"test-{id(self)}",
+                "threads": 1,
+            }
+            values = {}
+            for unit in units:
+                unit = pickle.loads(pickle.dumps(unit))
+                value, record = ray_executor.execute_unit(context, unit, *[values[d] for d in unit.deps])
+                ray_executor.absorb(pipeline, record)
+                values[unit.id] = pickle.loads(pickle.dumps(value))
+                pipeline.unit_done(unit, values[unit.id])
+            return values
+
+    methods = "vanilla,logconf[aux_coef=0.25]"
+    try:
+        remote = w2sbench.evaluate(methods, executor=WorkerSide(), **toy)
+        built = [p._methods for k, p in ray_executor._PIPELINES.items() if k[0].startswith("test-")]
+    finally:
+        for key in [k for k in ray_executor._PIPELINES if k[0].startswith("test-")]:
+            del ray_executor._PIPELINES[key]
+    assert [type(m).__name__ for m in built[0].values()] == ["Vanilla", "LogConf"]  # rebuilt from the units
+    assert built[0]["logconf[aux_coef=0.25]"].aux_coef == 0.25
+    assert remote.cache["misses"] == {"weak": 2, "ceiling": 2, "method": 4}
+    assert remote.sealed["sandboxed"] and sorted(remote.sealed["sandbox"]["method_code"]) == ["logconf", "vanilla"]
+    local = w2sbench.evaluate(methods, **toy)
+    assert local.cache["misses"] == {}
+    assert (local.tasks, local.summary, local.comparison) == (remote.tasks, remote.summary, remote.comparison)
+
+
 def test_evaluate_result_is_the_results_json_typed(toy, tmp_path):
     result = w2sbench.evaluate([Constant(p=0.7), "vanilla"], **toy)
     doc = result.to_dict()
@@ -144,8 +215,10 @@ def test_log_samples_rows_files_and_hashes(toy, tmp_path):
 
 
 def test_evaluate_refuses_bad_arguments(toy):
-    with pytest.raises(UnknownNameError, match="unknown executor 'ray'.*Known executors: inprocess"):
-        w2sbench.evaluate("vanilla", executor="ray", **toy)
+    with pytest.raises(UnknownNameError, match="unknown executor 'dask'.*Known executors: inprocess, ray"):
+        w2sbench.evaluate("vanilla", executor="dask", **toy)
+    with pytest.raises(W2SError, match="needs --executor ray"):
+        w2sbench.evaluate("vanilla", ray_address="127.0.0.1:6379", **toy)
     with pytest.raises(W2SError, match="log_samples writes its files beside the results JSON"):
         w2sbench.evaluate("vanilla", log_samples=True, **toy)
     with pytest.raises(W2SError, match="needs the vllm backend"):

@@ -93,7 +93,9 @@ def test_method_hyperparameters_and_executor_errors():
     line = one_error_line(w2sbench("eval", "--method", "logconf[aux_coef=high]"))
     assert "hyperparameter aux_coef must be a float, got 'high'" in line
     assert "'[' without ']'" in one_error_line(w2sbench("eval", "--method", "logconf[aux_coef=0.1"))
-    assert "unknown executor 'ray'" in one_error_line(w2sbench("eval", "--executor", "ray"))
+    line = one_error_line(w2sbench("eval", "--executor", "dask"))
+    assert "unknown executor 'dask'" in line and "Known executors: inprocess, ray." in line
+    assert "needs --executor ray" in one_error_line(w2sbench("eval", "--ray-address", "127.0.0.1:6379"))
     methods = w2sbench("methods").stdout
     assert "aux_coef (float, default 0.5), warmup_frac (float, default 0.2)" in methods
     assert "rounds (int, default 2)" in methods

@@ -12,7 +12,6 @@ with every test prediction (`record`, `sample_rows()`).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -23,12 +22,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .errors import UnknownNameError, W2SError
 
 if TYPE_CHECKING:
+    from .executors import Executor
     from .methods.registry import MethodLike
     from .pipeline import RunRecord
     from .settings import Setting
     from .tasks import Task
 
-EXECUTORS = ("inprocess",)
 SPLITS = ("train_label", "train_unlabel", "test")
 
 
@@ -284,7 +283,8 @@ def evaluate(
     seeds: int | None = None,
     baseline_seeds: int | None = None,
     limit: str | Sequence[int] | Mapping[str, int] | None = None,
-    executor: str = "inprocess",
+    executor: str | Executor = "inprocess",
+    ray_address: str | None = None,
     backend: str = "auto",
     tensor_parallel_size: int = 1,
     n_boot: int = 2000,
@@ -305,12 +305,15 @@ def evaluate(
     seeds / baseline_seeds: seeds per method / for weak and ceiling (default: the setting's).
     limit: split sizes train_label, train_unlabel, test ((200, 400, 200), '200,400,200' or a dict): quick
         looks, not comparable with full-size results.
-    executor: where the stages run: 'inprocess' (this process; the method stage in its sealed process).
+    executor: where the stages run: 'inprocess' (this process; the method stage in its sealed process; the
+        default), 'ray' (a Ray cluster: `ray_address`, default $RAY_ADDRESS, else a local one), or an executor
+        object (w2sbench/executors.py).
     output: also write the results JSON there; log_samples: and the per-example files beside it.
     cache: the folder of cached artifacts (default: $W2SBENCH_CACHE/artifacts).
     The other arguments are `w2sbench eval`'s options of the same names.
     """
     from .cache import ArtifactStore
+    from .executors import get_executor
     from .methods.registry import resolve_methods
     from .pipeline import Pipeline, RunOptions
     from .results import build_results
@@ -321,13 +324,9 @@ def evaluate(
     method_list = resolve_methods(methods)
     if tensor_parallel_size > 1 and backend == "hf":
         raise W2SError(f"tensor_parallel_size {tensor_parallel_size} needs the vllm backend, not backend 'hf'")
-    if executor not in executors():
-        raise UnknownNameError("executor", executor, executors())
+    runner = get_executor(executor, ray_address)
     if log_samples and output is None:
         raise W2SError("log_samples writes its files beside the results JSON: give output= too")
-    # The seam for other executors (Ray): they add RunOptions.executor and pipeline.EXECUTORS; until then
-    # 'inprocess' is the only one, and RunOptions has no field to carry it.
-    carried = {"executor": executor} if "executor" in {f.name for f in dataclasses.fields(RunOptions)} else {}
     options = RunOptions(
         backend=backend,
         tensor_parallel_size=tensor_parallel_size,
@@ -337,10 +336,9 @@ def evaluate(
         n_boot=n_boot,
         unsealed=unsealed,
         method_timeout_s=method_timeout,
-        **carried,
     )
     store = ArtifactStore(Path(cache)) if cache is not None else None
-    record = Pipeline(setting_obj, task_list, options, store).run(method_list)
+    record = Pipeline(setting_obj, task_list, options, store).run(method_list, runner)
     result = EvalResult.from_dict(build_results(record), record=record)
     if output is not None:
         result.save(output, log_samples=log_samples)
@@ -348,10 +346,10 @@ def evaluate(
 
 
 def executors() -> tuple[str, ...]:
-    """The executors the pipeline offers."""
-    from . import pipeline
+    """The executors the pipeline offers, by name."""
+    from .executors import EXECUTORS
 
-    return tuple(getattr(pipeline, "EXECUTORS", EXECUTORS))
+    return EXECUTORS
 
 
 def _tasks(tasks: Any, include: list[Path]) -> list[Task]:

@@ -143,7 +143,14 @@ class ArtifactStore:
             if folder.exists():  # a concurrent writer finished first: same key, same content
                 shutil.rmtree(tmp)
             else:
-                os.replace(tmp, folder)
+                try:
+                    os.replace(tmp, folder)
+                except OSError:
+                    # Another writer (a retried unit on another node, say) moved its copy in between the check
+                    # and the rename: the rename of a folder onto a full one fails, and theirs is whole.
+                    if not (folder / "meta.json").exists():
+                        raise
+                    shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -1,4 +1,4 @@
-"""The `w2sbench` command: eval, tasks, settings, methods."""
+"""The `w2sbench` command: eval, sweep, tasks, settings, methods, plot."""
 
 from __future__ import annotations
 
@@ -94,7 +94,13 @@ def cli() -> None:
     "--executor",
     default="inprocess",
     show_default=True,
-    help="Where the stages run: inprocess (this process; each method in its sealed process).",
+    help="Where the stages run: inprocess (this process; each method in its sealed process) or ray (a Ray "
+    "cluster: pip install 'w2sbench[ray]'; README).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to use with --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
 )
 @click.option(
     "--unsealed",
@@ -143,6 +149,7 @@ def eval_cmd(
     method_seeds,
     method_timeout,
     executor,
+    ray_address,
     unsealed,
     limit,
     n_boot,
@@ -169,6 +176,7 @@ def eval_cmd(
         baseline_seeds=baseline_seeds,
         limit=_parse_limit(limit),
         executor=executor,
+        ray_address=ray_address,
         backend=backend,
         tensor_parallel_size=tensor_parallel_size,
         n_boot=n_boot,
@@ -195,6 +203,47 @@ def eval_cmd(
             f"submission: {submission} (fill in any '<fill in' fields, "
             f"then `w2sbench leaderboard validate {submission}`)"
         )
+
+
+@cli.command("sweep")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--executor",
+    default="inprocess",
+    show_default=True,
+    help="Where the units run: inprocess (this process) or ray (a Ray cluster).",
+)
+@click.option("--ray-address", default=None, help="Ray cluster for --executor ray (default: $RAY_ADDRESS, else local).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the results (default: the file's `output`, else results/sweep_<file name>).",
+)
+@click.option(
+    "--method-timeout",
+    "method_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds one method seed may take (default: the setting's limits.method_timeout_s).",
+)
+@click.option("--unsealed", is_flag=True, help="Run methods without the OS sandbox (results say so).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
+@click.option("--verbose", "-v", is_flag=True, help="Diagnostics too.")
+def sweep_cmd(spec, executor, ray_address, output, method_timeout, unsealed, quiet, verbose):
+    """Run a sweep file (methods x hyperparameter grid x seeds x tasks): one results JSON per configuration
+    and a summary ranked by mean PGR. Cached: run it again to resume."""
+    if quiet and verbose:
+        raise W2SError("--quiet and --verbose: choose one")
+    setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    from .executors import get_executor
+    from .sweep import load_sweep, run_sweep, summary_table
+
+    sweep = load_sweep(spec)
+    result = run_sweep(sweep, get_executor(executor, ray_address), output, unsealed, method_timeout)
+    click.echo(summary_table(result))
+    click.echo(f"results: {output or sweep.output}/ (one JSON per configuration, summary.md, summary.json)")
 
 
 @cli.command("tasks")

@@ -9,6 +9,7 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -32,6 +33,8 @@ from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
 from .training.students import FineTuneTrainer, FrozenTrainer, Trainer
+from .units import MethodRef, Unit
+from .units import plan as plan_units
 
 log = logging.getLogger("w2sbench")
 
@@ -118,6 +121,9 @@ class Pipeline:
         self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
         self.method_sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
         self.sandbox_record: dict | None = None
+        self._methods: dict[str, Method] = {}  # name in results (run_name) -> the configured method
+        self._n_methods = 0
+        self.log_tasks = True  # say each task's work as it starts (executors running units elsewhere turn it off)
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     @contextmanager
@@ -425,9 +431,22 @@ class Pipeline:
             self.method_sources[method_cls.name] = method_source(method_cls)
         return self.method_sources[method_cls.name]
 
-    # ---- the whole run ------------------------------------------------------------------------------
-    def run(self, methods: list[type[Method] | Method]) -> RunRecord:
+    # ---- the whole run, as a graph of units (w2sbench/units.py) run by an executor --------------------------
+    def run(self, methods: list[type[Method] | Method], executor: Any = None) -> RunRecord:
+        """Every unit of the evaluation, by `executor` (default: in this process, one unit after another, in
+        the order the stages have always run), then the record. Executors: w2sbench/executors.py."""
+        from .executors import InProcessExecutor
+
         started = time.perf_counter()
+        methods = self.prepare(methods)
+        values = (executor or InProcessExecutor()).run(self, self.plan(methods))
+        self.timings["total"] = time.perf_counter() - started
+        return self.record(methods, values)
+
+    def prepare(self, methods: list[type[Method] | Method]) -> list[Method]:
+        """What must hold before any work: the names in results are distinct, the sandbox can start, every
+        task loads, both models resolve; each method's code is hashed and its sandbox recorded. Returns the
+        method instances (a class: its default hyperparameters)."""
         methods = [m() if isinstance(m, type) else m for m in methods]  # a class: its default hyperparameters
         if len({m.run_name for m in methods}) < len(methods):
             raise W2SError(f"methods {[m.run_name for m in methods]}: one is given twice (same name in results)")
@@ -446,20 +465,95 @@ class Pipeline:
         for method in methods:  # hashed now, next to when the code was imported, not when it first runs
             self.method_source(type(method))
             self.sandbox_policy(type(method))  # recorded even when every stage of the method is a cache hit
-        if self.setting.regime == "frozen":
-            self.compute_features("weak")
-            self.compute_features("strong")
+        self._n_methods = len(methods)
+        for method in methods:
+            self._methods[method.run_name] = method
+        return methods
+
+    def plan(self, methods: list[Method]) -> list[Unit]:
+        refs = [MethodRef(m.run_name, sealed.method_spec(type(m)), _config_json(m)) for m in methods]
+        return plan_units(self.setting, self.tasks, refs, self.baseline_seeds, self.method_seeds)
+
+    def method_of(self, unit: Unit) -> Method:
+        """The configured method a method unit runs: the instance given to run() or prepare() in this
+        process, else (a worker elsewhere) its class loaded from the unit's spec and built from its config."""
+        if unit.method not in self._methods:
+            if unit.spec is None or unit.config is None:
+                raise W2SError(
+                    f"method {unit.method!r} cannot be rebuilt in another process: its hyperparameters are not "
+                    "declared as typed class fields (CONTRIBUTING.md, 'Adding a method')"
+                )
+            method = sealed.load_spec(unit.spec)(**json.loads(unit.config))
+            if method.run_name != unit.method:
+                raise W2SError(
+                    f"method {unit.method!r} loads here as {method.run_name!r} (from {unit.spec}): every node "
+                    "needs the same method code"
+                )
+            self._methods[unit.method] = method
+        return self._methods[unit.method]
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"task {name!r} is not in this pipeline")
+
+    def run_unit(self, unit: Unit, inputs: dict[str, Any]) -> Any:
+        """One unit's value: the stage's artifact (from the cache or computed), or the task's score. `inputs`
+        holds the values of the units it depends on (only the score unit reads them)."""
+        task = self.task(unit.task)
+        if unit.kind == "features":
+            for split in ROLE_SPLITS[unit.role]:
+                self.features(unit.role, task, split)
+            return None
+        if unit.kind == "weak":
+            if unit.seed == 0 and self.log_tasks:
+                k = self.baseline_seeds
+                log.info(f"{task.name}: weak x{k}, ceiling x{k}, {self._n_methods} method(s) x{self.method_seeds}")
+            return self.weak_labels(task, unit.seed)
+        if unit.kind == "ceiling":
+            return self.ceiling(task, unit.seed)
+        if unit.kind == "method":
+            return self.run_method(task, self.method_of(unit), unit.seed)
+        if unit.kind == "score":
+            return self.score(task, unit.method, inputs)
+        raise ValueError(f"unknown unit kind {unit.kind!r}")
+
+    def score(self, task: Task, name: str, inputs: dict[str, Any]) -> tuple[PGRResult, list[dict]]:
+        """Unit score: PGR with its intervals and the flags of one method (by its name in results) on one
+        task."""
+        weak_test, ceiling_test, probs, compute = self._task_values(task, name, inputs)
+        labels = np.array([e.label for e in self.splits(task).test])
+        with self.timed("score"):
+            score = bootstrap_pgr(labels, weak_test, ceiling_test, probs, n_boot=self.options.n_boot, task=task.name)
+            flags = flag_method(labels, weak_test, ceiling_test, probs, score, compute)
+        return score, flags
+
+    def _task_values(self, task: Task, name: str | None, values: dict[str, Any]) -> tuple:
+        k = self.baseline_seeds
+        weak_test = np.stack([values[Unit("weak", task.name, seed=s).id]["test"] for s in range(k)])
+        ceiling_test = np.stack([values[Unit("ceiling", task.name, seed=s).id] for s in range(k)])
+        if name is None:
+            return weak_test, ceiling_test
+        outs = [values[Unit("method", task.name, seed=s, method=name).id] for s in range(self.method_seeds)]
+        return weak_test, ceiling_test, np.stack([o[0] for o in outs]), [o[1] for o in outs]
+
+    def unit_done(self, unit: Unit, value: Any) -> None:
+        """Called by the executor, in this process, as each unit finishes: a scored method's flags are said."""
+        if unit.kind == "score":
+            for line in flag_summary({unit.task: {unit.method: value[1]}}):
+                log.warning(line)
+
+    def record(self, methods: list[Method], values: dict[str, Any]) -> RunRecord:
+        """The RunRecord of `methods` (instances, as prepare() returns them) from the units' values (a sweep
+        makes one per configuration)."""
         runs: list[TaskRun] = []
         for task in self.tasks:
-            k = self.baseline_seeds
-            log.info(f"{task.name}: weak x{k}, ceiling x{k}, {len(methods)} method(s) x{self.method_seeds}")
-            weak_test = np.stack([self.weak_labels(task, seed)["test"] for seed in range(k)])
-            ceiling_test = np.stack([self.ceiling(task, seed) for seed in range(k)])
+            weak_test, ceiling_test = self._task_values(task, None, values)
             tr = TaskRun(task, self.splits(task), weak_test, ceiling_test)
-            labels = np.array([e.label for e in tr.splits.test])
             for method in methods:
                 name = method.run_name  # the name plus any non-default hyperparameters: logconf[aux_coef=0.25]
-                outs = [self.run_method(task, method, s) for s in range(self.method_seeds)]
+                outs = [values[Unit("method", task.name, seed=s, method=name).id] for s in range(self.method_seeds)]
                 tr.methods[name] = MethodRun(
                     type(method),
                     np.stack([o[0] for o in outs]),
@@ -467,17 +561,15 @@ class Pipeline:
                     [o[2] for o in outs],
                     method.config(),
                 )
-                with self.timed("score"):
-                    run = tr.methods[name]
-                    score = bootstrap_pgr(
-                        labels, weak_test, ceiling_test, run.test_probs, n_boot=self.options.n_boot, task=task.name
-                    )
-                    tr.scores[name] = score
-                    tr.flags[name] = flag_method(labels, weak_test, ceiling_test, run.test_probs, score, run.compute)
-                for line in flag_summary({task.name: {name: tr.flags[name]}}):
-                    log.warning(line)
+                tr.scores[name], tr.flags[name] = values[Unit("score", task.name, method=name).id]
             runs.append(tr)
-        self.timings["total"] = time.perf_counter() - started
+        for method in methods:
+            self.method_source(type(method))  # named even when every method unit ran elsewhere or was cached
+        names = {m.name for m in methods}
+        sandbox_record = self.sandbox_record
+        if sandbox_record is not None:  # the code of this record's methods (a sweep's pipeline holds them all)
+            code = {k: v for k, v in sandbox_record["method_code"].items() if k in names}
+            sandbox_record = {**sandbox_record, "method_code": code}
         return RunRecord(
             setting=self.setting,
             tasks=runs,
@@ -491,9 +583,19 @@ class Pipeline:
             cache_hits=dict(self.store.hits),
             cache_misses=dict(self.store.misses),
             cache_recomputed=dict(self.store.corrupt),
-            method_sources=dict(self.method_sources),
-            sandbox=self.sandbox_record,
+            method_sources={k: v for k, v in self.method_sources.items() if k in names},
+            sandbox=sandbox_record,
         )
+
+
+def _config_json(method: Method) -> str | None:
+    """The values a process elsewhere rebuilds the method from (JSON); None when it cannot be rebuilt (a
+    configured method whose hyperparameters are not declared fields: its sealed process could not either,
+    so it fails on its first miss, as in-process)."""
+    try:
+        return json.dumps(method.hyperparameter_values(), sort_keys=True)
+    except W2SError:
+        return None
 
 
 def check_predictions(probs: Any, n_test: int, method: str) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""Executors: who runs the units of an evaluation (w2sbench/units.py).
+
+- `inprocess` (the default): this process runs the units one after another, in the order the stages have
+  always run, sharing one Pipeline (its inference engines, splits and the method processes).
+- `ray`: each unit is a Ray task on a cluster (w2sbench/ray_executor.py; `pip install 'w2sbench[ray]'`).
+
+An executor's contract: `run(pipeline, units)` returns every unit's value by unit id, the value the
+pipeline's own `run_unit` returns for it, and calls `pipeline.unit_done(unit, value)` in this process as
+each unit finishes. Units write their artifacts to the pipeline's store under the keys the stages compute,
+so whichever executor ran a unit, any other finds it in the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from .errors import UnknownNameError, W2SError
+from .units import Unit
+
+log = logging.getLogger("w2sbench")
+
+EXECUTORS = ("inprocess", "ray")
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]: ...
+
+
+class InProcessExecutor:
+    name = "inprocess"
+
+    def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for i, unit in enumerate(units, 1):
+            values[unit.id] = pipeline.run_unit(unit, {d: values[d] for d in unit.deps})
+            pipeline.unit_done(unit, values[unit.id])
+            log.debug(f"{i}/{len(units)} units done ({unit.describe()})")
+        return values
+
+
+def get_executor(name: Any = "inprocess", ray_address: str | None = None) -> Any:
+    """An executor by name; `ray_address` is for the ray executor (default: RAY_ADDRESS, else a local cluster).
+    An executor object (anything with run(pipeline, units)) is returned as it is."""
+    if not isinstance(name, str):
+        if not callable(getattr(name, "run", None)):
+            raise W2SError(f"executor {name!r}: give a name ({', '.join(EXECUTORS)}) or an object with run()")
+        if ray_address:
+            raise W2SError(f"--ray-address {ray_address}: give it to the executor object instead")
+        return name
+    if name == "inprocess":
+        if ray_address:
+            raise W2SError(f"--ray-address {ray_address}: it needs --executor ray")
+        return InProcessExecutor()
+    if name == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(address=ray_address)
+    raise UnknownNameError("executor", name, EXECUTORS)

@@ -1,0 +1,115 @@
+"""The evaluation as a graph of units, each a pure function of its inputs, cached under the key its stage
+computes today (w2sbench/pipeline.py), so an executor may run independent units at once and a unit
+computed by one executor is a cache hit for any other.
+
+Units, per setting:
+- features(role, task): the frozen backbone's features of every split the role reads (frozen regime only);
+- weak(task, seed): the weak model trained on train_label, with its soft labels on train_unlabel and test;
+- ceiling(task, seed): the strong model trained on train_unlabel ground truth, scored on test;
+- method(task, method, seed): one method seed, sealed; it learns from weak(task, seed mod baseline seeds);
+- score(task, method): PGR with its intervals and the flags, from the weak, ceiling and method units.
+
+A method is named in unit ids by its name in results (`Method.run_name`, e.g. `logconf[aux_coef=0.25]`),
+and a method unit carries what a fresh process needs to build the same configured method: the class's spec
+(sealed.method_spec) and its hyperparameter values as JSON, `load_spec(spec)(**json.loads(config))`.
+
+`plan()` lists them in the order the in-process executor runs them, which is the order the pipeline has
+always run its stages in (features stage-major, then task by task), so its numbers, cache keys and cache
+counts do not move. A unit's `deps` are the units whose values (or artifacts) it reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .settings import Setting
+from .tasks import Task
+
+KINDS = ("features", "weak", "ceiling", "method", "score")
+
+
+class MethodRef(NamedTuple):
+    """A configured method as the units carry it: plain strings, so that a unit can travel to another process."""
+
+    name: str  # its name in results (Method.run_name): unit ids and results are keyed by it
+    spec: str  # how a fresh process loads its class (sealed.method_spec)
+    config: str | None = "{}"  # its hyperparameter values, JSON (None: it cannot be rebuilt elsewhere)
+
+
+@dataclass(frozen=True)
+class Unit:
+    kind: str
+    task: str
+    role: str | None = None  # features
+    seed: int | None = None  # weak, ceiling, method
+    method: str | None = None  # method, score: the method's name in results (Method.run_name)
+    deps: tuple[str, ...] = ()
+    spec: str | None = None  # method: how a fresh process loads the method's class (sealed.method_spec)
+    config: str | None = None  # method: the method's hyperparameter values, JSON
+
+    @property
+    def id(self) -> str:
+        parts = [self.kind, self.task]
+        if self.role is not None:
+            parts.append(self.role)
+        if self.method is not None:
+            parts.append(self.method)
+        if self.seed is not None:
+            parts.append(f"seed{self.seed}")
+        return "/".join(parts)
+
+    def describe(self) -> str:
+        """A short human name for progress lines."""
+        what = {"features": f"{self.role} features", "method": "method", "score": "score"}.get(self.kind, self.kind)
+        name = f" {self.method}" if self.method else ""
+        seed = f" seed {self.seed}" if self.seed is not None else ""
+        return f"{what}{name} {self.task}{seed}"
+
+
+def plan(
+    setting: Setting, tasks: list[Task], methods: list[MethodRef], baseline_seeds: int, method_seeds: int
+) -> list[Unit]:
+    """Every unit of an evaluation, dependencies first, in the in-process order."""
+    frozen = setting.regime == "frozen"
+    units: list[Unit] = []
+    feats: dict[tuple[str, str], str] = {}
+    if frozen:
+        for role in ("weak", "strong"):
+            for task in tasks:
+                unit = Unit("features", task.name, role=role)
+                feats[(role, task.name)] = unit.id
+                units.append(unit)
+
+    def needs(role: str, task: Task) -> tuple[str, ...]:
+        return (feats[(role, task.name)],) if frozen else ()
+
+    for task in tasks:
+        weak = [Unit("weak", task.name, seed=s, deps=needs("weak", task)) for s in range(baseline_seeds)]
+        ceiling = [Unit("ceiling", task.name, seed=s, deps=needs("strong", task)) for s in range(baseline_seeds)]
+        units += weak + ceiling
+        for ref in methods:
+            seeds = [
+                Unit(
+                    "method",
+                    task.name,
+                    seed=s,
+                    method=ref.name,
+                    deps=(weak[s % baseline_seeds].id, *needs("strong", task)),
+                    spec=ref.spec,
+                    config=ref.config,
+                )
+                for s in range(method_seeds)
+            ]
+            units += seeds
+            score_deps = (*(u.id for u in weak), *(u.id for u in ceiling), *(u.id for u in seeds))
+            units.append(Unit("score", task.name, method=ref.name, deps=score_deps))
+    return units
+
+
+def dedupe(units: list[Unit]) -> list[Unit]:
+    """One unit per id, first occurrence kept (a sweep's configurations share their baselines)."""
+    seen: dict[str, Unit] = {}
+    for unit in units:
+        seen.setdefault(unit.id, unit)
+    return list(seen.values())
