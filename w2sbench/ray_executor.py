@@ -186,11 +186,10 @@ class RayExecutor:
                         f"ray: {done}/{len(units)} units done ({unit.describe()}, {record['seconds']:.1f} s "
                         f"on {record['host']}{retried})"
                     )
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref)
-            raise
-        finally:
+        finally:  # on an interrupt the units still running are not cancelled here: cancelling a task whose
+            # reply is arriving trips a check in Ray's core worker (seen with Ray 2.60: the driver dies
+            # with "An unexpected system state" instead of exiting cleanly); Ray ends a job's tasks when its
+            # driver disconnects, and a unit that finished meanwhile is cached for the resume
             _remove_tree(runs_dir)
         return values
 
