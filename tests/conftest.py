@@ -1,4 +1,4 @@
-"""Fixtures shared by the data and task tests."""
+"""Fixtures shared by the tests."""
 
 from __future__ import annotations
 
@@ -26,3 +26,14 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError("network access in a test")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(scope="module")
+def two_torch_threads():
+    """At most 2 torch threads for a module's training tests (the CI machine's cores), restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(min(2, old))
+    yield
+    torch.set_num_threads(old)

@@ -40,12 +40,7 @@ LABELS = np.array([1, 1, 0, 0, 1, 0, 1, 0], dtype=np.float32)
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

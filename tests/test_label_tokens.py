@@ -31,12 +31,7 @@ SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 LABEL_IDS = [10, 11]  # two words of the tiny models' 64-token vocabulary
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(min(2, old))
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def _tiny_qwen(seed: int = 0):
