@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
 
 N_UNLABEL, N_TEST = 30, 20
+FOUND = "hostile method found: "
 
 
 def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
@@ -75,7 +77,8 @@ def find_label_like(root_objects=None) -> dict:
 
 class Hostile(Method):
     """Walks everything reachable in its process (gc, the context, its closures, the sealed module's
-    globals) for anything label-like, reports what it found in its compute record and returns 0.5s."""
+    globals) for anything label-like, prints what it found on its stderr (which the test captures: replies
+    carry plain numbers only) and returns 0.5s."""
 
     name = "hostile"
 
@@ -88,11 +91,11 @@ class Hostile(Method):
         extra = find_label_like(reachable)
         found["objects"] += extra["objects"]
         found["arrays"] += extra["arrays"]
-        ctx.compute["found"] = found  # the sandbox lets it write nothing the test could read
+        print(FOUND + json.dumps(found), file=sys.stderr, flush=True)  # the sandbox lets it write no file we read
         return np.full(len(ctx.test_texts), 0.5)
 
 
-def test_hostile_method_finds_no_labels(tmp_path):
+def test_hostile_method_finds_no_labels(tmp_path, capfd):
     pipe, task = make_pipeline(tmp_path)
     splits = pipe.splits(task)
     truth = [[e.label for e in splits.test], [e.label for e in splits.train_unlabel]]
@@ -101,7 +104,8 @@ def test_hostile_method_finds_no_labels(tmp_path):
     here = find_label_like()
     assert "Example" in here["objects"]
     probs, compute, _ = pipe.run_method(task, Hostile, 0)
-    found = compute.pop("found")
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith(FOUND)]
+    found = json.loads(lines[-1][len(FOUND) :])
     assert found["objects"] == []
     assert not any(a in truth for a in found["arrays"])
     assert compute["sealed"] is True and probs.shape == (N_TEST,)

@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from . import sandbox
+from . import replies, sandbox
 from .errors import W2SError
 from .training.students import Trainer
 
-PROTOCOL = "sealed-process-v2"  # part of the method stage's cache key
+PROTOCOL = "sealed-process-v3"  # part of the method stage's cache key
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,22 @@ def run_job(cls: type, job: MethodJob, models: _Models | None = None) -> tuple[A
     return out, {**ctx.compute, "sealed": True, "saw": sorted(ctx.saw)}
 
 
+def _reply(job: int, outcome: tuple, n_test: int) -> bytes:
+    """The frame (w2sbench/replies.py) for a job's outcome: ("ok", predictions, record) or a failure tuple."""
+    if outcome[0] == "ok":
+        probs, record = outcome[1], outcome[2]
+        compute = {k: v for k, v in record.items() if k not in ("sealed", "saw")}
+        if isinstance(probs, str):
+            return replies.encode(job, {"status": "not_numbers", "message": probs})
+        if probs.shape != (n_test,):
+            return replies.encode(job, {"status": "shape", "shape": list(probs.shape)})
+        return replies.encode(job, {"status": "ok", "compute": compute, "saw": record["saw"]}, probs)
+    doc = {"status": outcome[0], "message": replies.clip(outcome[1])}
+    if outcome[0] == "error":
+        doc["os_error"] = outcome[2]
+    return replies.encode(job, doc)
+
+
 def _die_with_parent() -> None:
     """Unsealed child: the kernel kills it when the harness dies (the sandbox does this by itself)."""
     try:
@@ -228,18 +244,25 @@ def _child_main(conn: Any, spec: str, code_sha256: str) -> None:
             failure = ("error", f"loading {spec}: {failure[1]}", failure[2])
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv()
         except (EOFError, KeyboardInterrupt):
             break
-        if job is None:
+        if message is None:
             break
+        number, job = message
+        n_test = len(job.test_texts)
         if cls is None:
-            conn.send(failure)
-            continue
+            outcome = failure
+        else:
+            try:
+                outcome = ("ok", *run_job(cls, job, models))
+            except BaseException as e:
+                outcome = _failure(e)
         try:
-            conn.send(("ok", *run_job(cls, job, models)))
-        except BaseException as e:
-            conn.send(_failure(e))
+            frame = _reply(number, outcome, n_test)
+        except (TypeError, ValueError) as e:  # a compute entry JSON cannot hold: the harness refuses it
+            frame = replies.encode(number, {"status": "error", "message": f"its compute record: {e}"})
+        replies.send(conn.fileno(), frame)
     models.close()
     conn.close()
 
@@ -253,7 +276,9 @@ class SealedRunner:
         self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
         self.code_sha256 = code_sha256  # what the results will say ran: the child checks the code it loads
         self.process: subprocess.Popen | None = None
-        self.conn: Connection | None = None
+        self.conn: Connection | None = None  # jobs out (pickle: the harness writes them)
+        self.sock: socket.socket | None = None  # replies in (plain data only: replies.read)
+        self.jobs = 0  # jobs sent; each reply must echo its job's number
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
@@ -271,7 +296,8 @@ class SealedRunner:
             argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True
         )
         child.close()
-        self.conn = Connection(parent.detach())
+        self.conn = Connection(os.dup(parent.fileno()))
+        self.sock = parent
         atexit.register(self.close)
 
     def _kill(self) -> None:
@@ -283,12 +309,17 @@ class SealedRunner:
             self.process.wait(timeout=30)
 
     def run(self, job: MethodJob) -> tuple[Any, dict]:
+        """(predictions, compute record) of one job. The reply is read as plain data (w2sbench/replies.py) and
+        checked against what this job gave the method; a reply refused ends the process, whose stream can
+        no longer be trusted, and the next job starts a fresh one."""
         if self.process is None or self.process.poll() is not None:
             self._start()
-        assert self.conn is not None and self.process is not None
+        assert self.conn is not None and self.process is not None and self.sock is not None
         where = f"on task {job.task!r} seed {job.seed}"
+        self.jobs += 1
+        n_test = len(job.test_texts)
         try:
-            self.conn.send(job)
+            self.conn.send((self.jobs, job))
             if not self.conn.poll(self.timeout_s):
                 self._kill()
                 self.close()
@@ -297,19 +328,44 @@ class SealedRunner:
                     f"{self.timeout_s:g} s (the setting's method_timeout; change it with --method-timeout): "
                     "stopped"
                 )
-            reply = self.conn.recv()
+            doc, values = replies.read(self.sock, self.jobs, n_test)
+            return self._accept(job, doc, values, where)
+        except replies.ReplyError as e:
+            self._kill()
+            self.close()
+            raise W2SError(f"method {self.name!r} sent a reply the harness refuses {where}: {e}") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self.process.poll()
+            code = self.process.poll() if self.process is not None else None
             self.close()
             raise W2SError(f"method {self.name!r}: its sealed process died (exit code {code}) {where}") from None
-        if reply[0] == "denied":
-            raise W2SError(f"method {self.name!r} {reply[1]} ({where})")
-        if reply[0] == "error":
-            hidden = self._hidden_host_path(reply[2] if len(reply) > 2 else None)
+
+    def _accept(self, job: MethodJob, doc: dict, values: Any, where: str) -> tuple[Any, dict]:
+        status, n_test = doc["status"], len(job.test_texts)
+        if status == "denied":
+            raise W2SError(f"method {self.name!r} {replies.message(doc)} ({where})")
+        if status == "error":
+            hidden = self._hidden_host_path(replies.os_error(doc))
             if hidden:
                 raise W2SError(f"method {self.name!r} tried to {hidden}: denied by the sandbox ({where})")
-            raise W2SError(f"method {self.name!r} failed {where}: {reply[1]}")
-        return reply[1], reply[2]
+            raise W2SError(f"method {self.name!r} failed {where}: {replies.message(doc)}")
+        if status == "not_numbers":
+            raise W2SError(f"method {self.name!r} returned predictions that are not numbers ({replies.message(doc)})")
+        if status == "shape":
+            raise W2SError(
+                f"method {self.name!r} returned predictions of shape {replies.shape(doc)}; "
+                f"expected ({n_test},): p(label=1) per test text"
+            )
+        if values is None:
+            raise replies.ReplyError("an ok reply without predictions")
+        saw = [
+            *(f"weak soft labels on {s}" for s in ("train_unlabel", "test")),
+            *(f"strong-model features of {s}" for s in ("train_unlabel", "test")),
+            *(f"{role} model (inference)" for role in job.model_dirs),
+        ]
+        record = replies.check_ok(
+            doc, n_unlabel=len(job.unlabel_texts), n_test=n_test, epochs=job.trainer.recipe.epochs, allowed_saw=saw
+        )
+        return values, record
 
     def _hidden_host_path(self, error: dict | None) -> str | None:
         """'read X' / 'write X' when a file error names a host path the sandbox kept from the method (it exists
@@ -345,7 +401,9 @@ class SealedRunner:
             self._kill()
         if self.conn is not None:
             self.conn.close()
-        self.process, self.conn = None, None
+        if self.sock is not None:
+            self.sock.close()
+        self.process, self.conn, self.sock = None, None, None
 
 
 if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC CODE_SHA256
