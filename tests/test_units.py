@@ -8,7 +8,7 @@ import json
 import pytest
 
 from w2sbench import sealed
-from w2sbench.errors import ConfigError, W2SError
+from w2sbench.errors import ConfigError, MethodFailed, W2SError
 from w2sbench.executors import InProcessExecutor, get_executor
 from w2sbench.methods import resolve_methods
 from w2sbench.pipeline import Pipeline, _config_json
@@ -78,6 +78,37 @@ def test_resources_follow_the_setting():
     assert unit_resources(Unit("ceiling", "t", seed=0), "lora", 4, True)["num_gpus"] == 1  # training
     assert unit_resources(method, "lora", 1, True)["num_gpus"] == 1
     assert unit_resources(score, "lora", 1, True)["num_gpus"] == 0
+
+
+def test_in_process_executor_skips_the_rest_of_a_failed_method_and_goes_on():
+    class Failing:
+        def __init__(self):
+            self.ran, self.failed = [], []
+
+        def run_unit(self, unit, inputs):
+            self.ran.append(unit.id)
+            if unit.method == "bad":
+                raise MethodFailed("bad", f"method 'bad' failed on {unit.id}")
+            return 1
+
+        def method_failed(self, error):
+            self.failed.append((error.method, str(error)))
+
+        def unit_done(self, unit, value):
+            pass
+
+    units = [
+        Unit("method", "t", seed=0, method="bad"),
+        Unit("method", "t", seed=0, method="good"),
+        Unit("method", "t", seed=1, method="bad"),
+        Unit("score", "t", method="bad", deps=("method/t/bad/seed0", "method/t/bad/seed1")),
+        Unit("score", "t", method="good", deps=("method/t/good/seed0",)),
+    ]
+    pipe = Failing()
+    values = InProcessExecutor().run(pipe, units)
+    assert pipe.ran == ["method/t/bad/seed0", "method/t/good/seed0", "score/t/good"]
+    assert pipe.failed == [("bad", "method 'bad' failed on method/t/bad/seed0")]
+    assert set(values) == {"method/t/good/seed0", "score/t/good"}
 
 
 def test_in_process_executor_runs_units_in_order():

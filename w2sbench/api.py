@@ -202,6 +202,7 @@ class EvalResult(_Part):
     provenance: dict[str, Any]
     comparison: dict[str, Any] | None = None  # each method's paired difference to vanilla, when it ran
     samples: dict[str, Any] | None = None  # the per-example files written beside the results JSON
+    failed_methods: dict[str, str] | None = None  # methods left out, each with the line that stopped it
     record: RunRecord | None = field(default=None, repr=False, compare=False)
     path: Path | None = field(default=None, repr=False, compare=False)  # where save() or load() put it
     _nested = {
@@ -211,7 +212,7 @@ class EvalResult(_Part):
         "tasks": _dict_of(TaskResult),
         "summary": _dict_of(MethodSummary),
     }
-    _optional = ("comparison", "samples")
+    _optional = ("comparison", "samples", "failed_methods")
     _local = ("record", "path")
 
     @classmethod

@@ -203,6 +203,10 @@ def eval_cmd(
             f"submission: {submission} (fill in any '<fill in' fields, "
             f"then `w2sbench leaderboard validate {submission}`)"
         )
+    if result.failed_methods:  # the results hold the others; the failures are the last lines, and the exit is 1
+        for line in result.failed_methods.values():
+            click.echo(f"error: {line}", err=True)
+        raise SystemExit(1)
 
 
 @cli.command("sweep")

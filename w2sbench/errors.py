@@ -38,3 +38,12 @@ class ConfigError(W2SError):
         where = f"{path}: field '{field}'" if field else str(path)
         super().__init__(f"{where}: {message}")
         self.path, self.field = str(path), field
+
+
+class MethodFailed(W2SError):
+    """One method failed on a task seed (its code raised, broke the method API, sent a reply the harness
+    refuses, or passed a limit of its sandbox): that method stops, the run goes on with the others."""
+
+    def __init__(self, method: str, message: str):
+        super().__init__(message)
+        self.method = method

@@ -6,8 +6,10 @@
 
 An executor's contract: `run(pipeline, units)` returns every unit's value by unit id, the value the
 pipeline's own `run_unit` returns for it, and calls `pipeline.unit_done(unit, value)` in this process as
-each unit finishes. Units write their artifacts to the pipeline's store under the keys the stages compute,
-so whichever executor ran a unit, any other finds it in the cache.
+each unit finishes. A unit that raises MethodFailed is reported with `pipeline.method_failed(error)`, and
+the rest of that method's units are skipped: the other methods go on (the Ray executor does not yet: there
+a failed method ends the run). Units write their artifacts to the pipeline's store under the keys the
+stages compute, so whichever executor ran a unit, any other finds it in the cache.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from .errors import UnknownNameError, W2SError
+from .errors import MethodFailed, UnknownNameError, W2SError
 from .units import Unit
 
 log = logging.getLogger("w2sbench")
@@ -34,8 +36,16 @@ class InProcessExecutor:
 
     def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]:
         values: dict[str, Any] = {}
+        failed: set[str] = set()
         for i, unit in enumerate(units, 1):
-            values[unit.id] = pipeline.run_unit(unit, {d: values[d] for d in unit.deps})
+            if unit.method is not None and unit.method in failed:
+                continue  # the method failed on an earlier seed or task: its other units are not run
+            try:
+                values[unit.id] = pipeline.run_unit(unit, {d: values[d] for d in unit.deps})
+            except MethodFailed as e:
+                failed.add(e.method)
+                pipeline.method_failed(e)
+                continue
             pipeline.unit_done(unit, values[unit.id])
             log.debug(f"{i}/{len(units)} units done ({unit.describe()})")
         return values

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import models, sandbox, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
-from .errors import W2SError
+from .errors import MethodFailed, W2SError
 from .flags import flag_method, flag_summary
 from .inference import get_backend
 from .methods.base import Method
@@ -95,6 +95,7 @@ class RunRecord:
     cache_recomputed: dict[str, int]  # artifacts that failed their content check and were recomputed
     method_sources: dict[str, MethodSource]
     sandbox: dict | None  # what the method processes could reach (sandbox.describe); None: unsealed
+    failed: dict[str, str] = field(default_factory=dict)  # methods left out: name -> the line that stopped it
 
 
 class Pipeline:
@@ -111,6 +112,7 @@ class Pipeline:
         self.timings: dict[str, float] = defaultdict(float)
         self.backend_used: dict[str, str] = {}
         self.notes: list[str] = []
+        self.failed_methods: dict[str, str] = {}  # method name in results -> the one line that stopped it
         self.model_dirs: dict[str, Any] = {}
         self.model_records: dict[str, dict] = {}
         self._splits: dict[str, Splits] = {}
@@ -514,7 +516,12 @@ class Pipeline:
         if unit.kind == "ceiling":
             return self.ceiling(task, unit.seed)
         if unit.kind == "method":
-            return self.run_method(task, self.method_of(unit), unit.seed)
+            try:
+                return self.run_method(task, self.method_of(unit), unit.seed)
+            except MethodFailed:
+                raise
+            except W2SError as e:  # the method's fault, never the harness's: that method stops, the run goes on
+                raise MethodFailed(unit.method, str(e)) from None
         if unit.kind == "score":
             return self.score(task, unit.method, inputs)
         raise ValueError(f"unknown unit kind {unit.kind!r}")
@@ -538,6 +545,13 @@ class Pipeline:
         outs = [values[Unit("method", task.name, seed=s, method=name).id] for s in range(self.method_seeds)]
         return weak_test, ceiling_test, np.stack([o[0] for o in outs]), [o[1] for o in outs]
 
+    def method_failed(self, error: MethodFailed) -> None:
+        """Called by the executor when a method unit fails: the method is left out of the results, with a note
+        and its one line said now."""
+        if error.method not in self.failed_methods:
+            self.failed_methods[error.method] = str(error)
+            log.error(str(error))
+
     def unit_done(self, unit: Unit, value: Any) -> None:
         """Called by the executor, in this process, as each unit finishes: a scored method's flags are said."""
         if unit.kind == "score":
@@ -547,6 +561,10 @@ class Pipeline:
     def record(self, methods: list[Method], values: dict[str, Any]) -> RunRecord:
         """The RunRecord of `methods` (instances, as prepare() returns them) from the units' values (a sweep
         makes one per configuration)."""
+        failed = [m.run_name for m in methods if m.run_name in self.failed_methods]
+        if len(failed) == len(methods) and methods:
+            raise W2SError(self.failed_methods[failed[0]])  # nothing left to report: the first failure is the error
+        methods = [m for m in methods if m.run_name not in self.failed_methods]
         runs: list[TaskRun] = []
         for task in self.tasks:
             weak_test, ceiling_test = self._task_values(task, None, values)
@@ -585,6 +603,7 @@ class Pipeline:
             cache_recomputed=dict(self.store.corrupt),
             method_sources={k: v for k, v in self.method_sources.items() if k in names},
             sandbox=sandbox_record,
+            failed={name: self.failed_methods[name] for name in failed},
         )
 
 

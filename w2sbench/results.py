@@ -116,6 +116,8 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "cache": {"hits": record.cache_hits, "misses": record.cache_misses, "recomputed": record.cache_recomputed},
         "provenance": provenance.record(),
     }
+    if record.failed:
+        doc["failed_methods"] = dict(record.failed)
     heldout = [tr.task.name for tr in runs if is_heldout(tr.task.tags)]
     moved = transfer({tr.task.name: tr.scores for tr in runs}, heldout)
     if moved is not None:

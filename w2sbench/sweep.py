@@ -199,7 +199,14 @@ def run_sweep(
     output.mkdir(parents=True, exist_ok=True)
     rows = []
     files: set[str] = set()
+    failed = {
+        spec: pipeline.failed_methods[m.run_name]
+        for spec, m in zip(sweep.configurations, methods)
+        if m.run_name in pipeline.failed_methods
+    }
     for spec, method in zip(sweep.configurations, methods):
+        if spec in failed:
+            continue
         doc = build_results(pipeline.record([method], values))
         stem = slug(spec, method.name)
         while stem in files:  # two texts that differ only in characters a file name cannot hold
@@ -234,6 +241,8 @@ def run_sweep(
         "cache": {"hits": dict(pipeline.store.hits), "misses": dict(pipeline.store.misses)},
         "ranking": rows,
     }
+    if failed:
+        result["failed"] = failed  # configurations that stopped, each with its one line
     (output / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
     (output / "summary.md").write_text(summary_table(result) + "\n")
     return result
@@ -256,6 +265,8 @@ def summary_table(result: dict) -> str:
             f"| {i} | {row['configuration']} | {pgr} | {interval} | {row['tasks_defined']}/{row['tasks']} | "
             f"{100 * row['mean_w2s_accuracy']:.1f} | {', '.join(row['flagged_tasks']) or '-'} |"
         )
+    for spec, line in result.get("failed", {}).items():
+        lines.append(f"| - | {spec} | failed: {line} | | | | |")
     misses = sum(result["cache"]["misses"].values())
     hits = sum(result["cache"]["hits"].values())
     lines += ["", f"{result['units']} units; cache: {hits} hits, {misses} computed ({result['executor']} executor)"]
