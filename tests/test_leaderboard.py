@@ -628,3 +628,55 @@ def test_eval_writes_a_submission_that_validates(tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "a submission holds one method" in err
+
+
+# ---- copies count once ---------------------------------------------------------------------------------------
+def _ranks(tmp_path: Path, methods: dict) -> dict[str, dict]:
+    board = write_board(tmp_path, methods)
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    return {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
+
+
+def test_copies_of_a_winner_do_not_push_the_loser_down(tmp_path):
+    """Clone flooding: logconf beats vanilla; each copy of logconf would count as one more entry beating
+    vanilla. Copies (predictions agreeing on >= 99% of every task's test examples: here 100% and 99.5%)
+    count once, and each names its original."""
+    plain = _ranks(tmp_path / "plain", {"logconf": 0.82, "vanilla": 0.76})
+    assert plain["logconf"]["better_than"] == ["vanilla"] and plain["vanilla"]["rank"] == 2
+    flooded = _ranks(
+        tmp_path / "flooded",
+        {"logconf": 0.82, "vanilla": 0.76, "logconf_copy": ("logconf", 0.0), "logconf_copy2": ("logconf", 0.005)},
+    )
+    assert {m for m in flooded if "vanilla" in flooded[m]["better_than"]} == {
+        "logconf",
+        "logconf_copy",
+        "logconf_copy2",
+    }
+    assert flooded["vanilla"]["rank"] == 2  # three entries beat it, one class: without the rule, rank 4
+    assert flooded["logconf"]["duplicate_of"] is None and flooded["vanilla"]["duplicate_of"] is None
+    assert flooded["logconf_copy"]["duplicate_of"] == "logconf"
+    assert flooded["logconf_copy2"]["duplicate_of"] == "logconf"
+    from w2sbench.leaderboard.site import marks
+
+    assert "copy of logconf" in marks(flooded["logconf_copy"]) and "copy of" not in marks(flooded["logconf"])
+
+
+def test_a_near_copy_below_the_threshold_counts_on_its_own(tmp_path):
+    """98.9% agreement (1.1% of the test examples made right) is not a copy: it is ranked and counted as itself."""
+    by = _ranks(tmp_path, {"base": 0.80, "near": ("base", 0.011)})
+    assert by["near"]["duplicate_of"] is None and by["base"]["duplicate_of"] is None
+
+
+def test_agreement_is_read_seed_by_seed_or_by_majority():
+    from w2sbench.leaderboard.build import agreement
+
+    a = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], dtype=float)
+    assert agreement(a, a) == 1.0
+    assert agreement(a, 1 - a) == 0.0
+    b = a.copy()
+    b[0, 0] = 0
+    assert agreement(a, b) == 7 / 8
+    # different seed counts: the per-example majority (a tie counts as right): a -> [1, 1, 1, 0]
+    assert agreement(a, np.array([[1, 1, 1, 1]], dtype=float)) == 3 / 4

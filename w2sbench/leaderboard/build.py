@@ -16,13 +16,23 @@ are shown to be better, no more: two entries with different ranks need not be re
 (`tied_with` lists the entries whose paired interval with this one includes 0, `better_than` those it beats).
 An earlier rule cut the sorted list into tiers only where every entry above a cut beat every entry below it;
 one unresolved entry in the middle then tied the whole list (8 of 10 reference methods shared rank 1 while
-logconf clearly beat vanilla), so it said less than the paired comparisons know."""
+logconf clearly beat vanilla), so it said less than the paired comparisons know.
+
+Copies count once. Under that rule every extra copy of a method that beats B would count as one more entry
+beating B (two clones of logconf moved vanilla from rank 2 to 4). So entries whose predictions agree on at
+least CLONE_AGREEMENT of the test examples of every task form one class, anchored on the earliest
+submitted (`duplicate_of` names it on each later copy), and a rank counts the classes that beat an entry,
+not the entries. With two labels, two entries predict the same label on an example exactly when both are
+right or both are wrong there, so agreement is read from the correctness vectors the submissions hold,
+seed s against seed s (both learned from weak seed s)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import __version__
 from ..cache import hash_file
@@ -34,6 +44,7 @@ from . import PGR_TOL
 SCHEMA_VERSION = 2  # 2: pooled PGR, paired ranking, development vs held-out
 RESAMPLING = {"n_boot": 2000, "seed": 0, "confidence": CONFIDENCE}  # one plan for every entry of a setting
 RANKED_BY = "pooled_pgr"
+CLONE_AGREEMENT = 0.99  # predictions that agree on this share of every task's test examples: one entry
 
 
 def significantly_better(a: dict, b: dict) -> bool:
@@ -51,6 +62,7 @@ def assign_ranks(entries: list[dict]) -> list[dict]:
             e["unranked_reason"] = "pooled PGR undefined"
     ranked = [e for e in entries if e.get("unranked_reason") is None]
     rest = [e for e in entries if e not in ranked]
+    cls = {e["method"]: e.get("duplicate_of") or e["method"] for e in entries}  # a copy counts as its original
     beaten_by = {  # who beats whom directly; a win implies a higher pooled PGR, so the graph has no cycle
         e["method"]: {o["method"] for o in ranked if o is not e and significantly_better(o, e)} for e in ranked
     }
@@ -62,7 +74,7 @@ def assign_ranks(entries: list[dict]) -> list[dict]:
             if m not in above and m != e["method"]:
                 above.add(m)
                 todo.extend(beaten_by[m])
-        e["rank"] = 1 + len(above)
+        e["rank"] = 1 + len({cls[m] for m in above} - {cls[e["method"]]})
     ranked.sort(key=lambda e: (e["rank"], -e["pooled_pgr"], e["method"]))
     for e in ranked:
         others = [o for o in ranked if o is not e]
@@ -74,6 +86,30 @@ def assign_ranks(entries: list[dict]) -> list[dict]:
     for e in rest:
         e["rank"], e["tied_with"], e["better_than"] = None, [], []
     return ranked + rest
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of test examples on which two entries predict the same label, from their [seeds, n]
+    correctness: seed by seed when both have the same seeds, else by the majority over each one's seeds."""
+    if a.shape != b.shape:
+        a, b = a.mean(axis=0, keepdims=True) >= 0.5, b.mean(axis=0, keepdims=True) >= 0.5
+    return float(np.mean(a == b))
+
+
+def mark_duplicates(entries: list[dict], correct: list[dict[str, np.ndarray]]) -> None:
+    """Set `duplicate_of` on every entry whose predictions agree with an earlier submitted entry's on at least
+    CLONE_AGREEMENT of every task's test examples (None on the rest). Each entry is compared with the
+    originals only, oldest first, so a chain of near-copies cannot walk a class away from its original."""
+    order = sorted(range(len(entries)), key=lambda i: (entries[i]["provenance"]["created"], entries[i]["method"]))
+    originals: list[int] = []
+    for i in order:
+        entries[i]["duplicate_of"] = None
+        for j in originals:
+            if all(agreement(correct[i][t], correct[j][t]) >= CLONE_AGREEMENT for t in correct[i]):
+                entries[i]["duplicate_of"] = entries[j]["method"]
+                break
+        else:
+            originals.append(i)
 
 
 def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
@@ -147,20 +183,21 @@ def _aggregate_fields(agg) -> dict[str, Any]:
     }
 
 
-def _score(entries: list[dict], results: list[dict], tasks: list[dict], official: dict) -> None:
+def _score(entries: list[dict], results: list[dict], tasks: list[dict], official: dict) -> list[dict[str, np.ndarray]]:
     """Fill in each entry's per-task scores, aggregates, development vs held-out and paired differences,
-    from the official weak/ceiling correctness and the entries' own, with the shared plan."""
+    from the official weak/ceiling correctness and the entries' own, with the shared plan. Returns each
+    entry's correctness per task."""
     n_boot, seed, conf = RESAMPLING["n_boot"], RESAMPLING["seed"], RESAMPLING["confidence"]
     scores: list[dict[str, Any]] = [{} for _ in entries]
+    correct: list[dict[str, np.ndarray]] = [{} for _ in entries]
     for t in tasks:
         base = official["tasks"][t["task_hash"]]
         n = t["n"]["test"]
         cw, cc = decode_correct(base["weak"]["correct"], n), decode_correct(base["ceiling"]["correct"], n)
         for i, (e, res) in enumerate(zip(entries, results)):
             row = res["tasks"][t["name"]]["methods"][e["method"]]
-            scores[i][t["name"]] = pgr_from_correct(
-                cw, cc, decode_correct(row["w2s"]["correct"], n), n_boot, seed, conf, task=t["name"]
-            )
+            correct[i][t["name"]] = decode_correct(row["w2s"]["correct"], n)
+            scores[i][t["name"]] = pgr_from_correct(cw, cc, correct[i][t["name"]], n_boot, seed, conf, task=t["name"])
     names = [t["name"] for t in tasks]
     dev = [t["name"] for t in tasks if t["split"] == "development"]
     held = [t["name"] for t in tasks if t["split"] == "heldout"]
@@ -205,6 +242,7 @@ def _score(entries: list[dict], results: list[dict], tasks: list[dict], official
                 "d_mean_pgr": d["mean_pgr"],
                 "d_mean_pgr_ci": d["mean_pgr_ci"],
             }
+    return correct
 
 
 def _label(path: Path, root: Path | None) -> str:
@@ -244,7 +282,7 @@ def build_leaderboard(
         ]
         pairs = [(path, sub, res) for path, sub in valid for res in sub["results"] if res["setting"]["hash"] == shash]
         entries = [_entry(path, _label(path, root), sub, res) for path, sub, res in pairs]
-        _score(entries, [res for _, _, res in pairs], tasks, official)
+        mark_duplicates(entries, _score(entries, [res for _, _, res in pairs], tasks, official))
         settings[official["name"]] = {
             "name": official["name"],
             "version": official["version"],
@@ -258,7 +296,9 @@ def build_leaderboard(
                 "by": RANKED_BY,
                 "rule": "pooled PGR = sum(w2s - weak) / sum(ceiling - weak) over the setting's tasks (development "
                 "and held-out); A beats B where the paired 95% interval of A's pooled PGR minus B's lies above 0; "
-                "rank = 1 + the number of entries that beat this one, directly or through a chain of wins",
+                "rank = 1 + the number of entries that beat this one, directly or through a chain of wins, "
+                f"counting once the entries whose predictions agree on >= {CLONE_AGREEMENT:.0%} of every task's "
+                "test examples (duplicate_of names the original)",
                 "resampling": dict(RESAMPLING),
             },
             "entries": assign_ranks(entries),

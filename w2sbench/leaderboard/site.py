@@ -43,6 +43,13 @@ def marks(entry: dict) -> str:
     if entry["non_default_recipe"]:
         note = escape(entry["card"].get("recipe_notes") or "non-default training recipe", quote=True)
         out += f'<span class="mark ndr" title="non-default recipe: {note}">NR</span>'
+    if entry.get("duplicate_of"):
+        said = escape(
+            f"a copy of {entry['duplicate_of']}: its predictions agree on at least 99% of every task's test "
+            "examples, so its wins count once, as the original's",
+            quote=True,
+        )
+        out += f'<span class="mark dup" title="{said}">copy of {escape(entry["duplicate_of"])}</span>'
     if entry.get("flags"):
         said = "; ".join(f"{f['task']}: {f['flag']}: {f['saw']}" for f in entry["flags"])
         out += f'<span class="mark flag" title="{escape(said, quote=True)}">flagged</span>'
