@@ -3,15 +3,30 @@
 # the official `tiny` setting (default tasks, official sizes and seeds), make the official baselines from
 # that run, write one submission per reference method, reproduce each (its method stage rerun in the
 # sandbox), validate them all and build leaderboard.json and the site. Cached stages are reused, so a
-# rerun costs only what changed and the reproductions.
+# rerun costs only what changed and the reproductions. Only the reference methods whose submission no longer
+# matches this code are rerun (`leaderboard outdated`: the method's own code or the harness changed, or no
+# current reproduction; a built-in's identity is the methods package, so editing the site, the CLI or a
+# docstring reruns nothing); METHODS=a,b forces a list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 W2S=("$PY" -m w2sbench.cli)
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 SETTING=${SETTING:-tiny}
-METHODS=${METHODS:-$("${W2S[@]}" methods | awk '$2 == "built-in" {print $1}' | paste -sd, -)}
+if [ -z "${METHODS:-}" ]; then
+  stale=" $("${W2S[@]}" leaderboard outdated | paste -sd' ' -) "
+  for m in $("${W2S[@]}" methods | awk '$2 == "built-in" {print $1}'); do
+    if [[ "$stale" == *" $m "* || ! -f "leaderboard/submissions/$m.json" ]]; then METHODS=${METHODS:+$METHODS,}$m; fi
+  done
+fi
 RESULTS=${RESULTS:-results/reference-$SETTING.json}
+if [ -z "${METHODS:-}" ]; then
+  echo "make_seed: every reference submission matches this code; rebuilding only" >&2
+  "${W2S[@]}" leaderboard validate
+  "${W2S[@]}" leaderboard build --strict
+  exit 0
+fi
+echo "make_seed: rerunning $METHODS" >&2
 
 "${W2S[@]}" eval --setting "$SETTING" --method "$METHODS" --output "$RESULTS" --quiet
 "${W2S[@]}" leaderboard baselines "$RESULTS"

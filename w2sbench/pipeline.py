@@ -28,7 +28,7 @@ from .errors import MethodFailed, W2SError
 from .flags import flag_method, flag_summary
 from .inference import get_backend
 from .methods.base import Method
-from .methods.identity import MethodSource, method_source
+from .methods.identity import MethodSource, harness_source, method_source
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
@@ -365,6 +365,7 @@ class Pipeline:
             "method_version": method_cls.version,
             "method_config": method.config(),
             "method_source": source.sha256,
+            "harness": harness_source()["sha256"],  # the trainer, the inference code and their libraries
             "weak_seed": weak_seed,
             "weak_labels": [hash_array(weak["train_unlabel"]), hash_array(weak["test"])],
             "protocol": sealed.PROTOCOL,

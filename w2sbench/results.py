@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import provenance
+from .methods.identity import harness_source
 from .pipeline import RunRecord, summarise_probs
 from .scoring import CONFIDENCE, aggregate, compare_to_baseline, correct_matrix, encode_correct, is_heldout, transfer
 from .validation import validate, write_json
@@ -116,6 +117,8 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "cache": {"hits": record.cache_hits, "misses": record.cache_misses, "recomputed": record.cache_recomputed},
         "provenance": provenance.record(),
     }
+    if method_runs:
+        doc["harness"] = harness_source()
     if record.failed:
         doc["failed_methods"] = dict(record.failed)
     heldout = [tr.task.name for tr in runs if is_heldout(tr.task.tags)]

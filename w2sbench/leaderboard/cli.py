@@ -130,6 +130,28 @@ def reproduce_cmd(files, missing, cache_root):
         sys.exit(1)
 
 
+@leaderboard.command("outdated")
+@click.option(
+    "--submissions-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of submissions (default: leaderboard/submissions).",
+)
+def outdated_cmd(submissions_dir):
+    """Name the built-in reference submissions that no longer match this code (their method's code or the
+    harness changed, or they are not reproduced), one per line with why on stderr: what make_seed.sh reruns."""
+    from ..validation import read_json
+    from .reproduce import outdated
+    from .validate import submission_files
+
+    for path in submission_files(submissions_dir or default_dir() / "submissions"):
+        doc = read_json(path)
+        why = outdated(doc)
+        if why:
+            click.echo(doc["method"]["name"])
+            click.echo(f"{path}: {why}", err=True)
+
+
 @leaderboard.command("baselines")
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(

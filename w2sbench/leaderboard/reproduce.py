@@ -117,6 +117,7 @@ def configured(cls: type, config: dict, where: str, field: str) -> Any:
 
 def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     """Rerun the submission's method and return the `reproduced` record (ok or not, with per-task numbers)."""
+    from ..methods.identity import harness_source
     from ..pipeline import Pipeline, RunOptions
     from ..provenance import git_state
     from ..settings import load_setting
@@ -200,12 +201,20 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
                     f"{setting.name}/{tr.task.name}: w2s accuracy {100 * got:.1f}% reproduced vs "
                     f"{100 * want:.1f}% submitted ({100 * abs(diff):.1f} points > {100 * REPRODUCE_TOL:.1f})"
                 )
+    submitted_harness = sorted({(r.get("harness") or {}).get("sha256") or "unrecorded" for r in doc["results"]})
+    if harness_source()["sha256"] not in submitted_harness:
+        log.info(
+            f"{name}: the harness (trainer, inference code, libraries) changed since it was submitted: "
+            "judged by tolerance"
+        )
     return {
         "ok": not failures,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": git_state()["commit"],
         "w2sbench_version": __version__,
         "code_sha256": doc["method"]["source"]["sha256"],
+        "harness_sha256": harness_source()["sha256"],
+        "submitted_harness_sha256": submitted_harness,
         "submission_sha256": submission_digest(doc),
         "tolerance": REPRODUCE_TOL,
         "sandbox": sandbox,
@@ -222,6 +231,27 @@ def write_reproduction(path: Path, outcome: dict) -> None:
         raise W2SError(f"{path} changed while it was being reproduced; run again")
     doc["reproduced"] = outcome
     write_json(doc, path)
+
+
+def outdated(doc: dict) -> str | None:
+    """Why a submission of a built-in method no longer matches the code here (its method's code or the
+    harness changed, or it has no current reproduction), else None: what `make_seed.sh` reruns."""
+    from ..methods import load_method
+    from ..methods.identity import harness_source, method_source
+
+    source = doc["method"]["source"]
+    if source["kind"] != "package" or source.get("package") != "w2sbench":
+        return None
+    try:
+        current = method_source(load_method(source["entry"])).sha256
+    except W2SError as e:
+        return f"its method no longer loads ({e})"
+    if current != source["sha256"]:
+        return f"the method's code changed ({source['sha256'][:12]}... -> {current[:12]}...)"
+    harness = harness_source()["sha256"]
+    if any((r.get("harness") or {}).get("sha256") != harness for r in doc["results"]):
+        return "the harness (trainer, inference code or their libraries) changed"
+    return reproduction_status(doc)
 
 
 def reproduction_status(doc: dict) -> str | None:

