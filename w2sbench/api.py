@@ -313,6 +313,9 @@ def evaluate(
     cache: the folder of cached artifacts (default: $W2SBENCH_CACHE/artifacts).
     The other arguments are `w2sbench eval`'s options of the same names.
     """
+    from .processes import guard
+
+    guard()  # whatever way this process ends, the engines and method processes it starts end with it
     from .cache import ArtifactStore
     from .executors import get_executor
     from .methods.registry import resolve_methods

@@ -329,9 +329,20 @@ cli.add_command(_lb)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit status 2."""
+    """Entry point: user errors become one line on stderr and exit status 2; SIGINT, SIGTERM and SIGHUP stop
+    the run with one line and 128 + the signal's number; every process the run started ends with it
+    (w2sbench/processes.py)."""
+    from .processes import Stopped, end_children, guard, install_signal_handlers
+
+    process = argv is None  # run as the program (not called from Python): its end is the run's end
+    if process:
+        install_signal_handlers()
+        guard()
     try:
         cli.main(args=argv, prog_name="w2sbench", standalone_mode=False)
+    except Stopped as e:
+        click.echo(f"w2sbench: stopped by {e}; cached stages are kept, run the same command to resume", err=True)
+        sys.exit(128 + e.signum)
     except W2SError as e:
         click.echo(f"w2sbench: error: {e}", err=True)
         sys.exit(2)
@@ -341,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
+    finally:
+        if process:
+            end_children()  # engines and method processes that did not close: nothing the run started outlives it
 
 
 if __name__ == "__main__":
