@@ -115,6 +115,9 @@ def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
     class WorkerSide:
         name = "worker-side"
 
+        def __init__(self, silent: str | None = None):
+            self.silent = silent  # a method unit whose worker says nothing of its sandbox (an old node)
+
         def run(self, pipeline, units):
             root = pipeline.store.root
             context = {
@@ -133,6 +136,8 @@ def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
             for unit in units:
                 unit = pickle.loads(pickle.dumps(unit))
                 value, record = ray_executor.execute_unit(context, unit, *[values[d] for d in unit.deps])
+                if unit.id == self.silent:
+                    del record["method_sandbox"]
                 ray_executor.absorb(pipeline, record)
                 values[unit.id] = pickle.loads(pickle.dumps(value))
                 pipeline.unit_done(unit, values[unit.id])
@@ -149,6 +154,16 @@ def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
     assert built[0]["logconf[aux_coef=0.25]"].aux_coef == 0.25
     assert remote.cache["misses"] == {"weak": 2, "ceiling": 2, "method": 4}
     assert remote.sealed["sandboxed"] and sorted(remote.sealed["sandbox"]["method_code"]) == ["logconf", "vanilla"]
+    (node,) = remote.sealed["units"]  # every method unit, with the sandbox of the node that ran it
+    assert node["sealed"] and node["mechanism"].startswith("bubblewrap") and len(node["units"]) == 4
+    try:
+        silent = "method/toy/vanilla/seed0"
+        quiet = w2sbench.evaluate(methods, executor=WorkerSide(silent=silent), **toy)
+    finally:
+        for key in [k for k in ray_executor._PIPELINES if k[0].startswith("test-")]:
+            del ray_executor._PIPELINES[key]
+    assert not quiet.sealed["sandboxed"] and silent in quiet.sealed["why_unsealed"]
+    assert [u["units"] for u in quiet.sealed["units"] if not u["sealed"]] == [[silent]]
     local = w2sbench.evaluate(methods, **toy)
     assert local.cache["misses"] == {}
     assert (local.tasks, local.summary, local.comparison) == (remote.tasks, remote.summary, remote.comparison)

@@ -96,6 +96,7 @@ class RunRecord:
     method_sources: dict[str, MethodSource]
     sandbox: dict | None  # what the method processes could reach (sandbox.describe); None: unsealed
     failed: dict[str, str] = field(default_factory=dict)  # methods left out: name -> the line that stopped it
+    unit_sandboxes: dict[str, dict | None] = field(default_factory=dict)  # method unit run on Ray -> its sandbox
 
 
 class Pipeline:
@@ -113,6 +114,7 @@ class Pipeline:
         self.backend_used: dict[str, str] = {}
         self.notes: list[str] = []
         self.failed_methods: dict[str, str] = {}  # method name in results -> the one line that stopped it
+        self.unit_sandboxes: dict[str, dict | None] = {}  # method unit run elsewhere (Ray) -> its node's sandbox
         self.model_dirs: dict[str, Any] = {}
         self.model_records: dict[str, dict] = {}
         self._splits: dict[str, Splits] = {}
@@ -605,6 +607,9 @@ class Pipeline:
             method_sources={k: v for k, v in self.method_sources.items() if k in names},
             sandbox=sandbox_record,
             failed={name: self.failed_methods[name] for name in failed},
+            unit_sandboxes={
+                u: sb for u, sb in self.unit_sandboxes.items() if any(f"/{m.run_name}/" in u for m in methods)
+            },
         )
 
 

@@ -12,6 +12,9 @@
 - Methods still run sealed: a method unit starts the method's sandboxed process on the worker (from the
   worker's main thread, which lives as long as the worker: PR_SET_PDEATHSIG / bwrap --die-with-parent
   take the sandbox down with it). A worker keeps one method process per method for the units it runs.
+  Each method unit reports the sandbox of the node that ran it (host, node, mechanism); the results list
+  them (`sealed.units`), and a run with a unit that did not affirm a sandbox says sandboxed: false, which
+  the leaderboard refuses. The driver's own policy is not taken as the nodes'.
 - Known gap: an inference engine a unit starts outside the sandbox (vLLM for features or the served weak
   labels) is not tied to the worker's life; a worker killed with SIGKILL can leave it running (seen once
   on the CPU benchmark). Ray's own retry is unaffected; the stray engine needs ending by hand.
@@ -217,6 +220,8 @@ def absorb(pipeline: Any, record: dict) -> None:
     for note in record["notes"]:
         if note not in pipeline.notes:
             pipeline.notes.append(note)
+    if "unit" in record:  # a method unit: the sandbox of the process that ran it, None if its worker said nothing
+        pipeline.unit_sandboxes[record["unit"]] = record.get("method_sandbox")
     sandbox = record.get("sandbox")
     if sandbox:
         if pipeline.sandbox_record is None:
@@ -314,8 +319,26 @@ def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
         "pid": os.getpid(),
         "attempts": attempts,
     }
+    if unit.kind == "method":
+        record["unit"] = unit.id
     record["timings"] = {k: v for k, v in record["timings"].items() if v > 0}
+    if unit.kind == "method":  # where this method unit ran, and how: the results say it of every unit
+        record["method_sandbox"] = {
+            "host": socket.gethostname(),
+            "node": _node_id(),
+            "sealed": not pipeline.options.unsealed,
+            "mechanism": None if pipeline.options.unsealed else sandbox.version(),
+        }
     return value, record
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # not in a Ray worker (a unit run the way a worker runs it, in a test)
+        return None
 
 
 def _set_threads(threads: int) -> None:

@@ -69,6 +69,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "mean_w2s_accuracy": agg.mean_w2s_accuracy,
             "flagged_tasks": sorted(tr.task.name for tr in runs if tr.flags.get(name)),
         }
+    unaffirmed = sorted(u for u, sb in record.unit_sandboxes.items() if not (sb and sb.get("sealed")))
     doc = {
         "schema_version": SCHEMA_VERSION,
         "setting": {"name": setting.name, "version": setting.version, "hash": setting.hash, "config": setting.config},
@@ -89,10 +90,12 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         "sealed": {
             "labels_given_to_methods": False,
             "process": "each method runs in its own process that receives plain data only (w2sbench/sealed.py)",
-            "sandboxed": record.sandbox is not None,
+            "sandboxed": record.sandbox is not None and not unaffirmed,
             "why_unsealed": None
-            if record.sandbox is not None
-            else "run with --unsealed: no OS sandbox around the method",
+            if record.sandbox is not None and not unaffirmed
+            else "run with --unsealed: no OS sandbox around the method"
+            if record.sandbox is None
+            else f"method units that did not run in an OS sandbox on their Ray node: {', '.join(unaffirmed)}",
             "sandbox": record.sandbox,
             "method_saw": {
                 name: sorted(
@@ -119,6 +122,13 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
     }
     if method_runs:
         doc["harness"] = harness_source()
+    if record.unit_sandboxes:  # units run on Ray: each node's sandbox, with the units it ran
+        nodes: dict[str, dict] = {}
+        for unit, sb in sorted(record.unit_sandboxes.items()):
+            where = sb or {"host": None, "node": None, "sealed": False, "mechanism": None}
+            key = f"{where['host']}|{where['node']}|{where['sealed']}|{where['mechanism']}"
+            nodes.setdefault(key, {**where, "units": []})["units"].append(unit)
+        doc["sealed"]["units"] = list(nodes.values())
     if record.failed:
         doc["failed_methods"] = dict(record.failed)
     heldout = [tr.task.name for tr in runs if is_heldout(tr.task.tags)]
