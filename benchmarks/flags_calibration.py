@@ -54,13 +54,14 @@ except ImportError:  # an older w2sbench first on the path (e.g. PYTHONPATH at a
 def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
     """The evaluation as plain arrays, one dict per task: labels [n], weak_test [K, n], ceiling_test [K, n],
     methods {name: {test_probs [S, n], compute [S dicts], pgr PGRResult}}, n_boot."""
+    from w2sbench.executors import run
     from w2sbench.methods.registry import load_method
     from w2sbench.pipeline import Pipeline, RunOptions
     from w2sbench.settings import load_setting
     from w2sbench.tasks import resolve_tasks
 
     options = RunOptions()
-    record = Pipeline(load_setting(setting), resolve_tasks(suite, []), options).run([load_method(m) for m in methods])
+    record = run(Pipeline(load_setting(setting), resolve_tasks(suite, []), options), [load_method(m) for m in methods])
     return [
         {
             "task": tr.task.name,

@@ -5,6 +5,7 @@ cache hits), and a chat model reading the task prompt through its chat template.
 import numpy as np
 
 from w2sbench.cache import ArtifactStore
+from w2sbench.executors import run as run_evaluation
 from w2sbench.methods import load_method
 from w2sbench.pipeline import Pipeline, RunOptions
 from w2sbench.results import build_results
@@ -20,7 +21,7 @@ def run(store):
     pipeline = Pipeline(
         load_setting(SETTING), [load_task("rotten_tomatoes")], RunOptions(backend="hf", sizes=SIZES, n_boot=200), store
     )
-    record = pipeline.run([load_method("vanilla")])
+    record = run_evaluation(pipeline, [load_method("vanilla")])
     return pipeline, record.tasks, build_results(record)
 
 

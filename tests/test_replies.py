@@ -21,6 +21,7 @@ from test_sealed import N_TEST, N_UNLABEL, make_pipeline
 
 from w2sbench import replies, sandbox
 from w2sbench.errors import W2SError
+from w2sbench.executors import run
 from w2sbench.replies import HEADER, MAGIC, VERSION, ReplyError
 
 OK_COMPUTE = {"train_examples": 30, "train_example_epochs": 60, "predict_examples": 20, "inference_prompts": 0}
@@ -218,7 +219,7 @@ def test_a_method_that_writes_a_pickle_to_the_harness_runs_no_code_and_is_refuse
 def test_a_run_goes_on_without_the_method_that_failed(tmp_path):
     pipe, task = make_pipeline(tmp_path)
     forger = method_file(tmp_path, FORGES_ITS_RECORD, "forges_its_record")
-    record = pipe.run([forger, method_file(tmp_path, HONEST, "honest")])
+    record = run(pipe, [forger, method_file(tmp_path, HONEST, "honest")])
     assert [name for name in record.tasks[0].methods] == ["honest"]
     assert set(record.failed) == {"forges_its_record"}
     assert (
@@ -227,4 +228,4 @@ def test_a_run_goes_on_without_the_method_that_failed(tmp_path):
     assert "more than 100 passes" in record.failed["forges_its_record"]
     with pytest.raises(W2SError, match="more than 100 passes"):  # nothing left to report: the run fails
         (tmp_path / "again").mkdir()
-        make_pipeline(tmp_path / "again")[0].run([forger])
+        run(make_pipeline(tmp_path / "again")[0], [forger])

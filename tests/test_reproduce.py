@@ -15,6 +15,7 @@ from test_sealed import make_pipeline  # noqa: I001
 from w2sbench import sandbox
 from w2sbench.cache import ArtifactStore
 from w2sbench.errors import ConfigError
+from w2sbench.executors import run
 from w2sbench.leaderboard import reproduce as rep
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.methods import load_method
@@ -63,7 +64,7 @@ def submit(root: Path, code: Path) -> Path:
     cls = load_method(f"{code}:Sharpish")
     store = ArtifactStore(root / "cache")
     setting = load_setting("tiny")
-    record = Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), store).run([cls])
+    record = run(Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), store), [cls])
     record.models = {role: {"id": setting.spec(role).model} for role in ("weak", "strong")}  # no model was resolved
     sub = make_submission(
         [("results.json", build_results(record))],
@@ -161,8 +162,9 @@ def test_a_configured_method_is_submitted_and_reproduced_with_its_hyperparameter
     setting = load_setting("tiny")
     results, probs = {}, {}
     for push in (0.5, 0.9):
-        record = Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), ArtifactStore(root / "cache")).run(
-            [cls(push=push)]
+        record = run(
+            Pipeline(setting, [load_task("toy")], RunOptions(n_boot=200), ArtifactStore(root / "cache")),
+            [cls(push=push)],
         )
         record.models = {role: {"id": setting.spec(role).model} for role in ("weak", "strong")}
         results[push] = build_results(record)

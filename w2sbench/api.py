@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .data import SPLIT_NAMES as SPLITS
 from .errors import UnknownNameError, W2SError
 
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from .pipeline import RunRecord
     from .settings import Setting
     from .tasks import Task
-
-SPLITS = ("train_label", "train_unlabel", "test")
 
 
 # ---- the typed result ----------------------------------------------------------------------------------------
@@ -317,7 +316,7 @@ def evaluate(
 
     guard()  # whatever way this process ends, the engines and method processes it starts end with it
     from .cache import ArtifactStore
-    from .executors import get_executor
+    from .executors import get_executor, run
     from .methods.registry import resolve_methods
     from .pipeline import Pipeline, RunOptions
     from .results import build_results
@@ -342,18 +341,11 @@ def evaluate(
         method_timeout_s=method_timeout,
     )
     store = ArtifactStore(Path(cache)) if cache is not None else None
-    record = Pipeline(setting_obj, task_list, options, store).run(method_list, runner)
+    record = run(Pipeline(setting_obj, task_list, options, store), method_list, runner)
     result = EvalResult.from_dict(build_results(record), record=record)
     if output is not None:
         result.save(output, log_samples=log_samples)
     return result
-
-
-def executors() -> tuple[str, ...]:
-    """The executors the pipeline offers, by name."""
-    from .executors import EXECUTORS
-
-    return EXECUTORS
 
 
 def _tasks(tasks: Any, include: list[Path]) -> list[Task]:

@@ -15,6 +15,7 @@ stages compute, so whichever executor ran a unit, any other finds it in the cach
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 from .errors import MethodFailed, UnknownNameError, W2SError
@@ -49,6 +50,17 @@ class InProcessExecutor:
             pipeline.unit_done(unit, values[unit.id])
             log.debug(f"{i}/{len(units)} units done ({unit.describe()})")
         return values
+
+
+def run(pipeline: Any, methods: list, executor: Any = None) -> Any:
+    """One evaluation, as evaluate() and reproduction run it: prepare (names, sandbox, tasks, models), plan the
+    units, have `executor` run them (default: in this process), and record; returns the RunRecord. Above the
+    stages, so that the pipeline never imports who runs it."""
+    started = time.perf_counter()
+    methods = pipeline.prepare(methods)
+    values = (executor or InProcessExecutor()).run(pipeline, pipeline.plan(methods))
+    pipeline.timings["total"] = time.perf_counter() - started
+    return pipeline.record(methods, values)
 
 
 def get_executor(name: Any = "inprocess", ray_address: str | None = None) -> Any:

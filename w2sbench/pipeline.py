@@ -24,6 +24,7 @@ import numpy as np
 
 from . import models, sandbox, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
+from .data import SPLIT_NAMES as SPLITS
 from .errors import MethodFailed, W2SError
 from .flags import flag_method, flag_summary
 from .inference import get_backend
@@ -37,8 +38,6 @@ from .units import MethodRef, Unit
 from .units import plan as plan_units
 
 log = logging.getLogger("w2sbench")
-
-SPLITS = ("train_label", "train_unlabel", "test")
 # Which splits each model needs: the weak model learns on train_label and labels the other two; the
 # strong model (ceiling and every method) trains on train_unlabel and is scored on test.
 ROLE_SPLITS = {"weak": SPLITS, "strong": ("train_unlabel", "test")}
@@ -78,7 +77,7 @@ class TaskRun:
 
 @dataclass
 class RunRecord:
-    """What Pipeline.run() returns: the numbers per task and the record of what produced them, everything
+    """What an evaluation returns (executors.run): the numbers per task and the record of what produced them, everything
     build_results needs."""
 
     setting: Setting
@@ -437,17 +436,6 @@ class Pipeline:
         return self.method_sources[method_cls.name]
 
     # ---- the whole run, as a graph of units (w2sbench/units.py) run by an executor --------------------------
-    def run(self, methods: list[type[Method] | Method], executor: Any = None) -> RunRecord:
-        """Every unit of the evaluation, by `executor` (default: in this process, one unit after another, in
-        the order the stages have always run), then the record. Executors: w2sbench/executors.py."""
-        from .executors import InProcessExecutor
-
-        started = time.perf_counter()
-        methods = self.prepare(methods)
-        values = (executor or InProcessExecutor()).run(self, self.plan(methods))
-        self.timings["total"] = time.perf_counter() - started
-        return self.record(methods, values)
-
     def prepare(self, methods: list[type[Method] | Method]) -> list[Method]:
         """What must hold before any work: the names in results are distinct, the sandbox can start, every
         task loads, both models resolve; each method's code is hashed and its sandbox recorded. Returns the

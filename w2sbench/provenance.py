@@ -9,7 +9,8 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
-from . import __version__, paths
+from . import paths
+from ._version import __version__
 
 
 def package_version(dist: str) -> str | None:

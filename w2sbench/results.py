@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import provenance
+from .data import SPLIT_NAMES
 from .methods.identity import harness_source
 from .pipeline import RunRecord, summarise_probs
 from .scoring import CONFIDENCE, aggregate, compare_to_baseline, correct_matrix, encode_correct, is_heldout, transfer
@@ -36,7 +37,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "version": tr.task.config.get("version", 1),
             "tags": list(tr.task.tags),
             "split": "heldout" if is_heldout(tr.task.tags) else "development",
-            "n": {s: len(getattr(tr.splits, s)) for s in ("train_label", "train_unlabel", "test")},
+            "n": {s: len(getattr(tr.splits, s)) for s in SPLIT_NAMES},
             "test_positive_rate": float(labels.mean()),
             "weak": _summary(tr.weak_test, labels),
             "ceiling": _summary(tr.ceiling_test, labels),

@@ -214,9 +214,7 @@ def _python_paths(repo: str) -> list[str]:
     for name, module in list(sys.modules.items()):
         if name.startswith("__editable__") and isinstance(getattr(module, "MAPPING", None), dict):
             out += [str(p) for p in module.MAPPING.values() if not _inside(repo, _norm(p))]
-    import w2sbench
-
-    out += [os.path.dirname(os.path.abspath(w2sbench.__file__))]
+    out += [os.path.dirname(os.path.abspath(__file__))]  # the w2sbench package folder (this file's)
     return out
 
 

@@ -26,8 +26,6 @@ from typing import NamedTuple
 from .settings import Setting
 from .tasks import Task
 
-KINDS = ("features", "weak", "ceiling", "method", "score")
-
 
 class MethodRef(NamedTuple):
     """A configured method as the units carry it: plain strings, so that a unit can travel to another process."""

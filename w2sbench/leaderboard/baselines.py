@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..data import SPLIT_NAMES
 from ..errors import ConfigError
 from ..validation import read_json, write_json
 from . import ACCURACY_TOL
@@ -29,7 +30,7 @@ def official_sizes(task_name: str) -> dict[str, int] | None:
         splits = load_task(task_name).config["splits"]
     except UnknownNameError:
         return None
-    return {k: int(splits[k]) for k in ("train_label", "train_unlabel", "test")}
+    return {k: int(splits[k]) for k in SPLIT_NAMES}
 
 
 def entries_from_results(doc: dict, path: str, allow_nonstandard_sizes: bool = False) -> dict[str, Any]:

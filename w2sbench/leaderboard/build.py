@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..cache import hash_file
 from ..provenance import git_state
 from ..scoring import CONFIDENCE, aggregate, decode_correct, difference, pgr_from_correct

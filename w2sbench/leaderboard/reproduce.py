@@ -18,10 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..cache import ArtifactStore, hash_of
 from ..errors import ConfigError, W2SError
 from ..paths import repo_root
+from .submission import METHODS_DIR, check_schema
 
 REPRODUCE_TOL = 0.01
 # The submitted per-example correctness vectors (what the leaderboard pairs entries on) must match the rerun's
@@ -29,7 +30,6 @@ REPRODUCE_TOL = 0.01
 # predictions that flip across machines stay far below 2%, while vectors edited apart from the predictions
 # (shuffled to decorrelate an entry from the others, say) do not.
 AGREEMENT_MIN = 0.98
-METHODS_DIR = "leaderboard/methods"  # where a submission's own code lives, one folder per method
 
 log = logging.getLogger("w2sbench")
 
@@ -37,35 +37,6 @@ log = logging.getLogger("w2sbench")
 def submission_digest(doc: dict) -> str:
     """What a reproduction vouches for: everything in the submission but the record of reproduction."""
     return hash_of({k: v for k, v in doc.items() if k != "reproduced"})
-
-
-def code_entry(method_cls: type) -> dict[str, Any]:
-    """How a submission names its method's code: a folder under leaderboard/methods/NAME/ (loaded from the
-    repository), or an installed package pinned by version; with the hash the results recorded."""
-    from ..methods.identity import method_source
-
-    source = method_source(method_cls)
-    if source.kind == "package":
-        package = method_cls.__module__.partition(".")[0]
-        try:
-            version = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            version = None
-        return {
-            "kind": "package",
-            "package": package,
-            "version": version,
-            "entry": method_cls.name,
-            "sha256": source.sha256,
-        }
-    root = repo_root()
-    try:
-        rel = source.root.relative_to(root).as_posix()
-    except ValueError:
-        rel = str(source.root)
-    file = "__init__.py" if source.kind == "folder" else ""
-    path = f"{rel}/{file}" if file else rel
-    return {"kind": source.kind, "path": rel, "entry": f"{path}:{method_cls.__qualname__}", "sha256": source.sha256}
 
 
 def load_submitted_method(code: dict, where: str) -> type:
@@ -117,13 +88,13 @@ def configured(cls: type, config: dict, where: str, field: str) -> Any:
 
 def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     """Rerun the submission's method and return the `reproduced` record (ok or not, with per-task numbers)."""
+    from ..executors import run
     from ..methods.identity import harness_source
     from ..pipeline import Pipeline, RunOptions
     from ..provenance import git_state
     from ..settings import load_setting
     from ..tasks import load_task
     from ..validation import read_json
-    from .submission import check_schema
 
     where = str(path)
     doc = read_json(path)
@@ -166,7 +137,7 @@ def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
         method = configured(cls, results["methods"][name].get("config", {}), where, field)
         if method.run_name != name:
             raise ConfigError(where, field, f"this config runs the method as {method.run_name!r}, not {name!r}")
-        record = Pipeline(setting, tasks, options, store).run([method])
+        record = run(Pipeline(setting, tasks, options, store), [method])
         sandbox = record.sandbox
         for tr in record.tasks:
             import numpy as np

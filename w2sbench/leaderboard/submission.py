@@ -4,15 +4,19 @@ down to that method, so a file holds exactly what the leaderboard shows for it."
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, W2SError
+from ..paths import repo_root
 from ..validation import validate, write_json
+
+METHODS_DIR = "leaderboard/methods"  # where a submission's own code lives, one folder per method
 
 SCHEMA_VERSION = 2  # 2: the method's code (method.source) and the record of reproduction
 PLACEHOLDER = "<fill in"  # strings left for the submitter; validation rejects them until replaced
@@ -107,9 +111,36 @@ def _source(method_cls: type | None, record: dict) -> dict[str, Any]:
             "entry": f"{PLACEHOLDER}: leaderboard/methods/NAME/__init__.py:ClassName>",
             "sha256": record["code"]["sha256"],
         }
-    from .reproduce import code_entry
-
     return code_entry(method_cls)
+
+
+def code_entry(method_cls: type) -> dict[str, Any]:
+    """How a submission names its method's code: a folder under leaderboard/methods/NAME/ (loaded from the
+    repository), or an installed package pinned by version; with the hash the results recorded."""
+    from ..methods.identity import method_source
+
+    source = method_source(method_cls)
+    if source.kind == "package":
+        package = method_cls.__module__.partition(".")[0]
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        return {
+            "kind": "package",
+            "package": package,
+            "version": version,
+            "entry": method_cls.name,
+            "sha256": source.sha256,
+        }
+    root = repo_root()
+    try:
+        rel = source.root.relative_to(root).as_posix()
+    except ValueError:
+        rel = str(source.root)
+    file = "__init__.py" if source.kind == "folder" else ""
+    path = f"{rel}/{file}" if file else rel
+    return {"kind": source.kind, "path": rel, "entry": f"{path}:{method_cls.__qualname__}", "sha256": source.sha256}
 
 
 def check_schema(doc: Any, path: str) -> None:

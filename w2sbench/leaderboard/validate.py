@@ -15,7 +15,7 @@ from ..errors import ConfigError, UnknownNameError, W2SError
 from ..scoring import decode_correct, pgr
 from ..validation import read_json
 from . import PGR_TOL
-from .submission import PLACEHOLDER, check_schema
+from .submission import METHODS_DIR, PLACEHOLDER, check_schema
 
 FLOAT_TOL = 1e-9  # two numbers the harness derives from the same inputs (means, copies) agree to rounding
 
@@ -64,7 +64,6 @@ def _check_card(method: dict, out: _Collector) -> None:
 
 def _check_source(source: dict, out: _Collector) -> None:
     """The code must be where `leaderboard reproduce` can run it: in the repository or a pinned package."""
-    from .reproduce import METHODS_DIR
 
     if source["kind"] == "package":
         if not source.get("package") or not source.get("version"):
