@@ -18,7 +18,7 @@ LAYERS = [
         ("_version", "errors", "paths", "validation", "provenance", "formatters", "cache", "scoring", "replies"),
     ),
     ("processes", ("processes",)),
-    ("data and config", ("data", "tasks", "settings", "training.recipe")),  # the recipe is a setting's config
+    ("data and config", ("data", "tasks", "settings", "quotas", "training.recipe")),  # the recipe is a setting's config
     ("models: training, inference, model resolution", ("training", "inference", "models")),
     ("methods", ("methods",)),
     ("isolation", ("sandbox", "sealed")),

@@ -290,6 +290,7 @@ def evaluate(
     n_boot: int = 2000,
     unsealed: bool = False,
     method_timeout: float | None = None,
+    method_quota: str | None = None,
     include_path: Sequence[str | Path] = (),
     output: str | Path | None = None,
     log_samples: bool = False,
@@ -339,6 +340,7 @@ def evaluate(
         n_boot=n_boot,
         unsealed=unsealed,
         method_timeout_s=method_timeout,
+        method_quota=method_quota,
     )
     store = ArtifactStore(Path(cache)) if cache is not None else None
     record = run(Pipeline(setting_obj, task_list, options, store), method_list, runner)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -34,6 +35,51 @@ def setup_logging(level: int) -> None:
 @click.version_option(package_name="w2sbench")
 def cli() -> None:
     """w2sbench: evaluate weak-to-strong supervision methods; one PGR with confidence intervals."""
+
+
+def run_options(command: Callable) -> Callable:
+    """The options of every command that runs methods (eval, sweep), defined once: where the units run, the
+    method sandbox's limits, and how much to say."""
+    options = [
+        click.option(
+            "--executor",
+            default="inprocess",
+            show_default=True,
+            help="Where the units run: inprocess (this process; each method in its sealed process) or ray (a Ray "
+            "cluster: pip install 'w2sbench[ray]'; README).",
+        ),
+        click.option(
+            "--ray-address",
+            default=None,
+            help="Ray cluster for --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
+        ),
+        click.option(
+            "--method-timeout",
+            "method_timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Seconds one method seed may take before it is stopped (default: the setting's "
+            "limits.method_timeout_s).",
+        ),
+        click.option(
+            "--method-quota",
+            "method_quota",
+            default=None,
+            help="Limits of each method's sandbox over the setting's, e.g. 'memory=4G,processes=512,tmp=1G,shm=512M,"
+            "file=1G' (defaults: memory 8G, processes and threads 4096, /tmp 4G, /dev/shm 2G, file 4G).",
+        ),
+        click.option(
+            "--unsealed",
+            is_flag=True,
+            help="Run methods without the OS sandbox (where the kernel offers none); results say sealed: false "
+            "and the leaderboard refuses them.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only)."),
+        click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command("eval")
@@ -84,31 +130,6 @@ def cli() -> None:
     help="Seeds per method (default: the setting's).",
 )
 @click.option(
-    "--method-timeout",
-    "method_timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Seconds one method seed may take before it is stopped (default: the setting's limits.method_timeout_s).",
-)
-@click.option(
-    "--executor",
-    default="inprocess",
-    show_default=True,
-    help="Where the stages run: inprocess (this process; each method in its sealed process) or ray (a Ray "
-    "cluster: pip install 'w2sbench[ray]'; README).",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    help="Ray cluster to use with --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
-)
-@click.option(
-    "--unsealed",
-    is_flag=True,
-    help="Run methods without the OS sandbox (where the kernel offers none); results say sealed: false and "
-    "the leaderboard refuses them.",
-)
-@click.option(
     "--limit", default=None, help="Override split sizes 'train_label,train_unlabel,test' (quick looks; not comparable)."
 )
 @click.option("--n-boot", type=int, default=2000, show_default=True, help="Bootstrap resamples for intervals.")
@@ -131,14 +152,13 @@ def cli() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Extra folder of task YAMLs.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
-@click.option("--verbose", "-v", is_flag=True, help="Diagnostics too (cache keys, engine choices).")
 @click.option(
     "--submission",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.",
 )
+@run_options
 def eval_cmd(
     methods,
     setting,
@@ -148,6 +168,7 @@ def eval_cmd(
     baseline_seeds,
     method_seeds,
     method_timeout,
+    method_quota,
     executor,
     ray_address,
     unsealed,
@@ -182,6 +203,7 @@ def eval_cmd(
         n_boot=n_boot,
         unsealed=unsealed,
         method_timeout=method_timeout,
+        method_quota=method_quota,
         include_path=list(include_path),
     )
     output = result.save(output or default_output(result), log_samples=log_samples)
@@ -212,30 +234,14 @@ def eval_cmd(
 @cli.command("sweep")
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
-    "--executor",
-    default="inprocess",
-    show_default=True,
-    help="Where the units run: inprocess (this process) or ray (a Ray cluster).",
-)
-@click.option("--ray-address", default=None, help="Ray cluster for --executor ray (default: $RAY_ADDRESS, else local).")
-@click.option(
     "--output",
     "-o",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder for the results (default: the file's `output`, else results/sweep_<file name>).",
 )
-@click.option(
-    "--method-timeout",
-    "method_timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Seconds one method seed may take (default: the setting's limits.method_timeout_s).",
-)
-@click.option("--unsealed", is_flag=True, help="Run methods without the OS sandbox (results say so).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress messages (warnings and errors only).")
-@click.option("--verbose", "-v", is_flag=True, help="Diagnostics too.")
-def sweep_cmd(spec, executor, ray_address, output, method_timeout, unsealed, quiet, verbose):
+@run_options
+def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota, unsealed, quiet, verbose):
     """Run a sweep file (methods x hyperparameter grid x seeds x tasks): one results JSON per configuration
     and a summary ranked by mean PGR. Cached: run it again to resume."""
     if quiet and verbose:
@@ -245,7 +251,7 @@ def sweep_cmd(spec, executor, ray_address, output, method_timeout, unsealed, qui
     from .sweep import load_sweep, run_sweep, summary_table
 
     sweep = load_sweep(spec)
-    result = run_sweep(sweep, get_executor(executor, ray_address), output, unsealed, method_timeout)
+    result = run_sweep(sweep, get_executor(executor, ray_address), output, unsealed, method_timeout, method_quota)
     click.echo(summary_table(result))
     click.echo(f"results: {output or sweep.output}/ (one JSON per configuration, summary.md, summary.json)")
 

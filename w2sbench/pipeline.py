@@ -9,6 +9,7 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import models, sandbox, sealed
+from . import models, quotas, sandbox, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
 from .data import SPLIT_NAMES as SPLITS
 from .errors import MethodFailed, W2SError
@@ -53,6 +54,7 @@ class RunOptions:
     n_boot: int = 2000
     unsealed: bool = False  # run methods without the OS sandbox (results say so; the leaderboard refuses them)
     method_timeout_s: float | None = None  # per method seed; default: the setting's limits.method_timeout_s
+    method_quota: str | None = None  # 'memory=8G,processes=512,...' over the setting's quotas (quotas.override)
 
 
 @dataclass
@@ -412,7 +414,12 @@ class Pipeline:
             policy = self.sandbox_policy(method_cls)
             timeout = self.options.method_timeout_s or self.setting.method_timeout_s
             self._sealed_runners[spec] = sealed.SealedRunner(
-                spec, method_cls.name, policy, timeout, self.method_source(method_cls).sha256
+                spec,
+                method_cls.name,
+                policy,
+                timeout,
+                self.method_source(method_cls).sha256,
+                None if policy is None else self.quotas,
             )
         return self._sealed_runners[spec]
 
@@ -424,10 +431,20 @@ class Pipeline:
             return None
         model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
         policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
+        policy = dataclasses.replace(policy, tmp_bytes=self.quotas.tmp, shm_bytes=self.quotas.shm)
         if self.sandbox_record is None:
-            self.sandbox_record = {**sandbox.describe(policy), "method_code": {}}
+            self.sandbox_record = {
+                **sandbox.describe(policy),
+                "quotas": self.quotas.record(quotas.enforcement(self.quotas)),
+                "method_code": {},
+            }
         self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
         return policy
+
+    @property
+    def quotas(self) -> quotas.Quotas:
+        """The method sandbox's limits: the setting's, with --method-quota over them."""
+        return quotas.override(self.setting.quotas, self.options.method_quota)
 
     def method_source(self, method_cls: type[Method]) -> MethodSource:
         """Hashed once per run: the method stage's key and the results name the code, not just the name."""
@@ -451,6 +468,8 @@ class Pipeline:
                     "(apt-get install bubblewrap) or pass --unsealed (results then say sealed: false, "
                     "and the leaderboard refuses them)"
                 )
+        if not self.options.unsealed:
+            self.quotas  # noqa: B018  (a malformed --method-quota fails here, before any work)
         for task in self.tasks:
             self.splits(task)
         for role in ("weak", "strong"):

@@ -329,6 +329,10 @@ def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
             "sealed": not pipeline.options.unsealed,
             "mechanism": None if pipeline.options.unsealed else sandbox.version(),
         }
+        if not pipeline.options.unsealed:
+            from . import quotas
+
+            record["method_sandbox"]["quotas"] = pipeline.quotas.record(quotas.enforcement(pipeline.quotas))
     return value, record
 
 

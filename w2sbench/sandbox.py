@@ -24,7 +24,9 @@ so the child is started inside bubblewrap instead:
 Inside the sandbox, install_reporter() and explain() turn the resulting OSErrors into one line such as
 "tried to read /x/y: denied by the sandbox".
 
-Not covered here: CPU, memory and disk quotas (use cgroups / ulimits where needed) and side channels.
+Quotas (memory, processes and threads, the size of /tmp, /dev/shm and of any file) are w2sbench/quotas.py's:
+the tmpfs sizes are set here (Policy.tmp_bytes, shm_bytes), the rest around the bwrap process. Not covered:
+CPU time beyond each job's time limit, and side channels.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class Policy:
 
     read_only: tuple[str, ...]
     hidden: tuple[str, ...] = ()
+    tmp_bytes: int | None = None  # size of the private /tmp (None: the tmpfs default, half the memory)
+    shm_bytes: int | None = None  # size of the private /dev/shm
 
 
 # ------------------------------------------------------------------------------------------ availability
@@ -407,11 +411,13 @@ def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None =
         "ALL",
     ]
     args += _system_args()
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--ro-bind", "/sys", "/sys"]
+    shm = ["--size", str(policy.shm_bytes)] if policy.shm_bytes else []
+    args += ["--proc", "/proc", "--dev", "/dev", *shm, "--tmpfs", "/dev/shm", "--ro-bind", "/sys", "/sys"]
     for pattern in GPU_DEVICES:
         for dev in sorted(glob.glob(pattern)):
             args += ["--dev-bind", dev, dev]
-    args += ["--perms", "1777", "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
+    tmp = ["--size", str(policy.tmp_bytes)] if policy.tmp_bytes else []
+    args += ["--perms", "1777", *tmp, "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
 
     # Binds and masks, outer before inner; at equal paths the mask comes last and wins.
     read_only = [p for p in _unique(_norm(p) for p in policy.read_only) if os.path.lexists(p)]
@@ -502,6 +508,13 @@ def _record(event: str, args: tuple[Any, ...]) -> None:
             _last.attempt = ("resolve", args[0])
     except Exception:  # an audit hook must never break the call it watches
         pass
+
+
+def last_write() -> str | None:
+    """The file this thread last opened for writing (after install_reporter()), to name the file behind an
+    error that names none (a write() past a quota)."""
+    kind, target = getattr(_last, "attempt", (None, None))
+    return target if kind == "write" and isinstance(target, str) else None
 
 
 def install_reporter() -> None:

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import replies, sandbox
 from .errors import W2SError
+from .quotas import Cgroup, Quotas, limit_file_size
 from .training.students import Trainer
 
 PROTOCOL = "sealed-process-v3"  # part of the method stage's cache key
@@ -202,18 +203,20 @@ def _os_error(e: BaseException) -> dict | None:
     while e is not None and id(e) not in seen and not isinstance(e, OSError):
         seen.add(id(e))
         e = e.__cause__ or e.__context__
-    if isinstance(e, OSError) and isinstance(e.filename, str):
-        return {"errno": e.errno, "filename": e.filename}
+    if isinstance(e, OSError) and isinstance(e.errno, int):
+        name = e.filename if isinstance(e.filename, str) else (sandbox.last_write() or "")  # write() names none
+        return {"errno": e.errno, "filename": name}
     return None
 
 
 def _failure(e: BaseException) -> tuple:
     """A reply for a failed job: a sandbox denial as its own kind, else the error, where it happened and the
     file error behind it (the parent can tell a hidden host path from a missing one; the child cannot)."""
+    file_error = _os_error(e)  # first: formatting the traceback opens files, which moves the last attempt
     denial = sandbox.explain(e)
     if denial:
         return "denied", denial
-    return "error", f"{type(e).__name__}: {e}{_user_frame(traceback.format_exc())}", _os_error(e)
+    return "error", f"{type(e).__name__}: {e}{_user_frame(traceback.format_exc())}", file_error
 
 
 def _load_checked(spec: str, code_sha256: str) -> type:
@@ -272,8 +275,18 @@ class SealedRunner:
     """A child process that runs one method's jobs, in the sandbox unless `policy` is None; started lazily,
     closed at exit. Each job may take at most `timeout_s` seconds."""
 
-    def __init__(self, spec: str, name: str, policy: sandbox.Policy | None, timeout_s: float, code_sha256: str):
+    def __init__(
+        self,
+        spec: str,
+        name: str,
+        policy: sandbox.Policy | None,
+        timeout_s: float,
+        code_sha256: str,
+        quotas: Quotas | None = None,
+    ):
         self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
+        self.quotas = quotas  # memory, processes, file size (the tmpfs sizes are in the policy); None: none
+        self.cgroup: Cgroup | None = None
         self.code_sha256 = code_sha256  # what the results will say ran: the child checks the code it loads
         self.process: subprocess.Popen | None = None
         self.conn: Connection | None = None  # jobs out (pickle: the harness writes them)
@@ -290,10 +303,19 @@ class SealedRunner:
             if os.environ.get("PYTHONPATH"):
                 env["PYTHONPATH"] = os.environ["PYTHONPATH"]
             argv = sandbox.command(self.policy, argv, env)
+        quotas = self.quotas
+        if quotas is not None:
+            self.cgroup = Cgroup.create(quotas)  # None where no control group can be made: not enforced
+            if self.cgroup is not None:
+                argv = self.cgroup.wrap(argv)
         # Its own session: a stuck child is killed as a group; bwrap's --die-with-parent and the pid
         # namespace take everything inside with it.
         self.process = subprocess.Popen(
-            argv, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            pass_fds=[child.fileno()],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=None if quotas is None else lambda: limit_file_size(quotas),
         )
         child.close()
         self.conn = Connection(os.dup(parent.fileno()))
@@ -336,13 +358,38 @@ class SealedRunner:
             raise W2SError(f"method {self.name!r} sent a reply the harness refuses {where}: {e}") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
             code = self.process.poll() if self.process is not None else None
+            over = self._over_quota()
             self.close()
+            if over:
+                raise W2SError(self._exceeded(over, where)) from None
             raise W2SError(f"method {self.name!r}: its sealed process died (exit code {code}) {where}") from None
+
+    def _over_quota(self) -> str | None:
+        """The quota the method's process group passed ('memory', 'processes'), if any."""
+        if self.cgroup is None:
+            return None
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.process.wait(timeout=5)  # an OOM kill: the reply stream closes as the process dies
+            except subprocess.TimeoutExpired:
+                pass
+        return self.cgroup.exceeded()
+
+    def _exceeded(self, what: str, where: str) -> str:
+        assert self.quotas is not None
+        limit = self.quotas.describe(what)
+        kind = {"memory": "memory limit", "processes": "limit on processes and threads", "tmp": "/tmp size limit"}
+        kind |= {"shm": "/dev/shm size limit", "file": "file size limit"}
+        return f"method {self.name!r} exceeded its {kind[what]} of {limit} {where}: stopped"
 
     def _accept(self, job: MethodJob, doc: dict, values: Any, where: str) -> tuple[Any, dict]:
         status, n_test = doc["status"], len(job.test_texts)
         if status == "denied":
             raise W2SError(f"method {self.name!r} {replies.message(doc)} ({where})")
+        if status == "error" and self.quotas is not None:
+            over = self._quota_error(replies.os_error(doc))
+            if over:
+                raise W2SError(self._exceeded(over, where))
         if status == "error":
             hidden = self._hidden_host_path(replies.os_error(doc))
             if hidden:
@@ -367,12 +414,26 @@ class SealedRunner:
         )
         return values, record
 
+    def _quota_error(self, error: dict | None) -> str | None:
+        """The quota behind a failed job: a file over the size limit (EFBIG), a full /tmp or /dev/shm
+        (ENOSPC there), a refused fork or thread (the group's pids limit)."""
+        if error and error["errno"] == errno.EFBIG:
+            return "file"
+        if error and error["errno"] == errno.ENOSPC:
+            path = os.path.normpath(error["filename"])
+            if path == "/dev/shm" or path.startswith("/dev/shm/"):
+                return "shm"
+            if path == sandbox.SANDBOX_TMP or path.startswith(sandbox.SANDBOX_TMP + "/"):
+                return "tmp"
+        return self.cgroup.exceeded() if self.cgroup is not None else None
+
     def _hidden_host_path(self, error: dict | None) -> str | None:
         """'read X' / 'write X' when a file error names a host path the sandbox kept from the method (it exists
         here, or its folder does, and the sandbox does not show it), else None: a plain missing file."""
         if (
             self.policy is None
             or not error
+            or not error["filename"]
             or error["errno"] not in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
         ):
             return None
@@ -403,7 +464,9 @@ class SealedRunner:
             self.conn.close()
         if self.sock is not None:
             self.sock.close()
-        self.process, self.conn, self.sock = None, None, None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+        self.process, self.conn, self.sock, self.cgroup = None, None, None, None
 
 
 if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC CODE_SHA256

@@ -4,13 +4,14 @@ Built-ins live as YAML in w2sbench/settings/; a path to a YAML file works anywhe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .cache import hash_of
 from .errors import ConfigError, UnknownNameError
+from .quotas import Quotas, from_setting
 from .training.recipe import ROLES, Recipe
 from .validation import read_yaml, validate
 
@@ -44,6 +45,7 @@ class Setting:
     config: dict[str, Any]
     path: str
     method_timeout_s: float = DEFAULT_METHOD_TIMEOUT_S
+    quotas: Quotas = field(default_factory=Quotas)  # the method sandbox's limits (w2sbench/quotas.py)
 
     def spec(self, role: str) -> ModelSpec:
         return self.weak if role == "weak" else self.strong
@@ -101,4 +103,5 @@ def load_setting(name_or_path: str) -> Setting:
         config=config,
         path=str(path),
         method_timeout_s=float(config.get("limits", {}).get("method_timeout_s", DEFAULT_METHOD_TIMEOUT_S)),
+        quotas=from_setting(config.get("limits", {}), str(path)),
     )

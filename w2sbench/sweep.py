@@ -151,6 +151,7 @@ def run_sweep(
     output: Path | None = None,
     unsealed: bool = False,
     method_timeout_s: float | None = None,
+    method_quota: str | None = None,
 ) -> dict:
     """Run every configuration; write one results JSON each and the summary; return the summary."""
     from .api import parse_limit
@@ -185,6 +186,7 @@ def run_sweep(
         n_boot=sweep.n_boot,
         unsealed=unsealed,
         method_timeout_s=method_timeout_s,
+        method_quota=method_quota,
     )
     pipeline = Pipeline(setting, tasks, options)
     started = time.perf_counter()
