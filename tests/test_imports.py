@@ -15,7 +15,10 @@ PACKAGE = Path(w2sbench.__file__).resolve().parent
 LAYERS = [
     (
         "foundation",
-        ("_version", "errors", "paths", "validation", "provenance", "formatters", "cache", "scoring", "replies"),
+        (
+            *("_version", "errors", "paths", "validation", "provenance", "formatters"),
+            *("cache", "scoring", "replies", "progress"),
+        ),
     ),
     ("processes", ("processes",)),
     ("data and config", ("data", "tasks", "settings", "quotas", "training.recipe")),  # the recipe is a setting's config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,13 @@ def _parse_limit(value: str | None) -> dict[str, int] | None:
     from .api import parse_limit
 
     return parse_limit(value, "--limit")
+
+
+def quiet_engine_bars(verbose: bool) -> None:
+    """The engines' own per-batch bars (tqdm, in vLLM and transformers) only with --verbose: the harness says
+    the plan and the time left itself (w2sbench/progress.py). Engines started later inherit the setting."""
+    if not verbose:
+        os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def setup_logging(level: int) -> None:
@@ -185,6 +193,7 @@ def eval_cmd(
     if quiet and verbose:
         raise W2SError("--quiet and --verbose: choose one")
     setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    quiet_engine_bars(verbose)
     from .api import default_output, evaluate
 
     if not methods.strip():
@@ -247,6 +256,7 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
     if quiet and verbose:
         raise W2SError("--quiet and --verbose: choose one")
     setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    quiet_engine_bars(verbose)
     from .executors import get_executor
     from .sweep import load_sweep, run_sweep, summary_table
 

@@ -19,6 +19,7 @@ import time
 from typing import Any, Protocol
 
 from .errors import MethodFailed, UnknownNameError, W2SError
+from .progress import UnitProgress, plan_line
 from .units import Unit
 
 log = logging.getLogger("w2sbench")
@@ -38,6 +39,7 @@ class InProcessExecutor:
     def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         failed: set[str] = set()
+        progress = UnitProgress(len(units))
         for i, unit in enumerate(units, 1):
             if unit.method is not None and unit.method in failed:
                 continue  # the method failed on an earlier seed or task: its other units are not run
@@ -47,6 +49,8 @@ class InProcessExecutor:
                 failed.add(e.method)
                 pipeline.method_failed(e)
                 continue
+            finally:
+                progress.unit_done()
             pipeline.unit_done(unit, values[unit.id])
             log.debug(f"{i}/{len(units)} units done ({unit.describe()})")
         return values
@@ -58,7 +62,9 @@ def run(pipeline: Any, methods: list, executor: Any = None) -> Any:
     stages, so that the pipeline never imports who runs it."""
     started = time.perf_counter()
     methods = pipeline.prepare(methods)
-    values = (executor or InProcessExecutor()).run(pipeline, pipeline.plan(methods))
+    units = pipeline.plan(methods)
+    log.info(plan_line([u.kind for u in units]))
+    values = (executor or InProcessExecutor()).run(pipeline, units)
     pipeline.timings["total"] = time.perf_counter() - started
     return pipeline.record(methods, values)
 

@@ -31,6 +31,7 @@ from .flags import flag_method, flag_summary
 from .inference import get_backend
 from .methods.base import Method
 from .methods.identity import MethodSource, harness_source, method_source
+from .progress import FeatureProgress
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
 from .tasks import Splits, Task
@@ -219,13 +220,18 @@ class Pipeline:
             log.info(note)
         spec = self.spec(role)
         started: list[bool] = []
+        stage = f"features_{role}"
+        keys = {(t.name, s): self._feature_key(role, t, s, backend.name) for t in self.tasks for s in ROLE_SPLITS[role]}
+        todo = [k["n"] for k in keys.values() if not self.store.folder(stage, k).exists()]
+        progress = FeatureProgress(role, spec.model, backend.name, todo, len(keys) - len(todo))
         try:
             for task in self.tasks:
                 for split in ROLE_SPLITS[role]:
-                    key = self._feature_key(role, task, split, backend.name)
+                    key = keys[(task.name, split)]
 
                     def compute(task=task, split=split):
                         texts = self._model_inputs(role, task, split)
+                        begun = time.perf_counter()
                         if not started:
                             started.append(True)
                             log.info(
@@ -239,10 +245,11 @@ class Pipeline:
                         feats = backend.features(
                             model_dir, texts, spec.pooling, spec.max_length, desc=f"{role} features {task.name}/{split}"
                         )
+                        progress.split_done(len(texts), time.perf_counter() - begun)
                         return {"features": np.asarray(feats, dtype=np.float32)}, {"backend": backend.describe()}
 
-                    with self.timed(f"features_{role}"):
-                        art = self.store.get_or_compute(f"features_{role}", key, compute)
+                    with self.timed(stage):
+                        art = self.store.get_or_compute(stage, key, compute)
                     self._features[(role, task.name, split)] = art["features"]
                     self._feature_ids[(role, task.name, split)] = hash_of(key)
         finally:
