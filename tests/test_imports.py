@@ -26,7 +26,7 @@ LAYERS = [
     ("methods", ("methods",)),
     ("isolation", ("sandbox", "sealed")),
     ("engine", ("units", "flags", "pipeline", "executors", "ray_executor")),
-    ("results and reports", ("results", "samples", "report", "plot")),
+    ("results and reports", ("results", "samples", "report", "plot", "robustness")),
     ("leaderboard", ("leaderboard",)),
     ("interfaces", ("api", "sweep", "cli", "__main__", "")),  # "": the package root, the public API
 ]

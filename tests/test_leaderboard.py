@@ -680,3 +680,15 @@ def test_agreement_is_read_seed_by_seed_or_by_majority():
     assert agreement(a, b) == 7 / 8
     # different seed counts: the per-example majority (a tie counts as right): a -> [1, 1, 1, 0]
     assert agreement(a, np.array([[1, 1, 1, 1]], dtype=float)) == 3 / 4
+
+
+def test_each_ranked_entry_shows_how_stable_its_rank_is(tmp_path):
+    by = _ranks(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72})
+    for e in by.values():
+        figures = e["robustness"]
+        assert set(figures) == {"leave_one_task_out", "tasks_resampled", "seeds_resampled", "least"}
+        assert all(0.0 <= v <= 1.0 for v in figures.values())
+        assert figures["least"] == min(v for k, v in figures.items() if k != "least")
+    from w2sbench.leaderboard.site import _robustness_table
+
+    assert "P(stays in its rank group)" in _robustness_table(by["a"])

@@ -266,6 +266,33 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
     click.echo(f"results: {output or sweep.output}/ (one JSON per configuration, summary.md, summary.json)")
 
 
+@cli.command("robustness")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--resamples", type=click.IntRange(min=10), default=500, show_default=True, help="Draws per resampling.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report as JSON.",
+)
+def robustness_cmd(results, resamples, seed, output):
+    """How stable the methods' order by pooled PGR is when one task is left out, the tasks are resampled, or
+    the seeds are: Kendall's tau-b with the reference order, and each method's chance to keep its position.
+    RESULTS: results JSONs of one setting (their methods together)."""
+    import json
+
+    from .robustness import robustness, suite_from_results, table
+    from .validation import read_json
+
+    report = robustness(suite_from_results([(str(p), read_json(p)) for p in results]), n_resamples=resamples, seed=seed)
+    click.echo(table(report))
+    if output is not None:
+        output.write_text(json.dumps(report, indent=1) + "\n")
+        click.echo(f"report: {output}")
+
+
 @cli.command("tasks")
 @click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path))
 def tasks_cmd(include_path):

@@ -44,6 +44,7 @@ from . import PGR_TOL
 SCHEMA_VERSION = 2  # 2: pooled PGR, paired ranking, development vs held-out
 RESAMPLING = {"n_boot": 2000, "seed": 0, "confidence": CONFIDENCE}  # one plan for every entry of a setting
 RANKED_BY = "pooled_pgr"
+ROBUSTNESS_RESAMPLES = 500  # draws per resampling of the rank-stability figures (w2sbench/robustness.py)
 CLONE_AGREEMENT = 0.99  # predictions that agree on this share of every task's test examples: one entry
 
 
@@ -110,6 +111,36 @@ def mark_duplicates(entries: list[dict], correct: list[dict[str, np.ndarray]]) -
                 break
         else:
             originals.append(i)
+
+
+def _robustness(
+    ranked: list[dict], entries: list[dict], correct: list[dict[str, np.ndarray]], tasks: list[dict], official: dict
+) -> dict | None:
+    """How stable the ranked entries' order is (w2sbench/robustness.py): each ranked entry's probabilities of
+    staying in its rank group, and the setting's tau-b per perturbation; None with fewer than two ranked."""
+    from ..robustness import Suite, robustness
+
+    order = {id(e): i for i, e in enumerate(entries)}
+    ranked = [e for e in ranked if e["rank"] is not None]
+    for e in entries:
+        e["robustness"] = None
+    if len(ranked) < 2:
+        return None
+    suite = Suite(
+        weak={
+            t["name"]: decode_correct(official["tasks"][t["task_hash"]]["weak"]["correct"], t["n"]["test"])
+            for t in tasks
+        },
+        ceiling={
+            t["name"]: decode_correct(official["tasks"][t["task_hash"]]["ceiling"]["correct"], t["n"]["test"])
+            for t in tasks
+        },
+        methods={e["method"]: correct[order[id(e)]] for e in ranked},
+    )
+    report = robustness(suite, {e["method"]: e["rank"] for e in ranked}, ROBUSTNESS_RESAMPLES, RESAMPLING["seed"])
+    for e in ranked:
+        e["robustness"] = report["methods"][e["method"]]
+    return {"perturbations": report["perturbations"], "n_resamples": ROBUSTNESS_RESAMPLES}
 
 
 def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
@@ -282,7 +313,10 @@ def build_leaderboard(
         ]
         pairs = [(path, sub, res) for path, sub in valid for res in sub["results"] if res["setting"]["hash"] == shash]
         entries = [_entry(path, _label(path, root), sub, res) for path, sub, res in pairs]
-        mark_duplicates(entries, _score(entries, [res for _, _, res in pairs], tasks, official))
+        correct = _score(entries, [res for _, _, res in pairs], tasks, official)
+        mark_duplicates(entries, correct)
+        ranked_entries = assign_ranks(entries)
+        stability = _robustness(ranked_entries, entries, correct, tasks, official)
         settings[official["name"]] = {
             "name": official["name"],
             "version": official["version"],
@@ -301,7 +335,8 @@ def build_leaderboard(
                 "test examples (duplicate_of names the original)",
                 "resampling": dict(RESAMPLING),
             },
-            "entries": assign_ranks(entries),
+            "robustness": stability,
+            "entries": ranked_entries,
         }
     doc = {
         "schema_version": SCHEMA_VERSION,

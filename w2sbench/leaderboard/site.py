@@ -87,6 +87,30 @@ def _rank(entry: dict, shared: bool) -> str:
     return f'<td class="rank" data-sort="{entry["rank"]}" title="{escape(said, quote=True)}">{tie}{entry["rank"]}</td>'
 
 
+def _stays_cell(entry: dict) -> str:
+    least = (entry.get("robustness") or {}).get("least")
+    if least is None:
+        return '<td data-sort="">&ndash;</td>'
+    return f'<td class="stays" data-sort="{least!r}">{least:.2f}</td>'
+
+
+def _robustness_table(entry: dict) -> str:
+    """The method page's table: its probability of staying in its rank group under each perturbation."""
+    report = entry.get("robustness")
+    if not report:
+        return ""
+    rows = "".join(
+        f'<tr><td class="method">{escape(kind.replace("_", " "))}</td><td>{value:.2f}</td></tr>'
+        for kind, value in report.items()
+        if kind != "least" and value is not None
+    )
+    return (
+        "<h3>Does its rank survive a change that should not matter?</h3>"
+        '<table class="tasks"><thead><tr><th class="method">Change</th><th>P(stays in its rank group)</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def _score_cell(cls: str, value: float | None, ci: list[float] | None, why: str, strong: bool = False) -> str:
     if value is None:
         return (
@@ -134,6 +158,10 @@ def table(setting: dict) -> str:
             '<th class="sortable" title="pooled PGR over the held-out tasks">Held-out</th>',
             '<th class="sortable" title="held-out minus development pooled PGR">Held-out &minus; dev.</th>',
         ]
+    head += [
+        '<th class="sortable" title="the smallest probability that the entry stays in its rank group when one task '
+        'is left out, the tasks are resampled or the seeds are (the method page has each)">Stays in group</th>'
+    ]
     head += ['<th class="sortable">Mean w2s acc. %</th>']
     head += [_task_head(t) for t in setting["tasks"]]
     rows = []
@@ -146,12 +174,13 @@ def table(setting: dict) -> str:
             _score_cell("pooled", e["pooled_pgr"], e["pooled_pgr_ci"], "the summed gap is not clearly positive", True),
             _score_cell("mean", e["mean_pgr"], e["mean_pgr_ci"], f"PGR undefined on {undefined} task(s)"),
             *(_transfer_cells(e) if split else []),
+            _stays_cell(e),
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
         rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
     for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
-        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * (6 if split else 3)
+        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * (7 if split else 4)
         cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     return (
@@ -393,7 +422,7 @@ def _method_results(setting: dict, entry: dict) -> str:
         f"<p>Pooled PGR <strong>{_num(entry['pooled_pgr'])}</strong> {_ci(entry['pooled_pgr_ci'])} "
         f"&middot; mean PGR {_num(entry['mean_pgr'])} {_ci(entry['mean_pgr_ci'])} &middot; {escape(rank)}</p>"
         f"{transfer}"
-        f'<p class="reproduced">{escape(reproduced)}</p>{flags}'
+        f'<p class="reproduced">{escape(reproduced)}</p>{flags}{_robustness_table(entry)}'
         '<table class="tasks"><thead><tr><th class="method">Task</th><th class="method">Split</th>'
         "<th>Weak %</th><th>Ceiling %</th><th>W2S %</th><th>PGR</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>{plot(setting, [entry['method']], height=240)}{paired}"

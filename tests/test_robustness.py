@@ -1,0 +1,90 @@
+"""Rank stability (w2sbench/robustness.py) against hand-computed values on small synthetic suites."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from w2sbench.errors import W2SError
+from w2sbench.robustness import Suite, group_spans, kendall_tau_b, positions, robustness
+
+N = 100
+
+
+def correct(acc: float, seeds: int = 1) -> np.ndarray:
+    """[seeds, N] correctness with exactly acc * N examples right."""
+    row = np.zeros(N)
+    row[: round(acc * N)] = 1
+    return np.tile(row, (seeds, 1))
+
+
+def three_tasks() -> Suite:
+    """Weak 0.60 and ceiling 0.80 on each task (gap 0.2). A: 0.62, 0.62, 0.80 -> pooled 0.24/0.6 = 0.400;
+    B: 0.70, 0.70, 0.62 -> 0.22/0.6 = 0.367. Without t3: A 0.04/0.4 = 0.10, B 0.20/0.4 = 0.50 (flipped);
+    without t1 (or t2): A 0.22/0.4 = 0.55, B 0.12/0.4 = 0.30 (kept)."""
+    tasks = ("t1", "t2", "t3")
+    return Suite(
+        weak={t: correct(0.60) for t in tasks},
+        ceiling={t: correct(0.80) for t in tasks},
+        methods={
+            "A": {"t1": correct(0.62), "t2": correct(0.62), "t3": correct(0.80)},
+            "B": {"t1": correct(0.70), "t2": correct(0.70), "t3": correct(0.62)},
+        },
+    )
+
+
+def test_kendall_tau_b_by_hand():
+    assert kendall_tau_b([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau_b([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # pairs' sign products: +1 +1 +1, 0 (the tie in x), +1 +1 -> 5; n0 = 6, one tie in x: 5 / sqrt(5 * 6)
+    assert kendall_tau_b([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(5 / math.sqrt(30))
+    assert math.isnan(kendall_tau_b([1, 1, 1], [1, 2, 3]))
+
+
+def test_pooled_pgr_and_positions_by_hand():
+    suite = three_tasks()
+    assert suite.pooled("A", suite.tasks) == pytest.approx(0.4)
+    assert suite.pooled("B", suite.tasks) == pytest.approx(0.22 / 0.6)
+    assert suite.pooled("A", ["t1", "t2"]) == pytest.approx(0.1)
+    assert positions({"A": 0.4, "B": 0.5, "C": 0.4}) == {"B": 1, "A": 2, "C": 3}
+    assert group_spans({"A": 0.5, "B": 0.4, "C": 0.3}, {"A": 1, "B": 1, "C": 3}) == {
+        "A": (1, 2),
+        "B": (1, 2),
+        "C": (3, 3),
+    }
+
+
+def test_leaving_out_the_task_that_decides_flips_the_order():
+    report = robustness(three_tasks(), n_resamples=50)
+    loto = report["perturbations"]["leave_one_task_out"]
+    assert loto["draws"] == 3 and loto["tau_b"] == 1.0 and loto["tau_b_interval"] == [-1.0, 1.0]  # taus 1, 1, -1
+    assert report["methods"]["A"]["leave_one_task_out"] == pytest.approx(2 / 3)
+    assert report["methods"]["B"]["leave_one_task_out"] == pytest.approx(2 / 3)
+    # one seed each: resampling seeds changes nothing
+    assert report["perturbations"]["seeds_resampled"]["tau_b_interval"] == [1.0, 1.0]
+    assert report["methods"]["A"]["seeds_resampled"] == 1.0
+    assert report["methods"]["A"]["least"] == min(report["methods"]["A"][k] for k in report["perturbations"])
+
+
+def test_entries_that_share_a_rank_stay_in_their_group_when_they_swap():
+    report = robustness(three_tasks(), ranks={"A": 1, "B": 1}, n_resamples=50)
+    assert report["reference"]["group"] == {"A": [1, 2], "B": [1, 2]}
+    assert report["methods"]["A"]["leave_one_task_out"] == 1.0 and report["methods"]["B"]["tasks_resampled"] == 1.0
+
+
+def test_seed_draws_are_paired_and_move_a_noisy_order():
+    """Two methods equal on average whose seeds disagree: resampling seeds reorders them about half the time."""
+    suite = three_tasks()
+    noisy = np.stack([correct(0.75)[0], correct(0.65)[0]])
+    suite.methods = {"A": {t: noisy for t in suite.tasks}, "B": {t: noisy[::-1].copy() for t in suite.tasks}}
+    report = robustness(suite, n_resamples=400, seed=1)
+    assert 0.3 < report["methods"]["A"]["seeds_resampled"] < 0.7
+
+
+def test_one_method_is_not_an_order():
+    suite = three_tasks()
+    del suite.methods["B"]
+    with pytest.raises(W2SError, match="at least two"):
+        robustness(suite)

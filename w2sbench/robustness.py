@@ -1,0 +1,223 @@
+"""Is an order of methods a property of the methods or of this one suite? The order by pooled PGR, recomputed
+under changes that should not matter, against the reference order.
+
+Why: a ranking is only worth reading if it survives dropping one task, other seeds, or other draws of the
+tasks; the study behind this benchmark was questioned on exactly this point. From the per-example
+correctness that results and submissions already hold (weak, ceiling and each method, per seed and task),
+with no model run:
+
+- leave one task out: the order over the other tasks, once per task;
+- tasks resampled: the suite's tasks drawn with replacement (a suite of the same size, other mix);
+- seeds resampled: weak, ceiling and method seeds each drawn with replacement, the method draw shared by
+  every method (as the paired intervals draw them).
+
+Two numbers per change. Kendall's tau-b between the reference pooled PGRs and the perturbed ones (tau-b,
+not tau-a or Spearman: equal scores are ties, and a rank correlation is read the same way for any number
+of methods), with the middle 95% of its values (for leave-one-out, the smallest and largest of the T
+values). And per method the probability that it stays in its rank group: the positions its group holds
+in the reference order (the leaderboard's ranks, where ranks are given: entries with one rank form a
+group; else each method alone), and it stays when its position in the perturbed order is among them.
+A method that drops out of its group when one task goes is a property of that task, not of the method.
+
+Not yet measured: recipe perturbations (learning rate and epochs x0.5 and x2: RECIPE_PERTURBATIONS) and a
+second model pair need new runs of every method; their results will be read by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import W2SError
+
+PERTURBATIONS = ("leave_one_task_out", "tasks_resampled", "seeds_resampled")
+RECIPE_PERTURBATIONS = {"lr": (0.5, 2.0), "epochs": (0.5, 2.0)}  # factors of the setting's strong recipe
+CONFIDENCE = 0.95
+
+
+@dataclass
+class Suite:
+    """Per-example correctness, [seeds, n] per task, of the shared weak and ceiling runs and of each method."""
+
+    weak: dict[str, np.ndarray]
+    ceiling: dict[str, np.ndarray]
+    methods: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.weak)
+
+    def pooled(self, method: str, tasks: list[str], draws: dict[str, tuple] | None = None) -> float | None:
+        """sum(w2s - weak) / sum(ceiling - weak) over `tasks` (repeats count again), seeds per `draws`."""
+        num = den = 0.0
+        for t in tasks:
+            w, c, m = self.weak[t], self.ceiling[t], self.methods[method][t]
+            if draws is not None:
+                dw, dc, dm = draws[t]
+                w, c, m = w[dw], c[dc], m[dm]
+            weak = w.mean()
+            num += m.mean() - weak
+            den += c.mean() - weak
+        return num / den if den > 0 else None
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-b: (concordant - discordant) / sqrt((n0 - ties in x) (n0 - ties in y)), n0 = n(n-1)/2.
+    1 for the same order, -1 for the reverse; nan when one side is all ties."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    i, j = np.triu_indices(len(x), k=1)
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    n0 = len(i)
+    tx, ty = int(np.sum(dx == 0)), int(np.sum(dy == 0))
+    denom = np.sqrt(float(n0 - tx) * float(n0 - ty))
+    return float(np.sum(dx * dy) / denom) if denom > 0 else float("nan")
+
+
+def positions(scores: dict[str, float]) -> dict[str, int]:
+    """1-based position of each method in the order by score, highest first (ties by name)."""
+    order = sorted(scores, key=lambda m: (-scores[m], m))
+    return {m: i + 1 for i, m in enumerate(order)}
+
+
+def group_spans(scores: dict[str, float], ranks: dict[str, int] | None) -> dict[str, tuple[int, int]]:
+    """The positions each method's rank group holds in the reference order (a method alone without ranks)."""
+    if ranks is None:
+        return {m: (p, p) for m, p in positions(scores).items()}
+    order = sorted(scores, key=lambda m: (ranks[m], -scores[m], m))
+    where = {m: i + 1 for i, m in enumerate(order)}
+    spans: dict[str, tuple[int, int]] = {}
+    for m in scores:
+        same = [where[o] for o in scores if ranks[o] == ranks[m]]
+        spans[m] = (min(same), max(same))
+    return spans
+
+
+def _perturbed(suite: Suite, kind: str, n_resamples: int, rng: np.random.Generator) -> list[dict[str, float]]:
+    """The methods' pooled PGRs under each draw of one kind of change (draws where one is undefined dropped)."""
+    names, tasks = sorted(suite.methods), suite.tasks
+    outs: list[dict[str, float]] = []
+    if kind == "leave_one_task_out":
+        plans: list[tuple[list[str], Any]] = [([t for t in tasks if t != left], None) for left in tasks]
+    elif kind == "tasks_resampled":
+        plans = [(list(rng.choice(tasks, size=len(tasks), replace=True)), None) for _ in range(n_resamples)]
+    elif kind == "seeds_resampled":
+        seeds = {}
+        for t in tasks:
+            km = {len(suite.methods[m][t]) for m in names}
+            if len(km) != 1:
+                raise W2SError(f"task {t!r}: the methods have different numbers of seeds ({sorted(km)})")
+            seeds[t] = (len(suite.weak[t]), len(suite.ceiling[t]), km.pop())
+        plans = [
+            (tasks, {t: tuple(rng.integers(0, k, k) for k in seeds[t]) for t in tasks}) for _ in range(n_resamples)
+        ]
+    else:
+        raise ValueError(f"unknown perturbation {kind!r}")
+    for ts, draws in plans:
+        scores = {m: suite.pooled(m, ts, draws) for m in names}
+        if all(v is not None for v in scores.values()):
+            outs.append(scores)  # type: ignore[arg-type]
+    return outs
+
+
+def robustness(
+    suite: Suite, ranks: dict[str, int] | None = None, n_resamples: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """The reference order and, per perturbation, tau-b with its interval and each method's probability of
+    staying in its rank group."""
+    names = sorted(suite.methods)
+    if len(names) < 2:
+        raise W2SError(f"robustness compares methods: give at least two (got {names})")
+    reference = {m: suite.pooled(m, suite.tasks) for m in names}
+    if any(v is None for v in reference.values()):
+        raise W2SError("the suite's summed ceiling-weak gap is not positive: pooled PGR is undefined")
+    ref = {m: float(v) for m, v in reference.items()}  # type: ignore[arg-type]
+    spans = group_spans(ref, ranks)
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {
+        "reference": {"pooled_pgr": ref, "position": positions(ref), "group": {m: list(spans[m]) for m in names}},
+        "perturbations": {},
+        "methods": {m: {} for m in names},
+        "n_resamples": n_resamples,
+        "seed": seed,
+    }
+    x = np.array([ref[m] for m in names])
+    for kind in PERTURBATIONS:
+        draws = _perturbed(suite, kind, n_resamples, rng)
+        if not draws:
+            continue
+        taus = np.array([kendall_tau_b(x, np.array([d[m] for m in names])) for d in draws])
+        if np.all(np.isnan(taus)):  # every reference score tied: no order to compare with
+            out["perturbations"][kind] = {"tau_b": None, "tau_b_interval": None, "draws": len(draws)}
+        else:
+            lo, hi = (
+                (float(np.nanmin(taus)), float(np.nanmax(taus)))
+                if kind == "leave_one_task_out"
+                else (float(np.nanpercentile(taus, 2.5)), float(np.nanpercentile(taus, 97.5)))
+            )
+            out["perturbations"][kind] = {
+                "tau_b": float(np.nanmedian(taus)),
+                "tau_b_interval": [lo, hi],
+                "draws": len(draws),
+            }
+        for m in names:
+            stays = [spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws]
+            out["methods"][m][kind] = float(np.mean(stays))
+    for m in names:
+        values = out["methods"][m].values()
+        out["methods"][m]["least"] = min(values) if values else None
+    return out
+
+
+def suite_from_results(docs: list[tuple[str, dict]]) -> Suite:
+    """The Suite of one or more results JSONs of one setting (their weak and ceiling runs must be the same)."""
+    from .scoring import decode_correct
+
+    suite: Suite | None = None
+    setting = None
+    for where, doc in docs:
+        if setting is None:
+            setting = doc["setting"]["hash"]
+        elif doc["setting"]["hash"] != setting:
+            raise W2SError(f"{where}: field 'setting.hash': another setting than the first file's; compare one setting")
+        weak, ceiling, methods = {}, {}, {}
+        for t, entry in doc["tasks"].items():
+            n = entry["n"]["test"]
+            weak[t] = decode_correct(entry["weak"]["correct"], n)
+            ceiling[t] = decode_correct(entry["ceiling"]["correct"], n)
+            for m, row in entry["methods"].items():
+                methods.setdefault(m, {})[t] = decode_correct(row["w2s"]["correct"], n)
+        if suite is None:
+            suite = Suite(weak, ceiling)
+        elif sorted(weak) != suite.tasks or any(
+            not np.array_equal(weak[t], suite.weak[t]) or not np.array_equal(ceiling[t], suite.ceiling[t]) for t in weak
+        ):
+            raise W2SError(f"{where}: field 'tasks': other tasks or other weak/ceiling runs than the first file's")
+        for m, per_task in methods.items():
+            if m in suite.methods:
+                raise W2SError(f"{where}: field 'methods.{m}': method {m!r} is in two files")
+            suite.methods[m] = per_task
+    if suite is None:
+        raise W2SError("robustness: give at least one results JSON")
+    return suite
+
+
+def table(report: dict[str, Any]) -> str:
+    """The report as text: tau-b per perturbation, then per method its probability of staying in its group."""
+    lines = ["| perturbation | Kendall tau-b (median) | 95% of draws | draws |", "| --- | --- | --- | --- |"]
+    for kind, p in report["perturbations"].items():
+        if p["tau_b"] is None:
+            lines.append(f"| {kind} | - (every reference score tied) | - | {p['draws']} |")
+            continue
+        lo, hi = p["tau_b_interval"]
+        lines.append(f"| {kind} | {p['tau_b']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | {p['draws']} |")
+    kinds = list(report["perturbations"])
+    lines += ["", "| method | pooled PGR | position | group | " + " | ".join(f"P(stays): {k}" for k in kinds) + " |"]
+    lines.append("| --- " * (4 + len(kinds)) + "|")
+    ref = report["reference"]
+    for m in sorted(ref["position"], key=ref["position"].get):
+        lo, hi = ref["group"][m]
+        cells = " | ".join(f"{report['methods'][m][k]:.2f}" for k in kinds)
+        lines.append(f"| {m} | {ref['pooled_pgr'][m]:+.3f} | {ref['position'][m]} | {lo}-{hi} | {cells} |")
+    return "\n".join(lines)
