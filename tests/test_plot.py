@@ -49,6 +49,7 @@ def doc(run_doc) -> dict:
     for m, s in doc["summary"].items():
         values = [t["methods"][m]["pgr"]["pgr"] for t in doc["tasks"].values()]
         s.update(mean_pgr=sum(values) / 3, mean_pgr_ci=[sum(values) / 3 - 0.1, sum(values) / 3 + 0.1])
+        s.update(pooled_pgr=sum(values) / 3 + 0.01, pooled_pgr_ci=[sum(values) / 3 - 0.05, sum(values) / 3 + 0.06])
     validate(doc, "results", "three tasks")
     return doc
 
@@ -75,11 +76,14 @@ def test_pgr_and_accuracy_figures_show_the_results(doc, tmp_path):
     ]
     tasks = list(doc["tasks"])
     for m in ("vanilla", "logconf"):
-        # PGR: one bar per task and the mean, heights and interval ends as in the results
-        expected = [doc["tasks"][t]["methods"][m]["pgr"]["pgr"] for t in tasks] + [doc["summary"][m]["mean_pgr"]]
+        # PGR: one bar per task, the pooled PGR (the headline) and the mean, heights and intervals as in the results
+        summary = doc["summary"][m]
+        expected = [doc["tasks"][t]["methods"][m]["pgr"]["pgr"] for t in tasks]
+        expected += [summary["pooled_pgr"], summary["mean_pgr"]]
         heights = [b.get_height() for b in bars(made.figures["pgr"], f"pgr:{m}")]
         assert heights == pytest.approx(expected)
-        cis = [doc["tasks"][t]["methods"][m]["pgr"]["pgr_ci"] for t in tasks] + [doc["summary"][m]["mean_pgr_ci"]]
+        cis = [doc["tasks"][t]["methods"][m]["pgr"]["pgr_ci"] for t in tasks]
+        cis += [summary["pooled_pgr_ci"], summary["mean_pgr_ci"]]
         segments = bar_container(made.figures["pgr"], f"pgr:{m}").errorbar.lines[2][0].get_segments()
         assert [v for s in segments for v in (s[0][1], s[1][1])] == pytest.approx([v for ci in cis for v in ci])
         assert made.data["pgr"]["pgr"][m]["mean"] == doc["summary"][m]["mean_pgr"]
@@ -90,7 +94,7 @@ def test_pgr_and_accuracy_figures_show_the_results(doc, tmp_path):
         acc = [100 * doc["tasks"][t][role]["accuracy"] for t in tasks]
         assert [b.get_height() for b in bars(made.figures["accuracy"], f"accuracy:{role}")] == pytest.approx(acc)
     labels = [t.get_text() for t in made.figures["pgr"].axes[0].get_xticklabels()]
-    assert labels == [*tasks, "mean"]
+    assert labels == [*tasks, "pooled", "mean"]
 
 
 def test_undefined_pgr_is_a_cross_not_a_bar(doc):
@@ -101,7 +105,7 @@ def test_undefined_pgr_is_a_cross_not_a_bar(doc):
     made = plot_results(doc)
     assert made.files == []  # no folder given: figures only
     heights = [b.get_height() for b in bars(made.figures["pgr"], "pgr:logconf")]
-    assert len(heights) == len(doc["tasks"]) - 1  # neither the task nor the (undefined) mean has a bar
+    assert len(heights) == len(doc["tasks"])  # the tasks but one, and the pooled PGR; the (undefined) mean has none
     ax = made.figures["pgr"].axes[0]
     cross = next(c for c in ax.collections if c.get_gid() == "undefined:logconf")
     (x, y), index = cross.get_offsets()[0], list(doc["tasks"]).index(task)
@@ -187,3 +191,33 @@ def test_plot_without_matplotlib_says_what_to_install(doc, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingPackageError, match=r"pip install 'w2sbench\[plot\]'"):
         plot_results(doc)
+
+
+def test_correlations_by_hand():
+    from w2sbench.plot import pearson, spearman
+
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    # x mean 2, y mean 3: sxy = 2, sxx = 2, syy = 8 -> 2 / 4 = 0.5
+    assert pearson([1, 2, 3], [2, 5, 2 + 0]) is not None and pearson([1, 2, 3], [3, 1, 5]) == pytest.approx(0.5)
+    assert spearman([1, 2, 3, 4], [10, 30, 20, 40]) == pytest.approx(0.8)  # ranks 1 3 2 4: 1 - 6*2/(4*15)
+    assert pearson([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_generalization_figure_needs_three_methods_with_both_aggregates(doc):
+    from w2sbench.plot import generalization_data
+
+    agg = {"pooled_pgr": 0.4, "pooled_pgr_ci": [0.3, 0.5]}
+    moved = {"development": ["alpha"], "heldout": ["beta"], "methods": {}}
+    for i, m in enumerate(("a", "b", "c")):
+        moved["methods"][m] = {"development": {**agg, "pooled_pgr": 0.1 * i}, "heldout": {**agg, "pooled_pgr": 0.2 * i}}
+    data = generalization_data({**doc, "transfer": moved})
+    assert data["pearson"]["r"] == pytest.approx(1.0) and data["spearman"]["r"] == pytest.approx(1.0)
+    assert data["methods"]["b"] == {
+        "development": 0.1,
+        "development_ci": [0.3, 0.5],
+        "heldout": 0.2,
+        "heldout_ci": [0.3, 0.5],
+    }
+    del moved["methods"]["c"]
+    assert generalization_data({**doc, "transfer": moved}) is None

@@ -1,11 +1,16 @@
 """Figures of a results JSON, as a paper would show them (`w2sbench plot RESULTS.json`):
 
-- `pgr`: PGR per task and method with its 95% interval, and each method's mean over tasks; an undefined
-  PGR (the ceiling-weak gap's interval includes 0) is drawn as a cross on 0, never as a number;
+- `pgr`: PGR per task and method with its 95% interval, then each method's pooled PGR (the headline,
+  what the leaderboard ranks by) and its mean over tasks; held-out tasks are marked "(held-out)" on a grey
+  ground; an undefined PGR (the ceiling-weak gap's interval includes 0) is drawn as a cross on 0, never as
+  a number;
 - `accuracy`: weak, each method's w2s (with its interval) and ceiling accuracy per task;
 - `transfer`: development vs held-out mean PGR per method (with its interval from the results' `transfer`
   record), only when the run holds both kinds of task (tags `heldout` / `*-heldout`); otherwise skipped
-  with a note.
+  with a note;
+- `generalization`: across methods, held-out against development pooled PGR with both intervals, and their
+  Pearson and Spearman correlations with a bootstrap interval over methods (does development performance
+  predict held-out performance?); with at least three methods and both kinds of task.
 
 Each figure is written as PNG and SVG, with a `<figure>.json` beside it holding exactly the values plotted
 (what tests and readers check; the figures are drawn from it). Needs matplotlib (`pip install
@@ -51,8 +56,14 @@ def pgr_data(doc: dict) -> dict:
                 else {"pgr": p["pgr"], "ci": p["pgr_ci"], "defined": p["defined"], "reason": p["undefined_reason"]}
             )
         s = doc["summary"].get(m, {})
-        rows[m] = {"tasks": per_task, "mean": s.get("mean_pgr"), "mean_ci": s.get("mean_pgr_ci")}
-    return {"tasks": tasks, "methods": methods, "pgr": rows}
+        rows[m] = {
+            "tasks": per_task,
+            "pooled": s.get("pooled_pgr"),
+            "pooled_ci": s.get("pooled_pgr_ci"),
+            "mean": s.get("mean_pgr"),
+            "mean_ci": s.get("mean_pgr_ci"),
+        }
+    return {"tasks": tasks, "heldout": heldout_tasks(doc), "methods": methods, "pgr": rows}
 
 
 def accuracy_data(doc: dict) -> dict:
@@ -108,6 +119,68 @@ def transfer_data(doc: dict) -> dict | None:
     return out
 
 
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):  # ties share their mean rank
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def pearson(x: list[float], y: list[float]) -> float | None:
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    return sxy / (sxx * syy) ** 0.5 if sxx > 0 and syy > 0 else None
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    return pearson(_ranks(x), _ranks(y))
+
+
+def generalization_data(doc: dict, n_boot: int = 2000, seed: int = 0) -> dict | None:
+    """Held-out against development pooled PGR per method (the results' `transfer` aggregates, with their
+    intervals), and the two correlations with a bootstrap interval over methods; None without both kinds of
+    task or with fewer than three methods whose two aggregates are defined."""
+    import random
+
+    moved = doc.get("transfer") or {}
+    points = {}
+    for m, groups in (moved.get("methods") or {}).items():
+        dev, held = groups.get("development") or {}, groups.get("heldout") or {}
+        if dev.get("pooled_pgr") is not None and held.get("pooled_pgr") is not None:
+            points[m] = {
+                "development": dev["pooled_pgr"],
+                "development_ci": dev.get("pooled_pgr_ci"),
+                "heldout": held["pooled_pgr"],
+                "heldout_ci": held.get("pooled_pgr_ci"),
+            }
+    if len(points) < 3:
+        return None
+    names = list(points)
+    x, y = [points[m]["development"] for m in names], [points[m]["heldout"] for m in names]
+    rng = random.Random(seed)
+    out: dict[str, Any] = {"methods": points, "n_boot": n_boot}
+    for name, fn in (("pearson", pearson), ("spearman", spearman)):
+        draws = []
+        for _ in range(n_boot):
+            idx = [rng.randrange(len(names)) for _ in names]
+            value = fn([x[i] for i in idx], [y[i] for i in idx])
+            if value is not None:
+                draws.append(value)
+        draws.sort()
+        ci = [draws[int(0.025 * (len(draws) - 1))], draws[int(0.975 * (len(draws) - 1))]] if draws else None
+        out[name] = {"r": fn(x, y), "ci": ci}
+    return out
+
+
 # ---- drawing ------------------------------------------------------------------------------------------------
 def _figure(width: float, height: float):
     try:
@@ -127,13 +200,16 @@ def _offsets(n: int, width: float = 0.8) -> tuple[list[float], float]:
 
 def draw_pgr(data: dict, title: str):
     tasks, methods = data["tasks"], data["methods"]
-    groups = [*tasks, "mean"]
+    held = set(data.get("heldout", []))
+    groups = [*(f"{t} (held-out)" if t in held else t for t in tasks), "pooled", "mean"]
     fig = _figure(max(4.5, 1.2 * len(groups) * max(1, len(methods)) ** 0.5 + 2), 3.6)
     ax = fig.add_subplot()
     offsets, bar = _offsets(len(methods))
     for i, m in enumerate(methods):
         color = METHOD_COLORS[i % len(METHOD_COLORS)]
-        points = [*data["pgr"][m]["tasks"], {"pgr": data["pgr"][m]["mean"], "ci": data["pgr"][m]["mean_ci"]}]
+        row = data["pgr"][m]
+        points = [*row["tasks"], {"pgr": row.get("pooled"), "ci": row.get("pooled_ci")}]
+        points.append({"pgr": row["mean"], "ci": row["mean_ci"]})
         xs, ys, lo, hi, undefined = [], [], [], [], []
         for g, p in enumerate(points):
             x = g + offsets[i]
@@ -153,6 +229,9 @@ def draw_pgr(data: dict, title: str):
     ax.axhline(0, color="black", linewidth=0.6)
     ax.axhline(1, color="black", linewidth=0.6, linestyle="--")
     ax.axvline(len(tasks) - 0.5, color="#bbbbbb", linewidth=0.6)
+    for g, t in enumerate(tasks):
+        if t in held:
+            ax.axvspan(g - 0.5, g + 0.5, color="#eeeeee", zorder=0, gid=f"heldout:{t}")
     ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
     ax.set_ylabel("PGR (95% interval)")
     ax.set_title(title + ("  (x: PGR undefined)" if _any_undefined(data) else ""), fontsize=10)
@@ -232,6 +311,38 @@ def draw_transfer(data: dict, title: str):
     return fig
 
 
+def draw_generalization(data: dict, title: str):
+    fig = _figure(6.4, 4.4)
+    ax = fig.add_subplot()
+    for i, (m, p) in enumerate(data["methods"].items()):
+        color = METHOD_COLORS[i % len(METHOD_COLORS)]
+        dci, hci = p["development_ci"] or [p["development"]] * 2, p["heldout_ci"] or [p["heldout"]] * 2
+        ax.errorbar(
+            [p["development"]],
+            [p["heldout"]],
+            xerr=[[p["development"] - dci[0]], [dci[1] - p["development"]]],
+            yerr=[[p["heldout"] - hci[0]], [hci[1] - p["heldout"]]],
+            fmt="o",
+            color=color,
+            capsize=2,
+            label=m,
+            gid=f"method:{m}",
+        )
+    lo = min(min(p["development"], p["heldout"]) for p in data["methods"].values())
+    hi = max(max(p["development"], p["heldout"]) for p in data["methods"].values())
+    ax.plot([lo, hi], [lo, hi], color="#bbbbbb", linewidth=0.8, linestyle="--")  # held-out = development
+    said = []
+    for name in ("pearson", "spearman"):
+        r, ci = data[name]["r"], data[name]["ci"]
+        if r is not None:
+            said.append(f"{name} r = {r:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
+    ax.set_xlabel("development pooled PGR (95% interval)")
+    ax.set_ylabel("held-out pooled PGR (95% interval)")
+    ax.set_title(title + "\n" + "; ".join(said), fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
 # ---- the command --------------------------------------------------------------------------------------------
 def plot_results(results: str | Path | dict, out_dir: str | Path | None = None, formats=FORMATS) -> Figures:
     """Draw the figures of a results JSON (a path or the document) and, with out_dir, write each as PNG and
@@ -260,6 +371,12 @@ def plot_results(results: str | Path | dict, out_dir: str | Path | None = None, 
     else:
         out.data["transfer"] = transfer
         out.figures["transfer"] = draw_transfer(transfer, f"Development vs held-out tasks, {setting}")
+    general = generalization_data(doc)
+    if general is not None:
+        out.data["generalization"] = general
+        out.figures["generalization"] = draw_generalization(
+            general, f"Does development predict held-out? {setting}, {len(general['methods'])} methods"
+        )
     if out_dir is not None:
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
