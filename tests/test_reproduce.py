@@ -17,6 +17,7 @@ from w2sbench.cache import ArtifactStore
 from w2sbench.errors import ConfigError
 from w2sbench.executors import run
 from w2sbench.leaderboard import reproduce as rep
+from w2sbench.leaderboard import submission
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.methods import load_method
 from w2sbench.pipeline import Pipeline, RunOptions
@@ -54,6 +55,7 @@ def toy(tmp_path, monkeypatch):
     monkeypatch.setattr(Pipeline, "model_dir", lambda self, role: tmp_path / role)
     monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
     monkeypatch.setattr(rep, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(submission, "repo_root", lambda: tmp_path)  # code_entry names the code relative to it
     code = tmp_path / "leaderboard" / "methods" / "sharpish" / "__init__.py"
     code.parent.mkdir(parents=True)
     code.write_text(textwrap.dedent(METHOD).format(push=0.5))
