@@ -93,6 +93,11 @@ def test_a_campaign_file_with_a_bad_field_is_one_line_naming_it(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match="field 'agents': two agents share a token"):
         load_campaign(path)
+    doc["agents"]["bob"]["token_sha256"] = "0" * 64
+    doc["executor"] = "ray"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="field 'executor': .*would import the agent's code"):
+        load_campaign(path)
 
 
 def test_the_validation_and_final_parts_are_fixed_disjoint_and_cover_the_test_split(tmp_path):
@@ -218,6 +223,10 @@ def test_tools_over_http_tokens_isolation_budget_and_the_log(toy):
             alice.call("submit_method", {"files": {"__init__.py": "1/0"}})
         with pytest.raises(ToolError, match="hyperparameter"):
             alice.call("submit_method", {"files": {"__init__.py": CONSTANT}, "hyperparameters": {"flip": "x"}})
+        with pytest.raises(ToolError, match="job: bad arguments .missing a required argument: 'job'"):
+            alice.call("job", {"jb": job["job"]})
+        with pytest.raises(ToolError, match="hyperparameters must be an object"):
+            alice.call("submit_method", {"files": {"__init__.py": VANILLA}, "hyperparameters": [1]})
         assert alice.call("budget")["evaluations_left"] == 29  # refused submissions cost nothing
 
         rows = alice.call("devkit", {"task": "toy", "part": "validation", "limit": 5})["rows"]
@@ -294,6 +303,40 @@ def test_the_one_flip_attack_learns_nothing_through_the_ladder(toy):
     true = [e["true_score"] for e in events if e["event"] == "job_finished"]
     assert len(set(np.round(true, 9))) > 1
     assert max(abs(t - true[0]) for t in true) < 0.1 / 2  # each flip moved less than half a step
+
+
+RANDOM = CONSTANT.replace(
+    "        p = (ctx.weak_test >= 0.5).astype(np.float32)",
+    "        p = np.random.default_rng(self.flip).integers(0, 2, len(ctx.test_texts)).astype(np.float32)",
+)
+
+
+@needs_sandbox
+def test_random_submissions_see_only_the_ladder(toy):
+    """The boosting attack's first half (random label vectors, keep the ones the answers favour): every
+    answer repeats the best released score or is a new best at least a step above it, and a released score
+    is within half a step of the true one. What the attacker can select on is only the new bests."""
+    step = 0.1
+    service = Service(load_campaign(serve_toy.campaign_yaml(toy, TOKENS, rule={"kind": "ladder", "step": step})))
+    client = LocalClient(service, TOKENS["alice"])
+    try:
+        views = []
+        for seed in range(6):
+            job = client.call("submit_method", {"files": {"__init__.py": RANDOM}, "hyperparameters": {"flip": seed}})
+            views.append(wait(client, job["job"]))
+    finally:
+        service.stop()
+    events = [json.loads(x) for x in (toy / "state" / "log.jsonl").read_text().splitlines()]
+    true = {e["job"]: e["true_score"] for e in events if e["event"] == "job_finished"}
+    best = None
+    for v in views:
+        if v["new_best"]:
+            assert best is None or v["released_score"] >= best + step - 1e-9
+            assert abs(v["released_score"] - true[v["job"]]) <= step / 2 + 1e-9
+            best = v["released_score"]
+        else:
+            assert v["released_score"] == best
+    assert service.state.agent_row("alice")["best_released"] == best
 
 
 @needs_sandbox

@@ -113,6 +113,10 @@ def load_campaign(path: str | Path) -> Campaign:
     doc = read_yaml(path)
     where = str(path)
     validate(doc, "campaign", where)
+    if doc.get("executor") == "ray":  # the Ray worker imports the method's module to name it, outside the sandbox
+        raise ConfigError(
+            where, "executor", "serve runs jobs in-process for now: a Ray worker would import the agent's code"
+        )
     overlap = set(doc["tasks"]["development"]) & set(doc["tasks"].get("heldout", []))
     if overlap:
         raise ConfigError(where, "tasks.heldout", f"{sorted(overlap)[0]!r} is also a development task")

@@ -17,12 +17,13 @@ method in its sealed sandbox; the agent's code is never imported here (probe.py)
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import os
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class ToolError(W2SError):
 
 
 class Service:
-    def __init__(self, campaign: Campaign, run_jobs: bool = True, evaluate: Callable[..., Any] | None = None):
+    def __init__(self, campaign: Campaign, run_jobs: bool = True):
         from .. import sandbox
 
         why = sandbox.unavailable_reason()
@@ -70,12 +71,11 @@ class Service:
             raise W2SError(f"w2sbench serve runs every method in the sandbox, which cannot start here ({why})")
         self.campaign = campaign
         self.state = State(campaign.state)
-        self._evaluate = evaluate  # the pipeline's evaluate(); tests may give a stand-in pipeline run
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._devkit_lock = threading.Lock()
         requeued = self.state.requeue_interrupted()
-        self.state.log("start", campaign=campaign.name, requeued=requeued, pid=__import__("os").getpid())
+        self.state.log("start", campaign=campaign.name, requeued=requeued, pid=os.getpid())
         self.worker: threading.Thread | None = None
         if run_jobs:
             self.worker = threading.Thread(target=self._work, name="w2sbench-serve-jobs", daemon=True)
@@ -95,11 +95,14 @@ class Service:
             self.state.log("refused", agent=agent.name, tool=tool, reason="unknown tool")
             raise ToolError(f"unknown tool {tool!r}; tools: {', '.join(TOOLS)}", 404)
         before = self._left(agent.name)
+        handler = getattr(self, f"_{tool}")
         try:
-            answer = getattr(self, f"_{tool}")(agent, **arguments)
+            inspect.signature(handler).bind(agent, **arguments)
         except TypeError as e:
             self.state.log("refused", agent=agent.name, tool=tool, arguments=logged_args, reason=str(e))
-            raise ToolError(f"{tool}: bad arguments ({_arg_error(e)})") from None
+            raise ToolError(f"{tool}: bad arguments ({e})") from None
+        try:
+            answer = handler(agent, **arguments)
         except ToolError as e:
             self.state.log("refused", agent=agent.name, tool=tool, arguments=logged_args, reason=str(e))
             raise
@@ -144,6 +147,8 @@ class Service:
         }
 
     def _submit_method(self, agent, files: dict, hyperparameters: dict | None = None, class_name: str = "") -> dict:
+        if not isinstance(hyperparameters or {}, dict) or not isinstance(class_name, str):
+            raise ToolError("hyperparameters must be an object of name: value, class_name a string")
         folder = self._store_code(files)
         try:
             description = probe(folder, class_name or None)
@@ -275,7 +280,11 @@ class Service:
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            rows = self.state.query("SELECT * FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1")
+            # Fair between agents: the queued job of the agent that has started the fewest jobs, oldest first.
+            rows = self.state.query(
+                "SELECT j.id FROM jobs j WHERE j.status = 'queued' ORDER BY (SELECT COUNT(*) FROM jobs k"
+                " WHERE k.agent = j.agent AND k.status != 'queued'), j.seq LIMIT 1"
+            )
             if not rows:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -311,8 +320,7 @@ class Service:
         method = stand_in(description, self.state.folder / "code" / row["code_sha256"])(
             **json.loads(row["hyperparameters"])
         )
-        run = self._evaluate or evaluate
-        result = run(
+        result = evaluate(
             [method],
             list(tasks),
             c.setting,
@@ -517,8 +525,3 @@ def final_score(campaign: Campaign, result: dict, method: str) -> dict:
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line[:limit] + ("..." if len(line) > limit else "")
-
-
-def _arg_error(e: TypeError) -> str:
-    text = str(e)
-    return text[text.find("(") + 1 :] if "() " in text else text
