@@ -142,6 +142,27 @@ def test_second_method_reuses_every_shared_stage(env, first, tmp_path):
     assert "hard_labels_test" in stdout
 
 
+def test_a_perturbed_recipe_retrains_from_the_cached_features_and_feeds_robustness(env, first, tmp_path):
+    """--perturb-recipe lr=2: the strong trainer moves (ceiling and methods retrain from the cached features,
+    the weak model's numbers stay), under its own setting hash; `w2sbench robustness --perturbed` reads it."""
+    ref, _ = run_eval(env, tmp_path / "ref.json", "--method", "vanilla,vanilla_hard")
+    doc, _ = run_eval(env, tmp_path / "lr2.json", "--method", "vanilla,vanilla_hard", "--perturb-recipe", "lr=2")
+    assert doc["setting"]["hash"] != ref["setting"]["hash"] and doc["setting"]["config"]["perturbed"] == {
+        "strong": {"lr": 2.0}
+    }
+    assert "features_strong" not in doc["cache"]["misses"] and doc["cache"]["misses"]["ceiling"] == 4
+    for name, task in doc["tasks"].items():
+        assert task["weak"]["accuracy"] == ref["tasks"][name]["weak"]["accuracy"]
+    assert any(doc["tasks"][t]["ceiling"] != ref["tasks"][t]["ceiling"] for t in doc["tasks"])
+    cmd = [sys.executable, "-m", "w2sbench", "robustness", str(tmp_path / "ref.json"), "--resamples", "50"]
+    cmd += ["--perturbed", f"lr x2={tmp_path / 'lr2.json'}", "-o", str(tmp_path / "rob.json")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((tmp_path / "rob.json").read_text())
+    assert report["perturbations"]["lr x2"]["draws"] > 0 and set(report["methods"]) == {"vanilla", "vanilla_hard"}
+    assert "| lr x2 |" in proc.stdout
+
+
 def test_retraining_from_cached_features_is_deterministic(env, first, tmp_path):
     cache = Path(env["W2SBENCH_CACHE"]) / "artifacts"
     fresh = tmp_path / "cache"

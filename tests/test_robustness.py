@@ -88,3 +88,34 @@ def test_one_method_is_not_an_order():
     del suite.methods["B"]
     with pytest.raises(W2SError, match="at least two"):
         robustness(suite)
+
+
+def separated(order: tuple[str, str, str]) -> Suite:
+    """Weak 0.60, ceiling 0.80 on three tasks; the methods in `order` at 0.65, 0.70, 0.75 on each (pooled PGR
+    0.25, 0.50, 0.75). Correct examples are nested prefixes, so a resample of examples keeps the order."""
+    tasks = ("t1", "t2", "t3")
+    return Suite(
+        weak={t: correct(0.60) for t in tasks},
+        ceiling={t: correct(0.80) for t in tasks},
+        methods={m: {t: correct(acc) for t in tasks} for m, acc in zip(order, (0.65, 0.70, 0.75))},
+    )
+
+
+def test_a_perturbed_run_in_the_same_order_agrees_and_a_reversed_one_disagrees():
+    reference = separated(("A", "B", "C"))
+    report = robustness(
+        reference, n_resamples=200, others={"same": separated(("A", "B", "C")), "reversed": separated(("C", "B", "A"))}
+    )
+    same, rev = report["perturbations"]["same"], report["perturbations"]["reversed"]
+    assert same["tau_b"] == 1.0 and same["tau_b_interval"][0] >= 0.9 and same["run"]
+    assert rev["tau_b"] == -1.0 and rev["tau_b_interval"][1] <= -0.9
+    assert report["methods"]["C"]["same"] >= 0.95  # first, and stays first
+    assert report["methods"]["A"]["reversed"] <= 0.05 and report["methods"]["B"]["reversed"] >= 0.95  # B stays middle
+    assert report["methods"]["A"]["least"] == report["methods"]["A"]["reversed"]
+
+
+def test_a_perturbed_run_without_a_reference_method_is_refused():
+    other = separated(("A", "B", "C"))
+    del other.methods["B"]
+    with pytest.raises(W2SError, match="perturbed run 'lr x0.5': method 'B' of the reference is not in it"):
+        robustness(separated(("A", "B", "C")), n_resamples=10, others={"lr x0.5": other})

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -211,7 +212,7 @@ def test_tools_over_http_tokens_isolation_budget_and_the_log(toy):
             bob.call("nominate_final", {"job": job["job"]})
         assert bob.call("history")["jobs"] == []
 
-        bob.call("submit_method", {"files": {"__init__.py": VANILLA}})
+        bobs = bob.call("submit_method", {"files": {"__init__.py": VANILLA}})
         with pytest.raises(ToolError, match="budget exhausted") as e:
             bob.call("submit_method", {"files": {"__init__.py": VANILLA}})
         assert e.value.status == 429
@@ -231,10 +232,9 @@ def test_tools_over_http_tokens_isolation_budget_and_the_log(toy):
 
         rows = alice.call("devkit", {"task": "toy", "part": "validation", "limit": 5})["rows"]
         assert len(rows) == 5 and set(rows[0]) == {"text", "weak_p1"}  # no label
-        assert set(alice.call("devkit", {"task": "toy", "part": "train_label", "limit": 1})["rows"][0]) == {
-            "text",
-            "label",
-        }
+        labelled = alice.call("devkit", {"task": "toy", "part": "train_label", "limit": 1})["rows"]
+        assert set(labelled[0]) == {"text", "label"}
+        assert wait(bob, bobs["job"])["status"] == "done"  # (no job left running when the test's patches go)
     finally:
         server.shutdown()
         service.stop()
@@ -431,7 +431,8 @@ def test_kill_9_in_the_middle_of_a_job_loses_nothing_and_charges_once(toy):
         )
         for line in proc.stderr:
             found = re.search(r"http://127\.0\.0\.1:(\d+)/api", line)
-            if found:
+            if found:  # the rest of its stderr drained, so that a full pipe never stops it
+                threading.Thread(target=proc.stderr.read, daemon=True).start()
                 return proc, HttpClient(f"http://127.0.0.1:{found.group(1)}", TOKENS["alice"])
         raise AssertionError("the service did not start")
 

@@ -119,3 +119,24 @@ def test_eval_without_the_models_names_the_missing_model(tmp_path: Path) -> None
     out = _cli("eval", "--setting", "aar-qwen", "--tasks", "sms_spam", "--quiet", env=env)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "Qwen/Qwen1.5-0.5B-Chat" in out.stderr or "Qwen/Qwen3-4B-Base" in out.stderr
+
+
+def test_a_perturbed_recipe_moves_only_the_strong_trainer_and_gets_its_own_hash(tmp_path: Path) -> None:
+    from w2sbench.errors import W2SError
+
+    tiny = load_setting("tiny")
+    assert tiny.recipe_perturbations == {"lr": (0.5, 2.0), "epochs": (0.5, 2.0)}  # declared in tiny.yaml
+    half = tiny.perturbed("lr", 0.5)
+    assert half.recipes["strong"].lr == pytest.approx(tiny.recipes["strong"].lr / 2)
+    assert (
+        half.recipes["weak"] == tiny.recipes["weak"] and half.recipes["strong"].epochs == tiny.recipes["strong"].epochs
+    )
+    assert tiny.perturbed("epochs", 0.5).recipes["strong"].epochs == round(tiny.recipes["strong"].epochs / 2)
+    assert len({tiny.hash, half.hash, tiny.perturbed("lr", 2.0).hash}) == 3
+    with pytest.raises(W2SError, match="perturb lr x 3 is not declared"):
+        tiny.perturbed("lr", 3.0)
+    # the declared range is not part of the setting's identity: without it, the same hash
+    config = yaml.safe_load(Path(tiny.path).read_text())
+    del config["robustness"]
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    assert load_setting(str(tmp_path / "tiny.yaml")).hash == tiny.hash

@@ -295,6 +295,7 @@ def evaluate(
     output: str | Path | None = None,
     log_samples: bool = False,
     cache: str | Path | None = None,
+    perturb_recipe: str | None = None,
 ) -> EvalResult:
     """Run the stages (cached) for `methods` on `tasks` under `setting` and return the results.
 
@@ -311,6 +312,8 @@ def evaluate(
         object (w2sbench/executors.py).
     output: also write the results JSON there; log_samples: and the per-example files beside it.
     cache: the folder of cached artifacts (default: $W2SBENCH_CACHE/artifacts).
+    perturb_recipe: 'lr=0.5' or 'epochs=2': the strong recipe scaled within the setting's declared range
+        (Setting.perturbed), for rank robustness; its results have their own setting hash.
     The other arguments are `w2sbench eval`'s options of the same names.
     """
     from .processes import guard
@@ -324,6 +327,12 @@ def evaluate(
     from .settings import Setting, load_setting
 
     setting_obj = setting if isinstance(setting, Setting) else load_setting(str(setting))
+    if perturb_recipe:
+        knob, _, factor = perturb_recipe.partition("=")
+        try:
+            setting_obj = setting_obj.perturbed(knob.strip(), float(factor))
+        except ValueError:
+            raise W2SError(f"perturb_recipe {perturb_recipe!r}: give KNOB=FACTOR, e.g. lr=0.5") from None
     task_list = _tasks(tasks, [Path(p) for p in include_path])
     method_list = resolve_methods(methods)
     if tensor_parallel_size > 1 and backend == "hf":

@@ -103,6 +103,13 @@ def run_options(command: Callable) -> Callable:
 )
 @click.option("--setting", "-s", default="tiny", show_default=True, help="Setting name or path to a setting YAML.")
 @click.option(
+    "--perturb-recipe",
+    default=None,
+    metavar="KNOB=FACTOR",
+    help="Scale the strong recipe within the setting's declared range (lr=0.5, epochs=2): for `w2sbench "
+    "robustness --perturbed`.",
+)
+@click.option(
     "--tasks",
     "-t",
     default="default",
@@ -170,6 +177,7 @@ def run_options(command: Callable) -> Callable:
 def eval_cmd(
     methods,
     setting,
+    perturb_recipe,
     tasks,
     backend,
     tensor_parallel_size,
@@ -214,6 +222,7 @@ def eval_cmd(
         method_timeout=method_timeout,
         method_quota=method_quota,
         include_path=list(include_path),
+        perturb_recipe=perturb_recipe,
     )
     output = result.save(output or default_output(result), log_samples=log_samples)
     click.echo(result.table())
@@ -271,13 +280,20 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
 @click.option("--resamples", type=click.IntRange(min=10), default=500, show_default=True, help="Draws per resampling.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
 @click.option(
+    "--perturbed",
+    multiple=True,
+    metavar="LABEL=FILE[,FILE...]",
+    help="Results of the same methods under a change that needed new runs (eval --perturb-recipe lr=0.5, "
+    "another model pair); repeat per change.",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Also write the report as JSON.",
 )
-def robustness_cmd(results, resamples, seed, output):
+def robustness_cmd(results, resamples, seed, perturbed, output):
     """How stable the methods' order by pooled PGR is when one task is left out, the tasks are resampled, or
     the seeds are: Kendall's tau-b with the reference order, and each method's chance to keep its position.
     RESULTS: results JSONs of one setting (their methods together)."""
@@ -286,7 +302,18 @@ def robustness_cmd(results, resamples, seed, output):
     from .robustness import robustness, suite_from_results, table
     from .validation import read_json
 
-    report = robustness(suite_from_results([(str(p), read_json(p)) for p in results]), n_resamples=resamples, seed=seed)
+    others = {}
+    for spec in perturbed:
+        label, _, files = spec.partition("=")
+        paths = [Path(f) for f in files.split(",") if f]
+        if not label or not paths:
+            raise W2SError(f"--perturbed {spec!r}: give LABEL=FILE[,FILE...]")
+        for path in paths:
+            if not path.is_file():
+                raise W2SError(f"--perturbed {spec!r}: {path} does not exist")
+        others[label] = suite_from_results([(str(p), read_json(p)) for p in paths])
+    suite = suite_from_results([(str(p), read_json(p)) for p in results])
+    report = robustness(suite, n_resamples=resamples, seed=seed, others=others)
     click.echo(table(report))
     if output is not None:
         output.write_text(json.dumps(report, indent=1) + "\n")

@@ -19,8 +19,11 @@ in the reference order (the leaderboard's ranks, where ranks are given: entries 
 group; else each method alone), and it stays when its position in the perturbed order is among them.
 A method that drops out of its group when one task goes is a property of that task, not of the method.
 
-Not yet measured: recipe perturbations (learning rate and epochs x0.5 and x2: RECIPE_PERTURBATIONS) and a
-second model pair need new runs of every method; their results will be read by the same code.
+Changes that need new runs of every method (the strong recipe perturbed within the setting's declared
+range, `w2sbench eval --perturb-recipe lr=0.5`; a second model pair) come in as results of their own, one
+Suite per change (`robustness(..., others=...)`, `w2sbench robustness REF... --perturbed LABEL=FILE,...`).
+Their tau-b is the reference order against the perturbed run's order, with the middle 95% over test
+examples resampled in the perturbed run (the same draw for weak, ceiling and every method of a task).
 """
 
 from __future__ import annotations
@@ -49,14 +52,23 @@ class Suite:
     def tasks(self) -> list[str]:
         return sorted(self.weak)
 
-    def pooled(self, method: str, tasks: list[str], draws: dict[str, tuple] | None = None) -> float | None:
-        """sum(w2s - weak) / sum(ceiling - weak) over `tasks` (repeats count again), seeds per `draws`."""
+    def pooled(
+        self,
+        method: str,
+        tasks: list[str],
+        draws: dict[str, tuple] | None = None,
+        examples: dict[str, np.ndarray] | None = None,
+    ) -> float | None:
+        """sum(w2s - weak) / sum(ceiling - weak) over `tasks` (repeats count again), seeds per `draws`, test
+        examples per `examples` (indices per task)."""
         num = den = 0.0
         for t in tasks:
             w, c, m = self.weak[t], self.ceiling[t], self.methods[method][t]
             if draws is not None:
                 dw, dc, dm = draws[t]
                 w, c, m = w[dw], c[dc], m[dm]
+            if examples is not None:
+                w, c, m = w[:, examples[t]], c[:, examples[t]], m[:, examples[t]]
             weak = w.mean()
             num += m.mean() - weak
             den += c.mean() - weak
@@ -121,11 +133,35 @@ def _perturbed(suite: Suite, kind: str, n_resamples: int, rng: np.random.Generat
     return outs
 
 
+def _other_run(suite: Suite, other: Suite, names: list[str], label: str, n_resamples: int, rng) -> tuple:
+    """A perturbed run's pooled PGRs, and their draws over its test examples resampled."""
+    missing = [m for m in names if m not in other.methods]
+    if missing:
+        raise W2SError(f"perturbed run {label!r}: method {missing[0]!r} of the reference is not in it")
+    if other.tasks != suite.tasks:
+        raise W2SError(f"perturbed run {label!r}: tasks {other.tasks}, the reference has {suite.tasks}")
+    point = {m: other.pooled(m, other.tasks) for m in names}
+    if any(v is None for v in point.values()):
+        raise W2SError(f"perturbed run {label!r}: its summed ceiling-weak gap is not positive")
+    draws = []
+    for _ in range(n_resamples):
+        examples = {t: rng.integers(0, other.weak[t].shape[1], other.weak[t].shape[1]) for t in other.tasks}
+        scores = {m: other.pooled(m, other.tasks, examples=examples) for m in names}
+        if all(v is not None for v in scores.values()):
+            draws.append(scores)
+    return point, draws
+
+
 def robustness(
-    suite: Suite, ranks: dict[str, int] | None = None, n_resamples: int = 500, seed: int = 0
+    suite: Suite,
+    ranks: dict[str, int] | None = None,
+    n_resamples: int = 500,
+    seed: int = 0,
+    others: dict[str, Suite] | None = None,
 ) -> dict[str, Any]:
     """The reference order and, per perturbation, tau-b with its interval and each method's probability of
-    staying in its rank group."""
+    staying in its rank group. `others`: label -> the Suite of a run under a change that needed new runs
+    (a perturbed recipe, another model pair), with at least the reference's methods and tasks."""
     names = sorted(suite.methods)
     if len(names) < 2:
         raise W2SError(f"robustness compares methods: give at least two (got {names})")
@@ -164,6 +200,20 @@ def robustness(
         for m in names:
             stays = [spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws]
             out["methods"][m][kind] = float(np.mean(stays))
+    for label, other in (others or {}).items():
+        point, draws = _other_run(suite, other, names, label, n_resamples, rng)
+        taus = np.array([kendall_tau_b(x, np.array([d[m] for m in names])) for d in draws])
+        tau = kendall_tau_b(x, np.array([point[m] for m in names]))
+        out["perturbations"][label] = {
+            "tau_b": None if np.isnan(tau) else float(tau),
+            "tau_b_interval": None
+            if np.all(np.isnan(taus))
+            else [float(np.nanpercentile(taus, 2.5)), float(np.nanpercentile(taus, 97.5))],
+            "draws": len(draws),
+            "run": True,
+        }
+        for m in names:
+            out["methods"][m][label] = float(np.mean([spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws]))
     for m in names:
         values = out["methods"][m].values()
         out["methods"][m]["least"] = min(values) if values else None
@@ -207,7 +257,7 @@ def table(report: dict[str, Any]) -> str:
     """The report as text: tau-b per perturbation, then per method its probability of staying in its group."""
     lines = ["| perturbation | Kendall tau-b (median) | 95% of draws | draws |", "| --- | --- | --- | --- |"]
     for kind, p in report["perturbations"].items():
-        if p["tau_b"] is None:
+        if p["tau_b"] is None or p["tau_b_interval"] is None:
             lines.append(f"| {kind} | - (every reference score tied) | - | {p['draws']} |")
             continue
         lo, hi = p["tau_b_interval"]

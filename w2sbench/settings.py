@@ -4,13 +4,13 @@ Built-ins live as YAML in w2sbench/settings/; a path to a YAML file works anywhe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .cache import hash_of
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, W2SError
 from .quotas import Quotas, from_setting
 from .training.recipe import ROLES, Recipe
 from .validation import read_yaml, validate
@@ -27,7 +27,11 @@ class ModelSpec:
 
 
 DEFAULT_METHOD_TIMEOUT_S = 3600.0
-HASH_EXCLUDED = ("limits",)  # run limits change no number: results stay comparable across them
+# Run limits and the declared perturbation ranges change no number: results stay comparable across them.
+HASH_EXCLUDED = ("limits", "robustness")
+# How far the strong model's recipe may be moved to ask whether an order of methods survives it (a setting
+# may declare its own under robustness.recipe): factors of the learning rate and of the epochs.
+RECIPE_PERTURBATIONS = {"lr": (0.5, 2.0), "epochs": (0.5, 2.0)}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,28 @@ class Setting:
 
     def spec(self, role: str) -> ModelSpec:
         return self.weak if role == "weak" else self.strong
+
+    @property
+    def recipe_perturbations(self) -> dict[str, tuple[float, ...]]:
+        declared = self.config.get("robustness", {}).get("recipe")
+        return {k: tuple(float(f) for f in v) for k, v in (declared or RECIPE_PERTURBATIONS).items()}
+
+    def perturbed(self, knob: str, factor: float) -> Setting:
+        """This setting with the strong model's recipe (the ceiling's and every method's trainer) scaled within
+        the declared range: the learning rate times `factor`, or the epochs times `factor` (rounded, at least
+        1). The weak model keeps its recipe. The config records the change, so the hash differs and no cached
+        ceiling or method stage is shared with the unperturbed setting."""
+        allowed = self.recipe_perturbations
+        if knob not in allowed or float(factor) not in allowed[knob]:
+            declared = ", ".join(f"{k} x {'/'.join(f'{f:g}' for f in v)}" for k, v in allowed.items())
+            raise W2SError(f"setting {self.name!r}: perturb {knob} x {factor:g} is not declared (declared: {declared})")
+        strong = self.recipes["strong"]
+        if knob == "lr":
+            changed = replace(strong, lr=strong.lr * float(factor))
+        else:
+            changed = replace(strong, epochs=max(1, round(strong.epochs * float(factor))))
+        config = {**self.config, "perturbed": {"strong": {knob: float(factor)}}}
+        return replace(self, recipes={**self.recipes, "strong": changed}, config=config)
 
     @property
     def hash(self) -> str:

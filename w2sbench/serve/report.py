@@ -53,7 +53,8 @@ def format_report(agents: dict[str, dict]) -> str:
     for name, info in sorted(agents.items()):
         jobs = info["jobs"]
         lines.append(f"agent {name}: {len(jobs)} jobs, {info['calls']} calls, {info['refused']} refused")
-        lines.append(f"  {'#':>3}  {'method':<32} {'code':<12} {'released':>8} {'true':>8}  status / flags")
+        if jobs:
+            lines.append(f"  {'#':>3}  {'method':<32} {'code':<12} {'released':>8} {'true':>8}  status / flags")
         for i, j in enumerate(jobs, 1):
             what = j["status"] if j["status"] != "failed" else f"failed: {j.get('reason') or ''}"[:60]
             flags = ",".join(j.get("flags") or [])
@@ -71,6 +72,8 @@ def format_report(agents: dict[str, dict]) -> str:
 
 
 def draw(agents: dict[str, dict], out_dir: Path) -> list[Path]:
+    from matplotlib.ticker import MaxNLocator
+
     from ..plot import _figure, _metadata
 
     names = sorted(a for a, info in agents.items() if info["jobs"])
@@ -89,6 +92,7 @@ def draw(agents: dict[str, dict], out_dir: Path) -> list[Path]:
                 ax.plot(job_numbers, [f["pooled_pgr"]], "*", color="C3", markersize=11, label="final")
         ax.set_title(name)
         ax.set_xlabel("submission")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("pooled PGR (validation)")
         ax.legend(fontsize=7)
     out_dir.mkdir(parents=True, exist_ok=True)
