@@ -36,7 +36,6 @@ import numpy as np
 from .errors import W2SError
 
 PERTURBATIONS = ("leave_one_task_out", "tasks_resampled", "seeds_resampled")
-RECIPE_PERTURBATIONS = {"lr": (0.5, 2.0), "epochs": (0.5, 2.0)}  # factors of the setting's strong recipe
 CONFIDENCE = 0.95
 
 
