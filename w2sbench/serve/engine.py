@@ -279,6 +279,12 @@ class Service:
             self.worker.join(timeout=5)
 
     def _work(self) -> None:
+        start = time.monotonic()
+        try:
+            warm_shared_stages(self.campaign)
+            self.state.log("warm", seconds=round(time.monotonic() - start, 1))
+        except Exception as e:  # the jobs will say so; the operator reads why here
+            self.state.log("warm_error", error=f"{type(e).__name__}: {e}")
         while not self._stop.is_set():
             # Fair between agents: the queued job of the agent that has started the fewest jobs, oldest first.
             rows = self.state.query(
@@ -441,21 +447,42 @@ class Service:
             return json.loads(path.read_text())
 
 
-def build_devkit(campaign: Campaign, task_name: str) -> dict[str, list[dict]]:
-    """The development kit of one task: train_label with labels, train_unlabel and the validation part
-    without, and the weak model's soft labels (its first baseline seed) on the latter two."""
+def _pipeline(campaign: Campaign, task_names: list[str]):
+    """A pipeline over `task_names` with the options every job of the campaign runs with (same cache keys)."""
     from ..api import parse_limit
     from ..cache import ArtifactStore
     from ..pipeline import Pipeline, RunOptions
     from ..settings import load_setting
     from ..tasks import load_task
 
-    task = load_task(task_name, [Path(p) for p in campaign.include])
     options = RunOptions(
-        backend=campaign.backend, sizes=parse_limit(campaign.limit), baseline_seeds=campaign.baseline_seeds
+        backend=campaign.backend,
+        sizes=parse_limit(campaign.limit),
+        baseline_seeds=campaign.baseline_seeds,
+        method_seeds=campaign.seeds,
     )
     store = ArtifactStore(Path(campaign.cache)) if campaign.cache else None
-    pipe = Pipeline(load_setting(campaign.setting), [task], options, store)
+    tasks = [load_task(name, [Path(p) for p in campaign.include]) for name in task_names]
+    return Pipeline(load_setting(campaign.setting), tasks, options, store)
+
+
+def warm_shared_stages(campaign: Campaign) -> None:
+    """The stages every job shares (features, weak and ceiling of each development task), computed before
+    the first job, so that no agent's compute budget pays for them."""
+    pipe = _pipeline(campaign, list(campaign.development))
+    for role in ("weak", "strong"):
+        pipe.compute_features(role)
+    for task in pipe.tasks:
+        for seed in range(pipe.baseline_seeds):
+            pipe.weak_labels(task, seed)
+            pipe.ceiling(task, seed)
+
+
+def build_devkit(campaign: Campaign, task_name: str) -> dict[str, list[dict]]:
+    """The development kit of one task: train_label with labels, train_unlabel and the validation part
+    without, and the weak model's soft labels (its first baseline seed) on the latter two."""
+    pipe = _pipeline(campaign, [task_name])
+    task = pipe.tasks[0]
     splits = pipe.splits(task)
     weak = pipe.weak_labels(task, 0)
     part = campaign.validation_part(task.name, len(splits.test))
