@@ -283,8 +283,9 @@ def test_the_one_flip_attack_learns_nothing_through_the_ladder(toy):
     """Flip one validation-part prediction at a time: through the service every answer repeats the best
     released score, so the labels the attacker infers are no better than its guess; the raw results (what
     evaluate() returns) give every flipped label away. The guarantee needs a step of more than twice what one
-    example moves the score (here 1/(200 examples x a gap of about 0.2) = 0.025 against a step of 0.1)."""
-    service = Service(load_campaign(serve_toy.campaign_yaml(toy, TOKENS, rule={"kind": "ladder", "step": 0.1})))
+    example moves the score (here 1/(200 examples x a gap of about 0.2), about 0.025): the campaign asks for
+    0.01, and the service raises it."""
+    service = Service(load_campaign(serve_toy.campaign_yaml(toy, TOKENS, rule={"kind": "ladder", "step": 0.01})))
     part = service.campaign.validation_part("toy", 400)
     client = LocalClient(service, TOKENS["alice"])
     try:
@@ -302,7 +303,8 @@ def test_the_one_flip_attack_learns_nothing_through_the_ladder(toy):
     events = [json.loads(x) for x in (toy / "state" / "log.jsonl").read_text().splitlines()]
     true = [e["true_score"] for e in events if e["event"] == "job_finished"]
     assert len(set(np.round(true, 9))) > 1
-    assert max(abs(t - true[0]) for t in true) < 0.1 / 2  # each flip moved less than half a step
+    step = [e["step"] for e in events if e["event"] == "job_finished"][0]
+    assert step > 0.01 and max(abs(t - true[0]) for t in true) < step / 2  # each flip moved under half a step
 
 
 RANDOM = CONSTANT.replace(
@@ -459,3 +461,12 @@ def test_kill_9_in_the_middle_of_a_job_loses_nothing_and_charges_once(toy):
     starts = [e for e in events if e["event"] == "start"]
     assert starts[-1]["requeued"] == [job]
     assert sum(e["event"] == "job_finished" for e in events) == 1
+
+
+def test_the_effective_step_is_twice_one_examples_move_at_least():
+    from w2sbench.serve.engine import effective_step
+
+    weights = np.concatenate([np.full(100, 1 / 200), np.full(50, 1 / 100)])  # two tasks: 100 and 50 examples
+    # one example of the smaller task moves the mean accuracy by 1/100, the score by 0.01/0.2 = 0.05
+    assert effective_step(0.02, weights, gap=0.2) == pytest.approx(0.1)
+    assert effective_step(0.25, weights, gap=0.2) == 0.25  # a larger step stands

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import re
 import threading
@@ -362,6 +363,7 @@ class Service:
             "weights": weights,
             "gap": gap,
             "flags": flags,
+            "step": effective_step(self.campaign.rule["step"], weights, gap),
         }
 
     def _method_line(self, line: str) -> str:
@@ -412,18 +414,19 @@ class Service:
             released=released,
             true_score=outcome.get("true_score"),
             flags=outcome.get("flags", []),
+            step=outcome.get("step"),
             compute_s=round(seconds, 2),
         )
 
     def _decide(self, outcome: dict, best: float | None, best_job: str | None) -> ladder.Decision:
         rule = self.campaign.rule
         if rule["kind"] == "ladder":
-            return ladder.fixed_step(outcome["true_score"], best, rule["step"])
+            return ladder.fixed_step(outcome["true_score"], best, outcome["step"])
         diff = None
         if best_job is not None:
             previous = np.load(self.state.folder / "scores" / f"{best_job}.npy")
             diff = outcome["correct"] - previous
-        return ladder.paired(outcome["true_score"], best, rule["step"], diff, outcome["weights"], outcome["gap"])
+        return ladder.paired(outcome["true_score"], best, outcome["step"], diff, outcome["weights"], outcome["gap"])
 
     # ---- what an agent may hold locally ------------------------------------------------------------------------
     def _task_card(self, name: str) -> dict:
@@ -520,6 +523,14 @@ def validation_score(
         weights.append(np.full(len(part), 1.0 / (len(tasks) * len(part))))
     score = diffs / gaps if gaps > 0 else None
     return score, np.concatenate(correct), np.concatenate(weights), gaps / len(tasks)
+
+
+def effective_step(step: float, weights: np.ndarray, gap: float) -> float:
+    """The campaign's step, raised where needed to twice what one validation example can move the score
+    (its weight over the gap, in PGR), rounded up to 0.001: below that, a one-example flip could cross a
+    rounding boundary and be seen. Fixed for a campaign (the weak and ceiling runs are)."""
+    move = float(np.max(weights)) / gap if gap > 0 else 0.0
+    return max(step, math.ceil(2 * move * 1000 - 1e-9) / 1000)
 
 
 def final_score(campaign: Campaign, result: dict, method: str) -> dict:

@@ -11,7 +11,9 @@ the step, so it is never seen; a lucky draw must clear the step to be seen at al
                             method beats the best released one (mean per-example difference above one
                             standard error, and at least half a step), else best
 
-Scores here are pooled PGR on the validation part; `step` is in PGR units.
+Scores here are pooled PGR on the validation part; `step` is in PGR units. The guarantee against one-flip
+probing needs a step above twice what one example moves the score (1/(n x gap)); the engine raises the
+campaign's step to that where it is smaller (engine.effective_step).
 """
 
 from __future__ import annotations
