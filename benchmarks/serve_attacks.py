@@ -61,7 +61,7 @@ class Fixed(Method):
             p[self.flip] = 1 - p[self.flip]
         return p
 '''
-TOKEN = "bench-token"
+TOKEN, BOOSTER = "bench-token", "booster-token"
 
 
 def cpu() -> str:
@@ -104,7 +104,10 @@ def main() -> None:
                 "baseline_seeds": 1,
                 "backend": "hf",
                 "rule": {"kind": "ladder", "step": args.step},
-                "agents": {"attacker": {"token_sha256": token_sha256(TOKEN), "evaluations": 10_000}},
+                "agents": {
+                    "flipper": {"token_sha256": token_sha256(TOKEN), "evaluations": 10_000},
+                    "booster": {"token_sha256": token_sha256(BOOSTER), "evaluations": 10_000},
+                },
                 "state": str(work / "state"),
             }
         )
@@ -143,11 +146,14 @@ def main() -> None:
         }
         out["job_s_median"] = round(statistics.median(job_s), 2)
 
-        # ---- boosting -------------------------------------------------------------------------------------
+        # ---- boosting (another agent: its own ladder, from its first submission) -----------------------------
+        client = LocalClient(service, BOOSTER)
         views = [run_job(client, seed=s) for s in range(args.boost)]
         scores = true_scores(campaign.state)
         true = np.array([scores[v["job"]] for v in views])
-        released_best = [s for s, v in zip(range(args.boost), views) if v["new_best"]]
+        # the submissions the answers favour: released as a new best after the first (none: no information,
+        # so the vote of all of them)
+        released_best = [s for s, v in zip(range(args.boost), views) if v["new_best"]][1:] or list(range(args.boost))
         oracle_pick = [s for s in range(args.boost) if true[s] > np.median(true)]
         result = {}
         for who, picked in (("service", released_best), ("raw_oracle", oracle_pick)):
@@ -166,6 +172,8 @@ def main() -> None:
             }
         result["random_vectors_validation_pgr"] = {"mean": float(true.mean()), "sd": float(true.std())}
         out["boosting"] = {"k": args.boost, **result}
+        steps = [json.loads(x).get("step") for x in (campaign.state / "log.jsonl").read_text().splitlines()]
+        out["effective_step"] = max(s for s in steps if s is not None)
 
         # ---- overhead ---------------------------------------------------------------------------------------
         from w2sbench import api
