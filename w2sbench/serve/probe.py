@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import W2SError
 from ..methods.base import Method
 from ..methods.identity import USER_MODULE_PREFIX
+from ..quotas import Cgroup, Quotas, limit_file_size
 
 MAX_REPLY = 64 * 1024
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -105,10 +106,23 @@ def probe(folder: Path, class_name: str | None = None, timeout_s: float = 120.0)
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     argv = sandbox.command(policy, [sys.executable, "-m", "w2sbench.serve.probe", str(folder), class_name or ""], env)
+    quotas = Quotas()  # the method sandbox's default limits: an import cannot take the service's memory
+    cgroup = Cgroup.create(quotas)
+    if cgroup is not None:
+        argv = cgroup.wrap(argv)
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s)
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            preexec_fn=lambda: limit_file_size(quotas),
+        )
     except subprocess.TimeoutExpired:
         raise ProbeFailed(f"importing the method took longer than {timeout_s:.0f} s") from None
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
     out = proc.stdout[:MAX_REPLY]
     try:
         doc = json.loads(out.decode("utf-8").strip().splitlines()[-1])
