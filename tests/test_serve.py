@@ -470,3 +470,37 @@ def test_the_effective_step_is_twice_one_examples_move_at_least():
     # one example of the smaller task moves the mean accuracy by 1/100, the score by 0.01/0.2 = 0.05
     assert effective_step(0.02, weights, gap=0.2) == pytest.approx(0.1)
     assert effective_step(0.25, weights, gap=0.2) == 0.25  # a larger step stands
+
+
+@needs_sandbox
+def test_a_method_cannot_read_the_services_state_or_another_agents_code(toy):
+    """From inside its sandbox a method looks for the log (true scores), the database and another agent's
+    stored code; it finds none of them (the job would fail with what it read)."""
+    service = Service(load_campaign(serve_toy.campaign_yaml(toy, TOKENS)))
+    try:
+        bob = LocalClient(service, TOKENS["bob"])
+        theirs = bob.call("submit_method", {"files": {"__init__.py": VANILLA}})
+        wait(bob, theirs["job"])
+        state = toy / "state"
+        targets = [state / "log.jsonl", state / "service.db", state / "code" / theirs["code_sha256"] / "__init__.py"]
+
+        def snoop(paths):
+            return CONSTANT.replace(
+                "    def run(self, ctx):\n",
+                "    def run(self, ctx):\n"
+                f"        for path in {[str(p) for p in paths]!r}:\n"
+                "            try:\n"
+                "                open(path, 'rb').read(1)\n"
+                "            except OSError:\n"
+                "                continue\n"
+                "            raise ValueError('read ' + path)\n",
+            )
+
+        alice = LocalClient(service, TOKENS["alice"])
+        view = wait(alice, alice.call("submit_method", {"files": {"__init__.py": snoop(targets)}})["job"])
+        control = wait(alice, alice.call("submit_method", {"files": {"__init__.py": snoop([sys.executable])}})["job"])
+    finally:
+        service.stop()
+    assert all(p.exists() for p in targets)
+    assert view["status"] == "done", view.get("reason")
+    assert control["status"] == "failed" and "read " + sys.executable in control["reason"]  # the probe works
