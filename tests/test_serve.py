@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +220,13 @@ def test_tools_over_http_tokens_isolation_budget_and_the_log(toy):
         assert e.value.status == 429
         assert bob.call("budget")["evaluations_left"] == 0
 
+        for body, status in ((b"x" * 700_000, 413), (b"{not json", 400), (b"[1, 2]", 400)):
+            request = urllib.request.Request(
+                f"{url}/api/budget", data=body, headers={"Authorization": f"Bearer {TOKENS['alice']}"}
+            )
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(request, timeout=30)
+            assert e.value.code == status and list(json.loads(e.value.read())) == ["error"]
         with pytest.raises(ToolError, match="not a plain relative file name"):
             alice.call("submit_method", {"files": {"__init__.py": VANILLA, "../../escape.py": ""}})
         with pytest.raises(ToolError, match="importing the method failed: ZeroDivisionError"):

@@ -54,6 +54,9 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
             except ValueError:
                 return self._send(400, {"error": "bad Content-Length"})
             if length > limit:
+                if length <= 16 * limit:  # read and dropped, so that the client hears the answer, not a reset
+                    self.rfile.read(length)
+                self.close_connection = True
                 return self._send(413, {"error": f"the request is over {limit} bytes"})
             try:
                 args = json.loads(self.rfile.read(length) or b"{}")
