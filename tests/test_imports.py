@@ -24,7 +24,7 @@ LAYERS = [
     ("data and config", ("data", "tasks", "settings", "quotas", "training.recipe")),  # the recipe is a setting's config
     ("models: training, inference, model resolution", ("training", "inference", "models")),
     ("methods", ("methods",)),
-    ("isolation", ("sandbox", "sealed")),
+    ("isolation", ("sandbox", "sealed", "described")),
     ("engine", ("units", "flags", "pipeline", "executors", "ray_executor")),
     ("results and reports", ("results", "samples", "report", "plot", "robustness")),
     ("leaderboard", ("leaderboard",)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -272,3 +273,76 @@ def test_sweep_on_ray_completes_and_resumes(cluster, ray_first, reference, metho
         assert mine["methods"]["logconf"][part] == theirs["methods"]["logconf"][part]
     sharp = json.loads((out / "sharpen_test_temperature-2.json").read_text())
     assert sharp["methods"]["sharpen_test[temperature=2.0]"]["config"] == {"temperature": 2.0}
+
+
+SERVE_SCRIPT = """
+import json, logging, sys, time
+from w2sbench.serve.campaign import load_campaign
+from w2sbench.serve.engine import Service
+from w2sbench.serve.http_api import LocalClient
+
+logging.basicConfig(level=logging.INFO)
+service = Service(load_campaign(sys.argv[1]))
+try:
+    client = LocalClient(service, "agent-token")
+    code = open(sys.argv[2]).read()
+    job = client.call("submit_method", {"files": {"__init__.py": code}})["job"]
+    deadline = time.time() + 900
+    while (view := client.call("job", {"job": job}))["status"] not in ("done", "failed") and time.time() < deadline:
+        time.sleep(1)
+    print(json.dumps(view))
+finally:
+    service.stop()
+"""
+
+
+def test_a_service_job_runs_on_ray_and_no_worker_imports_the_agents_code(cluster, ray_first, tmp_path):
+    """`executor: ray` in a campaign: the job's units run on the cluster's workers, which rebuild the agent's
+    method from its checked description (w2sbench.described) instead of importing it, so top-level code that
+    would write a file on the host leaves no trace (in the sandbox it writes to a private /tmp)."""
+    from w2sbench.serve.campaign import token_sha256
+
+    cache = tmp_path / "cache"
+    (cache / "artifacts").mkdir(parents=True)
+    for stage in ("features_weak", "features_strong", "weak", "ceiling"):
+        shutil.copytree(ray_first[2] / "artifacts" / stage, cache / "artifacts" / stage)
+    marker = tmp_path / "imported-outside-the-sandbox"
+    code = tmp_path / "agent.py"
+    code.write_text(
+        f"try:\n    open({str(marker)!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
+        "from w2sbench.methods import LossMethod\n\n\n"
+        "class Plain(LossMethod):\n    name = 'plain'\n"
+    )
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(
+        json.dumps(
+            {
+                "name": "ray-campaign",
+                "setting": "tiny",
+                "tasks": {"development": ["rotten_tomatoes"], "limit": SMALL},
+                "validation_fraction": 0.9,
+                "seeds": 2,
+                "baseline_seeds": 2,
+                "backend": "hf",
+                "rule": {"kind": "ladder", "step": 0.02},
+                "agents": {"agent": {"token_sha256": token_sha256("agent-token"), "evaluations": 3}},
+                "state": str(tmp_path / "state"),
+                "cache": str(cache),
+                "executor": "ray",
+                "ray_address": cluster.address,
+            }
+        )
+    )
+    script = tmp_path / "serve_job.py"
+    script.write_text(SERVE_SCRIPT)
+    run_env = {**cluster.env, "W2SBENCH_CACHE": str(cache)}
+    proc = cluster.run([sys.executable, str(script), str(campaign), str(code)], env=run_env, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    view = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert view["status"] == "done", view
+    done = re.findall(r"ray: (\d+)/(\d+) units done \((.*?) rotten_tomatoes", proc.stderr)
+    assert done and done[-1][0] == done[-1][1]  # every unit of the job ran on the cluster
+    assert {what for _, _, what in done} >= {"method plain", "score plain"}
+    assert not marker.exists()  # neither the service nor a worker imported the code outside the sandbox
+    exec(compile(code.read_text(), str(code), "exec"), {})  # the control: importing it here does write the file
+    assert marker.exists()

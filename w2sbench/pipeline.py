@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import models, quotas, sandbox, sealed
+from . import described, models, quotas, sandbox, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
 from .data import SPLIT_NAMES as SPLITS
 from .errors import MethodFailed, W2SError
@@ -490,19 +490,20 @@ class Pipeline:
         return methods
 
     def plan(self, methods: list[Method]) -> list[Unit]:
-        refs = [MethodRef(m.run_name, sealed.method_spec(type(m)), _config_json(m)) for m in methods]
+        refs = [MethodRef(m.run_name, described.unit_spec(type(m)), _config_json(m)) for m in methods]
         return plan_units(self.setting, self.tasks, refs, self.baseline_seeds, self.method_seeds)
 
     def method_of(self, unit: Unit) -> Method:
         """The configured method a method unit runs: the instance given to run() or prepare() in this
-        process, else (a worker elsewhere) its class loaded from the unit's spec and built from its config."""
+        process, else (a worker elsewhere) its class rebuilt from the unit's spec (imported, or for an agent's
+        method the stand-in of its description: w2sbench.described) and built from its config."""
         if unit.method not in self._methods:
             if unit.spec is None or unit.config is None:
                 raise W2SError(
                     f"method {unit.method!r} cannot be rebuilt in another process: its hyperparameters are not "
                     "declared as typed class fields (CONTRIBUTING.md, 'Adding a method')"
                 )
-            method = sealed.load_spec(unit.spec)(**json.loads(unit.config))
+            method = described.load_unit_spec(unit.spec)(**json.loads(unit.config))
             if method.run_name != unit.method:
                 raise W2SError(
                     f"method {unit.method!r} loads here as {method.run_name!r} (from {unit.spec}): every node "

@@ -11,7 +11,8 @@ Units, per setting:
 
 A method is named in unit ids by its name in results (`Method.run_name`, e.g. `logconf[aux_coef=0.25]`),
 and a method unit carries what a fresh process needs to build the same configured method: the class's spec
-(sealed.method_spec) and its hyperparameter values as JSON, `load_spec(spec)(**json.loads(config))`.
+(described.unit_spec: an importable name, or an agent's checked description) and its hyperparameter values as
+JSON, `load_unit_spec(spec)(**json.loads(config))`.
 
 `plan()` lists them in the order the in-process executor runs them, which is the order the pipeline has
 always run its stages in (features stage-major, then task by task), so its numbers, cache keys and cache
@@ -31,7 +32,7 @@ class MethodRef(NamedTuple):
     """A configured method as the units carry it: plain strings, so that a unit can travel to another process."""
 
     name: str  # its name in results (Method.run_name): unit ids and results are keyed by it
-    spec: str  # how a fresh process loads its class (sealed.method_spec)
+    spec: str  # how a fresh process rebuilds its class (described.unit_spec)
     config: str | None = "{}"  # its hyperparameter values, JSON (None: it cannot be rebuilt elsewhere)
 
 
@@ -43,7 +44,7 @@ class Unit:
     seed: int | None = None  # weak, ceiling, method
     method: str | None = None  # method, score: the method's name in results (Method.run_name)
     deps: tuple[str, ...] = ()
-    spec: str | None = None  # method: how a fresh process loads the method's class (sealed.method_spec)
+    spec: str | None = None  # method: how a fresh process rebuilds its class (described.unit_spec)
     config: str | None = None  # method: the method's hyperparameter values, JSON
 
     @property

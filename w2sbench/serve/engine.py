@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from ..described import DescriptionRejected, stand_in
 from ..errors import MethodFailed, W2SError
 from . import ladder
 from .campaign import Campaign
-from .probe import ProbeFailed, probe, stand_in
+from .probe import probe
 from .state import State
 
 TOOLS = ("describe", "submit_method", "job", "budget", "history", "nominate_final", "devkit")
@@ -154,7 +155,7 @@ class Service:
         try:
             description = probe(folder, class_name or None)
             method = stand_in(description, folder)(**(hyperparameters or {}))
-        except ProbeFailed as e:
+        except DescriptionRejected as e:
             raise ToolError(f"the method was not accepted: {e}") from None
         except W2SError as e:  # a hyperparameter the method does not declare, or of the wrong type
             raise ToolError(str(e)) from None

@@ -4,9 +4,9 @@ Importing a module runs its top-level code, and the process that schedules jobs 
 agent's code is imported only inside the method sandbox, twice: once here (`python -m w2sbench.serve.probe
 FOLDER [CLASS]`, which prints the class's description as one JSON line: name, version, description,
 hyperparameters with types and defaults) and then in the sealed method process of each job. The service
-turns the description into a stand-in class (`stand_in`) that carries the name, the hyperparameters and
-the code's location, so that the pipeline hashes the files, names the method and checks hyperparameters
-exactly as for a class it imported; only the sealed process ever loads the real one (and checks its hash).
+checks the description and turns it into a stand-in class (w2sbench.described), which the pipeline names,
+hashes and runs exactly as a class it imported, here or on a Ray worker; only the sealed process ever
+loads the real one (and checks its hash).
 
 What the probe sends back is read as JSON of at most 64 KiB and checked field by field; anything else is
 one line naming what was wrong.
@@ -16,25 +16,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import types
-import typing
 from pathlib import Path
-from typing import Any
 
-from ..errors import W2SError
+from ..described import DescriptionRejected, check_description
 from ..methods.base import Method
 from ..methods.identity import USER_MODULE_PREFIX
 from ..quotas import Cgroup, Quotas, limit_file_size
 
 MAX_REPLY = 64 * 1024
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-SCALARS = {"bool": bool, "int": int, "float": float, "str": str}
 
 
-class ProbeFailed(W2SError):
+class ProbeFailed(DescriptionRejected):
     """The agent's code did not import inside the sandbox, or does not define a usable method."""
 
 
@@ -128,75 +122,10 @@ def probe(folder: Path, class_name: str | None = None, timeout_s: float = 120.0)
         doc = json.loads(out.decode("utf-8").strip().splitlines()[-1])
     except (UnicodeDecodeError, IndexError, ValueError):
         raise ProbeFailed("importing the method failed (it ended the process before describing itself)") from None
-    return check_description(doc)
-
-
-def check_description(doc: Any) -> dict:
-    """The probe's reply, field by field: anything unexpected is a ProbeFailed line, never an object."""
-    if not isinstance(doc, dict):
-        raise ProbeFailed("the method's description is not a JSON object")
-    if "error" in doc:
-        if not isinstance(doc["error"], str):
-            raise ProbeFailed("the method could not be described")
-        raise ProbeFailed(doc["error"][:400])
-    expected = {"class", "name", "version", "description", "uses_weak_labels", "hyperparameters"}
-    if set(doc) != expected:
-        raise ProbeFailed(f"the method's description has fields {sorted(doc)}, expected {sorted(expected)}")
-    if not isinstance(doc["class"], str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", doc["class"]):
-        raise ProbeFailed("the method class must be a top-level class with a plain name")
-    if not isinstance(doc["name"], str) or not NAME.fullmatch(doc["name"]):
-        raise ProbeFailed(f"the method's name {doc['name']!r} must match {NAME.pattern}")
-    if type(doc["version"]) is not int or not isinstance(doc["description"], str):
-        raise ProbeFailed("the method's version must be an int and its description a string")
-    if type(doc["uses_weak_labels"]) is not bool or not isinstance(doc["hyperparameters"], list):
-        raise ProbeFailed("the method's uses_weak_labels must be a bool and its hyperparameters a list")
-    if len(doc["hyperparameters"]) > 32:
-        raise ProbeFailed("a method may declare at most 32 hyperparameters")
-    for h in doc["hyperparameters"]:
-        if not isinstance(h, dict) or not isinstance(h.get("name"), str) or not NAME.fullmatch(h["name"]):
-            raise ProbeFailed("a hyperparameter needs a plain lower-case name")
-        kind = h.get("type")
-        values = h.get("choices") if kind == "literal" else [h.get("default")]
-        if kind not in (*SCALARS, "literal") or not isinstance(values, list) or not 0 < len(values) <= 64:
-            raise ProbeFailed(f"hyperparameter {h['name']}: unsupported type {kind!r}")
-        for v in values + [h.get("default")]:
-            if type(v) not in SCALARS.values() or (isinstance(v, str) and len(v) > 200):
-                raise ProbeFailed(f"hyperparameter {h['name']}: a value must be a bool, int, float or short str")
-    return doc
-
-
-def stand_in(description: dict, folder: Path) -> type[Method]:
-    """A Method subclass that names the probed class and its code without importing it. The pipeline
-    hashes `folder`, builds the method's name and config from the declared hyperparameters, and the
-    sealed process loads the real class from `folder/__init__.py` (checking the hash)."""
-    module_name = f"{USER_MODULE_PREFIX}serve_{abs(hash(str(folder)))}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        module = types.ModuleType(module_name)
-        module.__file__ = str(folder / "__init__.py")  # what method_source() and method_spec() read
-        sys.modules[module_name] = module
-    annotations: dict[str, Any] = {}
-    namespace: dict[str, Any] = {
-        "__module__": module_name,
-        "__qualname__": description["class"],
-        "name": description["name"],
-        "version": description["version"],
-        "description": description["description"],
-        "uses_weak_labels": description["uses_weak_labels"],
-        "__annotations__": annotations,
-    }
-    for h in description["hyperparameters"]:
-        kind = h["type"]
-        annotations[h["name"]] = (
-            typing.Literal[tuple(h["choices"])] if kind == "literal" else SCALARS[kind]  # type: ignore[misc]
-        )
-        namespace[h["name"]] = h["default"]
     try:
-        cls = type(description["class"], (Method,), namespace)
-    except (TypeError, W2SError) as e:
-        raise ProbeFailed(f"the method's hyperparameters are not usable: {e}") from None
-    setattr(module, description["class"], cls)
-    return cls
+        return check_description(doc)
+    except DescriptionRejected as e:
+        raise ProbeFailed(str(e)) from None
 
 
 if __name__ == "__main__":
