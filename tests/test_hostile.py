@@ -23,6 +23,7 @@ from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the p
 from w2sbench import sandbox
 from w2sbench.errors import W2SError
 from w2sbench.methods import load_method
+from w2sbench.pipeline import RunOptions
 from w2sbench.paths import repo_root
 
 pytestmark = pytest.mark.skipif(
@@ -150,8 +151,7 @@ def test_secrets_in_the_environment_do_not_cross(tmp_path, monkeypatch, capfd):
 
 
 def test_a_hung_method_is_stopped_at_its_limit_and_leaves_nothing(tmp_path):
-    pipe, task = make_pipeline(tmp_path)
-    pipe.options.method_timeout_s = 3
+    pipe, task = make_pipeline(tmp_path, RunOptions(method_timeout_s=3))
     cls = method_file(tmp_path, "import subprocess\nsubprocess.Popen(['sleep', '600'])\ntime.sleep(600)")
     start = time.monotonic()
     with pytest.raises(W2SError, match=r"did not finish on task 'toy' seed 0 within its time limit of 3 s"):
@@ -174,7 +174,7 @@ def test_code_edited_during_a_run_is_not_run_under_the_old_hash(tmp_path):
     """The results name the code hashed when the run started; the method process refuses other code."""
     pipe, task = make_pipeline(tmp_path)
     cls = method_file(tmp_path, "return np.full(len(ctx.test_texts), 0.25)")
-    pipe.method_source(cls)  # as Pipeline.run does before any work
+    pipe.isolation.source(cls)  # as Pipeline.prepare does before any work
     path = Path(sys.modules[cls.__module__].__file__)
     path.write_text(path.read_text().replace("0.25", "0.75"))
     with pytest.raises(W2SError, match=r"the method's code changed on disk after the run started"):
@@ -203,6 +203,7 @@ from w2sbench.training import FrozenTrainer, Recipe
 spec = {spec!r}
 policy = sandbox.default_policy([], [{method!r}])
 from w2sbench.methods import load_method
+from w2sbench.pipeline import RunOptions
 from w2sbench.methods.identity import method_source
 runner = sealed.SealedRunner(spec, "sleeper", policy, 600, method_source(load_method(spec)).sha256)
 x = np.zeros((4, 2), np.float32)

@@ -24,8 +24,8 @@ LAYERS = [
     ("data and config", ("data", "tasks", "settings", "quotas", "training.recipe")),  # the recipe is a setting's config
     ("models: training, inference, model resolution", ("training", "inference", "models")),
     ("methods", ("methods",)),
-    ("isolation", ("sandbox", "sealed", "described")),
-    ("engine", ("units", "flags", "pipeline", "executors", "ray_executor")),
+    ("isolation", ("sandbox", "sealed", "described", "isolation")),
+    ("engine", ("units", "flags", "ledger", "pipeline", "executors", "ray_executor")),
     ("results and reports", ("results", "samples", "report", "plot", "robustness")),
     ("leaderboard", ("leaderboard",)),
     ("interfaces", ("api", "sweep", "serve", "cli", "__main__", "")),  # "": the package root, the public API

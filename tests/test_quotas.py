@@ -4,14 +4,13 @@ them, and bad values are one line naming where they came from."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from test_hostile import method_file  # noqa: I001  (tests/ is on the path under pytest)
 from test_sealed import N_TEST, make_pipeline
 
 from w2sbench import quotas, sandbox
 from w2sbench.errors import W2SError
+from w2sbench.pipeline import RunOptions
 from w2sbench.quotas import GIB, Quotas, from_setting, override, size_text
 
 MIB = 1 << 20
@@ -55,9 +54,7 @@ HONEST = "return ctx.train_strong(ctx.weak_unlabel).predict('test')"
 
 
 def limited(tmp_path, quota: str):
-    pipe, task = make_pipeline(tmp_path)
-    pipe.options = dataclasses.replace(pipe.options, method_quota=quota)
-    return pipe, task
+    return make_pipeline(tmp_path, RunOptions(method_quota=quota))
 
 
 def stops(tmp_path, quota: str, body: str, pattern: str) -> None:
@@ -113,7 +110,7 @@ def test_a_full_tmp_stops_the_method(tmp_path):
 @pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 def test_the_results_record_the_quotas(tmp_path):
     pipe, _ = limited(tmp_path, "memory=6G")
-    pipe.sandbox_policy(method_file(tmp_path, HONEST, "honest"))
-    record = pipe.sandbox_record["quotas"]
+    pipe.isolation.policy(method_file(tmp_path, HONEST, "honest"))
+    record = pipe.ledger.sandbox["quotas"]
     assert record["memory"] == 6 * GIB and record["processes"] == Quotas().processes
-    assert record["memory_and_processes_enforced_by"] == quotas.enforcement(pipe.quotas)
+    assert record["memory_and_processes_enforced_by"] == quotas.enforcement(pipe.isolation.quotas)

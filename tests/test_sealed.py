@@ -27,7 +27,7 @@ N_UNLABEL, N_TEST = 30, 20
 FOUND = "hostile method found: "
 
 
-def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
+def make_pipeline(tmp_path: Path, options: RunOptions | None = None) -> tuple[Pipeline, object]:
     """A real Pipeline on a small local task whose features are synthetic (label-dependent) arrays."""
     rng = np.random.default_rng(0)
     rows = [
@@ -42,7 +42,7 @@ def make_pipeline(tmp_path: Path) -> tuple[Pipeline, object]:
         "card: {source: generated in the test, citation: none, license: Apache-2.0}\n"
     )
     task = load_task(str(tmp_path / "toy.yaml"))
-    pipe = Pipeline(load_setting("tiny"), [task], RunOptions(), store=ArtifactStore(tmp_path / "cache"))
+    pipe = Pipeline(load_setting("tiny"), [task], options or RunOptions(), store=ArtifactStore(tmp_path / "cache"))
     splits = pipe.splits(task)
     feats = {}
     for split in ("train_label", "train_unlabel", "test"):
@@ -166,7 +166,7 @@ def test_cached_method_stage_is_a_hit_without_a_process(tmp_path):
     again, _ = make_pipeline(tmp_path)
     probs2, compute2, _ = again.run_method(task, load_method("vanilla"), 4)
     assert again.store.hits["method"] == 1 and again.store.misses.get("method", 0) == 0
-    assert again._sealed_runners == {}  # no process was started for a hit
+    assert again.isolation.runners == {}  # no process was started for a hit
     assert np.array_equal(probs, probs2) and compute2 == compute
 
 

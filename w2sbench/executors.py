@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from .errors import MethodFailed, UnknownNameError, W2SError
 from .progress import UnitProgress, plan_line
-from .units import Unit
+from .units import Unit, dedupe
 
 log = logging.getLogger("w2sbench")
 
@@ -56,16 +56,24 @@ class InProcessExecutor:
         return values
 
 
-def run(pipeline: Any, methods: list, executor: Any = None) -> Any:
-    """One evaluation, as evaluate() and reproduction run it: prepare (names, sandbox, tasks, models), plan the
-    units, have `executor` run them (default: in this process), and record; returns the RunRecord. Above the
-    stages, so that the pipeline never imports who runs it."""
+def execute(pipeline: Any, methods: list, executor: Any = None) -> tuple[list, list[Unit], dict[str, Any]]:
+    """The one run above the stages, which evaluate(), sweeps and reproduction share: prepare (names, sandbox,
+    tasks, models), plan the units (once each: a sweep's configurations share their baselines), have
+    `executor` run them (default: in this process). Returns (the method instances, the units, their values);
+    `pipeline.record(methods, values)` makes a RunRecord of any of the methods. Above the stages, so that the
+    pipeline never imports who runs it."""
     started = time.perf_counter()
     methods = pipeline.prepare(methods)
-    units = pipeline.plan(methods)
+    units = dedupe(pipeline.plan(methods))
     log.info(plan_line([u.kind for u in units]))
     values = (executor or InProcessExecutor()).run(pipeline, units)
-    pipeline.timings["total"] = time.perf_counter() - started
+    pipeline.ledger.timings["total"] = time.perf_counter() - started
+    return methods, units, values
+
+
+def run(pipeline: Any, methods: list, executor: Any = None) -> Any:
+    """One evaluation, as evaluate() and reproduction run it: `execute`, then the RunRecord of all its methods."""
+    methods, _, values = execute(pipeline, methods, executor)
     return pipeline.record(methods, values)
 
 

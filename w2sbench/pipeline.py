@@ -9,28 +9,26 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import described, models, quotas, sandbox, sealed
+from . import described, models, sealed
 from .cache import ArtifactStore, hash_array, hash_of, hash_texts
 from .data import SPLIT_NAMES as SPLITS
 from .errors import MethodFailed, W2SError
 from .flags import flag_method, flag_summary
 from .inference import get_backend
+from .isolation import MethodIsolation
+from .ledger import RunLedger
 from .methods.base import Method
-from .methods.identity import MethodSource, harness_source, method_source
+from .methods.identity import MethodSource, harness_source
 from .progress import FeatureProgress
 from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from .settings import ModelSpec, Setting
@@ -45,8 +43,11 @@ log = logging.getLogger("w2sbench")
 ROLE_SPLITS = {"weak": SPLITS, "strong": ("train_unlabel", "test")}
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
+    """How one run goes. Frozen: the pipeline reads them once, when it is built (dataclasses.replace makes
+    another)."""
+
     backend: str = "auto"
     tensor_parallel_size: int = 1  # GPUs per vLLM engine, for models that do not fit one
     baseline_seeds: int | None = None  # default: the setting's
@@ -102,21 +103,35 @@ class RunRecord:
 
 
 class Pipeline:
-    """One setting over a list of tasks; holds the cache, the inference backends and the run's record."""
+    """One setting over a list of tasks: the stages and their cache keys. What the run records beside its
+    numbers is its `ledger` (w2sbench.ledger); how it isolates methods, its `isolation` (w2sbench.isolation).
+    `runners`: method processes to share with other pipelines of the same run (a Ray worker's)."""
 
-    def __init__(self, setting: Setting, tasks: list[Task], options: RunOptions, store: ArtifactStore | None = None):
+    def __init__(
+        self,
+        setting: Setting,
+        tasks: list[Task],
+        options: RunOptions,
+        store: ArtifactStore | None = None,
+        runners: dict[str, sealed.SealedRunner] | None = None,
+    ):
         self.setting, self.tasks, self.options = setting, tasks, options
         self.store = store or ArtifactStore()
+        self.ledger = RunLedger(self.store)
+        self.isolation = MethodIsolation(
+            unsealed=options.unsealed,
+            timeout_s=options.method_timeout_s or setting.method_timeout_s,
+            setting_quotas=setting.quotas,
+            quota_override=options.method_quota,
+            model_dirs=lambda: [str(self.model_dir(r)) for r in ("weak", "strong")],
+            sandbox_used=self.ledger.sandbox_used,
+            runners=runners,
+        )
         self.baseline_seeds = setting.baseline_seeds if options.baseline_seeds is None else options.baseline_seeds
         self.method_seeds = setting.method_seeds if options.method_seeds is None else options.method_seeds
         for flag, n in (("--baseline-seeds", self.baseline_seeds), ("--seeds", self.method_seeds)):
             if n < 1:
                 raise W2SError(f"{flag} {n}: give at least 1 seed")
-        self.timings: dict[str, float] = defaultdict(float)
-        self.backend_used: dict[str, str] = {}
-        self.notes: list[str] = []
-        self.failed_methods: dict[str, str] = {}  # method name in results -> the one line that stopped it
-        self.unit_sandboxes: dict[str, dict | None] = {}  # method unit run elsewhere (Ray) -> its node's sandbox
         self.model_dirs: dict[str, Any] = {}
         self.model_records: dict[str, dict] = {}
         self._splits: dict[str, Splits] = {}
@@ -124,25 +139,14 @@ class Pipeline:
         self._feature_ids: dict[tuple[str, str, str], str] = {}
         self._inputs: dict[tuple[str, str, str], list[str]] = {}
         self._split_ids: dict[str, dict[str, str]] = {}
-        self._sealed_runners: dict[str, sealed.SealedRunner] = {}  # one child process per method, started on a miss
-        self.method_sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
-        self.sandbox_record: dict | None = None
         self._methods: dict[str, Method] = {}  # name in results (run_name) -> the configured method
         self._n_methods = 0
         self.log_tasks = True  # say each task's work as it starts (executors running units elsewhere turn it off)
 
-    # ---- bookkeeping -------------------------------------------------------------------------------
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] += time.perf_counter() - start
-
+    # ---- inputs: splits and models -----------------------------------------------------------------
     def splits(self, task: Task) -> Splits:
         if task.name not in self._splits:
-            with self.timed("data"):
+            with self.ledger.timed("data"):
                 self._splits[task.name] = task.load_splits(self.options.sizes)
         return self._splits[task.name]
 
@@ -152,7 +156,7 @@ class Pipeline:
     def model_dir(self, role: str):
         spec = self.spec(role)
         if role not in self.model_dirs:
-            with self.timed(f"resolve_{role}"):
+            with self.ledger.timed(f"resolve_{role}"):
                 self.model_dirs[role] = models.resolve_model(spec.model, spec.revision)
                 self.model_records[role] = {
                     "id": spec.model,
@@ -214,9 +218,9 @@ class Pipeline:
         backend, note = get_backend(
             self.options.backend, model_dir, purpose="features", tensor_parallel_size=self.options.tensor_parallel_size
         )
-        self.backend_used[f"features:{role}"] = backend.name
+        self.ledger.backend_used[f"features:{role}"] = backend.name
         if note:
-            self.notes.append(note)
+            self.ledger.note(note)
             log.info(note)
         spec = self.spec(role)
         started: list[bool] = []
@@ -248,7 +252,7 @@ class Pipeline:
                         progress.split_done(len(texts), time.perf_counter() - begun)
                         return {"features": np.asarray(feats, dtype=np.float32)}, {"backend": backend.describe()}
 
-                    with self.timed(stage):
+                    with self.ledger.timed(stage):
                         art = self.store.get_or_compute(stage, key, compute)
                     self._features[(role, task.name, split)] = art["features"]
                     self._feature_ids[(role, task.name, split)] = hash_of(key)
@@ -336,10 +340,10 @@ class Pipeline:
                 )
             return labels, {"backend": used}
 
-        with self.timed("weak"):
+        with self.ledger.timed("weak"):
             art = self.store.get_or_compute("weak", self._stage_key("weak", task, seed, "weak"), train_weak)
         if "backend" in art["meta"]:  # fresh or cached, the artifact says which backend labelled
-            self.backend_used["labels:weak"] = art["meta"]["backend"]
+            self.ledger.backend_used["labels:weak"] = art["meta"]["backend"]
         return {"train_unlabel": art["train_unlabel"], "test": art["test"]}
 
     def ceiling(self, task: Task, seed: int) -> np.ndarray:
@@ -352,7 +356,7 @@ class Pipeline:
             )
             return {"test": student.predict("test")}, {}
 
-        with self.timed("ceiling"):
+        with self.ledger.timed("ceiling"):
             return self.store.get_or_compute(
                 "ceiling", self._stage_key("ceiling", task, seed, "strong"), train_ceiling
             )["test"]
@@ -368,7 +372,7 @@ class Pipeline:
         method = method_cls() if isinstance(method_cls, type) else method_cls
         method_cls = type(method)
         splits = self.splits(task)
-        source = self.method_source(method_cls)
+        source = self.isolation.source(method_cls)
         key = {
             **self._stage_key("method", task, seed, "strong"),
             "method": method_cls.name,
@@ -402,7 +406,7 @@ class Pipeline:
                 tensor_parallel_size=self.options.tensor_parallel_size,
                 method_config=method.hyperparameter_values(),
             )
-            probs, record = self.sealed_runner(method_cls).run(job)
+            probs, record = self.isolation.runner(method_cls).run(job)
             if isinstance(probs, str):
                 raise W2SError(f"method {method_cls.name!r} returned predictions that are not numbers ({probs})")
             probs = check_predictions(probs, len(splits.test), method_cls.name)
@@ -410,54 +414,9 @@ class Pipeline:
                 raise W2SError(f"method {method_cls.name!r} declares uses_weak_labels=False but read the weak labels")
             return {"test": probs}, {"compute": record}
 
-        with self.timed("method"):
+        with self.ledger.timed("method"):
             art = self.store.get_or_compute("method", key, compute)
         return art["test"], art["meta"].get("compute", {}), weak_seed
-
-    def sealed_runner(self, method_cls: type[Method]) -> sealed.SealedRunner:
-        """The method's process, in a sandbox that may read its own code and the two models' folders."""
-        spec = sealed.method_spec(method_cls)
-        if spec not in self._sealed_runners:
-            policy = self.sandbox_policy(method_cls)
-            timeout = self.options.method_timeout_s or self.setting.method_timeout_s
-            self._sealed_runners[spec] = sealed.SealedRunner(
-                spec,
-                method_cls.name,
-                policy,
-                timeout,
-                self.method_source(method_cls).sha256,
-                None if policy is None else self.quotas,
-            )
-        return self._sealed_runners[spec]
-
-    def sandbox_policy(self, method_cls: type[Method]) -> sandbox.Policy | None:
-        """The method's OS sandbox (None when unsealed), recorded in the results. Recorded for every method
-        of the run, also one whose stages are all cache hits: such a run's predictions came from sealed
-        runs too, because an unsealed run's method artifacts carry a key of their own."""
-        if self.options.unsealed:
-            return None
-        model_dirs = [str(self.model_dir(r)) for r in ("weak", "strong")]
-        policy = sandbox.default_policy(model_dirs, [str(self.method_source(method_cls).root)])
-        policy = dataclasses.replace(policy, tmp_bytes=self.quotas.tmp, shm_bytes=self.quotas.shm)
-        if self.sandbox_record is None:
-            self.sandbox_record = {
-                **sandbox.describe(policy),
-                "quotas": self.quotas.record(quotas.enforcement(self.quotas)),
-                "method_code": {},
-            }
-        self.sandbox_record["method_code"][method_cls.name] = str(self.method_source(method_cls).root)
-        return policy
-
-    @property
-    def quotas(self) -> quotas.Quotas:
-        """The method sandbox's limits: the setting's, with --method-quota over them."""
-        return quotas.override(self.setting.quotas, self.options.method_quota)
-
-    def method_source(self, method_cls: type[Method]) -> MethodSource:
-        """Hashed once per run: the method stage's key and the results name the code, not just the name."""
-        if method_cls.name not in self.method_sources:
-            self.method_sources[method_cls.name] = method_source(method_cls)
-        return self.method_sources[method_cls.name]
 
     # ---- the whole run, as a graph of units (w2sbench/units.py) run by an executor --------------------------
     def prepare(self, methods: list[type[Method] | Method]) -> list[Method]:
@@ -467,23 +426,14 @@ class Pipeline:
         methods = [m() if isinstance(m, type) else m for m in methods]  # a class: its default hyperparameters
         if len({m.run_name for m in methods}) < len(methods):
             raise W2SError(f"methods {[m.run_name for m in methods]}: one is given twice (same name in results)")
-        if not self.options.unsealed:
-            why = sandbox.unavailable_reason()
-            if why:
-                raise W2SError(
-                    f"the method sandbox cannot start here ({why}); install bubblewrap "
-                    "(apt-get install bubblewrap) or pass --unsealed (results then say sealed: false, "
-                    "and the leaderboard refuses them)"
-                )
-        if not self.options.unsealed:
-            self.quotas  # noqa: B018  (a malformed --method-quota fails here, before any work)
+        self.isolation.check_available()
         for task in self.tasks:
             self.splits(task)
         for role in ("weak", "strong"):
             self.model_dir(role)  # a missing model fails here, before any work
         for method in methods:  # hashed now, next to when the code was imported, not when it first runs
-            self.method_source(type(method))
-            self.sandbox_policy(type(method))  # recorded even when every stage of the method is a cache hit
+            self.isolation.source(type(method))
+            self.isolation.policy(type(method))  # recorded even when every stage of the method is a cache hit
         self._n_methods = len(methods)
         for method in methods:
             self._methods[method.run_name] = method
@@ -549,7 +499,7 @@ class Pipeline:
         task."""
         weak_test, ceiling_test, probs, compute = self._task_values(task, name, inputs)
         labels = np.array([e.label for e in self.splits(task).test])
-        with self.timed("score"):
+        with self.ledger.timed("score"):
             score = bootstrap_pgr(labels, weak_test, ceiling_test, probs, n_boot=self.options.n_boot, task=task.name)
             flags = flag_method(labels, weak_test, ceiling_test, probs, score, compute)
         return score, flags
@@ -566,8 +516,8 @@ class Pipeline:
     def method_failed(self, error: MethodFailed) -> None:
         """Called by the executor when a method unit fails: the method is left out of the results, with a note
         and its one line said now."""
-        if error.method not in self.failed_methods:
-            self.failed_methods[error.method] = str(error)
+        if error.method not in self.ledger.failed:
+            self.ledger.failed[error.method] = str(error)
             log.error(str(error))
 
     def unit_done(self, unit: Unit, value: Any) -> None:
@@ -579,11 +529,12 @@ class Pipeline:
     def record(self, methods: list[Method], values: dict[str, Any]) -> RunRecord:
         """The RunRecord of `methods` (instances, as prepare() returns them) from the units' values (a sweep
         makes one per configuration)."""
-        failed = [m.run_name for m in methods if m.run_name in self.failed_methods]
+        ledger = self.ledger
+        failed = [m.run_name for m in methods if m.run_name in ledger.failed]
         if len(failed) == len(methods) and methods:
             # nothing left to report: the first failure is the error
-            raise MethodFailed(failed[0], self.failed_methods[failed[0]])
-        methods = [m for m in methods if m.run_name not in self.failed_methods]
+            raise MethodFailed(failed[0], ledger.failed[failed[0]])
+        methods = [m for m in methods if m.run_name not in ledger.failed]
         runs: list[TaskRun] = []
         for task in self.tasks:
             weak_test, ceiling_test = self._task_values(task, None, values)
@@ -601,9 +552,9 @@ class Pipeline:
                 tr.scores[name], tr.flags[name] = values[Unit("score", task.name, method=name).id]
             runs.append(tr)
         for method in methods:
-            self.method_source(type(method))  # named even when every method unit ran elsewhere or was cached
+            self.isolation.source(type(method))  # named even when every method unit ran elsewhere or was cached
         names = {m.name for m in methods}
-        sandbox_record = self.sandbox_record
+        sandbox_record = ledger.sandbox
         if sandbox_record is not None:  # the code of this record's methods (a sweep's pipeline holds them all)
             code = {k: v for k, v in sandbox_record["method_code"].items() if k in names}
             sandbox_record = {**sandbox_record, "method_code": code}
@@ -614,17 +565,17 @@ class Pipeline:
             baseline_seeds=self.baseline_seeds,
             method_seeds=self.method_seeds,
             options=self.options,
-            backend_used=dict(self.backend_used),
-            notes=list(self.notes),
-            timings=dict(self.timings),
+            backend_used=dict(ledger.backend_used),
+            notes=list(ledger.notes),
+            timings=dict(ledger.timings),
             cache_hits=dict(self.store.hits),
             cache_misses=dict(self.store.misses),
             cache_recomputed=dict(self.store.corrupt),
-            method_sources={k: v for k, v in self.method_sources.items() if k in names},
+            method_sources={k: v for k, v in self.isolation.sources.items() if k in names},
             sandbox=sandbox_record,
-            failed={name: self.failed_methods[name] for name in failed},
+            failed={name: ledger.failed[name] for name in failed},
             unit_sandboxes={
-                u: sb for u, sb in self.unit_sandboxes.items() if any(f"/{m.run_name}/" in u for m in methods)
+                u: sb for u, sb in ledger.unit_sandboxes.items() if any(f"/{m.run_name}/" in u for m in methods)
             },
         )
 

@@ -42,7 +42,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -180,7 +179,7 @@ class RayExecutor:
                 for ref in ready:
                     unit = pending.pop(ref)
                     record = self._get(ray, ref, unit)
-                    absorb(pipeline, record)
+                    pipeline.ledger.merge(record["ledger"], record.get("unit"), record.get("method_sandbox"))
                     values[unit.id] = self._get(ray, value_refs[unit.id], unit)
                     pipeline.unit_done(unit, values[unit.id])
                     done += 1
@@ -207,27 +206,6 @@ class RayExecutor:
             raise W2SError(f"unit {unit.id} failed on the Ray cluster: {type(cause).__name__}: {cause}") from e
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as e:
             raise W2SError(f"unit {unit.id}: its worker died on every attempt ({type(e).__name__}): {e}") from None
-
-
-def absorb(pipeline: Any, record: dict) -> None:
-    """Add a unit's bookkeeping (time per stage, cache counts, backends, notes, sandbox) to the driver's."""
-    for stage, seconds in record["timings"].items():
-        pipeline.timings[stage] += seconds
-    pipeline.store.hits.update(record["hits"])
-    pipeline.store.misses.update(record["misses"])
-    pipeline.store.corrupt.update(record["corrupt"])
-    pipeline.backend_used.update(record["backend_used"])
-    for note in record["notes"]:
-        if note not in pipeline.notes:
-            pipeline.notes.append(note)
-    if "unit" in record:  # a method unit: the sandbox of the process that ran it, None if its worker said nothing
-        pipeline.unit_sandboxes[record["unit"]] = record.get("method_sandbox")
-    sandbox = record.get("sandbox")
-    if sandbox:
-        if pipeline.sandbox_record is None:
-            pipeline.sandbox_record = {**sandbox, "method_code": dict(sandbox["method_code"])}
-        else:
-            pipeline.sandbox_record["method_code"].update(sandbox["method_code"])
 
 
 def _remove_tree(path: Path) -> None:
@@ -274,10 +252,10 @@ def _pipeline(context: dict, task_name: str) -> Any:
     if key not in _PIPELINES:
         store = ArtifactStore(root=Path(context["store_root"]), recompute=frozenset(context["recompute"]))
         options = context["options"]
-        pipeline = Pipeline(context["setting"], [context["tasks"][task_name]], options, store)
+        runners = _RUNNERS.setdefault(context["key"], {})
+        pipeline = Pipeline(context["setting"], [context["tasks"][task_name]], options, store, runners)
         pipeline.baseline_seeds, pipeline.method_seeds = context["baseline_seeds"], context["method_seeds"]
         pipeline.log_tasks = False
-        pipeline._sealed_runners = _RUNNERS.setdefault(context["key"], {})
         _PIPELINES[key] = pipeline
     return _PIPELINES[key]
 
@@ -305,24 +283,17 @@ def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
         why = sandbox.unavailable_reason()
         if why:
             raise W2SError(f"the method sandbox cannot start on Ray node {socket.gethostname()} ({why})")
-    before = _counters(pipeline)
+    before = pipeline.ledger.snapshot()
     value = pipeline.run_unit(unit, dict(zip(unit.deps, dep_values)))
-    after = _counters(pipeline)
     record = {
-        "timings": {k: v - before["timings"].get(k, 0.0) for k, v in after["timings"].items()},
-        **{name: dict(after[name] - before[name]) for name in ("hits", "misses", "corrupt")},
-        "backend_used": dict(pipeline.backend_used),
-        "notes": list(pipeline.notes),
-        "sandbox": pipeline.sandbox_record,
+        "ledger": pipeline.ledger.share_since(before),  # the driver merges it into its own
         "seconds": time.perf_counter() - started,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "attempts": attempts,
     }
-    if unit.kind == "method":
-        record["unit"] = unit.id
-    record["timings"] = {k: v for k, v in record["timings"].items() if v > 0}
     if unit.kind == "method":  # where this method unit ran, and how: the results say it of every unit
+        record["unit"] = unit.id
         record["method_sandbox"] = {
             "host": socket.gethostname(),
             "node": _node_id(),
@@ -332,7 +303,8 @@ def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
         if not pipeline.options.unsealed:
             from . import quotas
 
-            record["method_sandbox"]["quotas"] = pipeline.quotas.record(quotas.enforcement(pipeline.quotas))
+            limits = pipeline.isolation.quotas
+            record["method_sandbox"]["quotas"] = limits.record(quotas.enforcement(limits))
     return value, record
 
 
@@ -352,12 +324,3 @@ def _set_threads(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def _counters(pipeline: Any) -> dict:
-    return {
-        "timings": dict(pipeline.timings),
-        "hits": Counter(pipeline.store.hits),
-        "misses": Counter(pipeline.store.misses),
-        "corrupt": Counter(pipeline.store.corrupt),
-    }

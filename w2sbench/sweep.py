@@ -34,14 +34,12 @@ import itertools
 import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, W2SError
 from .methods.params import format_value, split_spec
-from .units import dedupe
 from .validation import read_yaml
 
 log = logging.getLogger("w2sbench")
@@ -155,6 +153,7 @@ def run_sweep(
 ) -> dict:
     """Run every configuration; write one results JSON each and the summary; return the summary."""
     from .api import parse_limit
+    from .executors import execute
     from .methods.registry import resolve_methods
     from .pipeline import Pipeline, RunOptions
     from .results import build_results, write_results
@@ -189,22 +188,18 @@ def run_sweep(
         method_quota=method_quota,
     )
     pipeline = Pipeline(setting, tasks, options)
-    started = time.perf_counter()
-    methods = pipeline.prepare(methods)
-    units = dedupe(pipeline.plan(methods))
     log.info(
         f"sweep {sweep.path.name}: {len(methods)} configuration(s) x {len(tasks)} task(s) x "
-        f"{pipeline.method_seeds} seed(s): {len(units)} units"
+        f"{pipeline.method_seeds} seed(s)"
     )
-    values = executor.run(pipeline, units)
-    pipeline.timings["total"] = time.perf_counter() - started
+    methods, units, values = execute(pipeline, methods, executor)
     output.mkdir(parents=True, exist_ok=True)
     rows = []
     files: set[str] = set()
     failed = {
-        spec: pipeline.failed_methods[m.run_name]
+        spec: pipeline.ledger.failed[m.run_name]
         for spec, m in zip(sweep.configurations, methods)
-        if m.run_name in pipeline.failed_methods
+        if m.run_name in pipeline.ledger.failed
     }
     for spec, method in zip(sweep.configurations, methods):
         if spec in failed:

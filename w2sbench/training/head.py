@@ -32,13 +32,6 @@ class LinearHead:
         logits = torch.from_numpy(self.logits(features))
         return torch.softmax(logits, dim=-1)[:, 1].numpy()
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"mean": self.mean, "std": self.std, "weight": self.weight, "bias": self.bias}
-
-    @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> LinearHead:
-        return cls(a["mean"], a["std"], a["weight"], a["bias"])
-
 
 def train_head(
     features: np.ndarray,

@@ -1,0 +1,92 @@
+"""How one run isolates its methods: each method's code hashed once (what its stage key and the results
+name), its OS sandbox (bubblewrap policy, recorded in the run's ledger), the quotas over it, and one sealed
+process per method (w2sbench.sealed), started on a cache miss and kept for the run.
+
+The stages ask this object for a method's process; they never build a sandbox themselves. A Ray worker
+shares one set of processes between the pipelines it keeps for a run (`runners`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from . import quotas as quotas_
+from . import sandbox, sealed
+from .errors import W2SError
+from .methods.base import Method
+from .methods.identity import MethodSource, method_source
+
+
+class MethodIsolation:
+    def __init__(
+        self,
+        *,
+        unsealed: bool,
+        timeout_s: float,
+        setting_quotas: quotas_.Quotas,
+        quota_override: str | None,
+        model_dirs: Callable[[], list[str]],
+        sandbox_used: Callable[[dict, str, str], None],
+        runners: dict[str, sealed.SealedRunner] | None = None,
+    ):
+        """`model_dirs`: the two models' folders (the method may read them), asked for when first needed;
+        `sandbox_used(description, method, code_root)`: where the sandbox is recorded (RunLedger.sandbox_used)."""
+        self.unsealed, self.timeout_s = unsealed, timeout_s
+        self._setting_quotas, self._quota_override = setting_quotas, quota_override
+        self._model_dirs, self._sandbox_used = model_dirs, sandbox_used
+        self.runners = {} if runners is None else runners  # method spec -> its process, started on a miss
+        self.sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
+
+    @property
+    def quotas(self) -> quotas_.Quotas:
+        """The method sandbox's limits: the setting's, with --method-quota over them."""
+        return quotas_.override(self._setting_quotas, self._quota_override)
+
+    def check_available(self) -> None:
+        """Fails before any work when the sandbox cannot start here or a quota is malformed."""
+        if self.unsealed:
+            return
+        why = sandbox.unavailable_reason()
+        if why:
+            raise W2SError(
+                f"the method sandbox cannot start here ({why}); install bubblewrap "
+                "(apt-get install bubblewrap) or pass --unsealed (results then say sealed: false, "
+                "and the leaderboard refuses them)"
+            )
+        self.quotas  # noqa: B018  (a malformed --method-quota fails here, before any work)
+
+    def source(self, method_cls: type[Method]) -> MethodSource:
+        """Hashed once per run: the method stage's key and the results name the code, not just the name."""
+        if method_cls.name not in self.sources:
+            self.sources[method_cls.name] = method_source(method_cls)
+        return self.sources[method_cls.name]
+
+    def policy(self, method_cls: type[Method]) -> sandbox.Policy | None:
+        """The method's OS sandbox (None when unsealed), recorded in the ledger. Recorded for every method of
+        the run, also one whose stages are all cache hits: such a run's predictions came from sealed runs too,
+        because an unsealed run's method artifacts carry a key of their own."""
+        if self.unsealed:
+            return None
+        root = str(self.source(method_cls).root)
+        policy = sandbox.default_policy(self._model_dirs(), [root])
+        limits = self.quotas
+        policy = dataclasses.replace(policy, tmp_bytes=limits.tmp, shm_bytes=limits.shm)
+        description = {**sandbox.describe(policy), "quotas": limits.record(quotas_.enforcement(limits))}
+        self._sandbox_used(description, method_cls.name, root)
+        return policy
+
+    def runner(self, method_cls: type[Method]) -> sealed.SealedRunner:
+        """The method's process, in a sandbox that may read its own code and the two models' folders."""
+        spec = sealed.method_spec(method_cls)
+        if spec not in self.runners:
+            policy = self.policy(method_cls)
+            self.runners[spec] = sealed.SealedRunner(
+                spec,
+                method_cls.name,
+                policy,
+                self.timeout_s,
+                self.source(method_cls).sha256,
+                None if policy is None else self.quotas,
+            )
+        return self.runners[spec]
