@@ -48,6 +48,34 @@ def test_every_reference_method_is_registered():
         load_method("logconff")
 
 
+def test_the_lazy_table_names_every_builtin_class_and_registering_refuses_its_names():
+    """Every Method defined in builtin.py is in the registry's table under its own name (a new built-in that
+    is not listed fails here), and register_method cannot shadow a built-in."""
+    import inspect
+
+    from w2sbench.methods import Method, builtin, register_method
+    from w2sbench.methods.registry import BUILTIN
+
+    defined = {
+        cls.name: f"w2sbench.methods.builtin:{cls.__name__}"
+        for cls in vars(builtin).values()
+        if inspect.isclass(cls) and issubclass(cls, Method) and cls.__module__ == builtin.__name__
+    }
+    assert defined == BUILTIN and len(BUILTIN) == len(REFERENCE)
+
+    class Shadow(Method):
+        name = "vanilla"
+
+    with pytest.raises(ValueError, match="'vanilla' is a built-in's"):
+        register_method(Shadow)
+
+    class Mine(Method):
+        name = "mine_for_this_test"
+
+    assert register_method(Mine) is Mine
+    assert load_method("mine_for_this_test") is Mine and list_methods()["mine_for_this_test"] == "registered"
+
+
 def test_vanilla_loss_by_hand():
     loss = load_method("vanilla")().loss(logits_for([0.5, 0.25]), torch.tensor([1.0, 0.5], dtype=torch.float64), 0.0)
     assert loss.tolist() == pytest.approx([math.log(2), xent(0.5, 0.25)])

@@ -9,10 +9,8 @@ import torch
 
 from ..training import soft_cross_entropy
 from .base import LossMethod, Method, MethodContext
-from .registry import register_method
 
 
-@register_method
 class Vanilla(LossMethod):
     """Naive weak-to-strong: the strong student trained with cross-entropy on the weak soft labels
     (Burns et al. 2023, "xent"): loss = -(1-w) log p0 - w log p1."""
@@ -21,7 +19,6 @@ class Vanilla(LossMethod):
     description = "strong model trained on the weak soft labels (cross-entropy)"
 
 
-@register_method
 class VanillaHard(LossMethod):
     """Cross-entropy on the weak labels hardened at 0.5 (Burns et al. 2023, hard-label baseline):
     target = 1[w >= 0.5]."""
@@ -33,7 +30,6 @@ class VanillaHard(LossMethod):
         return (ctx.weak_unlabel >= 0.5).astype(np.float32), None
 
 
-@register_method
 class LogConf(LossMethod):
     """Auxiliary confidence loss (Burns et al. 2023, `logconf_loss_fn` in openai/weak-to-strong):
         c      = aux_coef * min(1, step_frac / warmup_frac)            (linear warm-up)
@@ -62,7 +58,6 @@ class LogConf(LossMethod):
         return soft_cross_entropy(logits, (1 - c) * weak_probs + c * hardened, step_frac)
 
 
-@register_method
 class Product(LossMethod):
     """Product loss (Burns et al. 2023, `product_loss_fn`): the target is the product of the student's and
     the weak model's distributions, renormalised and detached:
@@ -80,7 +75,6 @@ class Product(LossMethod):
         return soft_cross_entropy(logits, (target / target.sum(dim=-1, keepdim=True))[:, 1], step_frac)
 
 
-@register_method
 class Window(LossMethod):
     """Confidence-window loss (EleutherAI/w2s, `confidence_window_loss` in w2s/loss.py): cross-entropy on
     the weak labels only where the student is still uncertain, max_k p_k < 0.5 + radius; other examples
@@ -96,7 +90,6 @@ class Window(LossMethod):
         return soft_cross_entropy(logits, weak_probs, step_frac) * uncertain.float()
 
 
-@register_method
 class Entropy(LogConf):
     """Entropy-regularised loss (EleutherAI/w2s `entropy`: their log-confidence loss with harden=False):
         target = (1 - c) * w + c * p,   loss = -sum_k target_k log p_k = (1 - c) CE(w, p) + c H(p),
@@ -113,7 +106,6 @@ class Entropy(LogConf):
         return soft_cross_entropy(logits, (1 - c) * weak_probs + c * p1, step_frac)
 
 
-@register_method
 class ConfidentOnly(LossMethod):
     """Train only on the examples the weak model is confident about, weak p outside [low, high]
     (the confidence filter of the Anthropic automated alignment researcher study, AAR); soft targets.
@@ -136,7 +128,6 @@ class ConfidentOnly(LossMethod):
         return ctx.train_strong(weak, self.loss, subset=keep).predict("test")
 
 
-@register_method
 class Bootstrap(Method):
     """Iterative self-training (bootstrapping; Burns et al. 2023 sec. 4.3.1 in spirit, classic
     pseudo-labelling): train on the weak soft labels, then `rounds` times relabel train_unlabel with the
@@ -157,7 +148,6 @@ class Bootstrap(Method):
         return student.predict("test")
 
 
-@register_method
 class StrongZeroShot(Method):
     """No teacher: the strong model prompted zero-shot with the task prompt; p(label=1) is the
     next-token probability of the second label word renormalised over the two (through the inference
@@ -171,7 +161,6 @@ class StrongZeroShot(Method):
         return ctx.zero_shot("test", role="strong")
 
 
-@register_method
 class Majority(Method):
     """The cheat the AAR study caught: predict the most frequent weak label for every test text. It reads
     the weak labels but trains nothing; the prediction is the weak positive rate on train_unlabel

@@ -1,9 +1,13 @@
-"""Finding methods by name: built-ins registered by decorator, installed packages through the
-`w2sbench.methods` entry-point group, and local files as `path/to/file.py:ClassName`; each optionally
-configured, `logconf[aux_coef=0.25]` (see params.py)."""
+"""Finding methods by name: the built-ins from a lazy `name -> module:Class` table, classes registered in
+this process, installed packages through the `w2sbench.methods` entry-point group, and local files as
+`path/to/file.py:ClassName`; each optionally configured, `logconf[aux_coef=0.25]` (see params.py).
+
+The table names the built-ins without importing them, so the registry never imports the methods it lists
+(and builtin.py never imports the registry): a method module is imported when its method is asked for."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -15,16 +19,38 @@ from .base import Method
 from .params import expand as expand_values
 from .params import split_spec, split_top_level
 
-_BUILTIN: dict[str, type[Method]] = {}
+BUILTIN = {
+    "vanilla": "w2sbench.methods.builtin:Vanilla",
+    "vanilla_hard": "w2sbench.methods.builtin:VanillaHard",
+    "logconf": "w2sbench.methods.builtin:LogConf",
+    "product": "w2sbench.methods.builtin:Product",
+    "window": "w2sbench.methods.builtin:Window",
+    "entropy": "w2sbench.methods.builtin:Entropy",
+    "confident_only": "w2sbench.methods.builtin:ConfidentOnly",
+    "bootstrap": "w2sbench.methods.builtin:Bootstrap",
+    "strong_zeroshot": "w2sbench.methods.builtin:StrongZeroShot",
+    "majority": "w2sbench.methods.builtin:Majority",
+}
+_REGISTERED: dict[str, type[Method]] = {}  # added in this process with register_method (a notebook, a test)
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: add a built-in method under its `name`."""
+    """Class decorator: make a method of this process loadable by its `name` (a built-in is in BUILTIN)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} needs a non-empty `name`")
-    if cls.name in _BUILTIN and _BUILTIN[cls.name] is not cls:
+    if cls.name in BUILTIN:
+        raise ValueError(f"method name {cls.name!r} is a built-in's")
+    if cls.name in _REGISTERED and _REGISTERED[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} is registered twice")
-    _BUILTIN[cls.name] = cls
+    _REGISTERED[cls.name] = cls
+    return cls
+
+
+def _builtin(name: str) -> type[Method]:
+    module, _, attr = BUILTIN[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if getattr(cls, "name", None) != name:  # the table and the class disagree: a harness bug, said plainly
+        raise W2SError(f"built-in method {name!r}: {BUILTIN[name]} is named {getattr(cls, 'name', None)!r}")
     return cls
 
 
@@ -33,10 +59,10 @@ def _entry_point_methods() -> dict[str, object]:
 
 
 def list_methods() -> dict[str, str]:
-    """name -> where it comes from ('built-in' or 'entry point <module:attr>')."""
-    from . import builtin  # noqa: F401  (registers the built-ins)
-
-    found = {name: "built-in" for name in _BUILTIN}
+    """name -> where it comes from ('built-in', 'registered' or 'entry point <module:attr>')."""
+    found = {name: "built-in" for name in BUILTIN}
+    for name in _REGISTERED:
+        found.setdefault(name, "registered")
     for name, ep in _entry_point_methods().items():
         found.setdefault(name, f"entry point {ep.value}")
     return found
@@ -62,13 +88,13 @@ def _from_file(spec: str) -> type[Method]:
 
 
 def load_method(spec: str) -> type[Method]:
-    """A method class from a registered name or `file.py:ClassName`."""
-    from . import builtin  # noqa: F401
-
+    """A method class from a name (built-in, registered, entry point) or `file.py:ClassName`."""
     if ".py:" in spec:
         cls = _from_file(spec)
-    elif spec in _BUILTIN:
-        cls = _BUILTIN[spec]
+    elif spec in BUILTIN:
+        cls = _builtin(spec)
+    elif spec in _REGISTERED:
+        cls = _REGISTERED[spec]
     elif spec in _entry_point_methods():
         cls = _entry_point_methods()[spec].load()
     else:
