@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from w2sbench.cli import perturbed_files
+from w2sbench.errors import W2SError
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -99,3 +104,15 @@ def test_method_hyperparameters_and_executor_errors():
     methods = w2sbench("methods").stdout
     assert "aux_coef (float, default 0.5), warmup_frac (float, default 0.2)" in methods
     assert "rounds (int, default 2)" in methods
+
+
+def test_perturbed_label_and_files_split_where_the_files_exist(tmp_path):
+    """The label may be --perturb-recipe's own text and a file name may hold '=' too."""
+    a, b = tmp_path / "lr=0.5.json", tmp_path / "b.json"
+    a.write_text("{}"), b.write_text("{}")
+    assert perturbed_files(f"lr=0.5={a}") == ("lr=0.5", [a])
+    assert perturbed_files(f"two files={a},{b}") == ("two files", [a, b])
+    with pytest.raises(W2SError, match=r"no such results file: .*missing\.json"):
+        perturbed_files(f"lr=2={tmp_path / 'missing.json'}")
+    with pytest.raises(W2SError, match=r"give LABEL=FILE"):
+        perturbed_files(str(a).replace("=", "_"))

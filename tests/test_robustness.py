@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from w2sbench.errors import W2SError
-from w2sbench.robustness import Suite, group_spans, kendall_tau_b, positions, robustness
+from w2sbench.robustness import Suite, group_spans, kendall_tau_b, leaderboard_ranks, positions, robustness
 
 N = 100
 
@@ -119,3 +119,17 @@ def test_a_perturbed_run_without_a_reference_method_is_refused():
     del other.methods["B"]
     with pytest.raises(W2SError, match="perturbed run 'lr x0.5': method 'B' of the reference is not in it"):
         robustness(separated(("A", "B", "C")), n_resamples=10, others={"lr x0.5": other})
+
+
+def test_ranks_come_from_the_leaderboard_of_the_results_setting():
+    board = {"settings": {"tiny": {"entries": [{"method": "A", "rank": 1}, {"method": "B", "rank": 1}]}}}
+    docs = [("r.json", {"setting": {"name": "tiny"}})]
+    ranks = leaderboard_ranks(board, "lb.json", docs, ["A", "B"])
+    assert ranks == {"A": 1, "B": 1}
+    # A and B share rank 1: the leave-out that flips them keeps both in their group (positions 1-2)
+    report = robustness(three_tasks(), ranks, n_resamples=10)
+    assert report["methods"]["B"]["leave_one_task_out"] == 1.0 and report["reference"]["group"]["B"] == [1, 2]
+    with pytest.raises(W2SError, match=r"lb.json: method 'C' has no rank in setting 'tiny'"):
+        leaderboard_ranks(board, "lb.json", docs, ["A", "C"])
+    with pytest.raises(W2SError, match=r"lb.json: field 'settings.big.entries'"):
+        leaderboard_ranks(board, "lb.json", [("r.json", {"setting": {"name": "big"}})], ["A"])

@@ -275,6 +275,21 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
     click.echo(f"results: {output or sweep.output}/ (one JSON per configuration, summary.md, summary.json)")
 
 
+def perturbed_files(spec: str) -> tuple[str, list[Path]]:
+    """LABEL=FILE[,FILE...] -> (label, files). The label is --perturb-recipe's own text (`lr=0.5`), and a
+    file name may hold '=' too: the split is at the first '=' after which every name is an existing file."""
+    for i, char in enumerate(spec):
+        if char != "=" or i == 0:
+            continue
+        paths = [Path(f) for f in spec[i + 1 :].split(",")]
+        if all(f.name and f.is_file() for f in paths):
+            return spec[:i], paths
+    if "=" not in spec.strip("="):
+        raise W2SError(f"--perturbed {spec!r}: give LABEL=FILE[,FILE...]")
+    missing = [f for f in spec.rpartition("=")[2].split(",") if not Path(f).is_file()]
+    raise W2SError(f"--perturbed {spec!r}: no such results file: {', '.join(missing) or spec}")
+
+
 @cli.command("robustness")
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--resamples", type=click.IntRange(min=10), default=500, show_default=True, help="Draws per resampling.")
@@ -287,33 +302,35 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
     "another model pair); repeat per change.",
 )
 @click.option(
+    "--ranks",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A leaderboard.json: 'stays' means staying in the method's rank group there (default: in its own position).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Also write the report as JSON.",
 )
-def robustness_cmd(results, resamples, seed, perturbed, output):
+def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
     """How stable the methods' order by pooled PGR is when one task is left out, the tasks are resampled, or
     the seeds are: Kendall's tau-b with the reference order, and each method's chance to keep its position.
     RESULTS: results JSONs of one setting (their methods together)."""
     import json
 
-    from .robustness import robustness, suite_from_results, table
+    from .robustness import leaderboard_ranks, robustness, suite_from_results, table
     from .validation import read_json
 
     others = {}
     for spec in perturbed:
-        label, _, files = spec.partition("=")
-        paths = [Path(f) for f in files.split(",") if f]
-        if not label or not paths:
-            raise W2SError(f"--perturbed {spec!r}: give LABEL=FILE[,FILE...]")
-        for path in paths:
-            if not path.is_file():
-                raise W2SError(f"--perturbed {spec!r}: {path} does not exist")
+        label, paths = perturbed_files(spec)
         others[label] = suite_from_results([(str(p), read_json(p)) for p in paths])
-    suite = suite_from_results([(str(p), read_json(p)) for p in results])
-    report = robustness(suite, n_resamples=resamples, seed=seed, others=others)
+    docs = [(str(p), read_json(p)) for p in results]
+    suite = suite_from_results(docs)
+    groups = None if ranks is None else leaderboard_ranks(read_json(ranks), str(ranks), docs, sorted(suite.methods))
+    report = robustness(suite, groups, n_resamples=resamples, seed=seed, others=others)
     click.echo(table(report))
     if output is not None:
         output.write_text(json.dumps(report, indent=1) + "\n")

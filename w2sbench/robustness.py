@@ -252,6 +252,22 @@ def suite_from_results(docs: list[tuple[str, dict]]) -> Suite:
     return suite
 
 
+def leaderboard_ranks(board: dict, where: str, docs: list[tuple[str, dict]], methods: list[str]) -> dict[str, int]:
+    """The rank of each of `methods` on a leaderboard.json, in the setting the results were run in."""
+    names = {doc.get("setting", {}).get("name") for _, doc in docs}
+    if len(names) != 1:
+        raise W2SError(f"the results come from different settings ({sorted(map(str, names))})")
+    setting = names.pop()
+    entries = (board.get("settings") or {}).get(setting, {}).get("entries")
+    if entries is None:
+        raise W2SError(f"{where}: field 'settings.{setting}.entries': the leaderboard has no such setting")
+    ranks = {e["method"]: e["rank"] for e in entries if e.get("rank") is not None}
+    missing = [m for m in methods if m not in ranks]
+    if missing:
+        raise W2SError(f"{where}: method {missing[0]!r} has no rank in setting {setting!r}")
+    return {m: ranks[m] for m in methods}
+
+
 def table(report: dict[str, Any]) -> str:
     """The report as text: tau-b per perturbation, then per method its probability of staying in its group."""
     lines = ["| perturbation | Kendall tau-b (median) | 95% of draws | draws |", "| --- | --- | --- | --- |"]
