@@ -5,7 +5,12 @@ gemma last token), engine start-up, and the prefix-cache benefit on an 8-shot pr
 per measurement and a final line of vllm_over_hf_* ratios. Each timed repeat starts with an empty prefix
 cache, so repeats do not flatter vLLM by re-reading the previous repeat's prompts.
 
-    HF_HUB_OFFLINE=1 python benchmarks/inference.py [--n 200] [--repeats 3] [--only label,features,prefix]
+`--only flops` says how close feature extraction is to what the machine can do: it measures this machine's
+fp32 matmul peak (torch, all cores) and, in the same run, the FLOP/s the default engine achieves computing
+features (2 x the model's non-embedding parameters x the tokens, per second; attention's own products,
+small at these lengths, are left out, so the fraction is a slight underestimate).
+
+    HF_HUB_OFFLINE=1 python benchmarks/inference.py [--n 200] [--repeats 3] [--only label,features,prefix,flops]
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -124,12 +131,45 @@ def vllm_start(backend: Any, model_dir: Path, runner: str, pooling: str = "") ->
     return start
 
 
+def matmul_peak(n: int = 2048, repeats: int = 7) -> dict[str, Any]:
+    """This machine's fp32 matmul FLOP/s: the median of `repeats` n x n products on all cores."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return {
+        "what": "matmul_peak",
+        "n": n,
+        "threads": torch.get_num_threads(),
+        "flops_per_s": 2 * n**3 / statistics.median(times),
+    }
+
+
+def dense_parameters(model_dir: Path) -> int:
+    """Parameters that multiply every token: all but the embedding tables (a lookup, not a product)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            for key in f.keys():
+                if "embed" not in key:
+                    total += int(np.prod(f.get_slice(key).get_shape()))
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="examples per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hf-repeats", type=int, default=None, help="repeats for hf (default: --repeats)")
-    parser.add_argument("--only", default="label,features,prefix")
+    parser.add_argument("--only", default="label,features,prefix", help="any of label,features,prefix,flops")
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -212,6 +252,46 @@ def main() -> None:
             rec["prefix_caching"] = on
             results[("8shot", GEMMA, f"vllm_prefix_{'on' if on else 'off'}")] = rec
             vb.close()
+
+    if "flops" in parts:
+        from w2sbench.inference import get_backend
+        from w2sbench.inference.base import encode, model_max_length
+
+        peak = matmul_peak()
+        emit(peak)
+        for model_id, pooling, runner in ((GEMMA, "last", "pooling"), (MINILM, "mean", "pooling")):
+            model_dir = resolve_model(model_id)
+            backend, _ = get_backend("auto", model_dir, purpose="features")
+            tokens = sum(len(ids) for ids in encode(model_dir, texts, min(256, model_max_length(model_dir))))
+            start = (
+                vllm_start(backend, model_dir, runner, pooling)
+                if backend.name == "vllm"
+                else hf_start(backend, model_dir)
+            )
+            rec = measure(
+                f"features_{pooling}",
+                model_id,
+                backend,
+                lambda x, b=backend, d=model_dir, p=pooling: b.features(d, x, p),  # max_length 256, as counted
+                texts,
+                args.repeats,
+                start,
+            )
+            params = dense_parameters(model_dir)
+            achieved = 2 * params * tokens * rec["examples_per_s"] / len(texts)
+            emit(
+                {
+                    "what": "feature_flops",
+                    "model": model_id,
+                    "backend": backend.name,
+                    "dense_parameters": params,
+                    "tokens": tokens,
+                    "flops_per_s": achieved,
+                    "fraction_of_matmul_peak": round(achieved / peak["flops_per_s"], 3),
+                }
+            )
+            backend.close()
+        emit({"what": "matmul_peak_end", **{k: v for k, v in matmul_peak().items() if k != "what"}})
 
     def ratio(a: tuple, b: tuple) -> float | None:
         if a in results and b in results:
