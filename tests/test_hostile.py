@@ -23,8 +23,8 @@ from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the p
 from w2sbench import sandbox
 from w2sbench.errors import W2SError
 from w2sbench.methods import load_method
-from w2sbench.pipeline import RunOptions
 from w2sbench.paths import repo_root
+from w2sbench.pipeline import RunOptions
 
 pytestmark = pytest.mark.skipif(
     sandbox.unavailable_reason() is not None, reason=f"no sandbox here: {sandbox.unavailable_reason()}"
