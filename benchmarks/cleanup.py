@@ -1,4 +1,4 @@
-"""How long after the harness ends its processes are gone (w2sbench/processes.py), per signal.
+"""How long after the harness ends its processes are gone (w2sbench/isolation/processes.py), per signal.
 
 A fake harness (tests/test_processes.py's: guard(), a forked child that ignores SIGTERM as vLLM's engine
 does, a child with a grandchild) is stopped with each signal; the time from the signal until none of its
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from w2sbench.processes import _alive, descendants  # noqa: E402
+from w2sbench.isolation.processes import _alive, descendants  # noqa: E402
 
 
 def harness_source() -> str:

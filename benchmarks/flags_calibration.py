@@ -1,4 +1,4 @@
-"""Calibrate the cheating flags (w2sbench/flags.py) on the reference methods of the default suite.
+"""Calibrate the cheating flags (w2sbench/engine/suspicion.py) on the reference methods of the default suite.
 
 Re-runs the default evaluation from a warm cache (every stage a cache hit: seconds), applies the flags to
 every task x reference method, and prints per flag the largest value any reference method reached next to
@@ -17,9 +17,7 @@ The pipeline is touched in load_runs() only; the rest works on plain arrays.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -38,25 +36,15 @@ REFERENCE = [
     "majority",
 ]
 
-try:
-    from w2sbench import flags as F
-except ImportError:  # an older w2sbench first on the path (e.g. PYTHONPATH at a pre-flags checkout)
-    import w2sbench  # noqa: F401  (the parent package, for flags.py's relative import of .scoring)
-
-    _spec = importlib.util.spec_from_file_location(
-        "w2sbench.flags", Path(__file__).resolve().parents[1] / "w2sbench" / "flags.py"
-    )
-    F = importlib.util.module_from_spec(_spec)
-    sys.modules["w2sbench.flags"] = F
-    _spec.loader.exec_module(F)
+from w2sbench.engine import suspicion as F  # noqa: E402
 
 
 def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
     """The evaluation as plain arrays, one dict per task: labels [n], weak_test [K, n], ceiling_test [K, n],
     methods {name: {test_probs [S, n], compute [S dicts], pgr PGRResult}}, n_boot."""
-    from w2sbench.executors import run
+    from w2sbench.engine.executors import run
+    from w2sbench.engine.pipeline import Pipeline, RunOptions
     from w2sbench.methods.registry import load_method
-    from w2sbench.pipeline import Pipeline, RunOptions
     from w2sbench.settings import load_setting
     from w2sbench.tasks import resolve_tasks
 

@@ -1,4 +1,4 @@
-"""A projection of the aar-qwen grid on N GPUs: the unit graph w2sbench builds for it (w2sbench/units.py),
+"""A projection of the aar-qwen grid on N GPUs: the unit graph w2sbench builds for it (w2sbench/engine/units.py),
 a cost per unit, and a greedy list schedule (what Ray's scheduler does with independent ready tasks: any
 free GPU takes the next ready unit). Prints the units, their GPU-hours, the critical path and the wall
 time for each N, as a markdown table (benchmarks/RESULTS.md, section 7). Every cost is an assumption,
@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from w2sbench.engine.units import Unit  # noqa: E402
 from w2sbench.settings import load_setting  # noqa: E402
-from w2sbench.units import Unit  # noqa: E402
 
 ASSUMPTIONS = {
     "families": "3 AAR task families (aar_chat, aar_code, aar_math)",

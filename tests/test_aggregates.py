@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_leaderboard_fixtures import make_results  # noqa: E402
 
-from w2sbench.report import comparison_table, summary_table  # noqa: E402
+from w2sbench.reports.table import comparison_table, summary_table  # noqa: E402
 from w2sbench.scoring import decode_correct  # noqa: E402
 from w2sbench.validation import validate  # noqa: E402
 

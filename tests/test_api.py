@@ -14,11 +14,11 @@ from configured_methods import Constant, OldStyle
 from test_sealed import N_TEST, make_pipeline  # noqa: I001
 
 import w2sbench
-from w2sbench import sandbox
 from w2sbench.api import EvalResult, parse_limit
+from w2sbench.engine.pipeline import Pipeline
 from w2sbench.errors import UnknownNameError, W2SError
+from w2sbench.isolation import sandbox
 from w2sbench.methods import load_method
-from w2sbench.pipeline import Pipeline
 from w2sbench.scoring import accuracy
 from w2sbench.validation import validate
 
@@ -86,7 +86,7 @@ def test_evaluate_two_configurations_and_a_changed_coefficient_reruns_only_that_
 def test_evaluate_runs_the_units_on_the_executor_it_is_given(toy):
     """An executor object (here the in-process one, counting): the units are named by the methods' names in
     results, and a second executor finds the first one's artifacts under the same keys."""
-    from w2sbench.executors import InProcessExecutor
+    from w2sbench.engine.executors import InProcessExecutor
 
     class Counting(InProcessExecutor):
         def run(self, pipeline, units):
@@ -107,7 +107,7 @@ def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
     spec and config; the numbers equal the in-process run's and the keys are the same (all hits after)."""
     import pickle
 
-    from w2sbench import ray_executor
+    from w2sbench.engine import ray_executor
 
     monkeypatch.setattr(ray_executor, "_worker_logging", lambda: None)  # the test process's logging stays
     monkeypatch.setattr(ray_executor, "_set_threads", lambda threads: None)

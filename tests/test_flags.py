@@ -1,4 +1,4 @@
-"""The cheating flags (w2sbench/flags.py) on arrays built by hand: where each must fire and where not.
+"""The cheating flags (w2sbench/engine/suspicion.py) on arrays built by hand: where each must fire and where not.
 
 The shared setup, 200 test examples, labels 0,1,0,1,...; predictions are 0.9/0.1 towards the label where
 a model is right and away from it where wrong:
@@ -13,7 +13,7 @@ a model is right and away from it where wrong:
 import numpy as np
 import pytest
 
-from w2sbench.flags import (
+from w2sbench.engine.suspicion import (
     COPY_MIN_AGREEMENT,
     HIGH_PGR,
     agreement,

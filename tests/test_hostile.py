@@ -1,5 +1,5 @@
 """The hostile battery: methods written as a shortcut-hunting agent would write them, one per shortcut. Each
-must fail closed, with one line naming what it tried, because the OS sandbox (w2sbench/sandbox.py) stops
+must fail closed, with one line naming what it tried, because the OS sandbox (w2sbench/isolation/sandbox.py) stops
 it, not because Python code checked a path. Every method knows the real paths it targets (they are
 written into its file), as an agent that read this repository would.
 
@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
 
-from w2sbench import sandbox
+from w2sbench.engine.pipeline import RunOptions
 from w2sbench.errors import W2SError
+from w2sbench.isolation import sandbox
 from w2sbench.methods import load_method
 from w2sbench.paths import repo_root
-from w2sbench.pipeline import RunOptions
 
 pytestmark = pytest.mark.skipif(
     sandbox.unavailable_reason() is not None, reason=f"no sandbox here: {sandbox.unavailable_reason()}"
@@ -198,12 +198,12 @@ def _processes_with(marker: str) -> list[int]:
 HARNESS = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
-from w2sbench import sandbox, sealed
+from w2sbench.isolation import sandbox, sealed
 from w2sbench.training import FrozenTrainer, Recipe
 spec = {spec!r}
 policy = sandbox.default_policy([], [{method!r}])
 from w2sbench.methods import load_method
-from w2sbench.pipeline import RunOptions
+from w2sbench.engine.pipeline import RunOptions
 from w2sbench.methods.identity import method_source
 runner = sealed.SealedRunner(spec, "sleeper", policy, 600, method_source(load_method(spec)).sha256)
 x = np.zeros((4, 2), np.float32)

@@ -17,16 +17,17 @@ LAYERS = [
         "foundation",
         (
             *("_version", "errors", "paths", "validation", "provenance", "formatters"),
-            *("cache", "scoring", "replies", "progress"),
+            *("cache", "scoring", "isolation.replies", "engine.progress"),
         ),
     ),
-    ("processes", ("processes",)),
-    ("data and config", ("data", "tasks", "settings", "quotas", "training.recipe")),  # the recipe is a setting's config
+    ("processes", ("isolation.processes",)),
+    # the recipe is a setting's config; quotas are the sandbox's limits as a setting declares them
+    ("data and config", ("data", "tasks", "settings", "isolation.quotas", "training.recipe")),
     ("models: training, inference, model resolution", ("training", "inference", "models")),
     ("methods", ("methods",)),
-    ("isolation", ("sandbox", "sealed", "described", "isolation")),
-    ("engine", ("units", "flags", "ledger", "pipeline", "executors", "ray_executor")),
-    ("results and reports", ("results", "samples", "report", "plot", "robustness")),
+    ("isolation", ("isolation",)),  # sandbox, sealed, described, wiring
+    ("engine", ("engine",)),  # units, suspicion, ledger, pipeline, executors, ray_executor
+    ("results and reports", ("reports",)),
     ("leaderboard", ("leaderboard",)),
     ("interfaces", ("api", "sweep", "serve", "cli", "__main__", "")),  # "": the package root, the public API
 ]

@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from w2sbench.errors import MissingPackageError, UnknownNameError, W2SError  # noqa: E402
-from w2sbench.inference import (  # noqa: E402
+from w2sbench.inference import (
     LabelWordError,
     UnsupportedModelError,
     get_backend,

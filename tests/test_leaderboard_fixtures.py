@@ -11,12 +11,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from w2sbench.engine.pipeline import MethodRun, RunOptions, RunRecord, TaskRun
 from w2sbench.leaderboard import baselines as bl
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.methods.base import Method
 from w2sbench.methods.identity import method_source
-from w2sbench.pipeline import MethodRun, RunOptions, RunRecord, TaskRun
-from w2sbench.results import build_results
+from w2sbench.reports.results import build_results
 from w2sbench.scoring import bootstrap_pgr
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task

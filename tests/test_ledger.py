@@ -7,7 +7,7 @@ import json
 import pickle
 
 from w2sbench.cache import ArtifactStore
-from w2sbench.ledger import RunLedger
+from w2sbench.engine.ledger import RunLedger
 
 
 def test_a_workers_share_merges_into_the_drivers_ledger(tmp_path):

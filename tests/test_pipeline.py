@@ -5,10 +5,10 @@ cache hits), and a chat model reading the task prompt through its chat template.
 import numpy as np
 
 from w2sbench.cache import ArtifactStore
-from w2sbench.executors import run as run_evaluation
+from w2sbench.engine.executors import run as run_evaluation
+from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.methods import load_method
-from w2sbench.pipeline import Pipeline, RunOptions
-from w2sbench.results import build_results
+from w2sbench.reports.results import build_results
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
 from w2sbench.validation import validate
@@ -62,7 +62,7 @@ def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
 
 
 def test_chat_model_reads_the_prompt_through_its_chat_template():
-    from w2sbench.pipeline import Pipeline as P
+    from w2sbench.engine.pipeline import Pipeline as P
 
     task = load_task("rotten_tomatoes")
     pipeline = P(

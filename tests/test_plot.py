@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from w2sbench import sandbox  # noqa: E402
-from w2sbench.plot import heldout_tasks, plot_results  # noqa: E402
+from w2sbench.isolation import sandbox  # noqa: E402
+from w2sbench.reports.plot import heldout_tasks, plot_results  # noqa: E402
 from w2sbench.validation import validate  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
@@ -194,7 +194,7 @@ def test_plot_without_matplotlib_says_what_to_install(doc, monkeypatch):
 
 
 def test_correlations_by_hand():
-    from w2sbench.plot import pearson, spearman
+    from w2sbench.reports.plot import pearson, spearman
 
     assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
@@ -205,7 +205,7 @@ def test_correlations_by_hand():
 
 
 def test_generalization_figure_needs_three_methods_with_both_aggregates(doc):
-    from w2sbench.plot import generalization_data
+    from w2sbench.reports.plot import generalization_data
 
     agg = {"pooled_pgr": 0.4, "pooled_pgr_ci": [0.3, 0.5]}
     moved = {"development": ["alpha"], "heldout": ["beta"], "methods": {}}

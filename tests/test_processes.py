@@ -1,4 +1,4 @@
-"""The harness ends every process it starts, however it ends (w2sbench/processes.py).
+"""The harness ends every process it starts, however it ends (w2sbench/isolation/processes.py).
 
 A fake harness (a Python process that calls guard() and starts what the real one starts: a child that
 ignores SIGTERM as vLLM's EngineCore does, a grandchild under it, a multiprocessing child) is stopped with
@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from w2sbench import models, paths, processes
-from w2sbench.processes import descendants, end
+from w2sbench import models, paths
+from w2sbench.isolation import processes
+from w2sbench.isolation.processes import descendants, end
 
 LIMIT_S = 15  # the promise: every process the harness started is gone within this after it ends
 
 HARNESS = textwrap.dedent(
     """
     import multiprocessing, signal, subprocess, sys, time
-    from w2sbench.processes import Stopped, end_children, guard, install_signal_handlers
+    from w2sbench.isolation.processes import Stopped, end_children, guard, install_signal_handlers
 
     def stubborn():  # as vLLM's engine: ignores SIGTERM, runs until killed
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -1,4 +1,4 @@
-"""What a long run says (w2sbench/progress.py): the plan's counts, the feature stage's time left from the
+"""What a long run says (w2sbench/engine/progress.py): the plan's counts, the feature stage's time left from the
 speed measured so far, and overall progress at most every PERIOD_S seconds; numbers against hand-computed
 values."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from w2sbench import progress
-from w2sbench.progress import FeatureProgress, UnitProgress, duration, plan_line
+from w2sbench.engine import progress
+from w2sbench.engine.progress import FeatureProgress, UnitProgress, duration, plan_line
 
 
 def test_durations_read_as_a_person_would():

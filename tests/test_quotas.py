@@ -1,4 +1,4 @@
-"""Quotas of the method sandbox (w2sbench/quotas.py): each limit passed stops that method seed with one line
+"""Quotas of the method sandbox (w2sbench/isolation/quotas.py): each limit passed stops that method seed with one line
 naming the limit, and the next method runs; the limits come from the setting, --method-quota overrides
 them, and bad values are one line naming where they came from."""
 
@@ -8,10 +8,10 @@ import pytest
 from test_hostile import method_file  # noqa: I001  (tests/ is on the path under pytest)
 from test_sealed import N_TEST, make_pipeline
 
-from w2sbench import quotas, sandbox
+from w2sbench.engine.pipeline import RunOptions
 from w2sbench.errors import W2SError
-from w2sbench.pipeline import RunOptions
-from w2sbench.quotas import GIB, Quotas, from_setting, override, size_text
+from w2sbench.isolation import quotas, sandbox
+from w2sbench.isolation.quotas import GIB, Quotas, from_setting, override, size_text
 
 MIB = 1 << 20
 

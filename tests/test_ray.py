@@ -298,7 +298,7 @@ finally:
 
 def test_a_service_job_runs_on_ray_and_no_worker_imports_the_agents_code(cluster, ray_first, tmp_path):
     """`executor: ray` in a campaign: the job's units run on the cluster's workers, which rebuild the agent's
-    method from its checked description (w2sbench.described) instead of importing it, so top-level code that
+    method from its checked description (w2sbench.isolation.described) instead of importing it, so top-level code that
     would write a file on the host leaves no trace (in the sandbox it writes to a private /tmp)."""
     from w2sbench.serve.campaign import token_sha256
 

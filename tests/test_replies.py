@@ -1,5 +1,5 @@
 """The data-only boundary: what a method process sends back is decoded as plain data or refused in one line,
-and nothing it sends runs code in the harness (w2sbench/replies.py).
+and nothing it sends runs code in the harness (w2sbench/isolation/replies.py).
 
 Most tests write raw bytes into one end of a socketpair and read them with the harness's reader; the last
 ones send hostile frames from a real method process, through the real sealed runner, in the sandbox."""
@@ -19,10 +19,10 @@ import pytest
 from test_hostile import method_file  # noqa: I001  (tests/ is on the path under pytest)
 from test_sealed import N_TEST, N_UNLABEL, make_pipeline
 
-from w2sbench import replies, sandbox
+from w2sbench.engine.executors import run
 from w2sbench.errors import W2SError
-from w2sbench.executors import run
-from w2sbench.replies import HEADER, MAGIC, VERSION, ReplyError
+from w2sbench.isolation import replies, sandbox
+from w2sbench.isolation.replies import HEADER, MAGIC, VERSION, ReplyError
 
 OK_COMPUTE = {"train_examples": 30, "train_example_epochs": 60, "predict_examples": 20, "inference_prompts": 0}
 SAW = ["weak soft labels on train_unlabel", "strong-model features of test", "strong model (inference)"]
@@ -193,7 +193,7 @@ import pickle, struct
 class Boom:
     def __reduce__(self):
         return (os.system, ("touch {PWNED}",))
-fd = int(sys.argv[1])  # python -m w2sbench.sealed FD SPEC SHA: the socket to the harness
+fd = int(sys.argv[1])  # python -m w2sbench.isolation.sealed FD SPEC SHA: the socket to the harness
 payload = pickle.dumps(("ok", np.zeros(len(ctx.test_texts)), {{}}, Boom()))
 os.write(fd, struct.pack("!i", len(payload)) + payload)
 """

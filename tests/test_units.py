@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from w2sbench import sealed
+from w2sbench.engine.executors import InProcessExecutor, get_executor
+from w2sbench.engine.pipeline import Pipeline, _config_json
+from w2sbench.engine.ray_executor import unit_resources
+from w2sbench.engine.units import MethodRef, Unit, dedupe, plan
 from w2sbench.errors import ConfigError, MethodFailed, W2SError
-from w2sbench.executors import InProcessExecutor, get_executor
+from w2sbench.isolation import sealed
 from w2sbench.methods import resolve_methods
-from w2sbench.pipeline import Pipeline, _config_json
-from w2sbench.ray_executor import unit_resources
 from w2sbench.settings import load_setting
 from w2sbench.sweep import load_sweep, slug
 from w2sbench.tasks import load_task
-from w2sbench.units import MethodRef, Unit, dedupe, plan
 
 METHOD_FILE = """
 from w2sbench.methods import LossMethod

@@ -23,9 +23,9 @@ from .data import SPLIT_NAMES as SPLITS
 from .errors import UnknownNameError, W2SError
 
 if TYPE_CHECKING:
-    from .executors import Executor
+    from .engine.executors import Executor
+    from .engine.pipeline import RunRecord
     from .methods.registry import MethodLike
-    from .pipeline import RunRecord
     from .settings import Setting
     from .tasks import Task
 
@@ -235,13 +235,13 @@ class EvalResult(_Part):
         """Write the results JSON (schema-checked, atomically); with log_samples, first the per-example
         files beside it (`<stem>.samples/<task>/<method>.jsonl`), which the JSON then lists with their
         sha256."""
-        from .results import write_results
+        from .reports.results import write_results
 
         path = Path(path)
         if log_samples:
             if self.record is None:
                 raise W2SError("log_samples needs the run's predictions: a result loaded from a file has none")
-            from .samples import write_samples
+            from .reports.samples import write_samples
 
             self.samples = write_samples(self.record, path)
         write_results(self.to_dict(), path)
@@ -251,7 +251,7 @@ class EvalResult(_Part):
     def table(self) -> str:
         """The table `w2sbench eval` prints: accuracies and PGR with intervals per task and method (and each
         method's difference to vanilla, when vanilla ran)."""
-        from .report import comparison_table, summary_table
+        from .reports.table import comparison_table, summary_table
 
         doc = self.to_dict()
         text = summary_table(doc)
@@ -264,7 +264,7 @@ class EvalResult(_Part):
         ceiling and `method` per seed (what `log_samples` writes)."""
         if self.record is None:
             raise W2SError("sample_rows needs the run's predictions: a result loaded from a file has none")
-        from .samples import rows
+        from .reports.samples import rows
 
         for tr in self.record.tasks:
             if tr.task.name == task:
@@ -309,21 +309,21 @@ def evaluate(
         looks, not comparable with full-size results.
     executor: where the stages run: 'inprocess' (this process; the method stage in its sealed process; the
         default), 'ray' (a Ray cluster: `ray_address`, default $RAY_ADDRESS, else a local one), or an executor
-        object (w2sbench/executors.py).
+        object (w2sbench/engine/executors.py).
     output: also write the results JSON there; log_samples: and the per-example files beside it.
     cache: the folder of cached artifacts (default: $W2SBENCH_CACHE/artifacts).
     perturb_recipe: 'lr=0.5' or 'epochs=2': the strong recipe scaled within the setting's declared range
         (Setting.perturbed), for rank robustness; its results have their own setting hash.
     The other arguments are `w2sbench eval`'s options of the same names.
     """
-    from .processes import guard
+    from .isolation.processes import guard
 
     guard()  # whatever way this process ends, the engines and method processes it starts end with it
     from .cache import ArtifactStore
-    from .executors import get_executor, run
+    from .engine.executors import get_executor, run
+    from .engine.pipeline import Pipeline, RunOptions
     from .methods.registry import resolve_methods
-    from .pipeline import Pipeline, RunOptions
-    from .results import build_results
+    from .reports.results import build_results
     from .settings import Setting, load_setting
 
     setting_obj = setting if isinstance(setting, Setting) else load_setting(str(setting))

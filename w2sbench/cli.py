@@ -22,7 +22,7 @@ def _parse_limit(value: str | None) -> dict[str, int] | None:
 
 def quiet_engine_bars(verbose: bool) -> None:
     """The engines' own per-batch bars (tqdm, in vLLM and transformers) only with --verbose: the harness says
-    the plan and the time left itself (w2sbench/progress.py). Engines started later inherit the setting."""
+    the plan and the time left itself (w2sbench/engine/progress.py). Engines started later inherit the setting."""
     if not verbose:
         os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -266,7 +266,7 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
         raise W2SError("--quiet and --verbose: choose one")
     setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     quiet_engine_bars(verbose)
-    from .executors import get_executor
+    from .engine.executors import get_executor
     from .sweep import load_sweep, run_sweep, summary_table
 
     sweep = load_sweep(spec)
@@ -320,7 +320,7 @@ def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
     RESULTS: results JSONs of one setting (their methods together)."""
     import json
 
-    from .robustness import leaderboard_ranks, robustness, suite_from_results, table
+    from .reports.robustness import leaderboard_ranks, robustness, suite_from_results, table
     from .validation import read_json
 
     others = {}
@@ -401,7 +401,7 @@ def plot_cmd(results, output):
     """Figures of a results JSON, as PNG and SVG with the plotted values as JSON: PGR per task with
     intervals, weak / w2s / ceiling accuracy per task, and development vs held-out PGR when the results
     carry a held-out split."""
-    from .plot import default_dir, plot_results
+    from .reports.plot import default_dir, plot_results
 
     made = plot_results(results, output or default_dir(results))
     for path in made.files:
@@ -422,8 +422,8 @@ cli.add_command(_serve)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit status 2; SIGINT, SIGTERM and SIGHUP stop
     the run with one line and 128 + the signal's number; every process the run started ends with it
-    (w2sbench/processes.py)."""
-    from .processes import Stopped, end_children, guard, install_signal_handlers
+    (w2sbench/isolation/processes.py)."""
+    from .isolation.processes import Stopped, end_children, guard, install_signal_handlers
 
     process = argv is None  # run as the program (not called from Python): its end is the run's end
     if process:

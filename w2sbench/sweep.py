@@ -153,10 +153,10 @@ def run_sweep(
 ) -> dict:
     """Run every configuration; write one results JSON each and the summary; return the summary."""
     from .api import parse_limit
-    from .executors import execute
+    from .engine.executors import execute
+    from .engine.pipeline import Pipeline, RunOptions
     from .methods.registry import resolve_methods
-    from .pipeline import Pipeline, RunOptions
-    from .results import build_results, write_results
+    from .reports.results import build_results, write_results
     from .settings import load_setting
     from .tasks import resolve_tasks
 

@@ -44,7 +44,7 @@ from . import PGR_TOL
 SCHEMA_VERSION = 2  # 2: pooled PGR, paired ranking, development vs held-out
 RESAMPLING = {"n_boot": 2000, "seed": 0, "confidence": CONFIDENCE}  # one plan for every entry of a setting
 RANKED_BY = "pooled_pgr"
-ROBUSTNESS_RESAMPLES = 500  # draws per resampling of the rank-stability figures (w2sbench/robustness.py)
+ROBUSTNESS_RESAMPLES = 500  # draws per resampling of the rank-stability figures (w2sbench/reports/robustness.py)
 CLONE_AGREEMENT = 0.99  # predictions that agree on this share of every task's test examples: one entry
 
 
@@ -116,9 +116,9 @@ def mark_duplicates(entries: list[dict], correct: list[dict[str, np.ndarray]]) -
 def _robustness(
     ranked: list[dict], entries: list[dict], correct: list[dict[str, np.ndarray]], tasks: list[dict], official: dict
 ) -> dict | None:
-    """How stable the ranked entries' order is (w2sbench/robustness.py): each ranked entry's probabilities of
+    """How stable the ranked entries' order is (w2sbench/reports/robustness.py): each ranked entry's probabilities of
     staying in its rank group, and the setting's tau-b per perturbation; None with fewer than two ranked."""
-    from ..robustness import Suite, robustness
+    from ..reports.robustness import Suite, robustness
 
     order = {id(e): i for i, e in enumerate(entries)}
     ranked = [e for e in ranked if e["rank"] is not None]

@@ -88,9 +88,9 @@ def configured(cls: type, config: dict, where: str, field: str) -> Any:
 
 def reproduce_submission(path: Path, store_root: Path | None = None) -> dict:
     """Rerun the submission's method and return the `reproduced` record (ok or not, with per-task numbers)."""
-    from ..executors import run
+    from ..engine.executors import run
+    from ..engine.pipeline import Pipeline, RunOptions
     from ..methods.identity import harness_source
-    from ..pipeline import Pipeline, RunOptions
     from ..provenance import git_state
     from ..settings import load_setting
     from ..tasks import load_task

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..described import DescriptionRejected, stand_in
 from ..errors import MethodFailed, W2SError
+from ..isolation.described import DescriptionRejected, stand_in
 from . import ladder
 from .campaign import Campaign
 from .probe import probe
@@ -66,7 +66,7 @@ class ToolError(W2SError):
 
 class Service:
     def __init__(self, campaign: Campaign, run_jobs: bool = True):
-        from .. import sandbox
+        from ..isolation import sandbox
 
         why = sandbox.unavailable_reason()
         if why:
@@ -455,7 +455,7 @@ def _pipeline(campaign: Campaign, task_names: list[str]):
     """A pipeline over `task_names` with the options every job of the campaign runs with (same cache keys)."""
     from ..api import parse_limit
     from ..cache import ArtifactStore
-    from ..pipeline import Pipeline, RunOptions
+    from ..engine.pipeline import Pipeline, RunOptions
     from ..settings import load_setting
     from ..tasks import load_task
 

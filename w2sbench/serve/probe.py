@@ -4,7 +4,7 @@ Importing a module runs its top-level code, and the process that schedules jobs 
 agent's code is imported only inside the method sandbox, twice: once here (`python -m w2sbench.serve.probe
 FOLDER [CLASS]`, which prints the class's description as one JSON line: name, version, description,
 hyperparameters with types and defaults) and then in the sealed method process of each job. The service
-checks the description and turns it into a stand-in class (w2sbench.described), which the pipeline names,
+checks the description and turns it into a stand-in class (w2sbench.isolation.described), which the pipeline names,
 hashes and runs exactly as a class it imported, here or on a Ray worker; only the sealed process ever
 loads the real one (and checks its hash).
 
@@ -20,10 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..described import DescriptionRejected, check_description
+from ..isolation.described import DescriptionRejected, check_description
+from ..isolation.quotas import Cgroup, Quotas, limit_file_size
 from ..methods.base import Method
 from ..methods.identity import USER_MODULE_PREFIX
-from ..quotas import Cgroup, Quotas, limit_file_size
 
 MAX_REPLY = 64 * 1024
 
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> None:
 # ---- in the service --------------------------------------------------------------------------------------
 def probe(folder: Path, class_name: str | None = None, timeout_s: float = 120.0) -> dict:
     """The checked description of the method in `folder` (its __init__.py), from the sandboxed probe."""
-    from .. import sandbox
+    from ..isolation import sandbox
 
     policy = sandbox.default_policy([], [str(folder)])
     env = {k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)}

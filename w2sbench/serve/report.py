@@ -74,7 +74,7 @@ def format_report(agents: dict[str, dict]) -> str:
 def draw(agents: dict[str, dict], out_dir: Path) -> list[Path]:
     from matplotlib.ticker import MaxNLocator
 
-    from ..plot import _figure, _metadata
+    from ..reports.plot import _figure, _metadata
 
     names = sorted(a for a, info in agents.items() if info["jobs"])
     if not names:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import provenance
-from .data import SPLIT_NAMES
-from .methods.identity import harness_source
-from .pipeline import RunRecord, summarise_probs
-from .scoring import CONFIDENCE, aggregate, compare_to_baseline, correct_matrix, encode_correct, is_heldout, transfer
-from .validation import validate, write_json
+from .. import provenance
+from ..data import SPLIT_NAMES
+from ..engine.pipeline import RunRecord, summarise_probs
+from ..methods.identity import harness_source
+from ..scoring import CONFIDENCE, aggregate, compare_to_baseline, correct_matrix, encode_correct, is_heldout, transfer
+from ..validation import validate, write_json
 
 # 2: method code hash, sandbox record, flags, recomputed artifacts; 3: per-example correctness (`correct`),
 # the pooled PGR, development vs held-out (`transfer`), the bootstrap plan (`bootstrap`)
@@ -90,7 +90,8 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         },
         "sealed": {
             "labels_given_to_methods": False,
-            "process": "each method runs in its own process that receives plain data only (w2sbench/sealed.py)",
+            "process": "each method runs in its own process that receives plain data only "
+            "(w2sbench/isolation/sealed.py)",
             "sandboxed": record.sandbox is not None and not unaffirmed,
             "why_unsealed": None
             if record.sandbox is not None and not unaffirmed

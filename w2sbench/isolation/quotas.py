@@ -33,7 +33,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .errors import W2SError
+from ..errors import W2SError
 
 GIB = 1 << 30
 NAMES = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .flags import flag_summary
+from ..engine.suspicion import flag_summary
 
 
 def _pct(x: float | None) -> str:
@@ -80,7 +80,7 @@ def summary_table(doc: dict) -> str:
         }
     )
     if flagged:
-        notes += [*flagged, "(a flag rejects nothing: it says what looks suspicious; see w2sbench/flags.py)"]
+        notes += [*flagged, "(a flag rejects nothing: it says what looks suspicious; see w2sbench/engine/suspicion.py)"]
     moved = transfer_table(doc)
     return "\n".join(lines + notes + (["", moved] if moved else []))
 

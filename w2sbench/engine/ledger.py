@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .cache import ArtifactStore
+from ..cache import ArtifactStore
 
 COUNTERS = ("hits", "misses", "corrupt")  # the ArtifactStore's counters, by their names there
 

@@ -25,10 +25,10 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ..errors import W2SError
+from ..methods.base import Method
+from ..methods.identity import USER_MODULE_PREFIX
 from . import sealed
-from .errors import W2SError
-from .methods.base import Method
-from .methods.identity import USER_MODULE_PREFIX
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 SCALARS = {"bool": bool, "int": int, "float": float, "str": str}

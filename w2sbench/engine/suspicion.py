@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from .scoring import PGRResult, _boot_acc, _correct
+from ..scoring import PGRResult, _boot_acc, _correct
 
 COPY_MIN_AGREEMENT = 0.99  # copies_ceiling: best-match hard-prediction agreement with the ceiling
 HIGH_PGR = 0.5  # no_strong_work: the PGR above which a method must have used the strong model

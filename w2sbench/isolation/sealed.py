@@ -7,8 +7,8 @@ never loads a dataset, so no ground-truth label of train_unlabel or test exists 
 for a method to find (through the context, closures, gc or module globals). The child returns
 predictions; the parent checks and scores them.
 
-The child is a fresh interpreter (`python -m w2sbench.sealed FD SPEC`) started inside the bubblewrap
-sandbox (w2sbench.sandbox): it cannot read task data, the artifact cache, results or the leaderboard,
+The child is a fresh interpreter (`python -m w2sbench.isolation.sealed FD SPEC`) started inside the bubblewrap
+sandbox (w2sbench.isolation.sandbox): it cannot read task data, the artifact cache, results or the leaderboard,
 cannot reach any address but loopback, cannot see the harness's processes, and can write only its
 private /tmp. A denial reaches the user as one line naming what the method tried. The child talks to the
 harness over one inherited socket. One child per method, started on first use and kept for the run, so
@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import W2SError
+from ..training.students import Trainer
 from . import replies, sandbox
-from .errors import W2SError
 from .quotas import Cgroup, Quotas, limit_file_size
-from .training.students import Trainer
 
 PROTOCOL = "sealed-process-v3"  # part of the method stage's cache key
 
@@ -71,7 +71,7 @@ class MethodJob:
 def method_spec(cls: type) -> str:
     """How the child finds the class: 'module:QualName' for one in an installed package, else
     'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches)."""
-    from .methods.identity import method_source
+    from ..methods.identity import method_source
 
     source = method_source(cls)
     if source.kind == "package":
@@ -83,7 +83,7 @@ def method_spec(cls: type) -> str:
 def load_spec(spec: str) -> type:
     """The class a method_spec() names (in the child)."""
     if ".py:" in spec:
-        from .methods.registry import load_method
+        from ..methods.registry import load_method
 
         return load_method(spec)
     module, _, qualname = spec.partition(":")
@@ -103,7 +103,7 @@ class _Models:
 
     def backend(self, name: str, model_dir: str, purpose: str, tensor_parallel_size: int = 1) -> Any:
         """Per model as well as purpose: "auto" may pick vLLM for one model and hf for another."""
-        from .inference import get_backend
+        from ..inference import get_backend
 
         key = (name, model_dir, purpose)
         if key not in self.backends:
@@ -119,8 +119,8 @@ class _Models:
 
 def _context(job: MethodJob, models: _Models) -> Any:
     """A MethodContext from a job's plain data; its callables close over that data and nothing else."""
-    from .cache import hash_texts
-    from .methods.base import MethodContext
+    from ..cache import hash_texts
+    from ..methods.base import MethodContext
 
     model_dirs, backend, tp = job.model_dirs, job.backend, job.tensor_parallel_size
 
@@ -172,7 +172,7 @@ def run_job(cls: type, job: MethodJob, models: _Models | None = None) -> tuple[A
 
 
 def _reply(job: int, outcome: tuple, n_test: int) -> bytes:
-    """The frame (w2sbench/replies.py) for a job's outcome: ("ok", predictions, record) or a failure tuple."""
+    """The frame (w2sbench/isolation/replies.py) for a job's outcome: ("ok", predictions, record) or a failure tuple."""
     if outcome[0] == "ok":
         probs, record = outcome[1], outcome[2]
         compute = {k: v for k, v in record.items() if k not in ("sealed", "saw")}
@@ -221,7 +221,7 @@ def _failure(e: BaseException) -> tuple:
 
 def _load_checked(spec: str, code_sha256: str) -> type:
     """The method class, provided its code is still the code the harness hashed for the results."""
-    from .methods.identity import method_source
+    from ..methods.identity import method_source
 
     cls = load_spec(spec)
     found = method_source(cls).sha256
@@ -295,7 +295,7 @@ class SealedRunner:
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
-        argv = [sys.executable, "-m", "w2sbench.sealed", str(child.fileno()), self.spec, self.code_sha256]
+        argv = [sys.executable, "-m", "w2sbench.isolation.sealed", str(child.fileno()), self.spec, self.code_sha256]
         if self.policy is not None:
             env = {
                 k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)
@@ -331,7 +331,7 @@ class SealedRunner:
             self.process.wait(timeout=30)
 
     def run(self, job: MethodJob) -> tuple[Any, dict]:
-        """(predictions, compute record) of one job. The reply is read as plain data (w2sbench/replies.py) and
+        """(predictions, compute record) of one job. The reply is read as plain data (w2sbench/isolation/replies.py) and
         checked against what this job gave the method; a reply refused ends the process, whose stream can
         no longer be trusted, and the next job starts a fresh one."""
         if self.process is None or self.process.poll() is not None:
@@ -469,5 +469,5 @@ class SealedRunner:
         self.process, self.conn, self.sock, self.cgroup = None, None, None, None
 
 
-if __name__ == "__main__":  # the child: python -m w2sbench.sealed FD SPEC CODE_SHA256
+if __name__ == "__main__":  # the child: python -m w2sbench.isolation.sealed FD SPEC CODE_SHA256
     _child_main(Connection(int(sys.argv[1])), sys.argv[2], sys.argv[3])

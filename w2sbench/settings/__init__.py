@@ -9,11 +9,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .cache import hash_of
-from .errors import ConfigError, UnknownNameError, W2SError
-from .quotas import Quotas, from_setting
-from .training.recipe import ROLES, Recipe
-from .validation import read_yaml, validate
+from ..cache import hash_of
+from ..errors import ConfigError, UnknownNameError, W2SError
+from ..isolation.quotas import Quotas, from_setting
+from ..training.recipe import ROLES, Recipe
+from ..validation import read_yaml, validate
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Setting:
     config: dict[str, Any]
     path: str
     method_timeout_s: float = DEFAULT_METHOD_TIMEOUT_S
-    quotas: Quotas = field(default_factory=Quotas)  # the method sandbox's limits (w2sbench/quotas.py)
+    quotas: Quotas = field(default_factory=Quotas)  # the method sandbox's limits (w2sbench/isolation/quotas.py)
 
     def spec(self, role: str) -> ModelSpec:
         return self.weak if role == "weak" else self.strong

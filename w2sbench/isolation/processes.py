@@ -8,7 +8,7 @@ their sandbox, a local Ray cluster, multiprocessing's resource tracker), most of
 that decide how; no one place can end them all, and SIGKILL of the harness runs no code at all.
 
 So ending them is kept out of the harness: guard() starts, once per harness process, a watchdog
-(`python -m w2sbench.processes PID START`), a small process in a session of its own, and returns once
+(`python -m w2sbench.isolation.processes PID START`), a small process in a session of its own, and returns once
 the watchdog has taken its first look. Every POLL_S seconds the watchdog notes each descendant of the
 harness (pid and start time, read from /proc) and looks whether the harness still runs. Once the harness
 has ended, however (a normal exit, an error, SIGINT, SIGTERM, SIGHUP, SIGKILL; a zombie counts as ended),
@@ -62,7 +62,7 @@ def guard() -> int | None:
     if me is None:
         return None
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "w2sbench.processes", str(os.getpid()), str(me[1])],
+        [sys.executable, "-m", "w2sbench.isolation.processes", str(os.getpid()), str(me[1])],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         start_new_session=True,  # a signal to the harness's process group does not reach it
@@ -162,5 +162,5 @@ def watch(harness: int, started: int) -> None:
         time.sleep(0.05)
 
 
-if __name__ == "__main__":  # the watchdog: python -m w2sbench.processes HARNESS_PID HARNESS_START
+if __name__ == "__main__":  # the watchdog: python -m w2sbench.isolation.processes HARNESS_PID HARNESS_START
     watch(int(sys.argv[1]), int(sys.argv[2]))

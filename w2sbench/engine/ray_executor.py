@@ -1,4 +1,4 @@
-"""The Ray executor: each unit of an evaluation (w2sbench/units.py) runs as a Ray task on a cluster.
+"""The Ray executor: each unit of an evaluation (w2sbench/engine/units.py) runs as a Ray task on a cluster.
 
 - Dependencies are Ray object references: a unit starts once the units it reads have finished.
 - Resources come from the setting: on a cluster with GPUs, the units that run a model on one (features,
@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .errors import MissingPackageError, W2SError
+from ..errors import MissingPackageError, W2SError
 from .units import Unit
 
 log = logging.getLogger("w2sbench")
@@ -245,7 +245,7 @@ def _worker_logging() -> None:
 
 
 def _pipeline(context: dict, task_name: str) -> Any:
-    from .cache import ArtifactStore
+    from ..cache import ArtifactStore
     from .pipeline import Pipeline
 
     key = (context["key"], task_name)
@@ -262,7 +262,7 @@ def _pipeline(context: dict, task_name: str) -> Any:
 
 def _claim(context: dict, unit: Unit) -> int:
     """Record this attempt; returns how many attempts the unit has had in this run (this one included)."""
-    from .cache import hash_of
+    from ..cache import hash_of
 
     folder = Path(context["runs_dir"]) / hash_of(unit.id, 24)
     folder.mkdir(parents=True, exist_ok=True)
@@ -272,7 +272,7 @@ def _claim(context: dict, unit: Unit) -> int:
 
 
 def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
-    from . import sandbox
+    from ..isolation import sandbox
 
     _worker_logging()
     _set_threads(context["threads"])
@@ -301,7 +301,7 @@ def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
             "mechanism": None if pipeline.options.unsealed else sandbox.version(),
         }
         if not pipeline.options.unsealed:
-            from . import quotas
+            from ..isolation import quotas
 
             limits = pipeline.isolation.quotas
             record["method_sandbox"]["quotas"] = limits.record(quotas.enforcement(limits))

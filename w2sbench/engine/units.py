@@ -1,5 +1,5 @@
 """The evaluation as a graph of units, each a pure function of its inputs, cached under the key its stage
-computes today (w2sbench/pipeline.py), so an executor may run independent units at once and a unit
+computes today (w2sbench/engine/pipeline.py), so an executor may run independent units at once and a unit
 computed by one executor is a cache hit for any other.
 
 Units, per setting:
@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .settings import Setting
-from .tasks import Task
+from ..settings import Setting
+from ..tasks import Task
 
 
 class MethodRef(NamedTuple):

@@ -1,8 +1,8 @@
-"""Executors: who runs the units of an evaluation (w2sbench/units.py).
+"""Executors: who runs the units of an evaluation (w2sbench/engine/units.py).
 
 - `inprocess` (the default): this process runs the units one after another, in the order the stages have
   always run, sharing one Pipeline (its inference engines, splits and the method processes).
-- `ray`: each unit is a Ray task on a cluster (w2sbench/ray_executor.py; `pip install 'w2sbench[ray]'`).
+- `ray`: each unit is a Ray task on a cluster (w2sbench/engine/ray_executor.py; `pip install 'w2sbench[ray]'`).
 
 An executor's contract: `run(pipeline, units)` returns every unit's value by unit id, the value the
 pipeline's own `run_unit` returns for it, and calls `pipeline.unit_done(unit, value)` in this process as
@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Any, Protocol
 
-from .errors import MethodFailed, UnknownNameError, W2SError
+from ..errors import MethodFailed, UnknownNameError, W2SError
 from .progress import UnitProgress, plan_line
 from .units import Unit, dedupe
 

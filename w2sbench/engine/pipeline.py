@@ -19,21 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from . import described, models, sealed
-from .cache import ArtifactStore, hash_array, hash_of, hash_texts
-from .data import SPLIT_NAMES as SPLITS
-from .errors import MethodFailed, W2SError
-from .flags import flag_method, flag_summary
-from .inference import get_backend
-from .isolation import MethodIsolation
+from .. import models
+from ..cache import ArtifactStore, hash_array, hash_of, hash_texts
+from ..data import SPLIT_NAMES as SPLITS
+from ..errors import MethodFailed, W2SError
+from ..inference import get_backend
+from ..isolation import described, sealed
+from ..isolation.wiring import MethodIsolation
+from ..methods.base import Method
+from ..methods.identity import MethodSource, harness_source
+from ..scoring import PGRResult, accuracy, auroc, bootstrap_pgr
+from ..settings import ModelSpec, Setting
+from ..tasks import Splits, Task
+from ..training.students import FineTuneTrainer, FrozenTrainer, Trainer
 from .ledger import RunLedger
-from .methods.base import Method
-from .methods.identity import MethodSource, harness_source
 from .progress import FeatureProgress
-from .scoring import PGRResult, accuracy, auroc, bootstrap_pgr
-from .settings import ModelSpec, Setting
-from .tasks import Splits, Task
-from .training.students import FineTuneTrainer, FrozenTrainer, Trainer
+from .suspicion import flag_method, flag_summary
 from .units import MethodRef, Unit
 from .units import plan as plan_units
 
@@ -76,7 +77,9 @@ class TaskRun:
     ceiling_test: np.ndarray  # [baseline seeds, n_test]
     methods: dict[str, MethodRun] = field(default_factory=dict)
     scores: dict[str, PGRResult] = field(default_factory=dict)
-    flags: dict[str, list[dict]] = field(default_factory=dict)  # method -> suspicious-result flags (w2sbench.flags)
+    flags: dict[str, list[dict]] = field(
+        default_factory=dict
+    )  # method -> suspicious-result flags (w2sbench.engine.suspicion)
 
 
 @dataclass
@@ -104,7 +107,8 @@ class RunRecord:
 
 class Pipeline:
     """One setting over a list of tasks: the stages and their cache keys. What the run records beside its
-    numbers is its `ledger` (w2sbench.ledger); how it isolates methods, its `isolation` (w2sbench.isolation).
+    numbers is its `ledger` (w2sbench.engine.ledger); how it isolates methods, its `isolation`
+    (w2sbench.isolation.wiring).
     `runners`: method processes to share with other pipelines of the same run (a Ray worker's)."""
 
     def __init__(
@@ -199,7 +203,7 @@ class Pipeline:
         prompts = [task.prompt(e.text) for e in examples]
         if not spec.chat_template:
             return prompts
-        from .inference.base import load_tokenizer
+        from ..inference.base import load_tokenizer
 
         tokenizer = load_tokenizer(self.model_dir(role))
         if not getattr(tokenizer, "chat_template", None):
@@ -328,7 +332,7 @@ class Pipeline:
             )
             if self.setting.regime == "frozen":  # the features already came through the inference backend
                 return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
-            from .inference.served import served_predictions
+            from ..inference.served import served_predictions
 
             with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
                 labels, used = served_predictions(
@@ -364,7 +368,7 @@ class Pipeline:
     # ---- stage: method -----------------------------------------------------------------------------
     def run_method(self, task: Task, method_cls: type[Method] | Method, seed: int) -> tuple[np.ndarray, dict, int]:
         """One method seed, run sealed: in a separate process that gets plain data only (texts, weak soft
-        labels, strong features, trainer config; no Task, no labels), see w2sbench/sealed.py. The returned
+        labels, strong features, trainer config; no Task, no labels), see w2sbench/isolation/sealed.py. The returned
         predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds.
         A class runs with its default hyperparameters, an instance with its own."""
         weak_seed = seed % self.baseline_seeds
@@ -418,7 +422,7 @@ class Pipeline:
             art = self.store.get_or_compute("method", key, compute)
         return art["test"], art["meta"].get("compute", {}), weak_seed
 
-    # ---- the whole run, as a graph of units (w2sbench/units.py) run by an executor --------------------------
+    # ---- the whole run, as a graph of units (w2sbench/engine/units.py) run by an executor --------------------------
     def prepare(self, methods: list[type[Method] | Method]) -> list[Method]:
         """What must hold before any work: the names in results are distinct, the sandbox can start, every
         task loads, both models resolve; each method's code is hashed and its sandbox recorded. Returns the
@@ -446,7 +450,7 @@ class Pipeline:
     def method_of(self, unit: Unit) -> Method:
         """The configured method a method unit runs: the instance given to run() or prepare() in this
         process, else (a worker elsewhere) its class rebuilt from the unit's spec (imported, or for an agent's
-        method the stand-in of its description: w2sbench.described) and built from its config."""
+        method the stand-in of its description: w2sbench.isolation.described) and built from its config."""
         if unit.method not in self._methods:
             if unit.spec is None or unit.config is None:
                 raise W2SError(

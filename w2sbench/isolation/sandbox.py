@@ -24,7 +24,7 @@ so the child is started inside bubblewrap instead:
 Inside the sandbox, install_reporter() and explain() turn the resulting OSErrors into one line such as
 "tried to read /x/y: denied by the sandbox".
 
-Quotas (memory, processes and threads, the size of /tmp, /dev/shm and of any file) are w2sbench/quotas.py's:
+Quotas (memory, processes and threads, the size of /tmp, /dev/shm and of any file) are w2sbench/isolation/quotas.py's:
 the tmpfs sizes are set here (Policy.tmp_bytes, shm_bytes), the rest around the bwrap process. Not covered:
 CPU time beyond each job's time limit, and side channels.
 """
@@ -218,7 +218,7 @@ def _python_paths(repo: str) -> list[str]:
     for name, module in list(sys.modules.items()):
         if name.startswith("__editable__") and isinstance(getattr(module, "MAPPING", None), dict):
             out += [str(p) for p in module.MAPPING.values() if not _inside(repo, _norm(p))]
-    out += [os.path.dirname(os.path.abspath(__file__))]  # the w2sbench package folder (this file's)
+    out += [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # the w2sbench package folder
     return out
 
 

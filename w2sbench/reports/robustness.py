@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import W2SError
+from ..errors import W2SError
 
 PERTURBATIONS = ("leave_one_task_out", "tasks_resampled", "seeds_resampled")
 CONFIDENCE = 0.95
@@ -221,7 +221,7 @@ def robustness(
 
 def suite_from_results(docs: list[tuple[str, dict]]) -> Suite:
     """The Suite of one or more results JSONs of one setting (their weak and ceiling runs must be the same)."""
-    from .scoring import decode_correct
+    from ..scoring import decode_correct
 
     suite: Suite | None = None
     setting = None

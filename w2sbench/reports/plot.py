@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MissingPackageError
-from .validation import write_json
+from ..errors import MissingPackageError
+from ..validation import write_json
 
 FORMATS = ("png", "svg")
 COLORS = {"weak": "#9e9e9e", "ceiling": "#424242"}
@@ -85,7 +85,7 @@ def accuracy_data(doc: dict) -> dict:
 def heldout_tasks(doc: dict) -> list[str]:
     """The held-out tasks of a run: those the results' `transfer` record names, or else those tagged
     `heldout` or `*-heldout` (scoring.is_heldout)."""
-    from .scoring import is_heldout
+    from ..scoring import is_heldout
 
     transfer = doc.get("transfer")
     if isinstance(transfer, dict) and isinstance(transfer.get("heldout"), list):
@@ -350,7 +350,7 @@ def plot_results(results: str | Path | dict, out_dir: str | Path | None = None, 
     if isinstance(results, dict):
         doc = results
     else:
-        from .validation import read_json, validate
+        from ..validation import read_json, validate
 
         doc = read_json(results)
         validate(doc, "results", str(results))

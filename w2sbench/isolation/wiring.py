@@ -1,6 +1,6 @@
 """How one run isolates its methods: each method's code hashed once (what its stage key and the results
 name), its OS sandbox (bubblewrap policy, recorded in the run's ledger), the quotas over it, and one sealed
-process per method (w2sbench.sealed), started on a cache miss and kept for the run.
+process per method (w2sbench.isolation.sealed), started on a cache miss and kept for the run.
 
 The stages ask this object for a method's process; they never build a sandbox themselves. A Ray worker
 shares one set of processes between the pipelines it keeps for a run (`runners`).
@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ..errors import W2SError
+from ..methods.base import Method
+from ..methods.identity import MethodSource, method_source
 from . import quotas as quotas_
 from . import sandbox, sealed
-from .errors import W2SError
-from .methods.base import Method
-from .methods.identity import MethodSource, method_source
 
 
 class MethodIsolation:
