@@ -64,13 +64,17 @@ def test_the_harness_record_names_its_libraries():
     assert record["libraries"]["torch"] and record["libraries"]["numpy"]
 
 
-def _submission(sha: str, harness: str | None, reproduced: bool = True) -> dict:
+def _submission(
+    sha: str, harness: str | None, reproduced: bool = True, settings: tuple[str, ...] = ("tiny", "tiny-smollm2")
+) -> dict:
     doc = {
         "method": {
             "name": "vanilla",
             "source": {"kind": "package", "package": "w2sbench", "entry": "vanilla", "sha256": sha},
         },
-        "results": [{"harness": {"sha256": harness}} if harness else {}],
+        "results": [
+            {"setting": {"name": s}, **({"harness": {"sha256": harness}} if harness else {})} for s in settings
+        ],
     }
     if reproduced:
         doc["reproduced"] = {"ok": True, "submission_sha256": submission_digest(doc)}
@@ -84,6 +88,9 @@ def test_make_seed_reruns_only_what_no_longer_matches():
     assert "harness" in outdated(_submission(sha, "1" * 64))
     assert "harness" in outdated(_submission(sha, None))  # made before the harness was recorded
     assert "not reproduced" in outdated(_submission(sha, harness, reproduced=False))
+    # a seed setting the submission has no results on (a new official setting): rerun it there
+    assert outdated(_submission(sha, harness, settings=("tiny",))) == "it has no results on setting 'tiny-smollm2'"
+    assert outdated(_submission(sha, harness, settings=("tiny",)), settings=("tiny",)) is None
     third_party = _submission("0" * 64, None)
     third_party["method"]["source"]["package"] = "someone_elses"
     assert outdated(third_party) is None  # only the reference methods are make_seed.sh's

@@ -692,3 +692,25 @@ def test_each_ranked_entry_shows_how_stable_its_rank_is(tmp_path):
     from w2sbench.leaderboard.site import _robustness_table
 
     assert "P(stays in its rank group)" in _robustness_table(by["a"])
+
+
+def test_an_order_is_read_again_on_the_other_model_pair(tmp_path):
+    """Two official settings on the same tasks: each setting's entries get the other's order as one more
+    change. On tiny a > b > c (all ranked apart); on tiny-smollm2 (only a and b submitted) b > a: of the one
+    shared pair, discordant, tau-b = -1; a and b leave their places, c (not on the other pair) has no figure."""
+    board = write_board(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72}, second={"a": 0.74, "b": 0.84})
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    tiny, smol = doc["settings"]["tiny"], doc["settings"]["tiny-smollm2"]
+    assert [e["rank"] for e in tiny["entries"]] == [1, 2, 3] and len(smol["entries"]) == 2
+    pair = tiny["robustness"]["perturbations"]["model_pair_tiny-smollm2"]
+    assert pair["tau_b"] == -1.0 and pair["run"] and pair["draws"] == 500
+    back = smol["robustness"]["perturbations"]["model_pair_tiny"]
+    assert back["tau_b"] == -1.0
+    by = {e["method"]: e["robustness"] for e in tiny["entries"]}
+    assert by["a"]["model_pair_tiny-smollm2"] < 0.05 and by["a"]["least"] == by["a"]["model_pair_tiny-smollm2"]
+    assert "model_pair_tiny-smollm2" not in by["c"]
+    from w2sbench.leaderboard.site import _robustness_table
+
+    assert "another model pair (setting tiny-smollm2)" in _robustness_table(tiny["entries"][0])

@@ -59,12 +59,15 @@ def make_method(name: str, teacher_free: bool = False) -> type[Method]:
     )
 
 
-def make_results(methods: dict, tasks=TASKS, teacher_free: tuple[str, ...] = (), n_boot: int = 300) -> dict:
-    """A results JSON of setting tiny over `tasks` at their official sizes; methods: name -> target w2s accuracy,
+def make_results(
+    methods: dict, tasks=TASKS, teacher_free: tuple[str, ...] = (), n_boot: int = 300, setting: str = "tiny"
+) -> dict:
+    """A results JSON of `setting` over `tasks` at their official sizes; methods: name -> target w2s accuracy,
     or (other method, frac): the other's predictions made right on frac of the test examples more (a method
     whose predictions are correlated with another's). Weak and ceiling predictions depend only on the task,
-    as the shared cached baselines do."""
-    setting = load_setting("tiny")
+    as the shared cached baselines do; a method's predictions on another setting than tiny are drawn apart."""
+    where = () if setting == "tiny" else (setting,)
+    setting = load_setting(setting)
     runs = []
     for tname in tasks:
         task = load_task(tname)
@@ -82,10 +85,10 @@ def make_results(methods: dict, tasks=TASKS, teacher_free: tuple[str, ...] = (),
             cls = make_method(name, name in teacher_free)
             if isinstance(acc, tuple):  # (other, frac): other's predictions, right on frac more of the examples
                 other, frac = acc
-                w2s = _probs(labels, methods[other], 3, np.random.default_rng(_seed("method", other, tname)))
-                w2s = _improve(w2s, labels, frac, np.random.default_rng(_seed("improve", name, tname)))
+                w2s = _probs(labels, methods[other], 3, np.random.default_rng(_seed("method", other, tname, *where)))
+                w2s = _improve(w2s, labels, frac, np.random.default_rng(_seed("improve", name, tname, *where)))
             else:
-                w2s = _probs(labels, acc, 3, np.random.default_rng(_seed("method", name, tname)))
+                w2s = _probs(labels, acc, 3, np.random.default_rng(_seed("method", name, tname, *where)))
             tr.methods[name] = MethodRun(cls, w2s, [{"train_examples": 1}] * 3, [0, 1, 2])
             tr.scores[name] = bootstrap_pgr(labels, weak, ceiling, w2s, n_boot=n_boot, task=tname)
         runs.append(tr)
@@ -160,22 +163,26 @@ def write_board(
     non_default: tuple[str, ...] = (),
     unreproduced: tuple[str, ...] = (),
     tasks: tuple[str, ...] = TASKS,
+    second: dict | None = None,
 ) -> Path:
     """root/leaderboard/{baselines.json, submissions/<name>.json} for the given methods (reproduced unless
-    named in `unreproduced`); returns the folder."""
+    named in `unreproduced`); `second`: method -> accuracy on the second official setting, tiny-smollm2, in
+    the submissions of those methods too; returns the folder."""
     board = root / "leaderboard"
     (board / "submissions").mkdir(parents=True, exist_ok=True)
-    reference = make_results({"vanilla_ref": 0.75}, tasks=tasks)
-    bl.save(bl.update(bl.empty(), [("reference.json", reference)]), board / "baselines.json")
+    references = [("reference.json", make_results({"vanilla_ref": 0.75}, tasks=tasks))]
+    if second:
+        references.append(("second.json", make_results({"vanilla_ref": 0.75}, tasks=tasks, setting="tiny-smollm2")))
+    bl.save(bl.update(bl.empty(), references), board / "baselines.json")
     for name, acc in methods.items():
         basis = {acc[0]: methods[acc[0]]} if isinstance(acc, tuple) else {}  # (other, frac): other's run too
-        doc = make_results({**basis, name: acc}, tasks=tasks, teacher_free=teacher_free)
+        docs = [("results.json", make_results({**basis, name: acc}, tasks=tasks, teacher_free=teacher_free))]
+        if second and name in second:
+            docs.append(("second.json", make_results({name: second[name]}, tasks=tasks, setting="tiny-smollm2")))
         overrides = dict(CARD)
         if name in non_default:
             overrides.update(non_default_recipe=True, recipe_notes="trains 3x longer than the fixed recipe")
-        sub = as_submitted_folder(
-            make_submission([("results.json", doc)], name, make_method(name, name in teacher_free), overrides)
-        )
+        sub = as_submitted_folder(make_submission(docs, name, make_method(name, name in teacher_free), overrides))
         write_submission(sub if name in unreproduced else mark_reproduced(sub), board / "submissions" / f"{name}.json")
     return board
 

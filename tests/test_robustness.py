@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from w2sbench.errors import W2SError
-from w2sbench.reports.robustness import Suite, group_spans, kendall_tau_b, leaderboard_ranks, positions, robustness
+from w2sbench.reports.robustness import (
+    Suite,
+    compare_runs,
+    group_spans,
+    kendall_tau_b,
+    leaderboard_ranks,
+    positions,
+    robustness,
+)
 
 N = 100
 
@@ -119,6 +127,25 @@ def test_a_perturbed_run_without_a_reference_method_is_refused():
     del other.methods["B"]
     with pytest.raises(W2SError, match="perturbed run 'lr x0.5': method 'B' of the reference is not in it"):
         robustness(separated(("A", "B", "C")), n_resamples=10, others={"lr x0.5": other})
+
+
+def test_another_pair_is_compared_on_the_methods_both_hold():
+    """Reference A < B < C < D (D only here); the other pair holds A, B, C with B and C swapped: of the
+    shared three, pairs (A,B), (A,C) agree and (B,C) disagrees, tau-b = (2 - 1) / 3. Examples are nested
+    prefixes, so every resample keeps both orders: A stays last (1.0), B and C leave their places (0.0)."""
+    reference = separated(("A", "B", "C"))
+    reference.methods["D"] = {t: correct(0.78) for t in reference.tasks}
+    report = compare_runs(reference, separated(("A", "C", "B")), "model_pair_x", n_resamples=50)
+    assert report["perturbation"]["tau_b"] == pytest.approx(1 / 3)
+    assert report["perturbation"]["tau_b_interval"] == pytest.approx([1 / 3, 1 / 3])
+    assert report["methods"] == {"A": 1.0, "B": 0.0, "C": 0.0}
+    # B and C share a rank group on the leaderboard (D's rank is ignored: not in the other run): they stay
+    grouped = compare_runs(
+        reference, separated(("A", "C", "B")), "model_pair_x", {"A": 3, "B": 1, "C": 1, "D": 1}, n_resamples=50
+    )
+    assert grouped["methods"] == {"A": 1.0, "B": 1.0, "C": 1.0}
+    with pytest.raises(W2SError, match="model_pair_x: the two runs share fewer than two methods"):
+        compare_runs(reference, Suite(reference.weak, reference.ceiling, {"A": reference.methods["A"]}), "model_pair_x")
 
 
 def test_ranks_come_from_the_leaderboard_of_the_results_setting():

@@ -24,7 +24,11 @@ least CLONE_AGREEMENT of the test examples of every task form one class, anchore
 submitted (`duplicate_of` names it on each later copy), and a rank counts the classes that beat an entry,
 not the entries. With two labels, two entries predict the same label on an example exactly when both are
 right or both are wrong there, so agreement is read from the correctness vectors the submissions hold,
-seed s against seed s (both learned from weak seed s)."""
+seed s against seed s (both learned from weak seed s).
+
+Robustness: whether the order survives a change that should not matter (w2sbench/reports/robustness.py):
+one task left out, the tasks or the seeds resampled, and, where another official setting holds the same
+tasks, that setting's order (another weak/strong pair: `model_pair_<setting>`)."""
 
 from __future__ import annotations
 
@@ -115,9 +119,10 @@ def mark_duplicates(entries: list[dict], correct: list[dict[str, np.ndarray]]) -
 
 def _robustness(
     ranked: list[dict], entries: list[dict], correct: list[dict[str, np.ndarray]], tasks: list[dict], official: dict
-) -> dict | None:
+) -> tuple[dict | None, Any]:
     """How stable the ranked entries' order is (w2sbench/reports/robustness.py): each ranked entry's probabilities of
-    staying in its rank group, and the setting's tau-b per perturbation; None with fewer than two ranked."""
+    staying in its rank group, and the setting's tau-b per perturbation, with the ranked entries' Suite (for
+    the comparison with other settings); (None, None) with fewer than two ranked."""
     from ..reports.robustness import Suite, robustness
 
     order = {id(e): i for i, e in enumerate(entries)}
@@ -125,7 +130,7 @@ def _robustness(
     for e in entries:
         e["robustness"] = None
     if len(ranked) < 2:
-        return None
+        return None, None
     suite = Suite(
         weak={
             t["name"]: decode_correct(official["tasks"][t["task_hash"]]["weak"]["correct"], t["n"]["test"])
@@ -140,7 +145,29 @@ def _robustness(
     report = robustness(suite, {e["method"]: e["rank"] for e in ranked}, ROBUSTNESS_RESAMPLES, RESAMPLING["seed"])
     for e in ranked:
         e["robustness"] = report["methods"][e["method"]]
-    return {"perturbations": report["perturbations"], "n_resamples": ROBUSTNESS_RESAMPLES}
+    return {"perturbations": report["perturbations"], "n_resamples": ROBUSTNESS_RESAMPLES}, suite
+
+
+def _other_pairs(settings: dict[str, dict], suites: dict[str, Any]) -> None:
+    """Each setting's order against every other official setting on the same tasks (another weak/strong
+    pair): tau-b among the methods ranked in both, and each one's P(stays in its rank group) there, added as
+    the perturbation `model_pair_<other>` beside the resampled ones (its `least` updated)."""
+    from ..reports.robustness import compare_runs
+
+    for name, setting in settings.items():
+        for other_name, other in suites.items():
+            if other_name == name or suites[name] is None or other is None or other.tasks != suites[name].tasks:
+                continue
+            label = f"model_pair_{other_name}"
+            ranks = {e["method"]: e["rank"] for e in setting["entries"] if e["rank"] is not None}
+            if len(set(ranks) & set(other.methods)) < 2:
+                continue
+            report = compare_runs(suites[name], other, label, ranks, ROBUSTNESS_RESAMPLES, RESAMPLING["seed"])
+            setting["robustness"]["perturbations"][label] = report["perturbation"]
+            for e in setting["entries"]:
+                if e["method"] in report["methods"] and e["robustness"] is not None:
+                    e["robustness"][label] = report["methods"][e["method"]]
+                    e["robustness"]["least"] = min(v for k, v in e["robustness"].items() if k != "least")
 
 
 def _reproduced(sub: dict) -> tuple[dict | None, str | None]:
@@ -296,6 +323,7 @@ def build_leaderboard(
     from ..settings import load_setting
 
     settings: dict[str, Any] = {}
+    suites: dict[str, Any] = {}
     for shash, official in sorted(baselines["settings"].items(), key=lambda kv: kv[1]["name"]):
         setting = load_setting(official["name"])
         if setting.hash != shash:
@@ -316,7 +344,7 @@ def build_leaderboard(
         correct = _score(entries, [res for _, _, res in pairs], tasks, official)
         mark_duplicates(entries, correct)
         ranked_entries = assign_ranks(entries)
-        stability = _robustness(ranked_entries, entries, correct, tasks, official)
+        stability, suites[official["name"]] = _robustness(ranked_entries, entries, correct, tasks, official)
         settings[official["name"]] = {
             "name": official["name"],
             "version": official["version"],
@@ -338,6 +366,7 @@ def build_leaderboard(
             "robustness": stability,
             "entries": ranked_entries,
         }
+    _other_pairs(settings, suites)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "generated": {

@@ -22,6 +22,7 @@ from .._version import __version__
 from ..cache import ArtifactStore, hash_of
 from ..errors import ConfigError, W2SError
 from ..paths import repo_root
+from . import SEED_SETTINGS
 from .submission import METHODS_DIR, check_schema
 
 REPRODUCE_TOL = 0.01
@@ -204,15 +205,20 @@ def write_reproduction(path: Path, outcome: dict) -> None:
     write_json(doc, path)
 
 
-def outdated(doc: dict) -> str | None:
+def outdated(doc: dict, settings: tuple[str, ...] = SEED_SETTINGS) -> str | None:
     """Why a submission of a built-in method no longer matches the code here (its method's code or the
-    harness changed, or it has no current reproduction), else None: what `make_seed.sh` reruns."""
+    harness changed, it has no results on one of the seed's `settings`, or it has no current reproduction),
+    else None: what `make_seed.sh` reruns."""
     from ..methods import load_method
     from ..methods.identity import harness_source, method_source
 
     source = doc["method"]["source"]
     if source["kind"] != "package" or source.get("package") != "w2sbench":
         return None
+    covered = {r["setting"]["name"] for r in doc["results"]}
+    missing = [s for s in settings if s not in covered]
+    if missing:
+        return f"it has no results on setting {missing[0]!r}"
     try:
         current = method_source(load_method(source["entry"])).sha256
     except W2SError as e:

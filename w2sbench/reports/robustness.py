@@ -151,6 +151,47 @@ def _other_run(suite: Suite, other: Suite, names: list[str], label: str, n_resam
     return point, draws
 
 
+def _other_axis(
+    suite: Suite, other: Suite, ref: dict[str, float], spans: dict, label: str, n_resamples: int, rng
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """tau-b between the reference order and a run under a change, with its interval over the run's test
+    examples resampled, and each method's probability of staying in its rank group there."""
+    names = sorted(ref)
+    x = np.array([ref[m] for m in names])
+    point, draws = _other_run(suite, other, names, label, n_resamples, rng)
+    taus = np.array([kendall_tau_b(x, np.array([d[m] for m in names])) for d in draws])
+    tau = kendall_tau_b(x, np.array([point[m] for m in names]))
+    axis = {
+        "tau_b": None if np.isnan(tau) else float(tau),
+        "tau_b_interval": None
+        if np.all(np.isnan(taus))
+        else [float(np.nanpercentile(taus, 2.5)), float(np.nanpercentile(taus, 97.5))],
+        "draws": len(draws),
+        "run": True,
+    }
+    stays = {m: float(np.mean([spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws])) for m in names}
+    return axis, stays
+
+
+def compare_runs(
+    suite: Suite, other: Suite, label: str, ranks: dict[str, int] | None = None, n_resamples: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """The order of the methods both suites hold, in `suite` against `other` (another model pair on the same
+    tasks, say): {"perturbation": tau-b with its interval, "methods": each one's P(stays in its rank group)}.
+    `ranks` (of `suite`) may name more methods than the two share; groups are drawn among the shared ones."""
+    names = sorted(set(suite.methods) & set(other.methods))
+    if len(names) < 2:
+        raise W2SError(f"{label}: the two runs share fewer than two methods ({names})")
+    shared = Suite(suite.weak, suite.ceiling, {m: suite.methods[m] for m in names})
+    reference = {m: shared.pooled(m, shared.tasks) for m in names}
+    if any(v is None for v in reference.values()):
+        raise W2SError("the suite's summed ceiling-weak gap is not positive: pooled PGR is undefined")
+    ref = {m: float(v) for m, v in reference.items()}  # type: ignore[arg-type]
+    spans = group_spans(ref, None if ranks is None else {m: ranks[m] for m in names})
+    axis, stays = _other_axis(shared, other, ref, spans, label, n_resamples, np.random.default_rng(seed))
+    return {"perturbation": axis, "methods": stays}
+
+
 def robustness(
     suite: Suite,
     ranks: dict[str, int] | None = None,
@@ -200,19 +241,9 @@ def robustness(
             stays = [spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws]
             out["methods"][m][kind] = float(np.mean(stays))
     for label, other in (others or {}).items():
-        point, draws = _other_run(suite, other, names, label, n_resamples, rng)
-        taus = np.array([kendall_tau_b(x, np.array([d[m] for m in names])) for d in draws])
-        tau = kendall_tau_b(x, np.array([point[m] for m in names]))
-        out["perturbations"][label] = {
-            "tau_b": None if np.isnan(tau) else float(tau),
-            "tau_b_interval": None
-            if np.all(np.isnan(taus))
-            else [float(np.nanpercentile(taus, 2.5)), float(np.nanpercentile(taus, 97.5))],
-            "draws": len(draws),
-            "run": True,
-        }
+        out["perturbations"][label], stays = _other_axis(suite, other, ref, spans, label, n_resamples, rng)
         for m in names:
-            out["methods"][m][label] = float(np.mean([spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws]))
+            out["methods"][m][label] = stays[m]
     for m in names:
         values = out["methods"][m].values()
         out["methods"][m]["least"] = min(values) if values else None

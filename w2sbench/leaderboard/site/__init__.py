@@ -94,13 +94,20 @@ def _stays_cell(entry: dict) -> str:
     return f'<td class="stays" data-sort="{least!r}">{least:.2f}</td>'
 
 
+def _change(kind: str) -> str:
+    """A perturbation's key as the site says it: `model_pair_<setting>` is the order on another setting."""
+    if kind.startswith("model_pair_"):
+        return f"another model pair (setting {kind[len('model_pair_') :]})"
+    return kind.replace("_", " ")
+
+
 def _robustness_table(entry: dict) -> str:
     """The method page's table: its probability of staying in its rank group under each perturbation."""
     report = entry.get("robustness")
     if not report:
         return ""
     rows = "".join(
-        f'<tr><td class="method">{escape(kind.replace("_", " "))}</td><td>{value:.2f}</td></tr>'
+        f'<tr><td class="method">{escape(_change(kind))}</td><td>{value:.2f}</td></tr>'
         for kind, value in report.items()
         if kind != "least" and value is not None
     )
