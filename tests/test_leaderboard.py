@@ -714,3 +714,29 @@ def test_an_order_is_read_again_on_the_other_model_pair(tmp_path):
     from w2sbench.leaderboard.site import _robustness_table
 
     assert "another model pair (setting tiny-smollm2)" in _robustness_table(tiny["entries"][0])
+
+
+def test_the_site_asks_whether_development_predicts_held_out():
+    """Three ranked entries at development 0.1, 0.2, 0.3 and held-out 0.3, 0.1, 0.2: centred, dx = (-1, 0, 1)
+    and dy = (1, -1, 0) tenths, so Pearson r = -1 / sqrt(2 * 2) = -0.5, and Spearman r (ranks 1 2 3 against
+    3 1 2) the same. An unranked entry is left out; one far below the axis is drawn clipped at its edge."""
+    from w2sbench.leaderboard.site import transfer_plot
+
+    def entry(name, dev, held, rank=1):
+        scores = {"pooled_pgr_ci": [dev - 0.05, dev + 0.05]}
+        return {
+            "method": name,
+            "rank": rank,
+            "transfer": {
+                "development": {**scores, "pooled_pgr": dev},
+                "heldout": {"pooled_pgr": held, "pooled_pgr_ci": [held - 0.05, held + 0.05]},
+            },
+        }
+
+    entries = [entry("a", 0.1, 0.3), entry("b", 0.2, 0.1), entry("c", 0.3, 0.2), entry("u", 0.9, 0.9, rank=None)]
+    html = transfer_plot({"name": "tiny", "entries": entries})
+    assert "Across the 3 ranked entries: Pearson r = -0.50" in html and "Spearman r = -0.50" in html
+    assert ">u<" not in html and 'class="clipped"' not in html
+    html = transfer_plot({"name": "tiny", "entries": [*entries, entry("far", -3.0, -3.5)]})
+    assert "Across the 4 ranked entries" in html and html.count('class="clipped"') == 1
+    assert transfer_plot({"name": "tiny", "entries": entries[:2]}) == ""  # two points: no correlation

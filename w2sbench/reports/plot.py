@@ -149,8 +149,6 @@ def generalization_data(doc: dict, n_boot: int = 2000, seed: int = 0) -> dict | 
     """Held-out against development pooled PGR per method (the results' `transfer` aggregates, with their
     intervals), and the two correlations with a bootstrap interval over methods; None without both kinds of
     task or with fewer than three methods whose two aggregates are defined."""
-    import random
-
     moved = doc.get("transfer") or {}
     points = {}
     for m, groups in (moved.get("methods") or {}).items():
@@ -162,6 +160,15 @@ def generalization_data(doc: dict, n_boot: int = 2000, seed: int = 0) -> dict | 
                 "heldout": held["pooled_pgr"],
                 "heldout_ci": held.get("pooled_pgr_ci"),
             }
+    return correlations(points, n_boot, seed)
+
+
+def correlations(points: dict[str, dict], n_boot: int = 2000, seed: int = 0) -> dict | None:
+    """`points` (method -> development and held-out pooled PGR, with their intervals) and the Pearson and
+    Spearman correlations between the two, each with a bootstrap interval over methods; None with fewer than
+    three methods. Shared by `w2sbench plot` and the leaderboard site's transfer figure."""
+    import random
+
     if len(points) < 3:
         return None
     names = list(points)

@@ -285,6 +285,95 @@ def plot(setting: dict, methods: list[str] | None = None, height: int = 300) -> 
     return '<div class="plot">' + "".join(parts) + "</div>"
 
 
+def transfer_plot(setting: dict) -> str:
+    """Does development predict held-out? Inline SVG: each ranked entry's held-out against development pooled
+    PGR with both 95% intervals, the line held-out = development dashed, and the Pearson and Spearman
+    correlations across entries with bootstrap intervals over entries (reports.plot.correlations, as
+    `w2sbench plot` draws them). Axes span [-0.5, 1.5] at most, so the W2S methods are not squeezed by a
+    baseline far below 0; a point beyond is a triangle at the edge.
+    Empty without held-out tasks or with fewer than three such entries."""
+    from ...reports.plot import correlations
+
+    points = {
+        e["method"]: {
+            "development": e["transfer"]["development"]["pooled_pgr"],
+            "development_ci": e["transfer"]["development"]["pooled_pgr_ci"],
+            "heldout": e["transfer"]["heldout"]["pooled_pgr"],
+            "heldout_ci": e["transfer"]["heldout"]["pooled_pgr_ci"],
+        }
+        for e in setting["entries"]
+        if e["rank"] is not None
+        and e.get("transfer")
+        and e["transfer"]["development"]["pooled_pgr"] is not None
+        and e["transfer"]["heldout"]["pooled_pgr"] is not None
+    }
+    data = correlations(points)
+    if data is None:
+        return ""
+    values = [0.0, 1.0] + [v for p in points.values() for k in ("development", "heldout") for v in [p[k]]]
+    lo, hi = max(min(values), -0.5), min(max(values), 1.5)
+    pad = 0.08 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    size, left, top = 300, 48, 12
+
+    def at(v: float) -> float:
+        return size * (min(max(v, lo), hi) - lo) / (hi - lo)
+
+    def xy(dev: float, held: float) -> tuple[float, float]:
+        return left + at(dev), top + size - at(held)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {left + size + 170} {top + size + 40}" '
+        f'width="{left + size + 170}" height="{top + size + 40}" role="img" class="transfer-plot" '
+        f'aria-label="held-out against development pooled PGR, {escape(setting["name"])}">',
+        f'<rect x="{left}" y="{top}" width="{size}" height="{size}" fill="none" stroke="#d0d5da"/>',
+        f'<line x1="{xy(lo, lo)[0]:.1f}" y1="{xy(lo, lo)[1]:.1f}" x2="{xy(hi, hi)[0]:.1f}" y2="{xy(hi, hi)[1]:.1f}" '
+        'stroke="#9aa3ad" stroke-dasharray="4 3"/>',
+        f'<text x="{left + size / 2}" y="{top + size + 30}" text-anchor="middle" font-size="11" fill="#5d6670">'
+        "development pooled PGR</text>",
+        f'<text x="12" y="{top + size / 2}" font-size="11" fill="#5d6670" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + size / 2})">held-out pooled PGR</text>',
+    ]
+    for v in (0.0, 1.0):
+        x0, y0 = xy(v, v)
+        parts.append(f'<text x="{x0:.1f}" y="{top + size + 14}" text-anchor="middle" font-size="10">{v:.0f}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y0 + 4:.1f}" text-anchor="end" font-size="10">{v:.0f}</text>')
+    for j, (m, p) in enumerate(points.items()):
+        color = PALETTE[j % len(PALETTE)]
+        x, y = xy(p["development"], p["heldout"])
+        if p["development_ci"]:
+            x1, x2 = xy(p["development_ci"][0], 0)[0], xy(p["development_ci"][1], 0)[0]
+            parts.append(f'<line x1="{x1:.1f}" x2="{x2:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}"/>')
+        if p["heldout_ci"]:
+            y1, y2 = xy(0, p["heldout_ci"][0])[1], xy(0, p["heldout_ci"][1])[1]
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2:.1f}" stroke="{color}"/>')
+        tip = f"<title>{escape(m)}: development {p['development']:+.2f}, held-out {p['heldout']:+.2f}</title>"
+        inside = lo <= p["development"] <= hi and lo <= p["heldout"] <= hi
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}">{tip}</circle>'
+            if inside
+            else f'<path class="clipped" d="M{x - 4:.1f},{y + 4:.1f} L{x + 4:.1f},{y + 4:.1f} L{x:.1f},{y - 4:.1f} Z" '
+            f'fill="{color}">{tip}</path>'
+        )
+        parts.append(
+            f'<circle cx="{left + size + 16}" cy="{top + 8 + 16 * j}" r="4" fill="{color}"/>'
+            f'<text x="{left + size + 24}" y="{top + 12 + 16 * j}" font-size="11">{escape(m)}</text>'
+        )
+    parts.append("</svg>")
+
+    def said(name: str) -> str:
+        r = data[name]
+        return f"{name.capitalize()} r = {_num(r['r'])} {_ci(r['ci'])}" if r["r"] is not None else f"{name} r undefined"
+
+    return (
+        "<h3>Does development predict held-out?</h3>"
+        + "".join(parts)
+        + f'<p class="setting-meta transfer-r">Across the {len(points)} ranked entries: {said("pearson")}, '
+        f"{said('spearman')} (95% intervals: bootstrap over entries; points beyond [-0.5, 1.5] sit at the edge). "
+        "Points near the dashed line keep on the held-out tasks what they recover on the development ones.</p>"
+    )
+
+
 def paired_table(setting: dict) -> str:
     """Row minus column, pooled PGR, with the paired 95% interval; significant differences marked."""
     entries = [e for e in setting["entries"] if e["pooled_pgr"] is not None]
@@ -337,7 +426,7 @@ def _section(setting: dict) -> str:
         f"{escape(', '.join(held) or 'none')}. Ranked by the pooled PGR over all of them.</p>"
     )
     body = (
-        table(setting) + "<h3>PGR by task</h3>" + plot(setting) + paired_table(setting)
+        table(setting) + "<h3>PGR by task</h3>" + plot(setting) + transfer_plot(setting) + paired_table(setting)
         if setting["entries"]
         else "<p>No submissions yet.</p>"
     )
