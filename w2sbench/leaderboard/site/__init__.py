@@ -149,8 +149,18 @@ def _task_head(t: dict) -> str:
     )
 
 
+def _pair_cell(entry: dict, key: str) -> str:
+    value = (entry.get("robustness") or {}).get(key)
+    if value is None:
+        return '<td data-sort="">&ndash;</td>'
+    return f'<td class="stays" data-sort="{value!r}">{value:.2f}</td>'
+
+
 def table(setting: dict) -> str:
     tasks = [t["name"] for t in setting["tasks"]]
+    pairs = sorted(
+        k for k in ((setting.get("robustness") or {}).get("perturbations") or {}) if k.startswith("model_pair_")
+    )
     ranks = [e["rank"] for e in setting["entries"] if e["rank"] is not None]
     split = {t["split"] for t in setting["tasks"]} == {"development", "heldout"}  # show the transfer columns
     head = [
@@ -169,6 +179,12 @@ def table(setting: dict) -> str:
         '<th class="sortable" title="the smallest probability that the entry stays in its rank group when one task '
         'is left out, the tasks are resampled or the seeds are (the method page has each)">Stays in group</th>'
     ]
+    head += [
+        f'<th class="sortable" title="the probability that the entry stays in its rank group in the order of '
+        f'setting {escape(k[len("model_pair_") :], quote=True)} (another model pair; entries ranked on both)">'
+        f"On {escape(k[len('model_pair_') :])}</th>"
+        for k in pairs
+    ]
     head += ['<th class="sortable">Mean w2s acc. %</th>']
     head += [_task_head(t) for t in setting["tasks"]]
     rows = []
@@ -182,12 +198,13 @@ def table(setting: dict) -> str:
             _score_cell("mean", e["mean_pgr"], e["mean_pgr_ci"], f"PGR undefined on {undefined} task(s)"),
             *(_transfer_cells(e) if split else []),
             _stays_cell(e),
+            *(_pair_cell(e, k) for k in pairs),
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
         rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
     for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
-        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * (7 if split else 4)
+        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * ((7 if split else 4) + len(pairs))
         cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     return (
