@@ -743,3 +743,41 @@ def test_the_site_asks_whether_development_predicts_held_out():
     html = transfer_plot({"name": "tiny", "entries": [*entries, entry("far", -3.0, -3.5)]})
     assert "Across the 4 ranked entries" in html and html.count('class="clipped"') == 1
     assert transfer_plot({"name": "tiny", "entries": entries[:2]}) == ""  # two points: no correlation
+
+
+def test_the_reference_runs_under_a_perturbed_recipe_are_read_per_entry(tmp_path):
+    """leaderboard/recipes/tiny/lr=0.5.json, a run of the entries' own code under lr x0.5 with their order
+    reversed: tau-b -1 and each entry's figure; a run whose code differs from an entry's pinned code leaves
+    that entry out; a run under another version of the setting is skipped with one line saying why."""
+    from test_leaderboard_fixtures import make_results
+
+    from w2sbench.validation import write_json
+
+    board = write_board(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72})
+    recipes = board / "recipes" / "tiny"
+    recipes.mkdir(parents=True)
+    write_json(make_results({"a": 0.72, "b": 0.78, "c": 0.84}, perturbed=("lr", 0.5)), recipes / "lr=0.5.json")
+    edited = make_results({"a": 0.84, "b": 0.72, "c": 0.78}, perturbed=("epochs", 2.0))
+    edited["methods"]["c"]["code"]["sha256"] = "0" * 64  # c's run is of other code: not c's figure
+    write_json(edited, recipes / "epochs=2.json")
+    stale = make_results({"a": 0.84, "b": 0.78}, perturbed=("lr", 2.0))
+    stale["setting"]["hash"] = "0" * 16
+    write_json(stale, recipes / "lr=2.json")
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", recipes_dir=board / "recipes"
+    )
+    changes = doc["settings"]["tiny"]["robustness"]["perturbations"]
+    assert changes["recipe_lr_x0.5"]["tau_b"] == -1.0 and changes["recipe_lr_x0.5"]["methods"] == 3
+    assert changes["recipe_epochs_x2"]["tau_b"] == 1.0 and changes["recipe_epochs_x2"]["methods"] == 2  # a, b
+    assert "recipe_lr_x2" not in changes
+    assert any("lr=2.json: field 'setting.hash'" in line for line in doc["generated"]["skipped"])
+    by = {e["method"]: e["robustness"] for e in doc["settings"]["tiny"]["entries"]}
+    assert by["a"]["recipe_lr_x0.5"] < 0.05 and by["b"]["recipe_lr_x0.5"] > 0.95  # b stays in the middle
+    assert "recipe_epochs_x2" not in by["c"] and by["a"]["recipe_epochs_x2"] > 0.95
+    assert by["a"]["least"] == min(by["a"][k] for k in ("leave_one_task_out", "tasks_resampled", "seeds_resampled"))
+    from w2sbench.leaderboard.site import _robustness_table, table
+
+    assert "strong recipe: lr x0.5" in _robustness_table(doc["settings"]["tiny"]["entries"][0])
+    assert ">Recipe</th>" in table(doc["settings"]["tiny"])

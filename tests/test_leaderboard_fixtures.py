@@ -60,14 +60,22 @@ def make_method(name: str, teacher_free: bool = False) -> type[Method]:
 
 
 def make_results(
-    methods: dict, tasks=TASKS, teacher_free: tuple[str, ...] = (), n_boot: int = 300, setting: str = "tiny"
+    methods: dict,
+    tasks=TASKS,
+    teacher_free: tuple[str, ...] = (),
+    n_boot: int = 300,
+    setting: str = "tiny",
+    perturbed: tuple[str, float] | None = None,
 ) -> dict:
     """A results JSON of `setting` over `tasks` at their official sizes; methods: name -> target w2s accuracy,
     or (other method, frac): the other's predictions made right on frac of the test examples more (a method
     whose predictions are correlated with another's). Weak and ceiling predictions depend only on the task,
-    as the shared cached baselines do; a method's predictions on another setting than tiny are drawn apart."""
+    as the shared cached baselines do; a method's predictions on another setting than tiny are drawn apart.
+    `perturbed`: (knob, factor), the setting's strong recipe perturbed (the predictions drawn as given)."""
     where = () if setting == "tiny" else (setting,)
     setting = load_setting(setting)
+    if perturbed:  # a run under the strong recipe perturbed (w2sbench eval --perturb-recipe)
+        setting = setting.perturbed(*perturbed)
     runs = []
     for tname in tasks:
         task = load_task(tname)

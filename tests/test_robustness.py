@@ -16,6 +16,7 @@ from w2sbench.reports.robustness import (
     leaderboard_ranks,
     positions,
     robustness,
+    table,
 )
 
 N = 100
@@ -120,6 +121,9 @@ def test_a_perturbed_run_in_the_same_order_agrees_and_a_reversed_one_disagrees()
     assert report["methods"]["C"]["same"] >= 0.95  # first, and stays first
     assert report["methods"]["A"]["reversed"] <= 0.05 and report["methods"]["B"]["reversed"] >= 0.95  # B stays middle
     assert report["methods"]["A"]["least"] == report["methods"]["A"]["reversed"]
+    text = table(report)  # a run's own order is one tau-b, not a median over draws
+    assert "| same | +1.00 (its run) |" in text and "| reversed | -1.00 (its run) |" in text
+    assert "| seeds_resampled | +1.00 (median) |" in text
 
 
 def test_a_perturbed_run_without_a_reference_method_is_refused():

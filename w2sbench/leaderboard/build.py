@@ -28,7 +28,10 @@ seed s against seed s (both learned from weak seed s).
 
 Robustness: whether the order survives a change that should not matter (w2sbench/reports/robustness.py):
 one task left out, the tasks or the seeds resampled, and, where another official setting holds the same
-tasks, that setting's order (another weak/strong pair: `model_pair_<setting>`)."""
+tasks, that setting's order (another weak/strong pair: `model_pair_<setting>`), and the order of the
+reference runs under the strong recipe perturbed within the setting's declared range (`recipe_<knob>_x<f>`,
+leaderboard/recipes/). Only the first three enter an entry's headline `least`: every ranked entry has
+them, while the other two exist only for entries on both settings or for the built-in methods."""
 
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ import numpy as np
 
 from .._version import __version__
 from ..cache import hash_file
+from ..errors import W2SError
 from ..provenance import git_state
 from ..scoring import CONFIDENCE, aggregate, decode_correct, difference, pgr_from_correct
 from ..validation import validate
@@ -313,15 +317,81 @@ def _label(path: Path, root: Path | None) -> str:
     return str(path)
 
 
+def _recipe_runs(
+    settings: dict[str, dict], suites: dict[str, Any], recipes_dir: Path | None, skipped: list[str]
+) -> None:
+    """Each setting's order against its reference runs under the strong recipe perturbed within the range the
+    setting declares (`recipes_dir/<setting>/<knob>=<factor>.json`: `w2sbench eval --perturb-recipe`, made by
+    make_seed.sh for the built-in methods that train), added as the perturbation `recipe_<knob>_x<factor>`
+    with each entry's P(stays in its rank group) there. A run counts only for the entries whose code and
+    config it ran (the submission's pinned hash), under this version of the setting; a stale run is listed
+    in `skipped` and left out."""
+    from ..reports.robustness import Suite, compare_runs, suite_from_results
+    from ..settings import load_setting
+    from ..validation import read_json
+
+    for name, setting in settings.items():
+        folder = recipes_dir / name if recipes_dir else None
+        if folder is None or not folder.is_dir() or suites[name] is None:
+            continue
+        ranked = {e["method"]: e for e in setting["entries"] if e["rank"] is not None}
+        for path in sorted(folder.glob("*.json")):
+            doc = read_json(path)
+            validate(doc, "results", str(path))
+            change = (doc["setting"].get("config") or {}).get("perturbed", {}).get("strong") or {}
+            if doc["setting"]["name"] != name or len(change) != 1:
+                skipped.append(f"{path}: field 'setting.config.perturbed': not a perturbed-recipe run of {name!r}")
+                continue
+            ((knob, factor),) = change.items()
+            try:
+                expected = load_setting(name).perturbed(knob, factor).hash
+            except W2SError as e:
+                skipped.append(f"{path}: {e}")
+                continue
+            if doc["setting"]["hash"] != expected:
+                skipped.append(
+                    f"{path}: field 'setting.hash': run under another version of setting {name!r}; "
+                    "rerun it (bash leaderboard/make_seed.sh)"
+                )
+                continue
+            run = suite_from_results([(str(path), doc)])
+            same = [
+                m
+                for m, e in ranked.items()
+                if m in run.methods
+                and doc["methods"][m]["code"]["sha256"] == e["card"]["source"]["sha256"]
+                and (doc["methods"][m].get("config") or {}) == (e["card"].get("config") or {})
+            ]
+            if len(same) < 2:
+                skipped.append(f"{path}: field 'methods': fewer than two of its methods ran the ranked entries' code")
+                continue
+            label = f"recipe_{knob}_x{factor:g}"
+            report = compare_runs(
+                Suite(suites[name].weak, suites[name].ceiling, {m: suites[name].methods[m] for m in same}),
+                Suite(run.weak, run.ceiling, {m: run.methods[m] for m in same}),
+                label,
+                {m: ranked[m]["rank"] for m in same},
+                ROBUSTNESS_RESAMPLES,
+                RESAMPLING["seed"],
+            )
+            setting["robustness"]["perturbations"][label] = {**report["perturbation"], "methods": len(same)}
+            for m in same:
+                ranked[m]["robustness"][label] = report["methods"][m]
+
+
 def build_leaderboard(
     valid: list[tuple[Path, dict]],
     baselines: dict,
     baselines_path: Path,
     skipped: list[str] | None = None,
     root: Path | None = None,
+    recipes_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """The leaderboard document (checked against leaderboard.schema.json before it is returned)."""
+    """The leaderboard document (checked against leaderboard.schema.json before it is returned).
+    `recipes_dir`: the reference runs under perturbed recipes, per setting (leaderboard/recipes/)."""
     from ..settings import load_setting
+
+    skipped = list(skipped or [])
 
     settings: dict[str, Any] = {}
     suites: dict[str, Any] = {}
@@ -368,6 +438,7 @@ def build_leaderboard(
             "entries": ranked_entries,
         }
     _other_pairs(settings, suites)
+    _recipe_runs(settings, suites, recipes_dir, skipped)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "generated": {
@@ -378,7 +449,7 @@ def build_leaderboard(
             "submissions": [
                 {"file": _label(p, root), "sha256": hash_file(p), "method": s["method"]["name"]} for p, s in valid
             ],
-            "skipped": list(skipped or []),
+            "skipped": skipped,
         },
         "tolerance": {"accuracy": float(baselines["tolerance"]["accuracy"]), "pgr": PGR_TOL},
         "settings": settings,

@@ -81,7 +81,7 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     for e in errors:  # one line per left-out file: its first problem
         first.setdefault(getattr(e, "path", "?"), str(e))
     skipped = [first[k] for k in sorted(first)]
-    doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent)
+    doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent, recipes_dir=root / "recipes")
     output = write_json(doc, output or root / "leaderboard.json")
     pages = render_site(doc, site_dir or root / "site")
     click.echo(

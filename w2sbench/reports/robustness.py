@@ -301,13 +301,18 @@ def leaderboard_ranks(board: dict, where: str, docs: list[tuple[str, dict]], met
 
 def table(report: dict[str, Any]) -> str:
     """The report as text: tau-b per perturbation, then per method its probability of staying in its group."""
-    lines = ["| perturbation | Kendall tau-b (median) | 95% of draws | draws |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| perturbation | Kendall tau-b | 95% of draws | draws |",
+        "| --- | --- | --- | --- |",
+    ]
     for kind, p in report["perturbations"].items():
         if p["tau_b"] is None or p["tau_b_interval"] is None:
             lines.append(f"| {kind} | - (every reference score tied) | - | {p['draws']} |")
             continue
         lo, hi = p["tau_b_interval"]
-        lines.append(f"| {kind} | {p['tau_b']:+.2f} | [{lo:+.2f}, {hi:+.2f}] | {p['draws']} |")
+        # a resampling reports the median over its draws; a run of its own, its order's tau-b
+        said = "its run" if p.get("run") else "median"
+        lines.append(f"| {kind} | {p['tau_b']:+.2f} ({said}) | [{lo:+.2f}, {hi:+.2f}] | {p['draws']} |")
     kinds = list(report["perturbations"])
     lines += ["", "| method | pooled PGR | position | group | " + " | ".join(f"P(stays): {k}" for k in kinds) + " |"]
     lines.append("| --- " * (4 + len(kinds)) + "|")

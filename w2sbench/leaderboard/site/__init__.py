@@ -98,6 +98,9 @@ def _change(kind: str) -> str:
     """A perturbation's key as the site says it: `model_pair_<setting>` is the order on another setting."""
     if kind.startswith("model_pair_"):
         return f"another model pair (setting {kind[len('model_pair_') :]})"
+    if kind.startswith("recipe_"):  # recipe_lr_x0.5
+        knob, factor = kind[len("recipe_") :].rsplit("_", 1)
+        return f"strong recipe: {knob.replace('_', ' ')} {factor}"
     return kind.replace("_", " ")
 
 
@@ -150,7 +153,12 @@ def _task_head(t: dict) -> str:
 
 
 def _pair_cell(entry: dict, key: str) -> str:
-    value = (entry.get("robustness") or {}).get(key)
+    figures = entry.get("robustness") or {}
+    if key == "recipe":  # the least over the recipe changes the entry was rerun under
+        values = [v for k, v in figures.items() if k.startswith("recipe_") and v is not None]
+        value = min(values) if values else None
+    else:
+        value = figures.get(key)
     if value is None:
         return '<td data-sort="">&ndash;</td>'
     return f'<td class="stays" data-sort="{value!r}">{value:.2f}</td>'
@@ -158,9 +166,9 @@ def _pair_cell(entry: dict, key: str) -> str:
 
 def table(setting: dict) -> str:
     tasks = [t["name"] for t in setting["tasks"]]
-    pairs = sorted(
-        k for k in ((setting.get("robustness") or {}).get("perturbations") or {}) if k.startswith("model_pair_")
-    )
+    changes = (setting.get("robustness") or {}).get("perturbations") or {}
+    pairs = sorted(k for k in changes if k.startswith("model_pair_"))
+    recipe = any(k.startswith("recipe_") for k in changes)
     ranks = [e["rank"] for e in setting["entries"] if e["rank"] is not None]
     split = {t["split"] for t in setting["tasks"]} == {"development", "heldout"}  # show the transfer columns
     head = [
@@ -185,6 +193,12 @@ def table(setting: dict) -> str:
         f"On {escape(k[len('model_pair_') :])}</th>"
         for k in pairs
     ]
+    if recipe:
+        head += [
+            '<th class="sortable" title="the smallest probability that the entry stays in its rank group when the '
+            "strong recipe's learning rate or epochs are halved or doubled (reference runs of the built-in methods "
+            'that train; the method page has each)">Recipe</th>'
+        ]
     head += ['<th class="sortable">Mean w2s acc. %</th>']
     head += [_task_head(t) for t in setting["tasks"]]
     rows = []
@@ -198,13 +212,15 @@ def table(setting: dict) -> str:
             _score_cell("mean", e["mean_pgr"], e["mean_pgr_ci"], f"PGR undefined on {undefined} task(s)"),
             *(_transfer_cells(e) if split else []),
             _stays_cell(e),
-            *(_pair_cell(e, k) for k in pairs),
+            *(_pair_cell(e, k) for k in pairs + (["recipe"] if recipe else [])),
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
         rows.append(f'<tr class="entry" data-method="{escape(e["method"], quote=True)}">' + "".join(cells) + "</tr>")
     for role, label in (("weak_acc", "weak acc. % (official)"), ("ceiling_acc", "ceiling acc. % (official)")):
-        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * ((7 if split else 4) + len(pairs))
+        cells = ["<td></td>", f'<td class="method">{label}</td>'] + ["<td></td>"] * (
+            (7 if split else 4) + len(pairs) + recipe
+        )
         cells += [f"<td>{_pct(t[role])}</td>" for t in setting["tasks"]]
         rows.append('<tr class="baseline">' + "".join(cells) + "</tr>")
     return (
