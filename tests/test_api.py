@@ -83,6 +83,63 @@ def test_evaluate_two_configurations_and_a_changed_coefficient_reruns_only_that_
         w2sbench.evaluate([load_method("logconf"), "logconf[aux_coef=0.5]"], **toy)
 
 
+def _sealed_children() -> list[int]:
+    """This process's method processes still alive (w2sbench.isolation.sealed, in or out of bubblewrap)."""
+    import os
+
+    from w2sbench.isolation.processes import descendants
+
+    def cmdline(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return ""
+
+    return [p for p in descendants(os.getpid()) if "w2sbench.isolation.sealed" in cmdline(p)]
+
+
+def test_a_run_ends_its_method_processes_when_it_returns(toy):
+    """Each run's sealed method processes end with the run, not with the interpreter: a long-lived caller (the
+    scoring service runs every job in-process) kept one idle process per method and job, with any engine in it."""
+    before = _sealed_children()
+    w2sbench.evaluate(["vanilla", "logconf"], **toy)
+    assert _sealed_children() == before
+    w2sbench.evaluate(["vanilla", "logconf[aux_coef=0.25]"], **toy)  # a rerun starts what it needs afresh
+    assert _sealed_children() == before
+
+
+def test_a_shared_set_of_method_processes_is_left_to_its_owner():
+    """A Ray worker's pipelines share one set of processes across a run: closing one pipeline's isolation
+    must not end them; a pipeline's own set is ended and emptied."""
+    from w2sbench.isolation.quotas import Quotas
+    from w2sbench.isolation.wiring import MethodIsolation
+
+    class Runner:
+        closed = 0
+
+        def close(self):
+            Runner.closed += 1
+
+    def isolation(runners):
+        return MethodIsolation(
+            unsealed=False,
+            timeout_s=60,
+            setting_quotas=Quotas(),
+            quota_override=None,
+            model_dirs=list,
+            sandbox_used=lambda *a: None,
+            runners=runners,
+        )
+
+    shared = {"a": Runner(), "b": Runner()}
+    isolation(shared).close()
+    assert Runner.closed == 0 and len(shared) == 2
+    own = isolation(None)
+    own.runners.update(shared)
+    own.close()
+    assert Runner.closed == 2 and own.runners == {}
+
+
 def test_evaluate_runs_the_units_on_the_executor_it_is_given(toy):
     """An executor object (here the in-process one, counting): the units are named by the methods' names in
     results, and a second executor finds the first one's artifacts under the same keys."""

@@ -63,10 +63,13 @@ def execute(pipeline: Any, methods: list, executor: Any = None) -> tuple[list, l
     `pipeline.record(methods, values)` makes a RunRecord of any of the methods. Above the stages, so that the
     pipeline never imports who runs it."""
     started = time.perf_counter()
-    methods = pipeline.prepare(methods)
-    units = dedupe(pipeline.plan(methods))
-    log.info(plan_line([u.kind for u in units]))
-    values = (executor or InProcessExecutor()).run(pipeline, units)
+    try:
+        methods = pipeline.prepare(methods)
+        units = dedupe(pipeline.plan(methods))
+        log.info(plan_line([u.kind for u in units]))
+        values = (executor or InProcessExecutor()).run(pipeline, units)
+    finally:
+        pipeline.isolation.close()  # the run's method processes end with it, not with the interpreter
     pipeline.ledger.timings["total"] = time.perf_counter() - started
     return methods, units, values
 

@@ -1,6 +1,7 @@
 """How one run isolates its methods: each method's code hashed once (what its stage key and the results
 name), its OS sandbox (bubblewrap policy, recorded in the run's ledger), the quotas over it, and one sealed
-process per method (w2sbench.isolation.sealed), started on a cache miss and kept for the run.
+process per method (w2sbench.isolation.sealed), started on a cache miss, kept for the run and ended with it
+(`close`, which executors.execute calls when the units are done).
 
 The stages ask this object for a method's process; they never build a sandbox themselves. A Ray worker
 shares one set of processes between the pipelines it keeps for a run (`runners`).
@@ -36,7 +37,19 @@ class MethodIsolation:
         self._setting_quotas, self._quota_override = setting_quotas, quota_override
         self._model_dirs, self._sandbox_used = model_dirs, sandbox_used
         self.runners = {} if runners is None else runners  # method spec -> its process, started on a miss
+        self._owned = runners is None  # a shared set (a Ray worker's) outlives this run: its owner ends it
         self.sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
+
+    def close(self) -> None:
+        """End the method processes this run started, when its units are done. Without this they lived until
+        the interpreter exited: a long-lived caller (the scoring service, which runs every job in-process; a
+        notebook; a reproduction of several settings) kept one idle sandboxed process per method and run,
+        with any inference engine it had started (4 to 8 GiB each), until memory ran out."""
+        if not self._owned:
+            return
+        for runner in self.runners.values():
+            runner.close()
+        self.runners.clear()
 
     @property
     def quotas(self) -> quotas_.Quotas:
