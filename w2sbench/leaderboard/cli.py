@@ -59,8 +59,14 @@ def validate_cmd(files, baselines, submissions_dir):
 @click.option("--baselines", type=_PATH, default=None, help="Default: leaderboard/baselines.json.")
 @click.option("--output", "-o", type=_PATH, default=None, help="Default: leaderboard/leaderboard.json.")
 @click.option("--site", "site_dir", type=_PATH, default=None, help="Default: leaderboard/site.")
+@click.option(
+    "--recipes-dir",
+    type=_PATH,
+    default=None,
+    help="Reference runs under perturbed recipes, one folder per setting (default: recipes/ beside the submissions).",
+)
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any submission is invalid instead of leaving it out.")
-def build_cmd(submissions_dir, baselines, output, site_dir, strict):
+def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, strict):
     """Aggregate every valid submission into leaderboard.json and render the static site."""
     from ..validation import write_json
     from . import baselines as bl
@@ -81,7 +87,8 @@ def build_cmd(submissions_dir, baselines, output, site_dir, strict):
     for e in errors:  # one line per left-out file: its first problem
         first.setdefault(getattr(e, "path", "?"), str(e))
     skipped = [first[k] for k in sorted(first)]
-    doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent, recipes_dir=root / "recipes")
+    recipes_dir = recipes_dir or submissions_dir.parent / "recipes"
+    doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent, recipes_dir=recipes_dir)
     output = write_json(doc, output or root / "leaderboard.json")
     pages = render_site(doc, site_dir or root / "site")
     click.echo(
