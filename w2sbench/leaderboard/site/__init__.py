@@ -152,7 +152,8 @@ def _task_head(t: dict) -> str:
     )
 
 
-def _pair_cell(entry: dict, key: str) -> str:
+def _change_cell(entry: dict, key: str) -> str:
+    """The index's cell for one change beyond the three every entry has: another pair, or "recipe"."""
     figures = entry.get("robustness") or {}
     if key == "recipe":  # the least over the recipe changes the entry was rerun under
         values = [v for k, v in figures.items() if k.startswith("recipe_") and v is not None]
@@ -212,7 +213,7 @@ def table(setting: dict) -> str:
             _score_cell("mean", e["mean_pgr"], e["mean_pgr_ci"], f"PGR undefined on {undefined} task(s)"),
             *(_transfer_cells(e) if split else []),
             _stays_cell(e),
-            *(_pair_cell(e, k) for k in pairs + (["recipe"] if recipe else [])),
+            *(_change_cell(e, k) for k in pairs + (["recipe"] if recipe else [])),
             f'<td data-sort="{e["mean_w2s_accuracy"]!r}">{_pct(e["mean_w2s_accuracy"])}</td>',
         ]
         cells += [_pgr_cell(e["tasks"][t]) for t in tasks]
