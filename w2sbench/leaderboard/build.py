@@ -161,11 +161,13 @@ def _other_pairs(settings: dict[str, dict], suites: dict[str, Any]) -> None:
     from ..reports.robustness import compare_runs
 
     for name, setting in settings.items():
+        if suites[name] is None:
+            continue
+        ranks = {e["method"]: e["rank"] for e in setting["entries"] if e["rank"] is not None}
         for other_name, other in suites.items():
-            if other_name == name or suites[name] is None or other is None or other.tasks != suites[name].tasks:
+            if other_name == name or other is None or other.tasks != suites[name].tasks:
                 continue
             label = f"model_pair_{other_name}"
-            ranks = {e["method"]: e["rank"] for e in setting["entries"] if e["rank"] is not None}
             if len(set(ranks) & set(other.methods)) < 2:
                 continue
             report = compare_runs(suites[name], other, label, ranks, ROBUSTNESS_RESAMPLES, RESAMPLING["seed"])
@@ -366,8 +368,8 @@ def _recipe_runs(
                 skipped.append(f"{path}: field 'methods': fewer than two of its methods ran the ranked entries' code")
                 continue
             label = f"recipe_{knob}_x{factor:g}"
-            report = compare_runs(
-                Suite(suites[name].weak, suites[name].ceiling, {m: suites[name].methods[m] for m in same}),
+            report = compare_runs(  # compared on the methods both hold: those of `same` in the run
+                suites[name],
                 Suite(run.weak, run.ceiling, {m: run.methods[m] for m in same}),
                 label,
                 {m: ranked[m]["rank"] for m in same},

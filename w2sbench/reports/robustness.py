@@ -151,6 +151,14 @@ def _other_run(suite: Suite, other: Suite, names: list[str], label: str, n_resam
     return point, draws
 
 
+def _reference(suite: Suite) -> dict[str, float]:
+    """Each method's pooled PGR over all of the suite's tasks: the order every change is compared with."""
+    reference = {m: suite.pooled(m, suite.tasks) for m in sorted(suite.methods)}
+    if any(v is None for v in reference.values()):
+        raise W2SError("the suite's summed ceiling-weak gap is not positive: pooled PGR is undefined")
+    return {m: float(v) for m, v in reference.items()}  # type: ignore[arg-type]
+
+
 def _other_axis(
     suite: Suite, other: Suite, ref: dict[str, float], spans: dict, label: str, n_resamples: int, rng
 ) -> tuple[dict[str, Any], dict[str, float]]:
@@ -183,10 +191,7 @@ def compare_runs(
     if len(names) < 2:
         raise W2SError(f"{label}: the two runs share fewer than two methods ({names})")
     shared = Suite(suite.weak, suite.ceiling, {m: suite.methods[m] for m in names})
-    reference = {m: shared.pooled(m, shared.tasks) for m in names}
-    if any(v is None for v in reference.values()):
-        raise W2SError("the suite's summed ceiling-weak gap is not positive: pooled PGR is undefined")
-    ref = {m: float(v) for m, v in reference.items()}  # type: ignore[arg-type]
+    ref = _reference(shared)
     spans = group_spans(ref, None if ranks is None else {m: ranks[m] for m in names})
     axis, stays = _other_axis(shared, other, ref, spans, label, n_resamples, np.random.default_rng(seed))
     return {"perturbation": axis, "methods": stays}
@@ -205,10 +210,7 @@ def robustness(
     names = sorted(suite.methods)
     if len(names) < 2:
         raise W2SError(f"robustness compares methods: give at least two (got {names})")
-    reference = {m: suite.pooled(m, suite.tasks) for m in names}
-    if any(v is None for v in reference.values()):
-        raise W2SError("the suite's summed ceiling-weak gap is not positive: pooled PGR is undefined")
-    ref = {m: float(v) for m, v in reference.items()}  # type: ignore[arg-type]
+    ref = _reference(suite)
     spans = group_spans(ref, ranks)
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {
