@@ -36,3 +36,18 @@ class OldStyle(Method):
 
     def run(self, ctx: MethodContext) -> np.ndarray:
         return np.full(len(ctx.test_texts), self.p)
+
+
+class Lingering(Method):
+    """Hostile: leaves a detached process that ignores SIGTERM, to outlive its run (LINGER_MARK in its
+    command line, for the test to find it)."""
+
+    name = "lingering_test"
+
+    def run(self, ctx: MethodContext) -> np.ndarray:
+        import subprocess
+        import sys
+
+        code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)  # LINGER_MARK"
+        subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdin=subprocess.DEVNULL)
+        return np.full(len(ctx.test_texts), 0.5)

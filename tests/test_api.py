@@ -108,6 +108,31 @@ def test_a_run_ends_its_method_processes_when_it_returns(toy):
     assert _sealed_children() == before
 
 
+def test_a_process_a_method_leaves_behind_ends_with_its_run(toy):
+    """Hostile: the method starts a detached, SIGTERM-ignoring process and returns. When evaluate() returns,
+    the run's sandbox is gone and that process with it (before, it lived as long as the interpreter)."""
+    import time
+
+    from configured_methods import Lingering
+
+    def lingering() -> list[str]:
+        found = []
+        for p in Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and b"LINGER_MARK" in (p / "cmdline").read_bytes():
+                    found.append(p.name)
+            except OSError:
+                pass
+        return found
+
+    result = w2sbench.evaluate([Lingering()], **toy)
+    assert list(result.tasks["toy"].methods) == ["lingering_test"]  # it ran: its process was started
+    deadline = time.monotonic() + 5
+    while lingering() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert lingering() == []
+
+
 def test_a_shared_set_of_method_processes_is_left_to_its_owner():
     """A Ray worker's pipelines share one set of processes across a run: closing one pipeline's isolation
     must not end them; a pipeline's own set is ended and emptied."""
