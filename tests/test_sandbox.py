@@ -183,7 +183,8 @@ def test_only_tmp_is_writable_and_it_is_private(policy: sandbox.Policy, cache: P
     )
     assert out["tmp"]["ok"] and out["home"]["ok"] and out["shm"]["ok"] and out["read_back"] == "private"
     for key in ("prefix", "model", "root"):
-        assert out[key]["errno"] == errno.EROFS, (key, out[key])
+        # EROFS, or EACCES where the harness runs as root and the method as an unprivileged user
+        assert out[key]["errno"] in (errno.EROFS, errno.EACCES), (key, out[key])
     assert out["prefix"]["explain"] == (
         f"tried to write {sys.prefix}/planted.txt: denied by the sandbox (read-only; only /tmp is writable)"
     )

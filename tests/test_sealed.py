@@ -19,7 +19,10 @@ from w2sbench.cache import ArtifactStore
 from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sealed
+from w2sbench.isolation.described import described, load_unit_spec, unit_spec
+from w2sbench.isolation.resolve import described_class
 from w2sbench.methods import Method, MethodContext, load_method
+from w2sbench.methods.identity import origin_of
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
 
@@ -77,8 +80,8 @@ def find_label_like(root_objects=None) -> dict:
 
 class Hostile(Method):
     """Walks everything reachable in its process (gc, the context, its closures, the sealed module's
-    globals) for anything label-like, prints what it found on its stderr (which the test captures: replies
-    carry plain numbers only) and returns 0.5s."""
+    globals) for anything label-like, prints what it found on its stderr (which the harness captures as the
+    method's console: replies carry plain numbers only) and returns 0.5s."""
 
     name = "hostile"
 
@@ -104,7 +107,9 @@ def test_hostile_method_finds_no_labels(tmp_path, capfd):
     here = find_label_like()
     assert "Example" in here["objects"]
     probs, compute, _ = pipe.run_method(task, Hostile, 0)
-    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith(FOUND)]
+    pipe.isolation.close()
+    assert FOUND not in capfd.readouterr().err  # its console is never the harness's
+    lines = [line for line in pipe.ledger.consoles["hostile"].splitlines() if line.startswith(FOUND)]
     found = json.loads(lines[-1][len(FOUND) :])
     assert found["objects"] == []
     assert not any(a in truth for a in found["arrays"])
@@ -144,7 +149,8 @@ def test_bad_predictions_and_failures_are_refused_clearly(tmp_path):
         with pytest.raises(W2SError, match=pattern):
             pipe.run_method(task, BadPredictions, seed)
     with pytest.raises(
-        W2SError, match=r"'crashes' failed on task 'toy' seed 0: KeyError: 'no such column' \(File .*test_sealed.py"
+        W2SError,
+        match=r"'crashes' failed on task 'toy' seed 0; its own error: KeyError: 'no such column' \(File .*test_sealed",
     ):
         pipe.run_method(task, Crashes, 0)
     with pytest.raises(W2SError, match="declares uses_weak_labels=False but read the weak labels"):
@@ -170,15 +176,26 @@ def test_cached_method_stage_is_a_hit_without_a_process(tmp_path):
     assert np.array_equal(probs, probs2) and compute2 == compute
 
 
-def test_method_spec_round_trip(tmp_path):
-    assert sealed.method_spec(load_method("logconf")) == "w2sbench.methods.builtin:LogConf"
-    assert sealed.method_spec(Crashes) == f"{Path(__file__).resolve()}:Crashes"  # a test module: by its file
-    assert sealed.load_spec("w2sbench.methods.builtin:LogConf") is load_method("logconf")
+def test_method_origin_round_trip(tmp_path):
+    """A built-in is named by its module; any other class by where its code is, and the harness uses its
+    stand-in (described by the sandboxed probe), which a unit spec rebuilds elsewhere without importing."""
+    assert origin_of(load_method("logconf")) == {"kind": "builtin", "module": "w2sbench.methods.builtin"}
+    assert unit_spec(load_method("logconf")) == "w2sbench.methods.builtin:LogConf"
+    assert load_unit_spec("w2sbench.methods.builtin:LogConf") is load_method("logconf")
+    assert origin_of(Crashes) == {"kind": "file", "path": str(Path(__file__).absolute())}  # a test module
+    stand = described_class(Crashes)
+    assert described(stand) is not None and stand.name == "crashes" and stand is not Crashes
+    assert origin_of(stand) == origin_of(Crashes)
     f = tmp_path / "mine.py"
     f.write_text("from w2sbench.methods import LossMethod\nclass Mine(LossMethod):\n    name = 'mine'\n")
-    cls = load_method(f"{f}:Mine")
-    assert sealed.method_spec(cls) == f"{f.resolve()}:Mine"
-    assert sealed.load_spec(sealed.method_spec(cls)).name == "mine"
+    import w2sbench
+
+    cls = w2sbench.load_method(f"{f}:Mine")
+    assert origin_of(cls) == {"kind": "file", "path": str(f)}
+    again = load_unit_spec(unit_spec(cls))
+    assert again.name == "mine" and described(again) == described(cls)
+    with pytest.raises(W2SError, match="not a built-in method"):
+        load_unit_spec("os:system")  # a unit names a built-in or a description, never a module to import
 
 
 def test_child_picks_a_backend_per_model(monkeypatch):

@@ -24,8 +24,7 @@ import pytest
 import serve_toy
 
 from w2sbench.errors import ConfigError
-from w2sbench.isolation import sandbox, sealed
-from w2sbench.isolation.described import DescriptionRejected, check_description, load_unit_spec, stand_in, unit_spec
+from w2sbench.isolation import sandbox
 from w2sbench.serve import ladder
 from w2sbench.serve.campaign import load_campaign
 from w2sbench.serve.engine import Service, ToolError
@@ -112,98 +111,6 @@ def test_the_validation_and_final_parts_are_fixed_disjoint_and_cover_the_test_sp
     assert len(v) == 100 and len(f) == 100 and not set(v) & set(f) and set(v) | set(f) == set(range(200))
     assert np.array_equal(v, c.validation_part("toy", 200))  # the same on every call (and restart)
     assert not np.array_equal(v, c.validation_part("other", 200))  # per task
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        [],
-        {"error": ["not", "text"]},
-        {
-            "class": "A",
-            "name": "x",
-            "version": 1,
-            "description": "",
-            "uses_weak_labels": True,
-            "hyperparameters": [],
-            "extra": 1,
-        },
-        {"class": "a.b", "name": "x", "version": 1, "description": "", "uses_weak_labels": True, "hyperparameters": []},
-        {"class": "A", "name": "X Y", "version": 1, "description": "", "uses_weak_labels": True, "hyperparameters": []},
-        {
-            "class": "A",
-            "name": "x",
-            "version": True,
-            "description": "",
-            "uses_weak_labels": True,
-            "hyperparameters": [],
-        },
-        {
-            "class": "A",
-            "name": "x",
-            "version": 1,
-            "description": "",
-            "uses_weak_labels": True,
-            "hyperparameters": [{"name": "k", "type": "object", "default": {"__reduce__": 1}}],
-        },
-        {
-            "class": "A",
-            "name": "x",
-            "version": 1,
-            "description": "",
-            "uses_weak_labels": True,
-            "hyperparameters": [{"name": "k", "type": "float", "default": [1, 2]}],
-        },
-    ],
-)
-def test_what_the_probe_sends_back_is_checked_field_by_field(reply):
-    with pytest.raises(DescriptionRejected):
-        check_description(reply)
-
-
-def test_a_unit_names_an_agents_method_by_its_description_and_another_process_rebuilds_it(tmp_path):
-    """What a Ray worker does with a service job's method unit: it rebuilds the same stand-in from the unit's
-    spec (checked again) and never imports the code; other methods are still named by their import."""
-    from w2sbench.methods import load_method
-    from w2sbench.methods.identity import method_source
-
-    folder, marker = tmp_path / "code", tmp_path / "imported"
-    folder.mkdir()
-    (folder / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n" + CONSTANT)
-    description = {
-        "class": "Fixed",
-        "name": "fixed",
-        "version": 1,
-        "description": "test",
-        "uses_weak_labels": True,
-        "hyperparameters": [{"name": "flip", "type": "int", "default": -1}],
-    }
-    cls = stand_in(description, folder)
-    spec = unit_spec(cls)
-    assert spec.startswith("described:")
-    worker = (
-        "import json, sys\n"
-        "from w2sbench.isolation import sealed\n"
-        "from w2sbench.isolation.described import load_unit_spec\n"
-        "from w2sbench.methods.identity import method_source\n"
-        "cls = load_unit_spec(sys.argv[1])\n"
-        "print(json.dumps([cls(flip=3).run_name, sealed.method_spec(cls), method_source(cls).sha256]))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", worker, spec], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    name, child_spec, sha = json.loads(proc.stdout)
-    assert name == cls(flip=3).run_name == "fixed[flip=3]"
-    assert child_spec == sealed.method_spec(cls) == f"{folder / '__init__.py'}:Fixed"  # the sandbox loads that
-    assert sha == method_source(cls).sha256
-    assert not marker.exists()  # nothing imported the code, here or there
-    tampered = json.loads(spec.removeprefix("described:"))
-    tampered["description"]["hyperparameters"][0]["type"] = "object"
-    with pytest.raises(DescriptionRejected, match="unsupported type"):
-        load_unit_spec("described:" + json.dumps(tampered))
-    with pytest.raises(DescriptionRejected, match="spec"):
-        load_unit_spec("described:[1]")
-    assert unit_spec(load_method("logconf")) == "w2sbench.methods.builtin:LogConf"
-    assert load_unit_spec("w2sbench.methods.builtin:LogConf") is load_method("logconf")
 
 
 # ---- the service ----------------------------------------------------------------------------------------------

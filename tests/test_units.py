@@ -12,8 +12,8 @@ from w2sbench.engine.pipeline import Pipeline, _config_json
 from w2sbench.engine.ray_executor import unit_resources
 from w2sbench.engine.units import MethodRef, Unit, dedupe, plan
 from w2sbench.errors import ConfigError, MethodFailed, W2SError
-from w2sbench.isolation import sealed
-from w2sbench.methods import resolve_methods
+from w2sbench.isolation.described import unit_spec
+from w2sbench.isolation.resolve import resolve_methods
 from w2sbench.settings import load_setting
 from w2sbench.sweep import load_sweep, slug
 from w2sbench.tasks import load_task
@@ -158,7 +158,10 @@ def test_a_method_unit_rebuilds_the_configured_method_elsewhere(tmp_path):
     assert again is not logconf and again.run_name == logconf.run_name and again.config() == logconf.config()
     assert pipeline.method_of(unit) is again  # built once per process
     unit = units["method/rotten_tomatoes/tempered_test[temperature=2.0,rounds=3]/seed0"]
-    assert unit.spec == sealed.method_spec(type(tempered)) and unit.spec.startswith(str(path))
+    assert unit.spec == unit_spec(type(tempered)) and json.loads(unit.spec.removeprefix("described:"))["origin"] == {
+        "kind": "file",
+        "path": str(path),
+    }
     again = pipeline.method_of(unit)
     assert (again.temperature, again.rounds) == (2.0, 3) and again.config() == tempered.config()
     assert units["method/rotten_tomatoes/vanilla/seed0"].config == "{}"

@@ -322,7 +322,7 @@ def evaluate(
     from .cache import ArtifactStore
     from .engine.executors import get_executor, run
     from .engine.pipeline import Pipeline, RunOptions
-    from .methods.registry import resolve_methods
+    from .isolation.resolve import resolve_methods
     from .reports.results import build_results
     from .settings import Setting, load_setting
 
@@ -334,7 +334,7 @@ def evaluate(
         except ValueError:
             raise W2SError(f"perturb_recipe {perturb_recipe!r}: give KNOB=FACTOR, e.g. lr=0.5") from None
     task_list = _tasks(tasks, [Path(p) for p in include_path])
-    method_list = resolve_methods(methods)
+    method_list = resolve_methods(methods, sealed=not unsealed)
     if tensor_parallel_size > 1 and backend == "hf":
         raise W2SError(f"tensor_parallel_size {tensor_parallel_size} needs the vllm backend, not backend 'hf'")
     runner = get_executor(executor, ray_address)

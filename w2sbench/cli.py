@@ -378,10 +378,11 @@ def settings_cmd():
 @cli.command("methods")
 def methods_cmd():
     """List the methods found: built-ins and installed plug-ins."""
-    from .methods import list_methods, load_method
+    from .isolation.resolve import load_method
+    from .methods import list_methods
 
     for name, origin in sorted(list_methods().items()):
-        cls = load_method(name)
+        cls = load_method(name)  # a plug-in is described by the sandboxed probe, never imported here
         tag = " [teacher-free]" if not cls.uses_weak_labels else ""
         click.echo(f"{name:16s} {origin:12s} {cls.description}{tag}")
         if cls.hyperparameters:

@@ -155,7 +155,7 @@ def run_sweep(
     from .api import parse_limit
     from .engine.executors import execute
     from .engine.pipeline import Pipeline, RunOptions
-    from .methods.registry import resolve_methods
+    from .isolation.resolve import resolve_methods
     from .reports.results import build_results, write_results
     from .settings import load_setting
     from .tasks import resolve_tasks
@@ -167,7 +167,7 @@ def run_sweep(
     by_name: dict[str, str] = {}
     for spec in sweep.configurations:
         try:
-            (method,) = resolve_methods(spec)
+            (method,) = resolve_methods(spec, sealed=not unsealed)
         except W2SError as e:
             raise W2SError(f"{sweep.path}: methods: {e}") from None
         if method.run_name in by_name:

@@ -19,6 +19,7 @@ import time
 from typing import Any, Protocol
 
 from ..errors import MethodFailed, UnknownNameError, W2SError
+from ..isolation.launch import shown
 from .progress import UnitProgress, plan_line
 from .units import Unit, dedupe
 
@@ -70,6 +71,11 @@ def execute(pipeline: Any, methods: list, executor: Any = None) -> tuple[list, l
         values = (executor or InProcessExecutor()).run(pipeline, units)
     finally:
         pipeline.isolation.close()  # the run's method processes end with it, not with the interpreter
+        for name, text in pipeline.ledger.consoles.items():  # what methods printed, marked as theirs
+            log.info(
+                f"method {name!r} printed ({len(text.splitlines())} line(s), kept in the results):\n"
+                + shown(name, text)
+            )
     pipeline.ledger.timings["total"] = time.perf_counter() - started
     return methods, units, values
 

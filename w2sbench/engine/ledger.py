@@ -29,6 +29,7 @@ class RunLedger:
         self.failed: dict[str, str] = {}  # method name in results -> the one line that stopped it
         self.unit_sandboxes: dict[str, dict | None] = {}  # method unit run elsewhere (Ray) -> its node's sandbox
         self.sandbox: dict | None = None  # what the method processes could reach (sandbox.describe); None: unsealed
+        self.consoles: dict[str, str] = {}  # method name -> what its processes printed (captured, bounded, cleaned)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -48,6 +49,11 @@ class RunLedger:
             self.sandbox = {**description, "method_code": {}}
         self.sandbox["method_code"][method] = code_root
 
+    def console_seen(self, method: str, text: str) -> None:
+        """What a method's process printed (isolation.launch.Output.text), kept for the results."""
+        if text:
+            self.consoles[method] = "\n".join(t for t in (self.consoles.get(method), text) if t)
+
     # ---- a unit run elsewhere: its share, and adding it here -------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -64,6 +70,7 @@ class RunLedger:
             "backend_used": dict(self.backend_used),
             "notes": list(self.notes),
             "sandbox": self.sandbox,
+            "consoles": dict(self.consoles),
         }
 
     def merge(self, share: dict[str, Any], unit: str | None = None, unit_sandbox: dict | None = None) -> None:
@@ -76,6 +83,8 @@ class RunLedger:
         self.backend_used.update(share["backend_used"])
         for line in share["notes"]:
             self.note(line)
+        for method, text in share.get("consoles", {}).items():
+            self.console_seen(method, text)
         if unit is not None:
             self.unit_sandboxes[unit] = unit_sandbox
         if share.get("sandbox"):

@@ -130,6 +130,7 @@ class Pipeline:
             model_dirs=lambda: [str(self.model_dir(r)) for r in ("weak", "strong")],
             sandbox_used=self.ledger.sandbox_used,
             runners=runners,
+            console_seen=self.ledger.console_seen,
         )
         self.baseline_seeds = setting.baseline_seeds if options.baseline_seeds is None else options.baseline_seeds
         self.method_seeds = setting.method_seeds if options.method_seeds is None else options.method_seeds
@@ -371,9 +372,11 @@ class Pipeline:
         labels, strong features, trainer config; no Task, no labels), see w2sbench/isolation/sealed.py. The returned
         predictions are checked here. Seed s learns from the weak labels of weak seed s mod baseline_seeds.
         A class runs with its default hyperparameters, an instance with its own."""
+        from ..isolation.resolve import resolve_methods
+
         weak_seed = seed % self.baseline_seeds
         weak = self.weak_labels(task, weak_seed)
-        method = method_cls() if isinstance(method_cls, type) else method_cls
+        (method,) = resolve_methods([method_cls], sealed=not self.options.unsealed)  # a built-in or a stand-in
         method_cls = type(method)
         splits = self.splits(task)
         source = self.isolation.source(method_cls)
@@ -426,8 +429,11 @@ class Pipeline:
     def prepare(self, methods: list[type[Method] | Method]) -> list[Method]:
         """What must hold before any work: the names in results are distinct, the sandbox can start, every
         task loads, both models resolve; each method's code is hashed and its sandbox recorded. Returns the
-        method instances (a class: its default hyperparameters)."""
-        methods = [m() if isinstance(m, type) else m for m in methods]  # a class: its default hyperparameters
+        method instances (a class: its default hyperparameters), each a built-in or the stand-in of a method
+        whose code only the sandbox imports (isolation.resolve: nothing of a method's runs in this process)."""
+        from ..isolation.resolve import resolve_methods
+
+        methods = resolve_methods(methods, sealed=not self.options.unsealed) if methods else []
         if len({m.run_name for m in methods}) < len(methods):
             raise W2SError(f"methods {[m.run_name for m in methods]}: one is given twice (same name in results)")
         self.isolation.check_available()

@@ -43,7 +43,7 @@ MAX_MESSAGE = 2000
 MAX_PASSES = 100  # a claimed count above this many passes over what the method was given is refused
 MAX_EXTRA_KEYS = 16  # method-defined compute entries (confident_only's kept_fraction, say)
 COUNTERS = ("train_examples", "train_example_epochs", "predict_examples", "inference_prompts")
-STATUSES = ("ok", "shape", "not_numbers", "denied", "error")
+STATUSES = ("ok", "shape", "not_numbers", "denied", "error", "loaded")  # loaded: the first frame (sealed._hello)
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 

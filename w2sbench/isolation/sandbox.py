@@ -45,6 +45,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import W2SError
+
 __all__ = [
     "Policy",
     "command",
@@ -95,8 +97,11 @@ ETC_ENTRIES = (
 PRIVATE_MOUNTS = ("/proc", "/dev", "/sys", SANDBOX_TMP)
 GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
 
-# Host variables passed in when command() is not given an environment: locale, thread counts, engine
-# tuning. Nothing else (tokens, W2SBENCH_* paths, HF_* cache locations) crosses into the sandbox.
+# Host variables passed in when command() is not given an environment, each by its full name (never a prefix:
+# a prefix lets anything that can set the harness's environment hand data to the method): locale, thread counts,
+# the vLLM and device settings the engines read. Nothing else (tokens, W2SBENCH_* paths, HF_* cache locations)
+# crosses into the sandbox. PYTHONPATH crosses too (child_env), so that the sandbox imports the w2sbench the
+# harness imported.
 ENV_PASS = (
     "LANG",
     "LANGUAGE",
@@ -114,8 +119,30 @@ ENV_PASS = (
     "PYTHONWARNINGS",
     "CUDA_VISIBLE_DEVICES",
     "CUDA_DEVICE_ORDER",
+    "VLLM_LOGGING_LEVEL",
+    "VLLM_CPU_KVCACHE_SPACE",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU",
+    "VLLM_CPU_OMP_THREADS_BIND",
+    "VLLM_TARGET_DEVICE",
+    "VLLM_WORKER_MULTIPROC_METHOD",
+    "VLLM_ENABLE_V1_MULTIPROCESSING",
+    "NCCL_DEBUG",
+    "NCCL_P2P_DISABLE",
+    "NCCL_IB_DISABLE",
 )
-ENV_PASS_PREFIXES = ("VLLM_", "NCCL_")
+# The uid and gid a method runs as when the harness runs as root (nobody): never the host's root.
+UNPRIVILEGED = (65534, 65534)
+# The parts of /sys a method process may read (torch and vLLM count cores and NUMA nodes there), bound read-only
+# where they exist; the rest of /sys (devices, firmware, kernel settings, other cgroups) is not in the sandbox.
+SYS_PATHS = ("/sys/devices/system/cpu", "/sys/devices/system/node", "/sys/fs/cgroup")
+
+
+def child_env() -> dict[str, str]:
+    """The host variables a sandboxed process gets: ENV_PASS by name, and PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k in ENV_PASS}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 @dataclass(frozen=True)
@@ -170,6 +197,15 @@ def unavailable_reason() -> str | None:
     if out.returncode != 0:
         first = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
         return f"bubblewrap cannot create a sandbox here ({first}); user namespaces may be disabled"
+    if _root_harness():
+        if shutil.which("setpriv") is None:
+            return "the harness runs as root and setpriv (util-linux) is missing: it cannot drop to nobody"
+        for path in (sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
+            if not _readable_by_all(path):
+                return (
+                    f"the harness runs as root, and the sandbox runs methods as an unprivileged user who cannot read "
+                    f"the Python environment {path} (mode {oct(os.stat(path).st_mode & 0o777)}): chmod o+rX it"
+                )
     return None
 
 
@@ -211,7 +247,8 @@ def _python_paths(repo: str) -> list[str]:
         path = _norm(entry)
         if _inside(repo, path):  # the checkout or a folder above it
             continue
-        if _inside(path, repo) and not any(_inside(path, p) for p in prefixes):  # tests/, examples/ ...
+        site = os.path.basename(path) in ("site-packages", "dist-packages")  # a venv's, wherever it lies
+        if _inside(path, repo) and not site and not any(_inside(path, p) for p in prefixes):  # tests/, examples/
             continue
         out.append(path)
     # Editable installs (setuptools' __editable___*_finder) map package names to source folders.
@@ -220,6 +257,16 @@ def _python_paths(repo: str) -> list[str]:
             out += [str(p) for p in module.MAPPING.values() if not _inside(repo, _norm(p))]
     out += [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]  # the w2sbench package folder
     return out
+
+
+def _readable_by_all(path: str) -> bool:
+    """Others may read it (and search it, for a folder): the unprivileged user the sandbox runs as under root."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    need = 0o005 if os.path.isdir(path) else 0o004
+    return mode & need == need
 
 
 def _method_paths(method_paths: Iterable[str]) -> list[str]:
@@ -313,7 +360,18 @@ def default_policy(
     from w2sbench import paths
 
     repo = _norm(paths.repo_root())
-    read_only = _python_paths(repo) + [str(p) for p in model_dirs] + _method_paths([os.fspath(p) for p in method_paths])
+    python = _python_paths(repo)
+    needed = [str(p) for p in model_dirs] + _method_paths([os.fspath(p) for p in method_paths])
+    if _root_harness():  # the method runs as UNPRIVILEGED: what it cannot read is no use bound
+        python = [p for p in python if _readable_by_all(p)]
+        for path in needed:
+            if os.path.exists(path) and not _readable_by_all(path):
+                raise W2SError(
+                    f"{path}: the method sandbox runs methods as an unprivileged user (the harness runs as root), "
+                    f"who cannot read it (mode {oct(os.stat(path).st_mode & 0o777)}): make it readable by all "
+                    f"(chmod o+rX)"
+                )
+    read_only = python + needed
     hidden = _task_data_paths() + [str(paths.cache_dir())] + _hf_caches()
     hidden += [os.path.join(repo, name) for name in ("tasks", "tests", "leaderboard", "results")]
     if os.environ.get("W2SBENCH_AAR_DIR"):
@@ -356,7 +414,7 @@ def _system_args() -> list[str]:
 
 def _environment(env: Mapping[str, str] | None, policy: Policy) -> dict[str, str]:
     if env is None:
-        env = {k: v for k, v in os.environ.items() if k in ENV_PASS or k.startswith(ENV_PASS_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if k in ENV_PASS}
     base = {
         "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
@@ -379,6 +437,8 @@ def _environment(env: Mapping[str, str] | None, policy: Policy) -> dict[str, str
 
 
 def _user() -> str:
+    if _root_harness():
+        return "nobody"
     try:
         import pwd
 
@@ -393,31 +453,62 @@ def _visible(policy: Policy) -> list[str]:
     return list(_unique([*system, *PRIVATE_MOUNTS, *policy.read_only]))
 
 
+def _root_harness() -> bool:
+    """True when the harness runs as root: the sandbox then drops to UNPRIVILEGED (command())."""
+    return os.geteuid() == 0
+
+
+def _parents(paths: Iterable[str], trees: Sequence[str]) -> list[str]:
+    """The folders above `paths` that bwrap would create itself, outside every bound tree, outermost first."""
+    out: set[str] = set()
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent not in ("/", "") and not any(_inside(parent, t) for t in trees):
+            out.add(parent)
+            parent = os.path.dirname(parent)
+    return sorted(out, key=lambda p: (_depth(p), p))
+
+
 def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
     """The full bwrap argv that runs `argv` under `policy`.
 
     `env` is the sandbox's whole environment (plus PATH/LANG defaults; HOME, TMPDIR and the policy are
     forced); when None, only locale, thread-count and engine-tuning variables of the host pass in.
+
+    As any user but root, one unprivileged bwrap does everything: the method's uid is the harness's, and a
+    user namespace lets it hold no capability. As root that namespace would map the method's uid to the
+    host's root (bwrap writes "uid 0 1"), so the method would own every root-owned file it can see. There the
+    outer bwrap runs privileged without a user namespace (it can read what it binds, wherever it lies), keeps
+    only CAP_SETUID and CAP_SETGID, and runs `setpriv` to become UNPRIVILEGED (nobody) with no capability
+    left, which then starts an inner, unprivileged bwrap that sees the same tree and only adds a user
+    namespace with nested ones disabled. Folders bwrap creates above a bound path are made searchable
+    (0755), /tmp and /dev/shm writable by all (1777).
     """
     exe = shutil.which(BWRAP) or BWRAP
-    args = [
-        exe,
-        "--unshare-all",  # user, mount, pid, net (loopback only), ipc, uts, cgroup
-        "--unshare-user",  # needed for --disable-userns; as root it maps root to root
-        "--disable-userns",  # no nested user namespace: no way to regain capabilities and unmount masks
-        "--die-with-parent",
-        "--new-session",  # no TIOCSTI into the harness's terminal
-        "--cap-drop",
-        "ALL",
-    ]
+    root = _root_harness()
+    if root:
+        args = [exe, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        args += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for setpriv alone, dropped by it
+    else:
+        args = [
+            exe,
+            "--unshare-all",  # user, mount, pid, net (loopback only), ipc, uts, cgroup
+            "--unshare-user",  # needed for --disable-userns
+            "--disable-userns",  # no nested user namespace: no way to regain capabilities and unmount masks
+            "--die-with-parent",
+            "--new-session",  # no TIOCSTI into the harness's terminal
+            "--cap-drop",
+            "ALL",
+        ]
     args += _system_args()
     shm = ["--size", str(policy.shm_bytes)] if policy.shm_bytes else []
-    args += ["--proc", "/proc", "--dev", "/dev", *shm, "--tmpfs", "/dev/shm", "--ro-bind", "/sys", "/sys"]
+    args += ["--proc", "/proc", "--dev", "/dev", *shm, "--perms", "1777", "--tmpfs", "/dev/shm"]
     for pattern in GPU_DEVICES:
         for dev in sorted(glob.glob(pattern)):
             args += ["--dev-bind", dev, dev]
     tmp = ["--size", str(policy.tmp_bytes)] if policy.tmp_bytes else []
-    args += ["--perms", "1777", *tmp, "--tmpfs", SANDBOX_TMP, "--dir", SANDBOX_HOME]
+    args += ["--perms", "1777", *tmp, "--tmpfs", SANDBOX_TMP, "--perms", "0777", "--dir", SANDBOX_HOME]
 
     # Binds and masks, outer before inner; at equal paths the mask comes last and wins.
     read_only = [p for p in _unique(_norm(p) for p in policy.read_only) if os.path.lexists(p)]
@@ -425,10 +516,20 @@ def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None =
     masks = [
         h for h in _unique(_norm(h) for h in policy.hidden) if os.path.lexists(h) and any(_inside(h, r) for r in trees)
     ]
+    if root:  # privileged bwrap makes the folders above a bind 0700: the unprivileged user could not pass
+        private = ["/proc", "/dev"]
+        for folder in _parents([*read_only, *sys_paths()], [*trees, *private]):
+            args += ["--perms", "0755", "--dir", folder]
+    for path in sys_paths():
+        args += ["--ro-bind", path, path]
     items = sorted([(_depth(p), 0, p) for p in read_only] + [(_depth(h), 1, h) for h in masks])
     remount: list[str] = []
     for _, is_mask, path in items:
         if not is_mask:
+            if root:  # folders bwrap makes inside a mask to hold this path: searchable by the unprivileged user
+                inner = [f for f in _parents([path], []) if any(_inside(f, m) and f != m for m in masks)]
+                for folder in inner:
+                    args += ["--perms", "0755", "--dir", folder]
             args += ["--ro-bind", path, path]
         elif os.path.isdir(path):
             # Empty and unreadable (EACCES), made read-only below; searchable (0111: ENOENT inside) only
@@ -445,8 +546,19 @@ def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None =
     args.append("--clearenv")
     for key, value in _environment(env, policy).items():
         args += ["--setenv", key, value]
-    args += ["--chdir", SANDBOX_TMP, "--", *argv]
-    return args
+    args += ["--chdir", SANDBOX_TMP, "--"]
+    if root:
+        uid, gid = UNPRIVILEGED
+        args += [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={gid}"]
+        args += ["--clear-groups", "--inh-caps=-all", "--no-new-privs", "--"]
+        args += [exe, "--unshare-user", "--disable-userns", "--die-with-parent", "--dev-bind", "/", "/"]
+        args += ["--chdir", SANDBOX_TMP, "--"]
+    return [*args, *argv]
+
+
+def sys_paths() -> list[str]:
+    """The parts of /sys bound into the sandbox (SYS_PATHS that exist here)."""
+    return [p for p in SYS_PATHS if os.path.isdir(p)]
 
 
 def describe(policy: Policy) -> dict[str, Any]:
@@ -456,7 +568,8 @@ def describe(policy: Policy) -> dict[str, Any]:
     return {
         "mechanism": f"{version() or 'bubblewrap'}: user, mount, pid, network, ipc, uts and cgroup namespaces; "
         "all capabilities dropped; nested user namespaces disabled",
-        "read_only": [*system, f"/etc ({', '.join(etc)} only)", "/sys", *policy.read_only],
+        "user": f"uid {UNPRIVILEGED[0]} (the harness runs as root)" if _root_harness() else "the harness's own uid",
+        "read_only": [*system, f"/etc ({', '.join(etc)} only)", *sys_paths(), *policy.read_only],
         "hidden": list(policy.hidden),
         "writable": [f"{SANDBOX_TMP} (private)", "/dev/shm (private)"],
         "network": "loopback only",
@@ -534,12 +647,12 @@ def _policy_inside() -> dict[str, list[str]] | None:
         return None
 
 
-def _denied(path: str, policy: dict[str, list[str]]) -> bool:
+def _denied(path: str, policy: dict[str, list[str]], resolve: bool = True) -> bool:
     """True when the sandbox is why `path` cannot be reached: it is hidden, outside every visible tree, or in
     a folder of the private /tmp that bwrap made only to hold a bound path (the host's other files there
     are not in the sandbox)."""
     bound = [r for r in policy.get("read_only", []) if r not in PRIVATE_MOUNTS]
-    for candidate in {_norm(path), os.path.realpath(path)}:
+    for candidate in {_norm(path), os.path.realpath(path) if resolve else _norm(path)}:
         best, denied, private = -1, True, ""
         for root in [*bound, *PRIVATE_MOUNTS]:
             if _inside(candidate, root) and len(root) > best:
@@ -553,6 +666,11 @@ def _denied(path: str, policy: dict[str, list[str]]) -> bool:
         if not denied:
             return False
     return True
+
+
+def shows(policy: Policy, path: str) -> bool:
+    """True when a process under `policy` can reach `path` (a harness-side check by the policy alone)."""
+    return not _denied(path, {"read_only": _visible(policy), "hidden": list(policy.hidden)}, resolve=False)
 
 
 def _address(addr: Any) -> str:
@@ -595,7 +713,8 @@ def explain(exc: BaseException) -> str | None:
     if path is None:
         return None
     mode = kind if kind in ("read", "write") and target is not None and _norm(target) == _norm(path) else None
-    if err.errno == errno.EROFS:
+    if err.errno == errno.EROFS or (err.errno == errno.EACCES and mode == "write" and not _denied(path, policy)):
+        # EACCES: the unprivileged user the sandbox runs as under a root harness may not write a root's file
         return f"tried to write {_norm(path)}: denied by the sandbox (read-only; only /tmp is writable)"
     if err.errno in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR) and _denied(path, policy):
         return f"tried to {mode or 'read'} {_norm(path)}: denied by the sandbox"

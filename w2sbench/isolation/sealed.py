@@ -7,14 +7,24 @@ never loads a dataset, so no ground-truth label of train_unlabel or test exists 
 for a method to find (through the context, closures, gc or module globals). The child returns
 predictions; the parent checks and scores them.
 
-The child is a fresh interpreter (`python -m w2sbench.isolation.sealed FD SPEC`) started inside the bubblewrap
-sandbox (w2sbench.isolation.sandbox): it cannot read task data, the artifact cache, results or the leaderboard,
-cannot reach any address but loopback, cannot see the harness's processes, and can write only its
-private /tmp. A denial reaches the user as one line naming what the method tried. The child talks to the
-harness over one inherited socket. One child per method, started on first use and kept for the run, so
-a method's tasks and seeds pay the start once; an inference engine (vLLM) a method asks for starts inside
-it. Each job has a time limit; the child and everything it started die with the harness (bwrap
---die-with-parent and the sandbox's own pid namespace), however the harness dies.
+The child is a fresh interpreter (`python -m w2sbench.isolation.sealed FD SPEC CODE_SHA256`) started inside
+the bubblewrap sandbox (w2sbench.isolation.sandbox, through isolation.launch): it cannot read task data, the
+artifact cache, results or the leaderboard, cannot reach any address but loopback, cannot see the harness's
+processes, and can write only its private /tmp. SPEC is the method's origin and class (isolation.loader):
+the child is the only process of a run that imports the method's code, and it first checks that the code
+hashes as the run recorded and then tells the harness how the class describes itself, which must be the
+description the harness's stand-in was built from (isolation.described). A denial reaches the user as one
+line naming what the method tried. The child talks to the harness over one inherited socket; its stdout
+and stderr are captured (launch.Output), never the harness's. One child per method, started on first use
+and kept for the run, so a method's tasks and seeds pay the start once; an inference engine (vLLM) a
+method asks for starts inside it.
+
+Deadlines: every exchange with the child is bounded by the job's time limit: sending the job (a child that
+stops reading cannot block the harness), waiting for the reply, reading it, and the first job's wait for the
+child to load its code; closing gives it CLOSE_GRACE_S (at most the time limit) to leave, then kills it. A
+child over its limit is killed with one line and the run's other methods go on. The child and everything it
+started die with the harness (bwrap --die-with-parent and the sandbox's own pid namespace), however the
+harness dies.
 
 `--unsealed` runs the same child without the sandbox (results then say so, and the leaderboard refuses
 them); it still dies with the harness (PR_SET_PDEATHSIG), but engines it started may not.
@@ -24,12 +34,14 @@ from __future__ import annotations
 
 import atexit
 import errno
-import importlib
+import json
 import os
-import signal
+import pickle
+import select
 import socket
-import subprocess
+import struct
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -40,10 +52,11 @@ import numpy as np
 
 from ..errors import W2SError
 from ..training.students import Trainer
-from . import replies, sandbox
-from .quotas import Cgroup, Quotas, limit_file_size
+from . import launch, replies, sandbox
+from .quotas import Quotas
 
 PROTOCOL = "sealed-process-v3"  # part of the method stage's cache key
+CLOSE_GRACE_S = 10.0  # how long a child may take to leave after the harness asks it to
 
 
 @dataclass(frozen=True)
@@ -67,30 +80,18 @@ class MethodJob:
     method_config: dict[str, Any] = field(default_factory=dict)  # the method's hyperparameters: cls(**these)
 
 
-# ---- naming a method so that a fresh interpreter can load the same class -----------------------------------
-def method_spec(cls: type) -> str:
-    """How the child finds the class: 'module:QualName' for one in an installed package, else
-    'path/file.py:QualName' (a file method, or a module that only the harness's import path reaches)."""
-    from ..methods.identity import method_source
+@dataclass(frozen=True)
+class MethodCode:
+    """Which class a method process loads: where its code is (isolation.loader's origin), the class's name,
+    the hash the run recorded, and, for a method known by its description, that description."""
 
-    source = method_source(cls)
-    if source.kind == "package":
-        return f"{cls.__module__}:{cls.__qualname__}"
-    file = source.root / "__init__.py" if source.kind == "folder" else source.root
-    return f"{file}:{cls.__qualname__}"
+    origin: dict
+    class_name: str
+    sha256: str
+    description: dict | None = None  # None: a built-in (w2sbench's own code)
 
-
-def load_spec(spec: str) -> type:
-    """The class a method_spec() names (in the child)."""
-    if ".py:" in spec:
-        from ..methods.registry import load_method
-
-        return load_method(spec)
-    module, _, qualname = spec.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+    def spec(self) -> str:
+        return json.dumps({"origin": self.origin, "class": self.class_name}, sort_keys=True)
 
 
 # ---- the child ------------------------------------------------------------------------------------------------
@@ -187,16 +188,6 @@ def _reply(job: int, outcome: tuple, n_test: int) -> bytes:
     return replies.encode(job, doc)
 
 
-def _die_with_parent() -> None:
-    """Unsealed child: the kernel kills it when the harness dies (the sandbox does this by itself)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _os_error(e: BaseException) -> dict | None:
     """The file error behind a failure, if any, for the parent to check against the host."""
     seen = set()
@@ -222,8 +213,10 @@ def _failure(e: BaseException) -> tuple:
 def _load_checked(spec: str, code_sha256: str) -> type:
     """The method class, provided its code is still the code the harness hashed for the results."""
     from ..methods.identity import method_source
+    from .loader import import_class
 
-    cls = load_spec(spec)
+    doc = json.loads(spec)
+    cls = import_class(doc["origin"], doc["class"])
     found = method_source(cls).sha256
     if found != code_sha256:
         raise W2SError(
@@ -233,22 +226,38 @@ def _load_checked(spec: str, code_sha256: str) -> type:
     return cls
 
 
+def _hello(cls: type | None, failure: tuple | None) -> bytes:
+    """The first frame (job 0): how the loaded class describes itself, or why it could not be loaded."""
+    from .loader import describe_class
+
+    if cls is not None:
+        try:
+            return replies.encode(0, {"status": "loaded", "description": describe_class(cls)})
+        except Exception as e:
+            failure = _failure(e)
+    doc = {"status": failure[0], "message": replies.clip(failure[1])}
+    if failure[0] == "error":
+        doc["os_error"] = failure[2]
+    return replies.encode(0, doc)
+
+
 def _child_main(conn: Any, spec: str, code_sha256: str) -> None:
     if os.environ.get(sandbox.POLICY_ENV):
         sandbox.install_reporter()
     else:
-        _die_with_parent()
+        launch.die_with_parent()
     models = _Models()
     try:
         cls, failure = _load_checked(spec, code_sha256), None
-    except BaseException as e:  # report the import failure on the first job
+    except BaseException as e:  # the harness hears it first thing, and again on each job
         cls, failure = None, _failure(e)
         if failure[0] == "error":
-            failure = ("error", f"loading {spec}: {failure[1]}", failure[2])
+            failure = ("error", f"loading the method: {failure[1]}", failure[2])
+    replies.send(conn.fileno(), _hello(cls, failure))
     while True:
         try:
             message = conn.recv()
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, OSError, KeyboardInterrupt):
             break
         if message is None:
             break
@@ -271,109 +280,141 @@ def _child_main(conn: Any, spec: str, code_sha256: str) -> None:
 
 
 # ---- the parent -------------------------------------------------------------------------------------------------
+class MethodTimeout(W2SError):
+    """A method process that did not answer within its time limit (stopped)."""
+
+
 class SealedRunner:
     """A child process that runs one method's jobs, in the sandbox unless `policy` is None; started lazily,
-    closed at exit. Each job may take at most `timeout_s` seconds."""
+    closed when the run ends (or at exit). Each exchange of a job, from sending it to reading its reply, has
+    `timeout_s` seconds."""
 
     def __init__(
         self,
-        spec: str,
+        code: MethodCode,
         name: str,
         policy: sandbox.Policy | None,
         timeout_s: float,
-        code_sha256: str,
         quotas: Quotas | None = None,
     ):
-        self.spec, self.name, self.policy, self.timeout_s = spec, name, policy, timeout_s
+        self.code, self.name, self.policy, self.timeout_s = code, name, policy, timeout_s
         self.quotas = quotas  # memory, processes, file size (the tmpfs sizes are in the policy); None: none
-        self.cgroup: Cgroup | None = None
-        self.code_sha256 = code_sha256  # what the results will say ran: the child checks the code it loads
-        self.process: subprocess.Popen | None = None
-        self.conn: Connection | None = None  # jobs out (pickle: the harness writes them)
-        self.sock: socket.socket | None = None  # replies in (plain data only: replies.read)
+        self.child: launch.Child | None = None
+        self.sock: socket.socket | None = None  # jobs out (pickle: the harness writes them), replies in
+        self.loaded = False  # the child's first frame (its code loaded and described) has been read
         self.jobs = 0  # jobs sent; each reply must echo its job's number
+        self.console = ""  # what the child printed, kept when it ends (launch.Output.text)
+
+    @property
+    def process(self) -> Any:
+        return None if self.child is None else self.child.process
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
-        argv = [sys.executable, "-m", "w2sbench.isolation.sealed", str(child.fileno()), self.spec, self.code_sha256]
-        if self.policy is not None:
-            env = {
-                k: v for k, v in os.environ.items() if k in sandbox.ENV_PASS or k.startswith(sandbox.ENV_PASS_PREFIXES)
-            }
-            if os.environ.get("PYTHONPATH"):
-                env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-            argv = sandbox.command(self.policy, argv, env)
-        quotas = self.quotas
-        if quotas is not None:
-            self.cgroup = Cgroup.create(quotas)  # None where no control group can be made: not enforced
-            if self.cgroup is not None:
-                argv = self.cgroup.wrap(argv)
-        # Its own session: a stuck child is killed as a group; bwrap's --die-with-parent and the pid
-        # namespace take everything inside with it.
-        self.process = subprocess.Popen(
-            argv,
-            pass_fds=[child.fileno()],
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=None if quotas is None else lambda: limit_file_size(quotas),
-        )
-        child.close()
-        self.conn = Connection(os.dup(parent.fileno()))
-        self.sock = parent
+        argv = launch.python("w2sbench.isolation.sealed", str(child.fileno()), self.code.spec(), self.code.sha256)
+        try:
+            self.child = launch.Child(argv, self.policy, self.quotas, pass_fds=[child.fileno()])
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self.sock, self.loaded = parent, False
         atexit.register(self.close)
 
     def _kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(timeout=30)
+        if self.child is not None:
+            self.child.kill()
+
+    def _send(self, message: Any, deadline: float) -> None:
+        """One pickled message in multiprocessing's framing (what the child's Connection.recv reads), sent
+        within the deadline: a child that stops reading cannot hold the harness."""
+        assert self.sock is not None
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        head = struct.pack("!i", len(data)) if len(data) <= 0x7FFFFFFF else struct.pack("!iQ", -1, len(data))
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self.sock.settimeout(left)
+        try:
+            self.sock.sendall(head + data)
+        finally:
+            self.sock.settimeout(None)
+
+    def _wait(self, deadline: float) -> bool:
+        """True when the child's next frame has started to arrive before the deadline."""
+        assert self.sock is not None
+        left = deadline - time.monotonic()
+        return left > 0 and bool(select.select([self.sock], [], [], left)[0])
 
     def run(self, job: MethodJob) -> tuple[Any, dict]:
-        """(predictions, compute record) of one job. The reply is read as plain data (w2sbench/isolation/replies.py) and
+        """(predictions, compute record) of one job. The reply is read as plain data (isolation/replies.py) and
         checked against what this job gave the method; a reply refused ends the process, whose stream can
         no longer be trusted, and the next job starts a fresh one."""
-        if self.process is None or self.process.poll() is not None:
+        if self.child is None or not self.child.alive():
+            self.close()
             self._start()
-        assert self.conn is not None and self.process is not None and self.sock is not None
+        assert self.child is not None and self.sock is not None
         where = f"on task {job.task!r} seed {job.seed}"
-        self.jobs += 1
+        deadline = time.monotonic() + self.timeout_s
         n_test = len(job.test_texts)
         try:
-            self.conn.send((self.jobs, job))
-            if not self.conn.poll(self.timeout_s):
-                self._kill()
-                self.close()
-                raise W2SError(
-                    f"method {self.name!r} did not finish {where} within its time limit of "
-                    f"{self.timeout_s:g} s (the setting's method_timeout; change it with --method-timeout): "
-                    "stopped"
-                )
-            doc, values = replies.read(self.sock, self.jobs, n_test)
+            if not self.loaded:
+                self._check_loaded(deadline, where)
+            self.jobs += 1
+            self._send((self.jobs, job), deadline)
+            if not self._wait(deadline):
+                raise TimeoutError
+            doc, values = replies.read(self.sock, self.jobs, n_test, max(0.1, deadline - time.monotonic()))
             return self._accept(job, doc, values, where)
+        except TimeoutError:
+            self._kill()
+            self.close()
+            raise MethodTimeout(
+                f"method {self.name!r} did not finish {where} within its time limit of {self.timeout_s:g} s "
+                "(the setting's method_timeout; change it with --method-timeout): stopped"
+            ) from None
         except replies.ReplyError as e:
             self._kill()
             self.close()
             raise W2SError(f"method {self.name!r} sent a reply the harness refuses {where}: {e}") from None
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            code = self.process.poll() if self.process is not None else None
+            code = self.child.process.poll() if self.child is not None else None
             over = self._over_quota()
             self.close()
             if over:
                 raise W2SError(self._exceeded(over, where)) from None
             raise W2SError(f"method {self.name!r}: its sealed process died (exit code {code}) {where}") from None
 
+    def _check_loaded(self, deadline: float, where: str) -> None:
+        """The child's first frame: its code loaded, hashed as recorded, and describing itself as the harness's
+        stand-in says (a method known by its description), or the failure that stopped it."""
+        if not self._wait(deadline):
+            raise TimeoutError
+        assert self.sock is not None
+        doc, _ = replies.read(self.sock, 0, 0, max(0.1, deadline - time.monotonic()))
+        if doc["status"] != "loaded":
+            self._accept_failure(doc, where)
+            raise replies.ReplyError(f"a first frame of status {doc['status']!r}")
+        from .described import DescriptionRejected, check_description
+
+        try:
+            found = check_description(doc.get("description"))
+        except DescriptionRejected as e:
+            raise replies.ReplyError(f"a description the harness refuses ({e})") from None
+        if self.code.description is not None and found != self.code.description:
+            raise replies.ReplyError(
+                "a description of itself that differs from the one its code gave the probe "
+                f"({_difference(self.code.description, found)})"
+            )
+        self.loaded = True
+
     def _over_quota(self) -> str | None:
         """The quota the method's process group passed ('memory', 'processes'), if any."""
-        if self.cgroup is None:
+        if self.child is None or self.child.cgroup is None:
             return None
-        if self.process is not None and self.process.poll() is None:
-            try:
-                self.process.wait(timeout=5)  # an OOM kill: the reply stream closes as the process dies
-            except subprocess.TimeoutExpired:
-                pass
-        return self.cgroup.exceeded()
+        self.child.wait(5)  # an OOM kill: the reply stream closes as the process dies
+        return self.child.cgroup.exceeded()
 
     def _exceeded(self, what: str, where: str) -> str:
         assert self.quotas is not None
@@ -382,19 +423,24 @@ class SealedRunner:
         kind |= {"shm": "/dev/shm size limit", "file": "file size limit"}
         return f"method {self.name!r} exceeded its {kind[what]} of {limit} {where}: stopped"
 
-    def _accept(self, job: MethodJob, doc: dict, values: Any, where: str) -> tuple[Any, dict]:
-        status, n_test = doc["status"], len(job.test_texts)
+    def _accept_failure(self, doc: dict, where: str) -> None:
+        """Raise the one line for a failed job's reply (denied, over a quota, the method's own error)."""
+        status = doc["status"]
         if status == "denied":
-            raise W2SError(f"method {self.name!r} {replies.message(doc)} ({where})")
+            raise MethodDenied(f"method {self.name!r} {replies.message(doc)} ({where})")
         if status == "error" and self.quotas is not None:
             over = self._quota_error(replies.os_error(doc))
             if over:
                 raise W2SError(self._exceeded(over, where))
         if status == "error":
-            hidden = self._hidden_host_path(replies.os_error(doc))
+            hidden = self._outside_sandbox(replies.os_error(doc))
             if hidden:
-                raise W2SError(f"method {self.name!r} tried to {hidden}: denied by the sandbox ({where})")
-            raise W2SError(f"method {self.name!r} failed {where}: {replies.message(doc)}")
+                raise MethodDenied(f"method {self.name!r} tried to reach {hidden}: denied by the sandbox ({where})")
+            raise MethodError(f"method {self.name!r} failed {where}; its own error: {replies.message(doc)}")
+
+    def _accept(self, job: MethodJob, doc: dict, values: Any, where: str) -> tuple[Any, dict]:
+        status, n_test = doc["status"], len(job.test_texts)
+        self._accept_failure(doc, where)
         if status == "not_numbers":
             raise W2SError(f"method {self.name!r} returned predictions that are not numbers ({replies.message(doc)})")
         if status == "shape":
@@ -402,6 +448,8 @@ class SealedRunner:
                 f"method {self.name!r} returned predictions of shape {replies.shape(doc)}; "
                 f"expected ({n_test},): p(label=1) per test text"
             )
+        if status != "ok":
+            raise replies.ReplyError(f"a reply of status {status!r} to a job")
         if values is None:
             raise replies.ReplyError("an ok reply without predictions")
         saw = [
@@ -425,11 +473,13 @@ class SealedRunner:
                 return "shm"
             if path == sandbox.SANDBOX_TMP or path.startswith(sandbox.SANDBOX_TMP + "/"):
                 return "tmp"
-        return self.cgroup.exceeded() if self.cgroup is not None else None
+        cgroup = None if self.child is None else self.child.cgroup
+        return cgroup.exceeded() if cgroup is not None else None
 
-    def _hidden_host_path(self, error: dict | None) -> str | None:
-        """'read X' / 'write X' when a file error names a host path the sandbox kept from the method (it exists
-        here, or its folder does, and the sandbox does not show it), else None: a plain missing file."""
+    def _outside_sandbox(self, error: dict | None) -> str | None:
+        """The path of a file error when the sandbox does not show it (outside every tree it binds, or hidden),
+        else None (a plain error). Decided from the policy alone: what exists on the host never changes the
+        line, so a method cannot learn which host paths exist from it."""
         if (
             self.policy is None
             or not error
@@ -437,36 +487,41 @@ class SealedRunner:
             or error["errno"] not in (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR)
         ):
             return None
-        path = os.path.abspath(error["filename"])
-        if any(path == r or path.startswith(r.rstrip("/") + "/") for r in self.policy.read_only) and not any(
-            path == h or path.startswith(h.rstrip("/") + "/") for h in self.policy.hidden
-        ):
-            return None
-        if os.path.lexists(path):
-            return f"read {path}"
-        if os.path.isdir(os.path.dirname(path)):
-            return f"write {path}"
-        return None
+        path = os.path.normpath(os.path.join("/", error["filename"]))
+        return None if sandbox.shows(self.policy, path) else path
 
     def close(self) -> None:
-        if self.process is None:
+        """Ask the child to leave, give it CLOSE_GRACE_S (at most the time limit), then kill it; keep what it
+        printed."""
+        if self.child is None:
             return
-        try:
-            if self.conn is not None:
-                self.conn.send(None)
-        except (OSError, ValueError):
-            pass
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        grace = min(CLOSE_GRACE_S, self.timeout_s)
+        deadline = time.monotonic() + grace
+        if self.sock is not None and self.child.alive():
+            try:
+                self._send(None, deadline)
+            except (TimeoutError, OSError):
+                pass
+        if self.child.wait(deadline - time.monotonic()) is None:
             self._kill()
-        if self.conn is not None:
-            self.conn.close()
         if self.sock is not None:
             self.sock.close()
-        if self.cgroup is not None:
-            self.cgroup.remove()
-        self.process, self.conn, self.sock, self.cgroup = None, None, None, None
+        self.child.release()
+        self.console = "\n".join(t for t in (self.console, self.child.output.text()) if t)
+        self.child, self.sock, self.loaded = None, None, False
+
+
+class MethodError(W2SError):
+    """The method's own code raised: the line carries its error text, marked as its own."""
+
+
+class MethodDenied(W2SError):
+    """The sandbox refused the method something (a path, the network)."""
+
+
+def _difference(expected: dict, found: dict) -> str:
+    keys = sorted(k for k in set(expected) | set(found) if expected.get(k) != found.get(k))
+    return "fields " + ", ".join(keys) if keys else "order"
 
 
 if __name__ == "__main__":  # the child: python -m w2sbench.isolation.sealed FD SPEC CODE_SHA256

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from ..errors import W2SError
 from ..methods.base import Method
-from ..methods.identity import MethodSource, method_source
+from ..methods.identity import MethodSource, method_source, origin_of
 from . import quotas as quotas_
 from . import sandbox, sealed
+from .described import described
 
 
 class MethodIsolation:
@@ -30,12 +31,14 @@ class MethodIsolation:
         model_dirs: Callable[[], list[str]],
         sandbox_used: Callable[[dict, str, str], None],
         runners: dict[str, sealed.SealedRunner] | None = None,
+        console_seen: Callable[[str, str], None] | None = None,
     ):
         """`model_dirs`: the two models' folders (the method may read them), asked for when first needed;
         `sandbox_used(description, method, code_root)`: where the sandbox is recorded (RunLedger.sandbox_used)."""
         self.unsealed, self.timeout_s = unsealed, timeout_s
         self._setting_quotas, self._quota_override = setting_quotas, quota_override
         self._model_dirs, self._sandbox_used = model_dirs, sandbox_used
+        self._console_seen = console_seen or (lambda method, text: None)
         self.runners = {} if runners is None else runners  # method spec -> its process, started on a miss
         self._owned = runners is None  # a shared set (a Ray worker's) outlives this run: its owner ends it
         self.sources: dict[str, MethodSource] = {}  # method name -> the code that defines it, hashed
@@ -49,6 +52,7 @@ class MethodIsolation:
             return
         for runner in self.runners.values():
             runner.close()
+            self._console_seen(runner.name, runner.console)
         self.runners.clear()
 
     @property
@@ -91,15 +95,19 @@ class MethodIsolation:
 
     def runner(self, method_cls: type[Method]) -> sealed.SealedRunner:
         """The method's process, in a sandbox that may read its own code and the two models' folders."""
-        spec = sealed.method_spec(method_cls)
+        found = described(method_cls)
+        if found is None and origin_of(method_cls)["kind"] != "builtin":  # a harness bug, never a method's
+            raise W2SError(f"method {method_cls.name!r} reached its process without its sandbox's description")
+        code = sealed.MethodCode(
+            origin=origin_of(method_cls),
+            class_name=method_cls.__qualname__,
+            sha256=self.source(method_cls).sha256,
+            description=None if found is None else found[0],
+        )
+        spec = code.spec()
         if spec not in self.runners:
             policy = self.policy(method_cls)
             self.runners[spec] = sealed.SealedRunner(
-                spec,
-                method_cls.name,
-                policy,
-                self.timeout_s,
-                self.source(method_cls).sha256,
-                None if policy is None else self.quotas,
+                code, method_cls.name, policy, self.timeout_s, None if policy is None else self.quotas
             )
         return self.runners[spec]

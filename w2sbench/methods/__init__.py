@@ -2,7 +2,7 @@
 
 from .base import LossMethod, Method, MethodContext
 from .params import Hyperparameter, HyperparameterError
-from .registry import list_methods, load_method, register_method, resolve_methods
+from .registry import list_methods, load_method, register_method
 
 __all__ = [
     "Method",
@@ -13,5 +13,4 @@ __all__ = [
     "register_method",
     "load_method",
     "list_methods",
-    "resolve_methods",
 ]

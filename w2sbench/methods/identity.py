@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import W2SError
 
-USER_MODULE_PREFIX = "w2sbench_user_method_"  # modules loaded from a file by registry._from_file
+USER_MODULE_PREFIX = "w2sbench_user_method_"  # modules loaded from a file or folder (isolation.loader)
 
 
 @dataclass(frozen=True)
@@ -66,29 +67,74 @@ def _hash(root: Path, files: list[Path]) -> tuple[tuple[str, ...], str]:
     return tuple(names), digest.hexdigest()
 
 
-def method_source(cls: type) -> MethodSource:
-    """The code that defines a method class, and its hash."""
+def origin_of(cls: type) -> dict:
+    """Where a method class's code is (isolation.loader's origin), read from the class without running
+    anything: a stand-in's own origin, {"kind": "builtin"} for w2sbench's, else from its module's file."""
+    found = cls.__dict__.get("__w2s_described__")  # a stand-in (isolation.described)
+    if found is not None:
+        return dict(found[1])
+    if cls.__module__.partition(".")[0] == __name__.partition(".")[0]:  # a built-in: the methods package
+        return {"kind": "builtin", "module": cls.__module__}
     module = sys.modules.get(cls.__module__)
     file = getattr(module, "__file__", None)
     if not file:
         raise W2SError(
             f"method {getattr(cls, 'name', cls.__name__)!r}: cannot find the code that defines it "
-            f"(module {cls.__module__!r} has no file)"
+            f"(module {cls.__module__!r} has no file: define it in a .py file)"
         )
-    path = Path(file).resolve()
+    path = Path(file).absolute()
     if cls.__module__.startswith(USER_MODULE_PREFIX) or cls.__module__ in ("__main__", "__mp_main__"):
-        kind, root = ("folder", path.parent) if path.name == "__init__.py" else ("file", path)
-    elif cls.__module__.partition(".")[0] == __name__.partition(".")[0]:  # a built-in: the methods package
-        kind, root = "package", METHODS_PACKAGE
-        names, sha = _hash(root, _files(root, python_only=True))
-        return MethodSource(kind, root, names, sha)
-    else:
-        top = sys.modules.get(cls.__module__.partition(".")[0])
-        top_file = Path(getattr(top, "__file__", None) or path).resolve()
-        kind, root = ("package", top_file.parent) if top_file.name == "__init__.py" else ("file", top_file)
+        if path.name == "__init__.py":
+            return {"kind": "folder", "path": str(path.parent)}
+        return {"kind": "file", "path": str(path)}
+    top = sys.modules.get(cls.__module__.partition(".")[0])
+    top_file = Path(getattr(top, "__file__", None) or path).absolute()
+    if top_file.name == "__init__.py":
+        return {"kind": "package", "path": str(top_file.parent), "module": cls.__module__}
+    return {"kind": "file", "path": str(top_file)}
+
+
+def check_code(origin: dict) -> None:
+    """Refuse code that is not plain files in its own place: a symbolic link as the file or anywhere in the
+    folder could make the sandbox bind another folder (one it hides: task data, the cache, reference runs) as
+    the method's own, readable code."""
+    if origin["kind"] == "builtin":
+        return
+    path = Path(origin["path"])
+    where = f"method code {path}"
+    if path.is_symlink():
+        raise W2SError(f"{where}: a symbolic link; a method's code must be plain files")
+    if origin["kind"] == "file":
+        if not path.is_file():
+            raise W2SError(f"{where}: no such file")
+        return
+    if not path.is_dir():
+        raise W2SError(f"{where}: no such folder")
+    if origin["kind"] == "folder" and not (path / "__init__.py").is_file():
+        raise W2SError(f"{where}: the folder has no __init__.py")
+    for folder, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            if os.path.islink(os.path.join(folder, name)):
+                link = Path(folder, name).relative_to(path)
+                raise W2SError(f"{where}: {link} is a symbolic link; a method's code must be plain files in its folder")
+
+
+def source_of(origin: dict) -> MethodSource:
+    """The files an origin names, hashed: for a built-in, the Python files of the methods package."""
+    if origin["kind"] == "builtin":
+        names, sha = _hash(METHODS_PACKAGE, _files(METHODS_PACKAGE, python_only=True))
+        return MethodSource("package", METHODS_PACKAGE, names, sha)
+    check_code(origin)
+    root = Path(origin["path"]).resolve()
+    kind = "package" if origin["kind"] == "package" else origin["kind"]
     files = _files(root) if root.is_dir() else [root]
     names, sha = _hash(root, files)
     return MethodSource(kind, root, names, sha)
+
+
+def method_source(cls: type) -> MethodSource:
+    """The code that defines a method class, and its hash."""
+    return source_of(origin_of(cls))
 
 
 @functools.lru_cache(maxsize=1)

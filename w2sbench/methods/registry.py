@@ -1,23 +1,19 @@
-"""Finding methods by name: the built-ins from a lazy `name -> module:Class` table, classes registered in
-this process, installed packages through the `w2sbench.methods` entry-point group, and local files as
-`path/to/file.py:ClassName`; each optionally configured, `logconf[aux_coef=0.25]` (see params.py).
+"""Naming methods: the built-ins in a lazy `name -> module:Class` table, classes registered in this process,
+and installed plug-ins in the `w2sbench.methods` entry-point group (listed by name, never loaded here).
 
 The table names the built-ins without importing them, so the registry never imports the methods it lists
-(and builtin.py never imports the registry): a method module is imported when its method is asked for."""
+(and builtin.py never imports the registry): a built-in's module is imported when it is asked for. Only
+built-ins are imported by the harness; any other method (a file, a folder, a plug-in) is imported only inside
+the sandbox and known to the harness by its checked description (isolation.resolve, isolation.probe).
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from collections.abc import Sequence
 from importlib.metadata import entry_points
-from pathlib import Path
 
-from ..errors import ConfigError, UnknownNameError, W2SError
+from ..errors import UnknownNameError, W2SError
 from .base import Method
-from .params import expand as expand_values
-from .params import split_spec, split_top_level
 
 BUILTIN = {
     "vanilla": "w2sbench.methods.builtin:Vanilla",
@@ -46,7 +42,8 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def _builtin(name: str) -> type[Method]:
+def load_builtin(name: str) -> type[Method]:
+    """The built-in method class `name` (w2sbench's own code: imported here)."""
     module, _, attr = BUILTIN[name].partition(":")
     cls = getattr(importlib.import_module(module), attr)
     if getattr(cls, "name", None) != name:  # the table and the class disagree: a harness bug, said plainly
@@ -54,8 +51,9 @@ def _builtin(name: str) -> type[Method]:
     return cls
 
 
-def _entry_point_methods() -> dict[str, object]:
-    return {ep.name: ep for ep in entry_points(group="w2sbench.methods")}
+def entry_points_found() -> dict[str, str]:
+    """Installed plug-ins: name -> 'module:attr' (read from their metadata; nothing is imported)."""
+    return {ep.name: ep.value for ep in entry_points(group="w2sbench.methods")}
 
 
 def list_methods() -> dict[str, str]:
@@ -63,80 +61,24 @@ def list_methods() -> dict[str, str]:
     found = {name: "built-in" for name in BUILTIN}
     for name in _REGISTERED:
         found.setdefault(name, "registered")
-    for name, ep in _entry_point_methods().items():
-        found.setdefault(name, f"entry point {ep.value}")
+    for name, value in entry_points_found().items():
+        found.setdefault(name, f"entry point {value}")
     return found
 
 
-def _from_file(spec: str) -> type[Method]:
-    path_text, _, attr = spec.rpartition(":")
-    path = Path(path_text)
-    if not path.is_file():
-        raise W2SError(f"method file {path} does not exist (from --method {spec})")
-    module_name = f"w2sbench_user_method_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as e:  # the user's file failed to import: say where, not a traceback
-        raise W2SError(f"{path}: importing the method file failed: {type(e).__name__}: {e}") from None
-    cls = getattr(module, attr, None)
-    if cls is None:
-        raise ConfigError(str(path), attr, "no such class in the method file")
-    return cls
-
-
 def load_method(spec: str) -> type[Method]:
-    """A method class from a name (built-in, registered, entry point) or `file.py:ClassName`."""
-    if ".py:" in spec:
-        cls = _from_file(spec)
-    elif spec in BUILTIN:
-        cls = _builtin(spec)
-    elif spec in _REGISTERED:
-        cls = _REGISTERED[spec]
-    elif spec in _entry_point_methods():
-        cls = _entry_point_methods()[spec].load()
-    else:
-        raise UnknownNameError("method", spec, list_methods())
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise W2SError(f"method {spec!r} is not a subclass of w2sbench.methods.Method")
-    if not cls.name:
-        raise W2SError(f"method {spec!r} ({cls.__name__}) needs a non-empty `name`")
-    return cls
+    """A built-in or registered method class by name. A file (`path.py:Class`) or an installed plug-in is not
+    imported here: isolation.resolve.load_method describes it through the sandbox."""
+    if spec in BUILTIN:
+        return load_builtin(spec)
+    if spec in _REGISTERED:
+        return _REGISTERED[spec]
+    if ".py:" in spec or spec in entry_points_found():
+        raise W2SError(
+            f"method {spec!r} is not built in: its code is only imported inside the sandbox "
+            "(w2sbench.load_method or evaluate() describe it there)"
+        )
+    raise UnknownNameError("method", spec, list_methods())
 
 
 MethodLike = str | type[Method] | Method
-
-
-def resolve_methods(methods: MethodLike | Sequence[MethodLike]) -> list[Method]:
-    """Configured method instances from names (`'vanilla,logconf[aux_coef=0.1|0.25]'`, a sweep giving one
-    per value), classes (their defaults) or instances (as they are), in the order given. Two that would
-    share a name in results are refused."""
-    items = split_top_level(methods) if isinstance(methods, str) else list(methods)
-    if isinstance(methods, (type, Method)):
-        items = [methods]
-    out: list[Method] = []
-    for item in items:
-        if isinstance(item, str):
-            out += [m for part in split_top_level(item) for m in _from_spec(part)]
-        elif isinstance(item, type) and issubclass(item, Method):
-            out.append(item())
-        elif isinstance(item, Method):
-            out.append(item)
-        else:
-            raise W2SError(f"method {item!r}: give a name, a Method subclass or a Method instance")
-    if not out:
-        raise W2SError("give at least one method")
-    seen: dict[str, Method] = {}
-    for m in out:
-        if m.run_name in seen:
-            raise W2SError(f"method {m.run_name!r} is given twice (same method, same hyperparameters)")
-        seen[m.run_name] = m
-    return out
-
-
-def _from_spec(spec: str) -> list[Method]:
-    base, values = split_spec(spec)
-    cls = load_method(base)
-    return [cls(**overrides) for overrides in expand_values(cls, values, cls.name)]

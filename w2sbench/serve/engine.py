@@ -11,7 +11,7 @@ faces (HTTP, MCP) are thin layers over it, so what an agent can learn is decided
 - an agent sees only its own jobs; the final part and the held-out tasks are touched by finals alone.
 
 Jobs run one at a time in a worker thread through the ordinary pipeline (`api.evaluate`), with the
-method in its sealed sandbox; the agent's code is never imported here (probe.py).
+method in its sealed sandbox; the agent's code is never imported here (isolation.probe).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ import numpy as np
 
 from ..errors import MethodFailed, W2SError
 from ..isolation.described import DescriptionRejected, stand_in
+from ..isolation.resolve import describe
 from . import ladder
 from .campaign import Campaign
-from .probe import probe
 from .state import State
 
 TOOLS = ("describe", "submit_method", "job", "budget", "history", "nominate_final", "devkit")
@@ -153,8 +153,9 @@ class Service:
             raise ToolError("hyperparameters must be an object of name: value, class_name a string")
         folder = self._store_code(files)
         try:
-            description = probe(folder, class_name or None)
-            method = stand_in(description, folder)(**(hyperparameters or {}))
+            cls = describe({"kind": "folder", "path": str(folder)}, class_name or None)
+            description = cls.__w2s_described__[0]
+            method = cls(**(hyperparameters or {}))
         except DescriptionRejected as e:
             raise ToolError(f"the method was not accepted: {e}") from None
         except W2SError as e:  # a hyperparameter the method does not declare, or of the wrong type
@@ -325,9 +326,9 @@ class Service:
 
         c = self.campaign
         description = json.loads(row["description"])
-        method = stand_in(description, self.state.folder / "code" / row["code_sha256"])(
-            **json.loads(row["hyperparameters"])
-        )
+        method = stand_in(
+            description, {"kind": "folder", "path": str(self.state.folder / "code" / row["code_sha256"])}
+        )(**json.loads(row["hyperparameters"]))
         result = evaluate(
             [method],
             list(tasks),
