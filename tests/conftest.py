@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from typing import Any
 
@@ -37,3 +38,14 @@ def two_torch_threads():
     torch.set_num_threads(min(2, old))
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(autouse=True)
+def signal_dispositions_restored():
+    """A test (or a library it calls) that changes how this process handles SIGINT, SIGTERM or SIGHUP must not
+    hand that to later tests' subprocesses, which inherit an ignored signal (test_processes)."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for signum, handler in saved.items():
+        if signal.getsignal(signum) is not handler and handler is not None:
+            signal.signal(signum, handler)

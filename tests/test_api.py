@@ -141,6 +141,7 @@ def test_a_shared_set_of_method_processes_is_left_to_its_owner():
 
     class Runner:
         closed = 0
+        name, console = "stub", ""
 
         def close(self):
             Runner.closed += 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,3 +260,250 @@ def test_the_method_and_everything_it_started_die_with_the_harness(tmp_path):
     finally:
         if harness.poll() is None:
             harness.kill()
+
+
+# ---- every exchange has a deadline ------------------------------------------------------------------------
+STOP_READING = """
+from multiprocessing.connection import Connection
+Connection.recv = lambda self, *a, **k: time.sleep(3600)  # the sealed loop never reads another job
+"""
+
+
+def test_a_method_that_stops_reading_is_stopped_at_its_limit(tmp_path):
+    """It made the harness block forever in its next send (the job is larger than the socket's buffer):
+    sending counts against the method's time limit, and the method is stopped with one line."""
+    pipe, task = make_pipeline(tmp_path, RunOptions(method_timeout_s=4))
+    cls = method_file(tmp_path, STOP_READING)
+    pipe.run_method(task, cls, 0)  # its first job returns, then nothing reads
+    big = pipe.splits(task)
+    runner = pipe.isolation.runner(cls)
+    job = pipe_job(pipe, task, cls, 1, text="x" * 200_000)  # 4 MB of texts: far over the socket buffer
+    start = time.monotonic()
+    with pytest.raises(W2SError, match=r"did not finish on task 'toy' seed 1 within its time limit of 4 s"):
+        runner.run(job)
+    assert time.monotonic() - start < 4 + 8 and big is not None  # its limit, then at most CLOSE_GRACE_S to end it
+    start = time.monotonic()
+    pipe.isolation.close()
+    assert time.monotonic() - start < 2  # already ended
+
+
+def test_closing_a_method_that_never_leaves_takes_at_most_its_grace(tmp_path):
+    pipe, task = make_pipeline(tmp_path, RunOptions(method_timeout_s=60))
+    cls = method_file(tmp_path, STOP_READING + "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    pipe.run_method(task, cls, 0)
+    runner = next(iter(pipe.isolation.runners.values()))
+    process = runner.process
+    start = time.monotonic()
+    pipe.isolation.close()
+    from w2sbench.isolation.sealed import CLOSE_GRACE_S
+
+    assert time.monotonic() - start < CLOSE_GRACE_S + 5 and process.poll() is not None
+
+
+def pipe_job(pipe, task, cls, seed: int, text: str):
+    """The MethodJob the pipeline would send for `seed`, with every unlabelled text replaced by `text`."""
+    from w2sbench.isolation import sealed
+
+    splits, weak = pipe.splits(task), pipe.weak_labels(task, 0)
+    return sealed.MethodJob(
+        task=task.name,
+        setting=pipe.setting.name,
+        seed=seed,
+        unlabel_texts=[text] * len(splits.train_unlabel),
+        test_texts=[e.text for e in splits.test],
+        weak_unlabel=weak["train_unlabel"],
+        weak_test=weak["test"],
+        trainer=pipe.trainer("strong", task),
+        label_words=list(task.label_words),
+        prompt_template=task.prompt_template,
+        model_dirs={},
+    )
+
+
+BLOCKED_HARNESS = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from w2sbench.isolation.processes import Stopped, end_children, guard, install_signal_handlers
+install_signal_handlers()
+guard()
+from test_sealed import make_pipeline
+from test_hostile import pipe_job
+from pathlib import Path
+from w2sbench import load_method
+from w2sbench.engine.pipeline import RunOptions
+pipe, task = make_pipeline(Path({tmp!r}), RunOptions(method_timeout_s=3600))
+cls = load_method({spec!r})
+pipe.run_method(task, cls, 0)
+runner = pipe.isolation.runner(cls)
+print("blocked", flush=True)
+try:
+    runner.run(pipe_job(pipe, task, cls, 1, text="x" * 200_000))
+except (Stopped, KeyboardInterrupt) as e:
+    print("stopped by", e, flush=True)
+    sys.exit(1)
+finally:
+    end_children()
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_blocked_exchange_ends_the_run_within_15_s(tmp_path, sig):
+    cls = method_file(tmp_path, STOP_READING)
+    script = tmp_path / "harness.py"
+    script.write_text(
+        BLOCKED_HARNESS.format(tests=str(Path(__file__).parent), tmp=str(tmp_path), spec=f"{code_path(cls)}:Hostile")
+    )
+    env = {**os.environ, "W2SBENCH_CACHE": str(tmp_path / "cache")}
+    harness = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert harness.stdout.readline().strip() == "blocked"
+        time.sleep(2)  # inside the send that a child which stopped reading would hold forever
+        start = time.monotonic()
+        harness.send_signal(sig)
+        harness.wait(timeout=15)
+        assert time.monotonic() - start < 15
+        assert "stopped by" in harness.stdout.read()
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+
+
+# ---- the console is the method's own ---------------------------------------------------------------------
+def test_what_a_method_prints_never_reaches_the_harness_console_and_is_kept_marked_as_its_own(tmp_path, capfd):
+    pipe, task = make_pipeline(tmp_path)
+    forged = "vanilla           toy   weak 73.9  ceiling 83.7  w2s 99.0  PGR +2.60 [+2.50, +2.70]"
+    cls = method_file(
+        tmp_path,
+        f"print({forged!r}); print('\\x1b[2J\\x1b[Hcleared\\rover', file=sys.stderr); sys.stdout.flush()",
+    )
+    pipe.run_method(task, cls, 0)
+    pipe.isolation.close()
+    out, err = capfd.readouterr()
+    assert forged not in out + err and "cleared" not in out + err
+    console = pipe.ledger.consoles["hostile"]
+    assert forged in console and "\x1b" not in console and "\r" not in console
+    from w2sbench.isolation.launch import shown
+
+    assert all(line.startswith("[hostile printed] ") for line in shown("hostile", console).splitlines())
+
+
+def test_a_method_that_prints_without_end_keeps_the_harness_memory_bounded(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    cls = method_file(tmp_path, "sys.stdout.write('y' * (64 << 20)); sys.stdout.flush()")  # 64 MiB
+    pipe.run_method(task, cls, 0)
+    pipe.isolation.close()
+    console = pipe.ledger.consoles["hostile"]
+    assert len(console) < 40_000 and "bytes left out" in console
+
+
+# ---- who it runs as, what it sees, what it learns from an error line ----------------------------------------
+def test_the_method_runs_unprivileged_and_sees_only_the_cpu_part_of_sys(tmp_path):
+    pipe, task = make_pipeline(tmp_path)
+    cls = method_file(
+        tmp_path,
+        """
+        seen = {"uid": os.getuid(), "euid": os.geteuid(), "cpu": os.path.isdir("/sys/devices/system/cpu")}
+        for p in ("/sys/class/net", "/sys/firmware", "/sys/kernel", "/sys/block"):
+            seen[p] = os.path.exists(p)
+        print("SEEN", seen, flush=True)
+        """,
+    )
+    pipe.run_method(task, cls, 0)
+    pipe.isolation.close()
+    line = next(ln for ln in pipe.ledger.consoles["hostile"].splitlines() if ln.startswith("SEEN"))
+    seen = eval(line[5:])  # noqa: S307  (the test's own line)
+    expected = sandbox.UNPRIVILEGED[0] if os.geteuid() == 0 else os.getuid()
+    assert seen["uid"] == seen["euid"] == expected and seen["uid"] != 0 or os.geteuid() != 0
+    assert seen["cpu"] and not any(seen[p] for p in ("/sys/class/net", "/sys/firmware", "/sys/kernel", "/sys/block"))
+
+
+def test_an_error_line_does_not_say_whether_a_path_exists_on_the_host(tmp_path):
+    """A method that names host paths must not learn from the harness's line which exist (a probe for files)."""
+    outside = Path(f"/var/tmp/w2sbench-exists-{os.getpid()}")
+    outside.mkdir(exist_ok=True)
+    (outside / "present").write_text("x")
+    try:
+        lines = []
+        for name in ("present", "absent"):
+            msg = refused(
+                tmp_path, f"open({str(outside / name)!r}).read()", rf"'hostile' .*{re.escape(str(outside / name))}"
+            )
+            lines.append(msg.replace(name, "NAME"))
+        assert lines[0] == lines[1]
+    finally:
+        shutil.rmtree(outside)
+
+
+# ---- code that is not plain files in its folder -----------------------------------------------------------
+def test_symlinked_method_code_is_refused_before_anything_runs(tmp_path):
+    """A `__init__.py` symlink once moved a method's root into a folder the sandbox hides (a reference run under
+    leaderboard/recipes/ gave every test label back), which was then bound readable."""
+    target = tmp_path / "hidden-elsewhere"
+    target.mkdir()
+    (target / "real.py").write_text(CODE_WITH_MARKER.format(marker=str(tmp_path / "marker")))
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    (folder / "__init__.py").symlink_to(target / "real.py")
+    with pytest.raises(W2SError, match="symbolic link"):
+        load_method(f"{folder / '__init__.py'}:Marked")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "__init__.py").write_text(CODE_WITH_MARKER.format(marker=str(tmp_path / "marker")))
+    (plain / "data").symlink_to(target)
+    with pytest.raises(W2SError, match=r"data is a symbolic link"):
+        load_method(f"{plain / '__init__.py'}:Marked")
+    assert not (tmp_path / "marker").exists()
+
+
+# ---- no method code runs in a harness process ---------------------------------------------------------------
+CODE_WITH_MARKER = """
+try:  # its top level writes a file where a harness process could: never inside the sandbox
+    open({marker!r}, "w").write("the method's top-level code ran here")
+except OSError:
+    pass
+import numpy as np
+from w2sbench.methods import Method
+
+
+class Marked(Method):
+    name = "marked"
+    rounds: int = 1
+
+    def run(self, ctx):
+        return np.full(len(ctx.test_texts), 0.5)
+"""
+
+
+def test_no_path_of_the_harness_runs_a_methods_top_level_code(tmp_path):
+    """A method file's top level once read the labels in the harness process (PGR 0.75, unflagged). Every way the
+    harness names a method: the API's loader, a spec with hyperparameters (the CLI, sweeps), a class a caller
+    holds (described from its file), a Ray unit's spec, a run of its stage, a submission's card."""
+    import importlib.util
+
+    from w2sbench.isolation.described import load_unit_spec, unit_spec
+    from w2sbench.isolation.resolve import resolve_methods
+    from w2sbench.leaderboard.submission import code_entry
+    from w2sbench.sweep import load_sweep
+
+    marker = Path(f"/var/tmp/w2sbench-marker-{os.getpid()}-{time.monotonic_ns()}")  # not inside the sandbox
+    path = tmp_path / "marked.py"
+    path.write_text(CODE_WITH_MARKER.format(marker=str(marker)))
+    try:
+        cls = load_method(f"{path}:Marked")
+        (configured,) = resolve_methods(f"{path}:Marked[rounds=3]")
+        assert configured.run_name == "marked[rounds=3]"
+        sweep = tmp_path / "sweep.yaml"
+        sweep.write_text(f"tasks: rotten_tomatoes\nmethods: {{'{path}:Marked': {{rounds: [1, 2]}}}}\n")
+        for spec in load_sweep(sweep).configurations:
+            resolve_methods(spec)
+        load_unit_spec(unit_spec(cls))
+        code_entry(cls)
+        pipe, task = make_pipeline(tmp_path)
+        pipe.run_method(task, configured, 0)
+        assert not marker.exists(), "a harness process ran the method's top-level code"
+        # the control: the same file, imported in this process as a caller may choose to, writes the marker
+        spec = importlib.util.spec_from_file_location("marked_control", path)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        assert marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)

@@ -93,6 +93,18 @@ def test_every_process_the_harness_started_ends_with_it(tmp_path, sig):
         end(descendants(harness.pid))
 
 
+def test_sigint_stops_the_cli_even_when_it_was_started_with_sigint_ignored(tmp_path):
+    """Why test [2] (SIGINT) once timed out in a full run: a library earlier in the same pytest process had set
+    SIGINT to SIG_IGN, the harness subprocess inherited it, and Python keeps an inherited SIG_IGN, so SIGINT
+    did nothing. A shell's background job (`w2sbench eval &`) starts the same way; the CLI now installs its
+    own SIGINT handler."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        test_every_process_the_harness_started_ends_with_it(tmp_path, signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def test_a_reused_pid_is_never_killed():
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -103,6 +103,7 @@ class RunRecord:
     sandbox: dict | None  # what the method processes could reach (sandbox.describe); None: unsealed
     failed: dict[str, str] = field(default_factory=dict)  # methods left out: name -> the line that stopped it
     unit_sandboxes: dict[str, dict | None] = field(default_factory=dict)  # method unit run on Ray -> its sandbox
+    consoles: dict[str, str] = field(default_factory=dict)  # method name -> what its process printed (captured)
 
 
 class Pipeline:
@@ -584,6 +585,7 @@ class Pipeline:
             method_sources={k: v for k, v in self.isolation.sources.items() if k in names},
             sandbox=sandbox_record,
             failed={name: ledger.failed[name] for name in failed},
+            consoles={m.name: ledger.consoles[m.name] for m in methods if m.name in ledger.consoles},
             unit_sandboxes={
                 u: sb for u, sb in ledger.unit_sandboxes.items() if any(f"/{m.run_name}/" in u for m in methods)
             },

@@ -19,7 +19,7 @@ open. A process started and orphaned within one POLL_S of a SIGKILL can escape i
 
 install_signal_handlers() makes SIGTERM and SIGHUP stop the CLI the way ^C does (an exception that unwinds
 the run, so engines are closed and cached stages kept), with exit status 128 + the signal's number and one
-line, the last one printed; the CLI's last step, end_children(), ends whatever did not close, and the
+line, the last one printed, and makes ^C itself work even when the CLI was started with SIGINT ignored; the CLI's last step, end_children(), ends whatever did not close, and the
 watchdog stays as the backstop for what no code in the harness can run after (SIGKILL).
 """
 
@@ -49,9 +49,13 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise Stopped in the main thread (only there can Python install handlers)."""
+    """SIGTERM and SIGHUP raise Stopped in the main thread (only there can Python install handlers), and SIGINT
+    raises KeyboardInterrupt even where the harness was started with SIGINT ignored: Python leaves an ignored
+    SIGINT ignored, and a parent that ignores it (a shell's background job, a test runner after some library
+    set SIG_IGN) would hand that on, so ^C or `kill -INT` from an agent framework would not stop the run."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stopped)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def guard() -> int | None:

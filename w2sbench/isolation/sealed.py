@@ -56,7 +56,7 @@ from . import launch, replies, sandbox
 from .quotas import Quotas
 
 PROTOCOL = "sealed-process-v3"  # part of the method stage's cache key
-CLOSE_GRACE_S = 10.0  # how long a child may take to leave after the harness asks it to
+CLOSE_GRACE_S = 5.0  # how long a child may take to leave after the harness asks it to
 
 
 @dataclass(frozen=True)

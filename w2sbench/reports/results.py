@@ -133,6 +133,8 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
         doc["sealed"]["units"] = list(nodes.values())
     if record.failed:
         doc["failed_methods"] = dict(record.failed)
+    if record.consoles:  # what the methods printed: theirs, captured and cleaned, never the harness's lines
+        doc["sealed"]["method_console"] = dict(record.consoles)
     heldout = [tr.task.name for tr in runs if is_heldout(tr.task.tags)]
     moved = transfer({tr.task.name: tr.scores for tr in runs}, heldout)
     if moved is not None:
