@@ -31,12 +31,13 @@ def start_once(sandboxed: bool) -> float:
 
     from w2sbench.isolation import sandbox, sealed
     from w2sbench.methods import load_method
-    from w2sbench.methods.identity import method_source
+    from w2sbench.methods.identity import method_source, origin_of
     from w2sbench.training import FrozenTrainer, Recipe
 
     cls = load_method("vanilla")
     policy = sandbox.default_policy([], [str(Path(sys.modules[cls.__module__].__file__).parent)]) if sandboxed else None
-    runner = sealed.SealedRunner(sealed.method_spec(cls), "vanilla", policy, 600, method_source(cls).sha256)
+    code = sealed.MethodCode(origin_of(cls), cls.__qualname__, method_source(cls).sha256)
+    runner = sealed.SealedRunner(code, "vanilla", policy, 600)
     x = np.random.default_rng(0).normal(size=(8, 2)).astype(np.float32)
     job = sealed.MethodJob(
         task="t",
