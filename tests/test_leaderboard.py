@@ -1058,14 +1058,15 @@ def test_the_recipe_runs_are_entries_scored_against_the_official_baselines(tmp_p
     default-recipe weak and ceiling (not the run's own ceiling), and ranked with the submissions."""
     from w2sbench.validation import write_json
 
-    board = write_board(tmp_path, {"a": 0.76, "b": 0.74})
+    board = write_board(tmp_path, {"a": 0.76, "b": 0.74, "c": 0.70})
+    without = {e["method"]: e for e in _built(board)["settings"]["tiny"]["entries"]}
     recipes = board / "recipes" / "tiny"
     recipes.mkdir(parents=True)
     run = make_results({"a": 0.84, "b": 0.74}, perturbed=("epochs", 2.0))
     write_json(run, recipes / "epochs=2.json")
     tiny = _built(board, recipes_dir=board / "recipes")["settings"]["tiny"]
     by = {e["method"]: e for e in tiny["entries"]}
-    assert set(by) == {"a", "b", "a @ epochs x2", "b @ epochs x2"}
+    assert set(by) == {"a", "b", "c", "a @ epochs x2", "b @ epochs x2"}
     better = by["a @ epochs x2"]
     assert better["non_default_recipe"] and better["recipe"] == {
         "of": "a",
@@ -1084,8 +1085,15 @@ def test_the_recipe_runs_are_entries_scored_against_the_official_baselines(tmp_p
     assert better["pooled_pgr"] == pytest.approx(
         sum(r["w2s_acc"] - r["weak_acc"] for r in rows) / sum(r["ceiling_acc"] - r["weak_acc"] for r in rows)
     )
-    assert better["rank"] == 1 and by["a"]["rank"] > 1 and "a" in better["better_than"]
-    # b's run under epochs x2 draws its predictions like b's own: a copy of b, counted once
+    assert better["rank"] == 1 and "a" in better["better_than"] and by["a @ epochs x2"]["robustness"] is None
+    # placed among the submissions, counted in none of their ranks: theirs are what they were without the run
+    assert better["method"] in by["a"]["paired"] and better["method"] not in by["a"]["tied_with"] + by["c"]["tied_with"]
+    for m in ("a", "b", "c"):
+        assert [by[m][k] for k in ("rank", "tied_with", "better_than", "pooled_pgr_ci")] == [
+            without[m][k] for k in ("rank", "tied_with", "better_than", "pooled_pgr_ci")
+        ]
+    assert by["a"]["rank"] == 1 and by["c"]["rank"] > 1
+    # b's run under epochs x2 draws its predictions like b's own: a copy of b
     assert by["b @ epochs x2"]["duplicate_of"] == "b"
 
 

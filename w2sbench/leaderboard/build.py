@@ -37,9 +37,13 @@ leaderboard/recipes/). Only the first three enter an entry's headline `least`: e
 them, while the other two exist only for entries on both settings or for the built-in methods.
 
 The recipe runs are also entries of their own (`vanilla @ epochs x2`: `recipe` names the change,
-`non_default_recipe` is true), scored against the official default-recipe weak and ceiling and ranked with
-the rest, so a reader sees whether a better-trained reference method reaches the top group. Like
-baselines.json they are maintainers' data made by the harness (make_seed.sh), not submissions.
+`non_default_recipe` is true), scored against the official default-recipe weak and ceiling and ranked by the
+same rule, so a reader sees whether a better-trained reference method reaches the top group. They are placed
+among the submissions without being counted in the submissions' ranks (counted, the 32 recipe entries of the
+seed moved vanilla from rank 5 to 13 on tiny and from 7 to 19 on tiny-smollm2, by variants of other methods),
+and they have no robustness figures of their own: the submissions' ranks, groups and robustness are what they
+are without them. Like baselines.json they are maintainers' data made by the harness (make_seed.sh,
+publish.sh), not submissions.
 
 The teacher-free floor: per setting the best ranked teacher-free entry by pooled PGR
 (`teacher_free_floor`), and per entry whether its paired interval over it lies above 0
@@ -77,15 +81,20 @@ def significantly_better(a: dict, b: dict) -> bool:
 def assign_ranks(entries: list[dict]) -> list[dict]:
     """Set rank / tied_with / better_than in place and return the entries sorted by rank, then pooled PGR
     (unranked last). Each entry holds `pooled_pgr` and `paired` (other method -> its d_pooled_pgr_ci); entries
-    with an `unranked_reason` (not reproduced) take no rank and no part in others' ranks."""
+    with an `unranked_reason` take no rank and no part in others' ranks. The maintainers' recipe runs (entries
+    with a `recipe`) are placed among the others by the same rule, 1 + the entries that beat them, but are not
+    counted in anyone's rank (nor listed in their tied_with / better_than): four variants of each reference
+    method would otherwise push every submission down, and the ranks of the submissions would depend on how
+    many recipe changes the maintainers ran."""
     for e in entries:
         if e.get("unranked_reason") is None and e.get("pooled_pgr") is None:
             e["unranked_reason"] = "pooled PGR undefined"
     ranked = [e for e in entries if e.get("unranked_reason") is None]
     rest = [e for e in entries if e not in ranked]
+    counted = [e for e in ranked if not e.get("recipe")]
     cls = {e["method"]: e.get("duplicate_of") or e["method"] for e in entries}  # a copy counts as its original
     beaten_by = {  # who beats whom directly; a win implies a higher pooled PGR, so the graph has no cycle
-        e["method"]: {o["method"] for o in ranked if o is not e and significantly_better(o, e)} for e in ranked
+        e["method"]: {o["method"] for o in counted if o is not e and significantly_better(o, e)} for e in ranked
     }
     for e in ranked:
         above: set[str] = set()
@@ -97,8 +106,9 @@ def assign_ranks(entries: list[dict]) -> list[dict]:
                 todo.extend(beaten_by[m])
         e["rank"] = 1 + len({cls[m] for m in above} - {cls[e["method"]]})
     ranked.sort(key=lambda e: (e["rank"], -e["pooled_pgr"], e["method"]))
+    counted = [e for e in ranked if not e.get("recipe")]  # in rank order
     for e in ranked:
-        others = [o for o in ranked if o is not e]
+        others = [o for o in counted if o is not e]
         e["better_than"] = [o["method"] for o in others if significantly_better(e, o)]
         e["tied_with"] = [
             o["method"] for o in others if not significantly_better(e, o) and not significantly_better(o, e)
@@ -144,13 +154,13 @@ def mark_duplicates(entries: list[dict], correct: list[dict[str, np.ndarray]]) -
 def _robustness(
     ranked: list[dict], entries: list[dict], correct: list[dict[str, np.ndarray]], tasks: list[dict], official: dict
 ) -> tuple[dict | None, Any]:
-    """How stable the ranked entries' order is (w2sbench/reports/robustness.py): each ranked entry's probabilities of
-    staying in its rank group, and the setting's tau-b per perturbation, with the ranked entries' Suite (for
-    the comparison with other settings); (None, None) with fewer than two ranked."""
+    """How stable the ranked submissions' order is (w2sbench/reports/robustness.py): each one's probabilities of
+    staying in its rank group, and the setting's tau-b per perturbation, with their Suite (for the comparison
+    with other settings); (None, None) with fewer than two ranked. The recipe runs' entries take no part."""
     from ..reports.robustness import Suite, robustness
 
     order = {id(e): i for i, e in enumerate(entries)}
-    ranked = [e for e in ranked if e["rank"] is not None]
+    ranked = [e for e in ranked if e["rank"] is not None and not e.get("recipe")]
     for e in entries:
         e["robustness"] = None
     if len(ranked) < 2:
@@ -183,7 +193,7 @@ def _other_pairs(settings: dict[str, dict], suites: dict[str, Any]) -> None:
     for name, setting in settings.items():
         if suites[name] is None:
             continue
-        ranks = {e["method"]: e["rank"] for e in setting["entries"] if e["rank"] is not None}
+        ranks = {e["method"]: e["rank"] for e in setting["entries"] if e["rank"] is not None and not e.get("recipe")}
         for other_name, other in suites.items():
             if other_name == name or other is None or other.tasks != suites[name].tasks:
                 continue
