@@ -19,6 +19,7 @@ from w2sbench.cache import ArtifactStore
 from w2sbench.engine.executors import run
 from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import ConfigError
+from w2sbench.isolation import probe as probe_module
 from w2sbench.isolation import sandbox
 from w2sbench.leaderboard import records, submission
 from w2sbench.leaderboard import reproduce as rep
@@ -176,6 +177,7 @@ def test_the_code_hash_is_checked_before_anything_imports_it(toy, probe_unsealed
         rep.reproduce_submission(path, root / "cache", root=root)
     assert not marker.exists() and probe_unsealed == []
     code.write_text(code.read_text().replace("# edited after the submission\n", ""))
+    probe_module._memo.clear()  # submit() described this very code: ask again
     record = rep.reproduce_submission(path, root / "cache", root=root)
     assert record["ok"] and marker.read_text() == "imported" and len(probe_unsealed) == 1
 
