@@ -1192,6 +1192,19 @@ def test_the_pull_request_listing_survives_hostile_file_names(pr_repo, capsys, m
     assert sorted(listed[1:-1].split("][")) == expected
     with pytest.raises(W2SError, match="give a git ref"):
         changed_submissions("--output=/tmp/x", subs)
+    # reproduce --changed-since takes the same list, each name whole, and goes on past one that fails
+    from w2sbench.leaderboard import reproduce as rep
+
+    calls = []
+
+    def fake(path, cache_root=None, root=None):
+        calls.append(str(path))
+        raise ConfigError(str(path), "method", "not a real submission")
+
+    monkeypatch.setattr(rep, "reproduce_submission", fake)
+    code, out, err = _run_cli(["leaderboard", "reproduce", "--changed-since", "main"], capsys)
+    assert code == 1 and sorted(calls) == expected and err.count("w2sbench: error: ") == len(expected)
+    assert "usage" not in (out + err).lower()  # `x --help y.json` is a name, not an option
 
 
 @pytest.mark.parametrize(
