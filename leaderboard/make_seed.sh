@@ -3,12 +3,16 @@
 # each official seed setting (`tiny` and `tiny-smollm2`: w2sbench.leaderboard.SEED_SETTINGS; default tasks,
 # official sizes and seeds), make the official baselines from those runs, write one submission per
 # reference method holding its results on every seed setting, reproduce each (its method stage rerun in the
-# sandbox, on every setting), rerun the methods that train under the recipe changes each setting declares
-# (leaderboard/recipes/), validate them all and build leaderboard.json and the site. Cached stages are
-# reused, so a rerun costs only what changed and the reproductions. Only the reference methods whose
-# submission no longer matches this code are rerun (`leaderboard outdated`: the method's own code or the
-# harness changed, a seed setting it has no results on, or no current reproduction; a built-in's identity is
-# the methods package, so editing the site, the CLI or a docstring reruns nothing); METHODS=a,b forces a list.
+# sandbox, on every setting) into its record of reproduction (leaderboard/records/NAME.json: the rerun's own
+# correctness vectors, from which the board computes every figure; a submission never holds one), rerun the
+# methods that train under the recipe changes each setting declares (leaderboard/recipes/), validate them all
+# and build leaderboard.json and the site from the records (the recipe runs become entries of their own).
+# Cached stages are reused, so a rerun costs only what changed and the reproductions. Only the reference
+# methods whose submission no longer matches this code are rerun (`leaderboard outdated`: the method's own
+# code or the harness changed, a seed setting it has no results on, or no ok record for the submission's
+# current contents under this harness; a built-in's identity is the methods package, so editing the site,
+# the CLI or a docstring reruns nothing); METHODS=a,b forces a list. The published site is built apart, by
+# leaderboard/publish.sh on the main branch, which trusts none of these files (docs/leaderboard.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -59,7 +63,7 @@ for m in ${METHODS//,/ }; do
 done
 "${W2S[@]}" leaderboard validate
 for m in ${METHODS//,/ }; do
-  "${W2S[@]}" leaderboard reproduce "leaderboard/submissions/$m.json"
+  "${W2S[@]}" leaderboard reproduce --records leaderboard/records "leaderboard/submissions/$m.json"
 done
 recipes all
 "${W2S[@]}" leaderboard build --strict

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from w2sbench.leaderboard.reproduce import outdated, submission_digest
+from w2sbench.leaderboard.records import submission_digest
+from w2sbench.leaderboard.reproduce import outdated
 from w2sbench.methods import identity, load_method
 from w2sbench.methods.identity import harness_source, method_source
 
@@ -64,10 +65,8 @@ def test_the_harness_record_names_its_libraries():
     assert record["libraries"]["torch"] and record["libraries"]["numpy"]
 
 
-def _submission(
-    sha: str, harness: str | None, reproduced: bool = True, settings: tuple[str, ...] = ("tiny", "tiny-smollm2")
-) -> dict:
-    doc = {
+def _submission(sha: str, harness: str | None, settings: tuple[str, ...] = ("tiny", "tiny-smollm2")) -> dict:
+    return {
         "method": {
             "name": "vanilla",
             "source": {"kind": "package", "package": "w2sbench", "entry": "vanilla", "sha256": sha},
@@ -76,21 +75,45 @@ def _submission(
             {"setting": {"name": s}, **({"harness": {"sha256": harness}} if harness else {})} for s in settings
         ],
     }
-    if reproduced:
-        doc["reproduced"] = {"ok": True, "submission_sha256": submission_digest(doc)}
-    return doc
+
+
+def _record(doc: dict, harness: str, ok: bool = True) -> dict:
+    """The parts of a record of reproduction (leaderboard/records/) that `outdated` reads."""
+    return {
+        "submission": {"sha256": submission_digest(doc)},
+        "method": doc["method"]["name"],
+        "code_sha256": doc["method"]["source"]["sha256"],
+        "harness_sha256": harness,
+        "ok": ok,
+        "failures": [] if ok else ["tiny/sms_spam: w2s accuracy 80.0% reproduced vs 90.0% submitted"],
+    }
+
+
+def _outdated(sha: str, harness: str | None, reproduced: bool = True, **kwargs) -> str | None:
+    settings = kwargs.pop("settings", ("tiny", "tiny-smollm2"))
+    doc = _submission(sha, harness, settings)
+    return outdated(doc, _record(doc, harness_source()["sha256"]) if reproduced else None, **kwargs)
 
 
 def test_make_seed_reruns_only_what_no_longer_matches():
     sha, harness = builtin_sha(), harness_source()["sha256"]
-    assert outdated(_submission(sha, harness)) is None
-    assert "method's code changed" in outdated(_submission("0" * 64, harness))
-    assert "harness" in outdated(_submission(sha, "1" * 64))
-    assert "harness" in outdated(_submission(sha, None))  # made before the harness was recorded
-    assert "not reproduced" in outdated(_submission(sha, harness, reproduced=False))
+    assert _outdated(sha, harness) is None
+    assert "method's code changed" in _outdated("0" * 64, harness)
+    assert "harness" in _outdated(sha, "1" * 64)
+    assert "harness" in _outdated(sha, None)  # made before the harness was recorded
+    assert "not reproduced" in _outdated(sha, harness, reproduced=False)
     # a seed setting the submission has no results on (a new official setting): rerun it there
-    assert outdated(_submission(sha, harness, settings=("tiny",))) == "it has no results on setting 'tiny-smollm2'"
-    assert outdated(_submission(sha, harness, settings=("tiny",)), settings=("tiny",)) is None
+    assert _outdated(sha, harness, settings=("tiny",)) == "it has no results on setting 'tiny-smollm2'"
+    doc = _submission(sha, harness, ("tiny",))
+    assert outdated(doc, _record(doc, harness), settings=("tiny",)) is None
+    # the record: of another file, failed, or made under another harness
+    other = _submission(sha, harness)
+    record = _record(other, harness)
+    other["results"][0]["note"] = "edited after its reproduction"
+    assert "changed after it was reproduced" in outdated(other, record)
+    doc = _submission(sha, harness)
+    assert outdated(doc, _record(doc, harness, ok=False)).startswith("did not reproduce: tiny/sms_spam")
+    assert "harness" in outdated(doc, _record(doc, "2" * 64))
     third_party = _submission("0" * 64, None)
     third_party["method"]["source"]["package"] = "someone_elses"
-    assert outdated(third_party) is None  # only the reference methods are make_seed.sh's
+    assert outdated(third_party, None) is None  # only the reference methods are make_seed.sh's

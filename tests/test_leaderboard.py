@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,10 +13,19 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import CARD, TASKS, load, make_method, make_results, write_board  # noqa: E402
+from test_leaderboard_fixtures import (  # noqa: E402
+    CARD,
+    TASKS,
+    as_submitted_folder,
+    load,
+    make_method,
+    make_record,
+    make_results,
+    write_board,
+)
 
 from w2sbench.cli import main  # noqa: E402
-from w2sbench.errors import ConfigError  # noqa: E402
+from w2sbench.errors import ConfigError, W2SError  # noqa: E402
 from w2sbench.leaderboard import baselines as bl  # noqa: E402
 from w2sbench.leaderboard.build import assign_ranks, build_leaderboard  # noqa: E402
 from w2sbench.leaderboard.site import render_site  # noqa: E402
@@ -40,8 +50,27 @@ def sub(board) -> dict:
     return load(board / "submissions" / "alpha.json")
 
 
+# The committed seed (leaderboard/submissions/*.json) was made before records of reproduction existed: its
+# files still carry `reproduced` blocks, which the schema now refuses. make_seed.sh regenerates it with records.
+SEED_PREDATES_RECORDS = (
+    "the repository's seed predates records of reproduction (no leaderboard/records/): regenerate it with "
+    "bash leaderboard/make_seed.sh"
+)
+
+
 def _problems(doc: dict, board: Path, name: str = "broken.json") -> list[ConfigError]:
     return check_submission(doc, name, bl.load(board / "baselines.json"))
+
+
+def _built(board: Path, **kwargs) -> dict:
+    """leaderboard.json's document for a board folder (its submissions validated, its records read)."""
+    valid, errors = validate_files(
+        submission_files(board / "submissions"), bl.load(board / "baselines.json"), board / "submissions"
+    )
+    assert errors == [], errors
+    return build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records", **kwargs
+    )
 
 
 def _one(problems: list[ConfigError], field: str) -> ConfigError:
@@ -82,6 +111,9 @@ def test_submission_holds_only_its_method():
 
 def test_card_defaults_are_placeholders_for_user_methods_and_rejected(board):
     doc = make_submission([("r.json", make_results({"delta": 0.8}))], "delta", make_method("delta"))
+    assert doc["method"]["source"]["kind"] == "file"  # a method in a file of its own: refused, submit a folder
+    assert _one(_problems(doc, board), "method.source.kind")
+    doc = as_submitted_folder(doc)
     assert doc["method"]["teacher_free"] is False and doc["method"]["non_default_recipe"] is False
     problems = _problems(doc, board)
     assert "placeholder" in str(_one(problems, "method.license"))
@@ -123,21 +155,81 @@ def test_code_hash_must_be_the_one_that_made_the_results(board, sub):
     assert p.field == "method.source.sha256" and "is not the hash of the code that made these results" in str(p)
 
 
-def test_code_outside_the_repository_is_refused(board, sub):
-    sub["method"]["source"]["path"] = "/home/me/secret_method"
-    (p,) = _problems(sub, board)
-    assert p.field == "method.source.path" and "leaderboard/methods/NAME/" in str(p)
+@pytest.mark.parametrize(
+    "change, field, said",
+    [
+        ({"path": "/home/me/secret_method"}, "method.source.path", "give the relative path leaderboard/methods/alpha"),
+        ({"path": "leaderboard/methods/../../tests"}, "method.source.path", "goes through '..'"),
+        ({"path": "leaderboard/methods/beta"}, "method.source.path", "must be the folder leaderboard/methods/alpha/"),
+        ({"entry": "leaderboard/methods/beta/__init__.py:M_beta"}, "method.source.entry", "inside the method's own"),
+        ({"entry": "leaderboard/methods/alpha/../beta/__init__.py:M_beta"}, "method.source.entry", "own folder"),
+        ({"entry": "leaderboard/methods/alpha/helper.py:M_alpha"}, "method.source.entry", "__init__.py:ClassName"),
+        ({"entry": "leaderboard/methods/alpha/__init__.py:os.system"}, "method.source.entry", "ClassName"),
+        ({"kind": "package", "package": "numpy", "version": "1.0"}, "method.source.package", "only w2sbench's own"),
+        ({"kind": "package", "package": "w2sbench", "entry": "vanilla"}, "method.source.entry", "not the built-in"),
+        ({"kind": "file"}, "method.source.kind", "is not one of"),
+    ],
+)
+def test_code_must_be_the_methods_own_folder_or_a_builtin(board, sub, change, field, said):
+    """An entry outside its own folder, a path through `..` or absolute, another package (whose install would
+    run its code): one line naming the field, with or without reading the disk."""
+    sub["method"]["source"].update(change)
+    for code_root in (None, board.parent):
+        problems = check_submission(sub, "broken.json", bl.load(board / "baselines.json"), code_root)
+        assert [p.field for p in problems] == [field] and said in str(problems[0]), problems
+
+
+@pytest.mark.parametrize("where", ["__init__.py", "the folder", "inside", "methods"])
+def test_code_with_a_symbolic_link_is_refused(tmp_path, where):
+    """A link as the entry file, as the folder, inside it or on the way there could make the sandbox bind a
+    folder it hides (task data, the cache, the recipe runs) as the method's readable code."""
+    board = write_board(tmp_path, {"alpha": 0.80})
+    folder = board / "methods" / "alpha"
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(folder, elsewhere / "alpha")
+    if where == "__init__.py":
+        (folder / "__init__.py").unlink()
+        (folder / "__init__.py").symlink_to(elsewhere / "alpha" / "__init__.py")
+    elif where == "the folder":
+        shutil.rmtree(folder)
+        folder.symlink_to(elsewhere / "alpha")
+    elif where == "inside":
+        (folder / "data").symlink_to(board / "recipes")
+    else:
+        shutil.move(board / "methods", elsewhere / "methods")
+        (board / "methods").symlink_to(elsewhere / "methods")
+    valid, errors = validate_files([board / "submissions" / "alpha.json"], bl.load(board / "baselines.json"))
+    assert errors == [] and len(valid) == 1  # no submissions folder, no code root: the names alone are fine
+    valid, errors = validate_files(
+        [board / "submissions" / "alpha.json"], bl.load(board / "baselines.json"), board / "submissions"
+    )
+    assert valid == [] and [e.field for e in errors] == ["method.source.path"]
+    assert "symbolic link" in str(errors[0])
+
+
+def test_edited_code_is_refused_by_its_hash(board, tmp_path):
+    shutil.copytree(board, tmp_path / "leaderboard")
+    code = tmp_path / "leaderboard" / "methods" / "alpha" / "__init__.py"
+    code.write_text(code.read_text() + "# edited after the run\n")
+    subs = tmp_path / "leaderboard" / "submissions"
+    valid, errors = validate_files([subs / "alpha.json"], bl.load(board / "baselines.json"), subs)
+    assert [e.field for e in errors] == ["method.source.sha256"] and "reproduce with the code" in str(errors[0])
 
 
 def test_only_reproduced_entries_are_ranked(tmp_path):
+    """alpha has no record: it is pending, with the reason, and nothing of it is scored or ranks anyone."""
     board = write_board(tmp_path, {"alpha": 0.84, "beta": 0.74}, unreproduced=("alpha",))
-    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
-    assert errors == []
-    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
-    by = {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
-    assert by["alpha"]["rank"] is None and by["alpha"]["reproduced"] is None
-    assert by["alpha"]["unranked_reason"] == "not reproduced yet (w2sbench leaderboard reproduce)"
-    assert by["beta"]["rank"] == 1 and by["beta"]["reproduced"]["largest_difference"] == 0.0  # alpha's 84% ranks no one
+    tiny = _built(board)["settings"]["tiny"]
+    assert [e["method"] for e in tiny["entries"]] == ["beta"]
+    assert tiny["pending"] == [
+        {
+            "method": "alpha",
+            "submission": str(board / "submissions" / "alpha.json"),
+            "reason": "not reproduced yet (w2sbench leaderboard reproduce)",
+        }
+    ]
+    beta = tiny["entries"][0]
+    assert beta["rank"] == 1 and beta["reproduced"]["largest_difference"] == 0.0 and "alpha" not in beta["paired"]
 
 
 def test_wrong_type_inside_results(board, sub):
@@ -249,6 +341,11 @@ def test_duplicate_name_is_rejected(board, tmp_path):
     res = clash["results"][0]
     res["methods"] = {"Alpha": res["methods"].pop("alpha")}
     res["summary"] = {"Alpha": res["summary"].pop("alpha")}
+    clash["method"]["source"].update(
+        path="leaderboard/methods/Alpha", entry="leaderboard/methods/Alpha/__init__.py:M_alpha"
+    )  # its own folder (the same code): only the name clashes
+    if not (board / "methods" / "Alpha").exists():
+        shutil.copytree(board / "methods" / "alpha", board / "methods" / "Alpha")
     path = tmp_path / "alpha2.json"
     path.write_text(json.dumps(clash))
     valid, errors = validate_files([path], bl.load(board / "baselines.json"), board / "submissions")
@@ -439,7 +536,9 @@ def test_pairing_resolves_what_marginal_intervals_cannot(tmp_path):
     board = write_board(tmp_path, {"base": 0.78, "better": ("base", 0.02)})
     valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
     assert errors == []
-    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
     by = {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
     better, base = by["better"], by["base"]
     assert better["pooled_pgr_ci"][0] < base["pooled_pgr_ci"][1]  # the marginal intervals overlap
@@ -505,7 +604,9 @@ def test_build_reports_development_and_heldout(tmp_path):
     board = write_board(tmp_path, {"alpha": 0.82, "beta": 0.76}, tasks=tasks)
     valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
     assert errors == []
-    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
     validate(doc, "leaderboard", "leaderboard.json")
     tiny = doc["settings"]["tiny"]
     assert {t["name"]: t["split"] for t in tiny["tasks"]} == {
@@ -534,10 +635,8 @@ def test_build_reports_development_and_heldout(tmp_path):
 
 
 def test_build_leaves_out_invalid_submissions_or_fails_strict(board, tmp_path, capsys):
-    import shutil
-
-    subs = tmp_path / "submissions"
-    shutil.copytree(board / "submissions", subs)
+    shutil.copytree(board, tmp_path / "leaderboard")  # submissions, their code and their records
+    subs = tmp_path / "leaderboard" / "submissions"
     bad = load(subs / "gamma.json")
     bad["results"][0]["tasks"]["sms_spam"]["methods"]["gamma"]["pgr"]["pgr"] = 0.99
     (subs / "gamma.json").write_text(json.dumps(bad))
@@ -572,6 +671,8 @@ def test_repository_seed_is_valid():
     board = repo_root() / "leaderboard"
     if not (board / "baselines.json").is_file():
         pytest.skip("no seed leaderboard yet")
+    if not (board / "records").is_dir():
+        pytest.skip(SEED_PREDATES_RECORDS)
     files = submission_files(board / "submissions")
     valid, errors = validate_files(files, bl.load(board / "baselines.json"), board / "submissions")
     assert [str(e) for e in errors] == [] and len(valid) == len(files) >= 1
@@ -635,7 +736,9 @@ def _ranks(tmp_path: Path, methods: dict) -> dict[str, dict]:
     board = write_board(tmp_path, methods)
     valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
     assert errors == []
-    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
     return {e["method"]: e for e in doc["settings"]["tiny"]["entries"]}
 
 
@@ -701,7 +804,9 @@ def test_an_order_is_read_again_on_the_other_model_pair(tmp_path):
     board = write_board(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72}, second={"a": 0.74, "b": 0.84})
     valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
     assert errors == []
-    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
     tiny, smol = doc["settings"]["tiny"], doc["settings"]["tiny-smollm2"]
     assert [e["rank"] for e in tiny["entries"]] == [1, 2, 3] and len(smol["entries"]) == 2
     pair = tiny["robustness"]["perturbations"]["model_pair_tiny-smollm2"]
@@ -766,7 +871,11 @@ def test_the_reference_runs_under_a_perturbed_recipe_are_read_per_entry(tmp_path
     valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
     assert errors == []
     doc = build_leaderboard(
-        valid, bl.load(board / "baselines.json"), board / "baselines.json", recipes_dir=board / "recipes"
+        valid,
+        bl.load(board / "baselines.json"),
+        board / "baselines.json",
+        recipes_dir=board / "recipes",
+        records_dir=board / "records",
     )
     changes = doc["settings"]["tiny"]["robustness"]["perturbations"]
     assert changes["recipe_lr_x0.5"]["tau_b"] == -1.0 and changes["recipe_lr_x0.5"]["methods"] == 3
@@ -781,3 +890,402 @@ def test_the_reference_runs_under_a_perturbed_recipe_are_read_per_entry(tmp_path
 
     assert "strong recipe: lr x0.5" in _robustness_table(doc["settings"]["tiny"]["entries"][0])
     assert ">Recipe</th>" in table(doc["settings"]["tiny"])
+
+
+# ---- a leaderboard that trusts only its own reproduction (issue 28) -------------------------------------------
+def _figures(doc: dict) -> dict:
+    """Everything a reader sees per setting (entries, ranks, intervals, paired differences, robustness, flags,
+    the floor), without the build's own timestamps and the submission files' hashes."""
+    out = {}
+    for name, setting in doc["settings"].items():
+        entries = json.loads(json.dumps(setting["entries"]))
+        for e in entries:
+            e["provenance"].pop("sha256")
+        out[name] = {**setting, "entries": entries, "pending": [p["method"] for p in setting["pending"]]}
+    return out
+
+
+def _forger(board: Path, name: str = "forged", accuracy: float = 0.95) -> tuple[Path, dict]:
+    """A valid submission of its own code whose numbers were never produced by a run of it: accuracy 95%
+    against the honest entries' 76-80%."""
+    write_board(board.parent, {name: accuracy}, unreproduced=(name,))
+    path = board / "submissions" / f"{name}.json"
+    return path, load(path)
+
+
+def test_a_reproduced_block_in_a_submission_is_refused_and_changes_nothing(tmp_path):
+    """Issue 28: a file with invented results and a self-made `reproduced` block (anyone can compute the
+    digest) validated, built with --strict and ranked first. The schema refuses the block with one line, and
+    the board is what it was without the file."""
+    from w2sbench.cache import hash_of
+
+    board = write_board(tmp_path, {"alpha": 0.80, "beta": 0.76})
+    honest = _figures(_built(board))
+    path, forged = _forger(board)
+    forged["reproduced"] = {
+        "ok": True,
+        "date": "2026-12-01T00:00:00+00:00",
+        "commit": "0" * 40,
+        "code_sha256": forged["method"]["source"]["sha256"],
+        "submission_sha256": hash_of(forged),
+        "tolerance": 0.01,
+        "tasks": {},
+        "failures": [],
+    }
+    path.write_text(json.dumps(forged))
+    (p,) = _problems(forged, board)
+    assert str(p).startswith("broken.json: field 'reproduced': a submission cannot carry its own record")
+    valid, errors = validate_files(
+        submission_files(board / "submissions"), bl.load(board / "baselines.json"), board / "submissions"
+    )
+    assert [str(e).split(": field")[0] for e in errors] == [str(path)]
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
+    assert _figures(doc) == honest
+
+
+@pytest.mark.parametrize("forgery", ["wrong digest", "another file's record", "another method", "other code", "failed"])
+def test_a_forged_record_changes_nothing(tmp_path, forgery):
+    """A record that does not vouch for exactly this submission (its digest, its method, its code, ok) makes
+    no entry: the submission is pending with the reason, and every rank and figure of the others is the same
+    as without it."""
+    from test_leaderboard_fixtures import code_sha
+
+    from w2sbench.leaderboard.records import write_record
+
+    board = write_board(tmp_path, {"alpha": 0.80, "beta": 0.76})
+    honest = _figures(_built(board))
+    path, forged = _forger(board)
+    record = make_record(forged, path)
+    if forgery == "wrong digest":
+        record["submission"]["sha256"] = "0" * 64
+    elif forgery == "another file's record":
+        record = load(board / "records" / "alpha.json")
+    elif forgery == "another method":
+        record["method"] = "alpha"
+    elif forgery == "other code":
+        record["code_sha256"] = code_sha("alpha")
+    else:
+        record.update(ok=False, failures=["tiny/rotten_tomatoes: w2s accuracy 76.0% reproduced vs 95.0% submitted"])
+    write_record(record, board / "records", path)
+    doc = _built(board)
+    (pending,) = doc["settings"]["tiny"]["pending"]
+    assert pending["method"] == "forged" and pending["reason"].startswith(
+        {
+            "wrong digest": "the submission changed after it was reproduced",
+            "another file's record": "the submission changed after it was reproduced",
+            "another method": "its record of reproduction names another method or other code",
+            "other code": "its record of reproduction names another method or other code",
+            "failed": "did not reproduce: tiny/rotten_tomatoes",
+        }[forgery]
+    )
+    figures = _figures(doc)
+    figures["tiny"]["pending"] = []
+    assert figures == honest
+
+
+def _reordered(encoded: list[str], n: int) -> list[str]:
+    """The same counts per seed (so the same accuracies: validation passes), other examples."""
+    from w2sbench.scoring import encode_correct
+
+    return encode_correct(decode_correct(encoded, n)[:, ::-1])
+
+
+def test_figures_come_from_the_reproduced_vectors_never_the_submitted_ones(tmp_path):
+    """alpha's submitted correctness vectors edited apart from its predictions (reordered, counts kept) while
+    its record holds the rerun's: every rank and figure on the board is the same as with the honest file."""
+    board = write_board(tmp_path, {"alpha": 0.80, "beta": 0.76, "gamma": 0.72})
+    before = _built(board)
+    honest = _figures(before)
+    path = board / "submissions" / "alpha.json"
+    sub = load(path)
+    rerun = {}
+    for t, e in sub["results"][0]["tasks"].items():
+        row = e["methods"]["alpha"]["w2s"]
+        rerun[t] = row["correct"]
+        row["correct"] = _reordered(row["correct"], e["n"]["test"])
+    path.write_text(json.dumps(sub))
+    from w2sbench.leaderboard.records import write_record
+
+    write_record(make_record(sub, path, vectors={"tiny": rerun}), board / "records", path)
+    forged = _built(board)
+    assert forged["generated"]["submissions"] != before["generated"]["submissions"]  # the file did change
+    assert _figures(forged) == honest
+
+
+def test_forged_vectors_do_not_hide_a_copy(tmp_path):
+    """A copy of alpha whose submitted vectors are reordered (so that, read from the file, it agrees with
+    alpha on about half the examples) is still alpha's copy: the build reads its rerun's predictions."""
+    board = write_board(tmp_path, {"alpha": 0.82, "beta": 0.76, "alpha_copy": ("alpha", 0.0)})
+    path = board / "submissions" / "alpha_copy.json"
+    sub = load(path)
+    rerun = {}
+    for t, e in sub["results"][0]["tasks"].items():
+        row = e["methods"]["alpha_copy"]["w2s"]
+        rerun[t] = row["correct"]
+        row["correct"] = _reordered(row["correct"], e["n"]["test"])
+    path.write_text(json.dumps(sub))
+    from w2sbench.leaderboard.records import write_record
+
+    write_record(make_record(sub, path, vectors={"tiny": rerun}), board / "records", path)
+    by = {e["method"]: e for e in _built(board)["settings"]["tiny"]["entries"]}
+    assert by["alpha_copy"]["duplicate_of"] == "alpha" and by["beta"]["rank"] == 2
+
+
+def test_the_build_reads_flags_and_auc_from_the_record(tmp_path):
+    """The submitted flags and AUC are claims too: an entry shows the rerun's."""
+    board = write_board(tmp_path, {"alpha": 0.80, "beta": 0.76})
+    path = board / "submissions" / "alpha.json"
+    sub = load(path)
+    from w2sbench.leaderboard.records import write_record
+
+    record = make_record(sub, path)
+    row = record["settings"]["tiny"]["tasks"]["sms_spam"]
+    row["flags"] = [{"flag": "above_ceiling", "saw": "w2s 0.95 above the ceiling's interval"}]
+    row["auroc_per_seed"] = [0.5, 0.6, 0.7]
+    write_record(record, board / "records", path)
+    alpha = next(e for e in _built(board)["settings"]["tiny"]["entries"] if e["method"] == "alpha")
+    assert alpha["flags"] == [{"task": "sms_spam", **row["flags"][0]}]
+    assert alpha["tasks"]["sms_spam"]["w2s_auroc"] == pytest.approx(0.6)
+    assert alpha["claimed"]["pooled_pgr"] == sub["results"][0]["summary"]["alpha"]["pooled_pgr"]
+
+
+# ---- recipe runs as entries, the teacher-free floor (issue 30 items 4 and 5) ---------------------------------
+def test_the_recipe_runs_are_entries_scored_against_the_official_baselines(tmp_path):
+    """leaderboard/recipes/tiny/epochs=2.json holds a and b trained under epochs x2: each is an entry of its own
+    (`a @ epochs x2`), marked non-default recipe with the change named, its PGR computed against the official
+    default-recipe weak and ceiling (not the run's own ceiling), and ranked with the submissions."""
+    from w2sbench.validation import write_json
+
+    board = write_board(tmp_path, {"a": 0.76, "b": 0.74, "c": 0.70})
+    without = {e["method"]: e for e in _built(board)["settings"]["tiny"]["entries"]}
+    recipes = board / "recipes" / "tiny"
+    recipes.mkdir(parents=True)
+    run = make_results({"a": 0.84, "b": 0.74}, perturbed=("epochs", 2.0))
+    write_json(run, recipes / "epochs=2.json")
+    tiny = _built(board, recipes_dir=board / "recipes")["settings"]["tiny"]
+    by = {e["method"]: e for e in tiny["entries"]}
+    assert set(by) == {"a", "b", "c", "a @ epochs x2", "b @ epochs x2"}
+    better = by["a @ epochs x2"]
+    assert better["non_default_recipe"] and better["recipe"] == {
+        "of": "a",
+        "knob": "epochs",
+        "factor": 2.0,
+        "change": "epochs x2",
+        "file": str(recipes / "epochs=2.json"),
+    }
+    assert better["claimed"] is None and "epochs x2" in better["card"]["recipe_notes"]
+    official = {t["name"]: t for t in tiny["tasks"]}
+    for t, row in better["tasks"].items():  # the official weak and ceiling, the run's own w2s
+        assert row["weak_acc"] == pytest.approx(official[t]["weak_acc"])
+        assert row["ceiling_acc"] == pytest.approx(official[t]["ceiling_acc"])
+        assert row["w2s_acc"] == pytest.approx(run["tasks"][t]["methods"]["a"]["w2s"]["accuracy"])
+    rows = better["tasks"].values()
+    assert better["pooled_pgr"] == pytest.approx(
+        sum(r["w2s_acc"] - r["weak_acc"] for r in rows) / sum(r["ceiling_acc"] - r["weak_acc"] for r in rows)
+    )
+    assert better["rank"] == 1 and "a" in better["better_than"] and by["a @ epochs x2"]["robustness"] is None
+    # placed among the submissions, counted in none of their ranks: theirs are what they were without the run
+    assert better["method"] in by["a"]["paired"] and better["method"] not in by["a"]["tied_with"] + by["c"]["tied_with"]
+    for m in ("a", "b", "c"):
+        assert [by[m][k] for k in ("rank", "tied_with", "better_than", "pooled_pgr_ci")] == [
+            without[m][k] for k in ("rank", "tied_with", "better_than", "pooled_pgr_ci")
+        ]
+    assert by["a"]["rank"] == 1 and by["c"]["rank"] > 1
+    # b's run under epochs x2 draws its predictions like b's own: a copy of b
+    assert by["b @ epochs x2"]["duplicate_of"] == "b"
+
+
+def test_the_teacher_free_floor(tmp_path):
+    """gamma is teacher-free at 75%; alpha (84%) beats it, beta (75.5%) does not resolve from it, delta
+    (teacher-free, 66%) is below it: the floor is gamma, the best teacher-free entry by pooled PGR."""
+    board = write_board(
+        tmp_path,
+        {"alpha": 0.84, "beta": ("gamma", 0.005), "gamma": 0.75, "delta": 0.66},
+        teacher_free=("gamma", "delta"),
+    )
+    tiny = _built(board)["settings"]["tiny"]
+    by = {e["method"]: e for e in tiny["entries"]}
+    assert tiny["teacher_free_floor"] == {
+        "method": "gamma",
+        "pooled_pgr": by["gamma"]["pooled_pgr"],
+        "pooled_pgr_ci": by["gamma"]["pooled_pgr_ci"],
+    }
+    assert by["alpha"]["beats_teacher_free"] is True and by["gamma"]["beats_teacher_free"] is None
+    assert by["beta"]["beats_teacher_free"] is (by["beta"]["paired"]["gamma"]["d_pooled_pgr_ci"][0] > 0)
+    assert by["delta"]["beats_teacher_free"] is False
+    board2 = write_board(tmp_path / "none", {"alpha": 0.84, "beta": 0.75})
+    tiny = _built(board2)["settings"]["tiny"]
+    assert tiny["teacher_free_floor"] is None and {e["beats_teacher_free"] for e in tiny["entries"]} == {None}
+
+
+# ---- the pull request's listing (w2sbench leaderboard changed) -------------------------------------------------
+HOSTILE = ["x --help y.json", "-rf.json", "two\nlines.json", "$(touch pwned).json", "tab\there.json", "é ü.json"]
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture()
+def pr_repo(tmp_path) -> Path:
+    """A git repository with a leaderboard on `main`, and a branch `pr` checked out on top of it."""
+    import shutil as sh
+
+    if sh.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    subs = repo / "leaderboard" / "submissions"
+    subs.mkdir(parents=True)
+    (subs / "old.json").write_text("{}\n")
+    (subs / "renamed_from.json").write_text('{"a": 1}\n')
+    (repo / "leaderboard" / "records").mkdir()
+    (repo / "leaderboard" / "records" / "old.json").write_text("{}\n")
+    (repo / "leaderboard" / "baselines.json").write_text("{}\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "base")
+    _git(repo, "checkout", "-q", "-b", "pr")
+    return repo
+
+
+def test_the_pull_request_listing_survives_hostile_file_names(pr_repo, capsys, monkeypatch):
+    """Names with spaces, leading dashes, newlines, tabs, shell syntax and non-ASCII come back whole, renamed
+    files under their new name, deleted ones not at all, and `-z` hands them to xargs -0 unchanged; nothing
+    is run (the `$(touch pwned)` name creates no file)."""
+    from w2sbench.leaderboard.changes import changed_submissions
+
+    subs = pr_repo / "leaderboard" / "submissions"
+    for name in HOSTILE:
+        (subs / name).write_text("{}\n")
+    (subs / "old.json").write_text('{"changed": true}\n')
+    _git(pr_repo, "mv", "leaderboard/submissions/renamed_from.json", "leaderboard/submissions/renamed_to.json")
+    (subs / "notes.txt").write_text("not a submission\n")
+    _git(pr_repo, "add", "-A")
+    _git(pr_repo, "commit", "-q", "-m", "pr")
+    expected = sorted(str(subs / n) for n in [*HOSTILE, "old.json", "renamed_to.json"])
+    assert sorted(changed_submissions("main", subs)) == expected
+    monkeypatch.chdir(pr_repo)
+    code, out, err = _run_cli(["leaderboard", "changed", "--base", "main", "-z"], capsys)
+    assert code == 0 and sorted(out.split("\0")[:-1]) == expected
+    code, out, err = _run_cli(["leaderboard", "changed", "--base", "main"], capsys)
+    assert code == 0 and len(out.splitlines()) == len(expected) and "two\\nlines.json" in out  # escaped, one line
+    assert not (pr_repo / "pwned").exists() and not list(pr_repo.rglob("pwned"))
+    import subprocess
+
+    listed = subprocess.run(  # a pipe like the workflow's: -z into xargs -0, each name one argument
+        f"{sys.executable} -m w2sbench.cli leaderboard changed --base main -z | xargs -0 printf '[%s]'",
+        shell=True,
+        cwd=pr_repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert sorted(listed[1:-1].split("][")) == expected
+    with pytest.raises(W2SError, match="give a git ref"):
+        changed_submissions("--output=/tmp/x", subs)
+    # reproduce --changed-since takes the same list, each name whole, and goes on past one that fails
+    from w2sbench.leaderboard import reproduce as rep
+
+    calls = []
+
+    def fake(path, cache_root=None, root=None):
+        calls.append(str(path))
+        raise ConfigError(str(path), "method", "not a real submission")
+
+    monkeypatch.setattr(rep, "reproduce_submission", fake)
+    code, out, err = _run_cli(["leaderboard", "reproduce", "--changed-since", "main"], capsys)
+    assert code == 1 and sorted(calls) == expected and err.count("w2sbench: error: ") == len(expected)
+    assert "usage" not in (out + err).lower()  # `x --help y.json` is a name, not an option
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "add a record",
+        "edit a record",
+        "delete a record",
+        "rename a record away",
+        "edit baselines.json",
+        "add a recipe run",
+        "edit leaderboard.json",
+        "link records",
+    ],
+)
+def test_a_pull_request_that_changes_trusted_data_is_refused(pr_repo, capsys, monkeypatch, change):
+    lb = pr_repo / "leaderboard"
+    if change == "add a record":
+        (lb / "records" / "mine.json").write_text("{}\n")
+    elif change == "edit a record":
+        (lb / "records" / "old.json").write_text('{"ok": true}\n')
+    elif change == "delete a record":
+        _git(pr_repo, "rm", "-q", "leaderboard/records/old.json")
+    elif change == "rename a record away":
+        _git(pr_repo, "mv", "leaderboard/records/old.json", "leaderboard/old-record.json")
+    elif change == "edit baselines.json":
+        (lb / "baselines.json").write_text('{"settings": {}}\n')
+    elif change == "add a recipe run":
+        (lb / "recipes" / "tiny").mkdir(parents=True)
+        (lb / "recipes" / "tiny" / "epochs=2.json").write_text("{}\n")
+    elif change == "edit leaderboard.json":
+        (lb / "leaderboard.json").write_text("{}\n")
+    else:
+        shutil.rmtree(lb / "records")
+        (lb / "records").symlink_to(lb / "submissions")
+    (lb / "submissions" / "mine.json").write_text("{}\n")
+    _git(pr_repo, "add", "-A")
+    _git(pr_repo, "commit", "-q", "-m", "pr")
+    monkeypatch.chdir(pr_repo)
+    code, out, err = _run_cli(["leaderboard", "changed", "--base", "main"], capsys)
+    assert code == 1 and "trusted data" in err and "leaderboard/" in err
+    assert out.splitlines() == [str(lb / "submissions" / "mine.json")]
+
+
+def test_reproduce_missing_reads_the_records(tmp_path, capsys, monkeypatch):
+    """`reproduce --missing` reruns a submission without a record, one whose record is of other contents and
+    one whose record was made under another harness; not one whose record is current (ok or failed: a failed
+    reproduction fails again under the same code and harness). One that cannot be reproduced is one line,
+    and the others still are."""
+    from w2sbench.leaderboard import reproduce as rep
+    from w2sbench.leaderboard.records import write_record
+    from w2sbench.methods.identity import harness_source
+
+    board = write_board(
+        tmp_path, {"fresh": 0.8, "failed": 0.8, "edited": 0.8, "old_harness": 0.8, "new": 0.8}, unreproduced=("new",)
+    )
+    harness = harness_source()["sha256"]
+    for name in ("fresh", "failed", "edited", "old_harness"):
+        path = board / "submissions" / f"{name}.json"
+        record = make_record(load(path), path, ok=name != "failed")
+        record["harness_sha256"] = "2" * 64 if name == "old_harness" else harness
+        write_record(record, board / "records", path)
+    edited = load(board / "submissions" / "edited.json")
+    edited["method"]["description"] += " (edited)"
+    (board / "submissions" / "edited.json").write_text(json.dumps(edited))
+    calls = []
+
+    def fake(path, cache_root=None, root=None):
+        calls.append(Path(path).stem)
+        if Path(path).stem == "new":
+            raise ConfigError(str(path), "method.source.sha256", "the code found hashes to 0000...")
+        record = make_record(load(path), path)
+        record["harness_sha256"] = harness
+        return record
+
+    monkeypatch.setattr(rep, "reproduce_submission", fake)
+    args = ["leaderboard", "reproduce", "--missing", "--submissions-dir", str(board / "submissions")]
+    code, out, err = _run_cli([*args, "--records", str(board / "records")], capsys)
+    assert sorted(calls) == ["edited", "new", "old_harness"]
+    assert code == 1 and err.count("w2sbench: error: ") == 1 and "new.json: field 'method.source.sha256'" in err
+    assert out.count("reproduced: ") == 2 and (board / "records" / "edited.json").is_file()
+    calls.clear()
+    code, out, err = _run_cli([*args, "--records", str(board / "records")], capsys)
+    assert calls == ["new"]  # only the one that could not be reproduced is tried again

@@ -1,10 +1,15 @@
 """Synthetic but real-shaped leaderboard inputs: results JSONs built by the harness's own build_results
 and bootstrap_pgr from simulated predictions on the official tasks of the `tiny` setting, so tests run
-in seconds without models. (Holds helpers only; its tests live in test_leaderboard*.py.)"""
+in seconds without models; each method's code a real folder leaderboard/methods/NAME/ whose hash the results
+and the submission pin; records of reproduction (leaderboard/records/NAME.json) as `leaderboard reproduce`
+writes them, here holding the submitted vectors as if the rerun matched them exactly (tests of the
+reproduction itself: tests/test_reproduce.py). (Holds helpers only; its tests live in test_leaderboard*.py.)"""
 
 from __future__ import annotations
 
+import functools
 import json
+import tempfile
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,9 +20,9 @@ from w2sbench.engine.pipeline import MethodRun, RunOptions, RunRecord, TaskRun
 from w2sbench.leaderboard import baselines as bl
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.methods.base import Method
-from w2sbench.methods.identity import method_source
+from w2sbench.methods.identity import method_source, source_of
 from w2sbench.reports.results import build_results
-from w2sbench.scoring import bootstrap_pgr
+from w2sbench.scoring import bootstrap_pgr, decode_correct
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
 
@@ -116,52 +121,116 @@ def make_results(
         method_sources={name: method_source(tr.methods[name].method) for tr in runs for name in tr.methods},
         sandbox={"mechanism": "bubblewrap (test fixture)"},
     )
-    return build_results(record)
+    doc = build_results(record)
+    for name, row in doc["methods"].items():
+        row["code"]["sha256"] = code_sha(name)  # as if run from leaderboard/methods/NAME/ (write_code)
+    return doc
+
+
+def code_text(name: str) -> str:
+    """The source of test method `name` as submitted under leaderboard/methods/NAME/__init__.py."""
+    return (
+        "from w2sbench.methods import Method\n\n\n"
+        f"class M_{name}(Method):\n"
+        f"    name = {name!r}\n"
+        f"    description = 'test method {name} for the leaderboard'\n\n"
+        "    def run(self, ctx):\n"
+        "        return ctx.weak_test\n"
+    )
+
+
+def write_code(root: Path, name: str) -> Path:
+    """root/leaderboard/methods/NAME/__init__.py; returns the folder."""
+    folder = root / "leaderboard" / "methods" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "__init__.py").write_text(code_text(name))
+    return folder
+
+
+@functools.cache
+def code_sha(name: str) -> str:
+    """The hash of test method `name`'s folder (methods.identity: its files, wherever the folder is)."""
+    folder = write_code(Path(tempfile.mkdtemp(prefix="w2s-code-")), name)
+    return source_of({"kind": "folder", "path": str(folder)}).sha256
 
 
 CARD = {"authors": ["Test Author"], "code": "https://example.org/code", "license": "MIT"}
 
 
 def as_submitted_folder(sub: dict) -> dict:
-    """The test methods live in this module; a real submission's code lives under leaderboard/methods/NAME/."""
+    """The test methods are named in this module; a real submission's code lives under leaderboard/methods/NAME/
+    (write_code), whose hash the results pin (make_results)."""
     name = sub["method"]["name"]
     sub["method"]["source"] = {
         "kind": "folder",
         "path": f"leaderboard/methods/{name}",
         "entry": f"leaderboard/methods/{name}/__init__.py:M_{name}",
-        "sha256": sub["method"]["source"]["sha256"],
+        "sha256": code_sha(name),
     }
     return sub
 
 
-def mark_reproduced(sub: dict) -> dict:
-    """What `w2sbench leaderboard reproduce` writes when the rerun matches (its numbers copied): for tests of
-    what the build does with the record, not of reproduction itself (tests/test_reproduce.py)."""
-    from w2sbench.leaderboard.reproduce import REPRODUCE_TOL, submission_digest
+def make_record(sub: dict, path: Path, vectors: dict | None = None, ok: bool = True) -> dict:
+    """What `w2sbench leaderboard reproduce` writes for the submission at `path` when the rerun matches: the
+    rerun's correctness vectors are the submitted ones unless `vectors` ({setting: {task: encoded}}) says
+    otherwise (a rerun that differs within tolerance). For tests of what the build does with a record."""
+    from w2sbench.leaderboard.records import SCHEMA_VERSION, submission_digest
+    from w2sbench.leaderboard.reproduce import AGREEMENT_MIN, REPRODUCE_TOL
 
-    tasks = {
-        f"{r['setting']['name']}/{t}": {
-            "submitted": e["methods"][sub["method"]["name"]]["w2s"]["accuracy"],
-            "reproduced": e["methods"][sub["method"]["name"]]["w2s"]["accuracy"],
-            "difference": 0.0,
-            "flags": [],
+    name = sub["method"]["name"]
+    settings = {}
+    for r in sub["results"]:
+        tasks = {}
+        for t, e in r["tasks"].items():
+            w2s = e["methods"][name]["w2s"]
+            correct = (vectors or {}).get(r["setting"]["name"], {}).get(t, w2s["correct"])
+            n = e["n"]["test"]
+            got = float(decode_correct(correct, n).mean(axis=1).mean())
+            tasks[t] = {
+                "task_hash": e["task_hash"],
+                "n_test": n,
+                "submitted": w2s["accuracy"],
+                "reproduced": got,
+                "difference": got - w2s["accuracy"],
+                "agreement": float(np.mean(decode_correct(correct, n) == decode_correct(w2s["correct"], n))),
+                "flags": [],
+                "correct": list(correct),
+                "auroc_per_seed": list(w2s["auroc_per_seed"]),
+            }
+        settings[r["setting"]["name"]] = {
+            "hash": r["setting"]["hash"],
+            "seeds": dict(r["seeds"]),
+            "config": r["methods"][name].get("config", {}),
+            "backend": {"features:strong": "hf"},
+            "hardware": {"cpu": "test fixture"},
+            "tasks": tasks,
         }
-        for r in sub["results"]
-        for t, e in r["tasks"].items()
-    }
-    sub["reproduced"] = {
-        "ok": True,
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "submission": {"file": str(path), "sha256": submission_digest(sub)},
+        "method": name,
+        "code_sha256": sub["method"]["source"]["sha256"],
+        "harness_sha256": "1" * 64,
+        "submitted_harness_sha256": ["1" * 64],
+        "ok": ok,
+        "failures": [] if ok else ["tiny/rotten_tomatoes: w2s accuracy 70.0% reproduced vs 84.0% submitted"],
         "date": "2026-12-01T00:00:00+00:00",
+        "since": "2026-12-01T00:00:00+00:00",
         "commit": "0" * 40,
         "w2sbench_version": "test",
-        "code_sha256": sub["method"]["source"]["sha256"],
-        "submission_sha256": submission_digest(sub),
         "tolerance": REPRODUCE_TOL,
-        "sandbox": None,
-        "tasks": tasks,
-        "failures": [],
+        "agreement_min": AGREEMENT_MIN,
+        "sandbox": {"mechanism": "bubblewrap (test fixture)"},
+        "described": {"teacher_free": sub["method"]["teacher_free"], "non_default_recipe": False},
+        "settings": settings,
     }
-    return sub
+
+
+def mark_reproduced(sub: dict, path: Path, **kwargs) -> Path:
+    """Write the record of `sub` (at `path`, in <board>/submissions/) into <board>/records/."""
+    from w2sbench.leaderboard.records import write_record
+
+    return write_record(make_record(sub, path, **kwargs), path.parent.parent / "records", path)
 
 
 def write_board(
@@ -173,9 +242,9 @@ def write_board(
     tasks: tuple[str, ...] = TASKS,
     second: dict | None = None,
 ) -> Path:
-    """root/leaderboard/{baselines.json, submissions/<name>.json} for the given methods (reproduced unless
-    named in `unreproduced`); `second`: method -> accuracy on the second official setting, tiny-smollm2, in
-    the submissions of those methods too; returns the folder."""
+    """root/leaderboard/{baselines.json, submissions/<name>.json, methods/<name>/, records/<name>.json} for
+    the given methods (a record unless named in `unreproduced`); `second`: method -> accuracy on the second
+    official setting, tiny-smollm2, in the submissions of those methods too; returns the folder."""
     board = root / "leaderboard"
     (board / "submissions").mkdir(parents=True, exist_ok=True)
     references = [("reference.json", make_results({"vanilla_ref": 0.75}, tasks=tasks))]
@@ -191,7 +260,10 @@ def write_board(
         if name in non_default:
             overrides.update(non_default_recipe=True, recipe_notes="trains 3x longer than the fixed recipe")
         sub = as_submitted_folder(make_submission(docs, name, make_method(name, name in teacher_free), overrides))
-        write_submission(sub if name in unreproduced else mark_reproduced(sub), board / "submissions" / f"{name}.json")
+        write_code(root, name)
+        path = write_submission(sub, board / "submissions" / f"{name}.json")
+        if name not in unreproduced:
+            mark_reproduced(sub, path)
     return board
 
 

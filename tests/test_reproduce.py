@@ -1,6 +1,8 @@
 """`w2sbench leaderboard reproduce`: a submission counts once the harness has rerun its method from the
-submitted code, in the sandbox, and matched its numbers. Here on test_sealed's small local task (real
-method stage and sandbox, synthetic features), with the method submitted under leaderboard/methods/."""
+submitted code, in the sandbox, and matched its numbers; the outcome is a record of its own
+(leaderboard/records/), holding the rerun's correctness vectors. Here on test_sealed's small local task (real
+method stage and sandbox, synthetic features), with the method submitted under leaderboard/methods/. The
+code's hash is checked before anything imports it."""
 
 from __future__ import annotations
 
@@ -17,13 +19,15 @@ from w2sbench.cache import ArtifactStore
 from w2sbench.engine.executors import run
 from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import ConfigError
+from w2sbench.isolation import probe as probe_module
 from w2sbench.isolation import sandbox
+from w2sbench.leaderboard import records, submission
 from w2sbench.leaderboard import reproduce as rep
-from w2sbench.leaderboard import submission
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.reports.results import build_results
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
+from w2sbench.validation import validate
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 
@@ -54,7 +58,6 @@ def toy(tmp_path, monkeypatch):
     monkeypatch.setattr(Pipeline, "inputs_id", lambda self, role, t, split: f"{role}-{split}")
     monkeypatch.setattr(Pipeline, "model_dir", lambda self, role: tmp_path / role)
     monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
-    monkeypatch.setattr(rep, "repo_root", lambda: tmp_path)
     monkeypatch.setattr(submission, "repo_root", lambda: tmp_path)  # code_entry names the code relative to it
     code = tmp_path / "leaderboard" / "methods" / "sharpish" / "__init__.py"
     code.parent.mkdir(parents=True)
@@ -79,6 +82,12 @@ def submit(root: Path, code: Path) -> Path:
     return path
 
 
+def reproduce(root: Path, path: Path) -> dict:
+    record = rep.reproduce_submission(path, root / "cache", root=root)
+    records.write_record(record, root / "leaderboard" / "records", path)
+    return record
+
+
 def test_a_submission_reproduces_from_its_code(toy):
     root, code = toy
     path = submit(root, code)
@@ -86,20 +95,29 @@ def test_a_submission_reproduces_from_its_code(toy):
     assert (
         doc["method"]["source"]["path"] == "leaderboard/methods/sharpish"
         and doc["method"]["source"]["kind"] == "folder"
+        and "reproduced" not in doc
     )
-    assert rep.reproduction_status(doc) == "not reproduced yet (w2sbench leaderboard reproduce)"
-    outcome = rep.reproduce_submission(path, root / "cache")
-    assert outcome["ok"] and outcome["failures"] == []
-    assert [t["difference"] for t in outcome["tasks"].values()] == [0.0]  # deterministic: the same to the digit
-    assert outcome["sandbox"]["network"] == "loopback only"
-    rep.write_reproduction(path, outcome)
-    doc = json.loads(path.read_text())
-    assert rep.reproduction_status(doc) is None
+    assert records.find_record(root / "leaderboard" / "records", path) == (
+        None,
+        "not reproduced yet (w2sbench leaderboard reproduce)",
+    )
+    record = reproduce(root, path)
+    assert record["ok"] and record["failures"] == []
+    validate(record, "record", "record.json")
+    task = record["settings"]["tiny"]["tasks"]["toy"]
+    assert task["difference"] == 0.0 and task["agreement"] == 1.0  # deterministic: the same to the digit
+    # the record holds the rerun's own vectors, equal here to the submitted ones
+    assert task["correct"] == doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]["correct"]
+    assert record["sandbox"]["network"] == "loopback only" and record["described"]["teacher_free"] is False
+    assert record["submission"] == {"file": "sharpish.json", "sha256": records.submission_digest(doc)}
+    found, why = records.find_record(root / "leaderboard" / "records", path)
+    assert why is None and records.status(doc, found) is None
 
     # the submitter edits a number after reproduction: the record no longer vouches for the file
     doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]["accuracy"] += 0.05
-    path.write_text(json.dumps(doc))
-    assert rep.reproduction_status(doc) == "the submission changed after it was reproduced"
+    assert records.status(doc, found) == (
+        "the submission changed after it was reproduced (or its record is of another file)"
+    )
 
 
 def test_inflated_numbers_do_not_reproduce(toy):
@@ -109,32 +127,94 @@ def test_inflated_numbers_do_not_reproduce(toy):
     row = doc["results"][0]["tasks"]["toy"]["methods"]["sharpish"]["w2s"]
     row["accuracy"] = min(1.0, row["accuracy"] + 0.05)
     path.write_text(json.dumps(doc))
-    outcome = rep.reproduce_submission(path, root / "cache")
-    assert not outcome["ok"]
-    assert outcome["failures"] == [
+    record = reproduce(root, path)
+    assert not record["ok"]
+    assert record["failures"] == [
         f"tiny/toy: w2s accuracy {100 * (row['accuracy'] - 0.05):.1f}% reproduced vs "
         f"{100 * row['accuracy']:.1f}% submitted (5.0 points > 1.0)"
     ]
-    rep.write_reproduction(path, outcome)
-    assert rep.reproduction_status(json.loads(path.read_text())).startswith("did not reproduce: tiny/toy")
+    found, _ = records.find_record(root / "leaderboard" / "records", path)
+    assert records.status(doc, found).startswith("did not reproduce: tiny/toy")
 
 
-def test_code_changed_since_the_submission_is_refused(toy):
+MARKER_CODE = """
+try:  # the code's top level leaves a mark on the host wherever it is imported outside the sandbox
+    open({marker!r}, "w").write("imported")
+except OSError:
+    pass
+"""
+
+
+@pytest.fixture
+def probe_unsealed(monkeypatch):
+    """Every probe of this test runs in a plain child process, so that code imported by it would leave its
+    mark on the host: whether the harness ever asks to import it shows."""
+    from w2sbench.isolation import resolve
+
+    calls = []
+    real = resolve.probe
+
+    def spy(origin, class_name, code_sha256, sealed=True, **kwargs):
+        calls.append(origin)
+        return real(origin, class_name, code_sha256, sealed=False, **kwargs)
+
+    monkeypatch.setattr(resolve, "probe", spy)
+    return calls
+
+
+def test_the_code_hash_is_checked_before_anything_imports_it(toy, probe_unsealed):
+    """Issue 28: `reproduce` imported a submitted entry before checking its hash. Code edited after the
+    submission (its top level now writes a marker) is refused by its hash, and the marker is never written;
+    with the code that was submitted, the same path does import it (in the sandbox; here unsealed, to see it)."""
     root, code = toy
+    marker = root / "marker"
+    code.write_text(textwrap.dedent(METHOD).format(push=0.5) + MARKER_CODE.format(marker=str(marker)))
     path = submit(root, code)
-    code.write_text(textwrap.dedent(METHOD).format(push=0.9))
+    marker.unlink(missing_ok=True)
+    probe_unsealed.clear()
+    code.write_text(code.read_text() + "# edited after the submission\n")
     with pytest.raises(ConfigError, match=r"method.source.sha256.*reproduce with the code that produced it"):
-        rep.reproduce_submission(path, root / "cache")
+        rep.reproduce_submission(path, root / "cache", root=root)
+    assert not marker.exists() and probe_unsealed == []
+    code.write_text(code.read_text().replace("# edited after the submission\n", ""))
+    probe_module._memo.clear()  # submit() described this very code: ask again
+    record = rep.reproduce_submission(path, root / "cache", root=root)
+    assert record["ok"] and marker.read_text() == "imported" and len(probe_unsealed) == 1
 
 
-def test_code_outside_leaderboard_methods_is_refused(toy, tmp_path):
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"path": "tests/elsewhere"}, "method.source.path"),
+        ({"path": "leaderboard/methods/../methods/sharpish"}, "method.source.path"),
+        ({"entry": "leaderboard/methods/other/__init__.py:Sharpish"}, "method.source.entry"),
+        ({"kind": "package", "package": "numpy", "entry": "sharpish"}, "method.source.package"),
+    ],
+)
+def test_code_that_is_not_its_own_folder_is_refused_before_anything_runs(toy, probe_unsealed, change, field):
     root, code = toy
     path = submit(root, code)
+    probe_unsealed.clear()
     doc = json.loads(path.read_text())
-    doc["method"]["source"]["path"] = "tests/elsewhere"
+    doc["method"]["source"].update(change)
     path.write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match="lives under leaderboard/methods/NAME/"):
-        rep.reproduce_submission(path, root / "cache")
+    with pytest.raises(ConfigError, match=f"field '{field}'"):
+        rep.reproduce_submission(path, root / "cache", root=root)
+    assert probe_unsealed == []
+
+
+def test_a_symlinked_entry_file_is_refused_before_anything_runs(toy, probe_unsealed):
+    root, code = toy
+    path = submit(root, code)
+    probe_unsealed.clear()
+    real = root / "hidden" / "__init__.py"
+    real.parent.mkdir()
+    real.write_text(code.read_text())
+    code.unlink()
+    code.symlink_to(real)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        rep.reproduce_submission(path, root / "cache", root=root)
+    assert probe_unsealed == []
 
 
 CONFIGURABLE = '''
@@ -181,14 +261,15 @@ def test_a_configured_method_is_submitted_and_reproduced_with_its_hyperparameter
     path = root / "configured.json"
     write_submission(sub, path)
     assert sub["method"]["name"] == name
-    outcome = rep.reproduce_submission(path, root / "cache")
-    assert outcome["ok"] and [t["difference"] for t in outcome["tasks"].values()] == [0.0]
+    record = rep.reproduce_submission(path, root / "cache", root=root)
+    assert record["ok"] and record["settings"]["tiny"]["tasks"]["toy"]["difference"] == 0.0
+    assert record["settings"]["tiny"]["config"] == {"push": 0.9}
     # the recorded config is what reruns: edited to the defaults, the numbers no longer match
     doc = json.loads(path.read_text())
     doc["results"][0]["methods"][name]["config"] = {"push": 0.5}
     path.write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"config': this config runs the method as 'sharpish', not 'sharpish\[push"):
-        rep.reproduce_submission(path, root / "cache")
+        rep.reproduce_submission(path, root / "cache", root=root)
 
 
 def test_correctness_vectors_edited_apart_from_the_predictions_do_not_reproduce(toy):
@@ -206,10 +287,11 @@ def test_correctness_vectors_edited_apart_from_the_predictions_do_not_reproduce(
     bits = decode_correct(row["correct"], n)
     row["correct"] = encode_correct(bits[:, ::-1])  # the same counts, other examples
     path.write_text(json.dumps(doc))
-    outcome = rep.reproduce_submission(path, root / "cache")
+    outcome = rep.reproduce_submission(path, root / "cache", root=root)
     assert not outcome["ok"]
-    (task,) = outcome["tasks"].values()
+    task = outcome["settings"]["tiny"]["tasks"]["toy"]
     assert task["difference"] == 0.0 and task["agreement"] == pytest.approx(float(np.mean(bits[:, ::-1] == bits)))
+    assert task["correct"] == encode_correct(bits)  # the record keeps the rerun's vectors, not the submitted ones
     assert outcome["failures"] == [
         f"tiny/toy: the submitted per-example correctness matches the rerun's on {100 * task['agreement']:.1f}% "
         f"of test predictions (< 98%)"

@@ -21,3 +21,8 @@ def default_dir() -> Path:
     """leaderboard/ of the checkout being worked in (the current folder's, else the package's)."""
     here = Path.cwd() / "leaderboard"
     return here if here.is_dir() else repo_root() / "leaderboard"
+
+
+def code_root_of(submissions_dir: Path) -> Path:
+    """The folder holding leaderboard/ (whose methods/ holds the submitted code) for a submissions folder."""
+    return Path(submissions_dir).absolute().parent.parent

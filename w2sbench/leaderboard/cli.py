@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from . import code_root_of as code_root
 from . import default_dir
 
 _PATH = click.Path(path_type=Path)
@@ -45,7 +46,7 @@ def validate_cmd(files, baselines, submissions_dir):
     if not files:
         click.echo(f"no submissions in {submissions_dir}")
         return
-    valid, errors = validate_files(files, official, submissions_dir)
+    valid, errors = validate_files(files, official, submissions_dir, code_root(submissions_dir))
     for path, doc in valid:
         click.echo(f"ok: {path} ({doc['method']['name']})")
     if errors:
@@ -65,9 +66,18 @@ def validate_cmd(files, baselines, submissions_dir):
     default=None,
     help="Reference runs under perturbed recipes, one folder per setting (default: recipes/ beside the submissions).",
 )
+@click.option(
+    "--records",
+    "records_dir",
+    type=_PATH,
+    default=None,
+    help="Records of reproduction, one per submission (default: records/ beside the submissions); a submission "
+    "without an ok record for its current contents is listed as pending, never scored.",
+)
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any submission is invalid instead of leaving it out.")
-def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, strict):
-    """Aggregate every valid submission into leaderboard.json and render the static site."""
+def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, records_dir, strict):
+    """Aggregate every reproduced submission into leaderboard.json (every figure from its record of
+    reproduction) and render the static site."""
     from ..validation import write_json
     from . import baselines as bl
     from .build import build_leaderboard
@@ -78,7 +88,9 @@ def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, strict)
     submissions_dir = submissions_dir or root / "submissions"
     baselines = baselines or root / "baselines.json"
     official = bl.load(baselines)
-    valid, errors = validate_files(submission_files(submissions_dir), official, submissions_dir)
+    valid, errors = validate_files(
+        submission_files(submissions_dir), official, submissions_dir, code_root(submissions_dir)
+    )
     if errors:
         _report(errors)
         if strict:
@@ -88,19 +100,49 @@ def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, strict)
         first.setdefault(getattr(e, "path", "?"), str(e))
     skipped = [first[k] for k in sorted(first)]
     recipes_dir = recipes_dir or submissions_dir.parent / "recipes"
-    doc = build_leaderboard(valid, official, baselines, skipped, root=root.parent, recipes_dir=recipes_dir)
+    records_dir = records_dir or submissions_dir.parent / "records"
+    doc = build_leaderboard(
+        valid, official, baselines, skipped, root=root.parent, recipes_dir=recipes_dir, records_dir=records_dir
+    )
     output = write_json(doc, output or root / "leaderboard.json")
     pages = render_site(doc, site_dir or root / "site")
+    pending = sorted({p["submission"] for st in doc["settings"].values() for p in st["pending"]})
+    for line in pending:
+        click.echo(f"pending (not reproduced for its current contents): {line}", err=True)
     click.echo(
-        f"leaderboard: {output} ({len(valid)} submission(s), {len(skipped)} skipped); "
+        f"leaderboard: {output} ({len(valid)} submission(s), {len(pending)} pending, {len(skipped)} skipped); "
         f"site: {pages[0]} (+{len(pages) - 1} method page(s))"
     )
+
+
+def _records_of(files: list[Path], records_dir: Path) -> list[tuple[Path, dict, dict | None]]:
+    from ..validation import read_json
+    from .records import find_record
+
+    return [(p, read_json(p), find_record(records_dir, p)[0]) for p in files]
 
 
 @leaderboard.command("reproduce")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
-    "--missing", is_flag=True, help="Every submission in leaderboard/submissions without a current reproduction."
+    "--missing",
+    is_flag=True,
+    help="Every submission in the submissions folder without a record for its current contents under this harness.",
+)
+@click.option(
+    "--changed-since",
+    "base",
+    default=None,
+    metavar="REF",
+    help="Every submission added, changed or renamed since git REF (git diff -z, names never pass through a shell).",
+)
+@click.option("--submissions-dir", type=_PATH, default=None, help="Default: leaderboard/submissions.")
+@click.option(
+    "--records",
+    "records_dir",
+    type=_PATH,
+    default=None,
+    help="Where the records of reproduction are written, one per submission (default: leaderboard/records).",
 )
 @click.option(
     "--cache",
@@ -109,31 +151,77 @@ def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, strict)
     default=None,
     help="Artifact store for the shared stages (default: the w2sbench cache); the method stage is always rerun.",
 )
-def reproduce_cmd(files, missing, cache_root):
-    """Rerun each submission's method from its submitted code, in the sandbox, on the official setting, and
-    write the outcome into the submission; exit status 1 if any does not reproduce."""
-    from ..validation import read_json
-    from .reproduce import reproduce_submission, reproduction_status, write_reproduction
+def reproduce_cmd(files, missing, base, submissions_dir, records_dir, cache_root):
+    """Rerun each submission's method from its submitted code (its hash checked before anything imports it), in
+    the sandbox, on the official setting, and write the outcome as its record (RECORDS/<stem>.json); exit
+    status 1 if any does not reproduce."""
+    from ..errors import W2SError
+    from ..methods.identity import harness_source
+    from .changes import changed_submissions
+    from .records import needs_reproduction, write_record
+    from .reproduce import reproduce_submission, still_the_same
     from .validate import submission_files
 
+    submissions_dir = submissions_dir or default_dir() / "submissions"
+    records_dir = records_dir or default_dir() / "records"
     files = list(files)
+    if base is not None:
+        files += [Path(p) for p in changed_submissions(base, submissions_dir)]
     if missing:
-        files += [p for p in submission_files(default_dir() / "submissions") if reproduction_status(read_json(p))]
+        harness = harness_source()["sha256"]
+        for path, doc, record in _records_of(submission_files(submissions_dir), records_dir):
+            if needs_reproduction(doc, record, harness):
+                files.append(path)
     if not files:
         click.echo("nothing to reproduce")
         return
     failed = 0
     for path in files:
-        outcome = reproduce_submission(path, cache_root)
-        write_reproduction(path, outcome)
-        if outcome["ok"]:
-            worst = max((abs(t["difference"]) for t in outcome["tasks"].values()), default=0.0)
-            click.echo(f"reproduced: {path} (largest w2s accuracy difference {100 * worst:.2f} points)")
+        try:
+            record = reproduce_submission(path, cache_root, root=code_root(submissions_dir))
+            still_the_same(path, record)
+        except W2SError as e:  # one line, and the other submissions are still reproduced
+            failed += 1
+            click.echo(f"w2sbench: error: {e}", err=True)
+            continue
+        written = write_record(record, records_dir, path)
+        if record["ok"]:
+            worst = max(
+                (abs(t["difference"]) for s in record["settings"].values() for t in s["tasks"].values()), default=0.0
+            )
+            click.echo(f"reproduced: {path} -> {written} (largest w2s accuracy difference {100 * worst:.2f} points)")
         else:
             failed += 1
-            for line in outcome["failures"]:
+            for line in record["failures"]:
                 click.echo(f"w2sbench: error: {path}: did not reproduce: {line}", err=True)
     if failed:
+        sys.exit(1)
+
+
+@leaderboard.command("changed")
+@click.option("--base", required=True, metavar="REF", help="The git ref the pull request is compared with.")
+@click.option("--submissions-dir", type=_PATH, default=None, help="Default: leaderboard/submissions.")
+@click.option("-z", "nul", is_flag=True, help="Print the changed submissions NUL-terminated (for xargs -0).")
+def changed_cmd(base, submissions_dir, nul):
+    """The submissions a pull request adds, changes or renames since REF, one per line (escaped) or
+    NUL-terminated; exit status 1, with one line per path, if it changes the maintainers' trusted data
+    (leaderboard/records/, baselines.json, recipes/, leaderboard.json)."""
+    from .changes import changed_submissions, trusted_changes
+
+    submissions_dir = submissions_dir or default_dir() / "submissions"
+    refused = trusted_changes(base, submissions_dir)
+    for path in refused:
+        click.echo(
+            f"w2sbench: error: {path!r}: trusted data (records of reproduction, baselines, recipe runs, the built "
+            "leaderboard) is written by the harness on main, never by a pull request",
+            err=True,
+        )
+    for path in changed_submissions(base, submissions_dir):
+        if nul:
+            click.echo(path + "\0", nl=False)
+        else:
+            click.echo(ascii(path)[1:-1])
+    if refused:
         sys.exit(1)
 
 
@@ -144,16 +232,18 @@ def reproduce_cmd(files, missing, cache_root):
     default=None,
     help="Folder of submissions (default: leaderboard/submissions).",
 )
-def outdated_cmd(submissions_dir):
+@click.option("--records", "records_dir", type=_PATH, default=None, help="Default: records/ beside the submissions.")
+def outdated_cmd(submissions_dir, records_dir):
     """Name the built-in reference submissions that no longer match this code (their method's code or the
-    harness changed, or they are not reproduced), one per line with why on stderr: what make_seed.sh reruns."""
-    from ..validation import read_json
+    harness changed, or they have no ok record of reproduction), one per line with why on stderr: what
+    make_seed.sh reruns."""
     from .reproduce import outdated
     from .validate import submission_files
 
-    for path in submission_files(submissions_dir or default_dir() / "submissions"):
-        doc = read_json(path)
-        why = outdated(doc)
+    submissions_dir = submissions_dir or default_dir() / "submissions"
+    records_dir = records_dir or submissions_dir.parent / "records"
+    for path, doc, record in _records_of(submission_files(submissions_dir), records_dir):
+        why = outdated(doc, record)
         if why:
             click.echo(doc["method"]["name"])
             click.echo(f"{path}: {why}", err=True)

@@ -18,7 +18,7 @@ from ..validation import validate, write_json
 
 METHODS_DIR = "leaderboard/methods"  # where a submission's own code lives, one folder per method
 
-SCHEMA_VERSION = 2  # 2: the method's code (method.source) and the record of reproduction
+SCHEMA_VERSION = 3  # 3: no record of reproduction inside (leaderboard/records/); code a built-in or a folder
 PLACEHOLDER = "<fill in"  # strings left for the submitter; validation rejects them until replaced
 CARD_FIELDS = ("authors", "code", "paper", "license", "contact", "recipe_notes")
 

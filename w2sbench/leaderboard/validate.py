@@ -15,7 +15,7 @@ from ..errors import ConfigError, UnknownNameError, W2SError
 from ..scoring import decode_correct, pgr
 from ..validation import read_json
 from . import PGR_TOL
-from .submission import METHODS_DIR, PLACEHOLDER, check_schema
+from .submission import PLACEHOLDER, check_schema
 
 FLOAT_TOL = 1e-9  # two numbers the harness derives from the same inputs (means, copies) agree to rounding
 
@@ -62,17 +62,21 @@ def _check_card(method: dict, out: _Collector) -> None:
                 out.add(f"method.{key}", f"still a placeholder ({v}); fill it in")
 
 
-def _check_source(source: dict, out: _Collector) -> None:
-    """The code must be where `leaderboard reproduce` can run it: in the repository or a pinned package."""
+def _check_source(method: dict, out: _Collector, code_root: Path | None) -> None:
+    """The code must be where `leaderboard reproduce` can run it without trusting anything else: a w2sbench
+    built-in, or the folder leaderboard/methods/<registry name>/ (relative, no `..`, no symbolic link, its
+    __init__.py the entry). With `code_root` (the folder holding leaderboard/), the folder is also read: it
+    must exist without links and hash to the pinned sha256 (its files are read, nothing is imported)."""
+    from .reproduce import check_code_hash, code_origin
 
-    if source["kind"] == "package":
-        if not source.get("package") or not source.get("version"):
-            out.add("method.source", "a package source names its package and pins its version")
-    elif not str(source.get("path", "")).startswith(f"{METHODS_DIR}/"):
-        out.add(
-            "method.source.path",
-            f"the method's code must be submitted under {METHODS_DIR}/NAME/ (found {source.get('path')!r})",
-        )
+    try:
+        origin, _ = code_origin(method["source"], method["name"], code_root, out.path)
+        if code_root is not None and origin["kind"] == "folder":
+            check_code_hash(origin, method["source"]["sha256"], out.path)
+    except ConfigError as e:
+        out.errors.append(e)
+    except W2SError as e:
+        out.add("method.source.path", str(e))
 
 
 def _check_probs(summary: dict, where: str, out: _Collector, n_test: int) -> None:
@@ -317,15 +321,26 @@ def _check_transfer(doc: dict, where: str, out: _Collector) -> None:
             out.add(f"{where}.transfer.{key}", f"lists {sorted(tr[key])}, the tasks' split says {sorted(names)}")
 
 
-def check_submission(doc: Any, path: str, baselines: dict) -> list[ConfigError]:
-    """All problems of one submission document (empty list: valid). Schema first; if that fails, only it."""
+def check_submission(doc: Any, path: str, baselines: dict, code_root: Path | None = None) -> list[ConfigError]:
+    """All problems of one submission document (empty list: valid). Schema first; if that fails, only it.
+    `code_root`: the folder holding leaderboard/methods/, to check the submitted code's files (see
+    _check_source); None checks the paths only."""
+    if isinstance(doc, dict) and "reproduced" in doc:
+        return [
+            ConfigError(
+                path,
+                "reproduced",
+                "a submission cannot carry its own record of reproduction: records are written by "
+                "`w2sbench leaderboard reproduce` into leaderboard/records/, never into the submission; remove it",
+            )
+        ]
     try:
         check_schema(doc, path)
     except ConfigError as e:
         return [e]
     out = _Collector(path)
     _check_card(doc["method"], out)
-    _check_source(doc["method"]["source"], out)
+    _check_source(doc["method"], out, code_root)
     seen: dict[str, int] = {}
     for i, results in enumerate(doc["results"]):
         h = results["setting"]["hash"]
@@ -344,11 +359,17 @@ def submission_files(folder: Path) -> list[Path]:
 
 
 def validate_files(
-    files: Iterable[Path], baselines: dict, submissions_dir: Path | None = None
+    files: Iterable[Path], baselines: dict, submissions_dir: Path | None = None, code_root: Path | None = None
 ) -> tuple[list[tuple[Path, dict]], list[W2SError]]:
     """(valid (path, doc) pairs, errors). Names must be unique (case-insensitively) across `files` and the
-    other submissions in `submissions_dir`; a clash is reported on the file being checked."""
+    other submissions in `submissions_dir`; a clash is reported on the file being checked. `code_root`: the
+    folder holding leaderboard/methods/, whose submitted code is read and hashed, never imported (default: the
+    one holding `submissions_dir`'s leaderboard folder)."""
+    from . import code_root_of
+
     files = [Path(f) for f in files]
+    if code_root is None and submissions_dir is not None:
+        code_root = code_root_of(submissions_dir)
     chosen = {f.resolve() for f in files}
     names: dict[str, Path] = {}
     if submissions_dir is not None and submissions_dir.is_dir():
@@ -364,12 +385,15 @@ def validate_files(
     valid: list[tuple[Path, dict]] = []
     errors: list[W2SError] = []
     for path in files:
+        if path.is_symlink():
+            errors.append(ConfigError(str(path), "", "a symbolic link; a submission is a plain file"))
+            continue
         try:
             doc = read_json(path)
         except W2SError as e:
             errors.append(e)
             continue
-        problems = check_submission(doc, str(path), baselines)
+        problems = check_submission(doc, str(path), baselines, code_root)
         name = (
             doc.get("method", {}).get("name") if isinstance(doc, dict) and isinstance(doc.get("method"), dict) else None
         )
