@@ -3,11 +3,12 @@
 Importing a module runs its top-level code, and every harness process (the CLI, evaluate(), sweeps, the
 leaderboard commands, the scoring service, a Ray driver or worker) holds labels or the scorer. So a method's
 code is imported only inside the method sandbox: here, once, by `python -m w2sbench.isolation.probe FD ORIGIN
-[CLASS]` (isolation.loader), which writes the class's description to the pipe FD as one JSON object (class,
-name, version, description, teacher-free, kind, hyperparameters with types and defaults, card fields), and
-then in the sealed method process of each run. The harness checks the description field by field
-(isolation.described.check_description) and builds a stand-in class from it (described.stand_in), which it
-names, hashes, configures and schedules like any class; only the sealed process loads the real one.
+SHA256 [CLASS]` (isolation.loader), which checks that the code still hashes as the harness hashed it and
+writes the class's description to the pipe FD as one JSON object (class, name, version, description,
+teacher-free, kind, hyperparameters with types and defaults, card fields), and then in the sealed method
+process of each run. The harness checks the description field by field (isolation.described.check_description)
+and builds a stand-in class from it (described.stand_in), which it names, hashes, configures and schedules
+like any class; only the sealed process loads the real one.
 
 Bounds: the reply is read up to MAX_REPLY bytes from its own pipe (the code's console is captured apart,
 bounded, and never parsed); the probe has a time limit and the method sandbox's quotas (memory, processes,
@@ -38,15 +39,20 @@ class ProbeFailed(DescriptionRejected):
 
 # ---- inside the sandbox ----------------------------------------------------------------------------------
 def main(argv: list[str]) -> None:
-    fd, origin, class_name = int(argv[0]), json.loads(argv[1]), argv[2] if len(argv) > 2 and argv[2] else None
+    fd, origin, sha256 = int(argv[0]), json.loads(argv[1]), argv[2]
+    class_name = argv[3] if len(argv) > 3 and argv[3] else None
     from . import sandbox
 
     if os.environ.get(sandbox.POLICY_ENV):
         sandbox.install_reporter()
+    from ..methods.identity import method_source
     from .loader import LoadFailed, describe_class, import_class
 
     try:
-        doc = describe_class(import_class(origin, class_name))
+        cls = import_class(origin, class_name)
+        if method_source(cls).sha256 != sha256:  # the harness hashed other files: described is what runs
+            raise LoadFailed("the method's code changed while it was being described: describe it again")
+        doc = describe_class(cls)
     except LoadFailed as e:
         doc = {"error": str(e)}
     except BaseException as e:  # the code raised on import: its own error, in one line
@@ -107,7 +113,7 @@ def probe(origin: dict, class_name: str | None, code_sha256: str, *, sealed: boo
         root = origin.get("path")
         policy = sandbox.default_policy([], [root] if root else [])
     read_end, write_end = os.pipe()
-    argv = launch.python("w2sbench.isolation.probe", str(write_end), json.dumps(origin), class_name or "")
+    argv = launch.python("w2sbench.isolation.probe", str(write_end), json.dumps(origin), code_sha256, class_name or "")
     try:
         child = launch.Child(argv, policy, quotas or Quotas(), pass_fds=[write_end])
     except BaseException:
