@@ -281,7 +281,7 @@ EVAL_EXAMPLES = [
         "the default suite on the tiny setting (about 10 minutes cold on 2 AVX-512 cores)",
     ),
     (
-        "w2sbench eval --tasks vader_nyt --limit 100,200,200 --seeds 1 --baseline-seeds 1",
+        "w2sbench eval --tasks rotten_tomatoes --limit 100,200,300",
         "a one-minute look: one task, a few hundred examples (not comparable with the official numbers)",
     ),
     ("w2sbench eval --method vanilla,my_method.py:MyMethod", "your method beside vanilla, and the paired difference"),
