@@ -110,10 +110,10 @@ def _ci(ci: list[float] | None) -> str:
 
 def marks(entry: dict) -> str:
     out = ""
-    if entry["teacher_free"]:
+    if entry.get("teacher_free"):
         out += '<span class="mark tf" title="teacher-free: does not use the weak labels">TF</span>'
-    if entry["non_default_recipe"]:
-        note = escape(entry["card"].get("recipe_notes") or "non-default training recipe", quote=True)
+    if entry.get("non_default_recipe"):
+        note = escape((entry.get("card") or {}).get("recipe_notes") or "non-default training recipe", quote=True)
         out += f'<span class="mark ndr" title="non-default recipe: {note}">NR</span>'
     if entry.get("duplicate_of"):
         said = escape(
@@ -153,7 +153,7 @@ def _rank(entry: dict, shared: bool) -> str:
     if entry["rank"] is None:
         why = escape(entry.get("unranked_reason") or "unranked", quote=True)
         return f'<td data-sort="" class="unranked" title="{why}">&ndash;</td>'
-    said = "paired difference not significant: " + (", ".join(entry["tied_with"]) or "none")
+    said = "paired difference not significant: " + (", ".join(entry.get("tied_with") or []) or "none")
     if entry.get("better_than"):
         said += "; significantly better than: " + ", ".join(entry["better_than"])
     tie = f'<span class="tie" title="{escape(said, quote=True)}">=</span>' if shared else ""
@@ -964,7 +964,7 @@ def paired_table(setting: dict) -> str:
     for a in entries:
         cells = [f'<td class="method">{escape(a["method"])}</td>']
         for b in entries:
-            d = a["paired"].get(b["method"]) if a is not b else None
+            d = (a.get("paired") or {}).get(b["method"]) if a is not b else None
             if d is None or d["d_pooled_pgr"] is None:
                 cells.append('<td class="self"></td>' if a is b else "<td>&ndash;</td>")
                 continue
@@ -1000,18 +1000,18 @@ def _card(card: dict) -> str:
         )
 
     rows = [
-        ("Name", escape(card["name"])),
-        ("Version", escape(str(card["version"]))),
-        ("Authors", escape(", ".join(card["authors"]))),
-        ("Description", escape(card["description"])),
-        ("Code", link(card["code"])),
+        ("Name", escape(str(card.get("name", "")))),
+        ("Version", escape(str(card.get("version", "")))),
+        ("Authors", escape(", ".join(card.get("authors") or []))),
+        ("Description", escape(card.get("description", ""))),
+        ("Code", link(card.get("code") or "")),
         ("Paper", link(card["paper"]) if card.get("paper") else "&ndash;"),
-        ("Licence", escape(card["license"])),
-        ("Teacher-free", "yes" if card["teacher_free"] else "no"),
+        ("Licence", escape(card.get("license", ""))),
+        ("Teacher-free", "yes" if card.get("teacher_free") else "no"),
         (
             "Training recipe",
             "non-default: " + escape(card.get("recipe_notes") or "")
-            if card["non_default_recipe"]
+            if card.get("non_default_recipe")
             else "the setting's fixed recipe",
         ),
     ]
@@ -1054,7 +1054,7 @@ def _method_results(setting: dict, entry: dict) -> str:
         f"unranked ({entry.get('unranked_reason') or 'pooled PGR undefined'})"
         if entry["rank"] is None
         else f"rank {entry['rank']}"
-        + (f" (not significantly different from {', '.join(entry['tied_with'])})" if entry["tied_with"] else "")
+        + (f" (not significantly different from {', '.join(entry['tied_with'])})" if entry.get("tied_with") else "")
     )
     rep = entry.get("reproduced")
     reproduced = (
@@ -1064,7 +1064,7 @@ def _method_results(setting: dict, entry: dict) -> str:
         if rep
         else "not reproduced by the harness: not ranked"
     )
-    prov = entry["provenance"]
+    prov = entry.get("provenance") or {}
     flags = "".join(
         f"<li>{escape(f['task'])}: <strong>{escape(f['flag'])}</strong>: {escape(f['saw'])}</li>"
         for f in entry.get("flags", [])
@@ -1222,7 +1222,7 @@ def render_site(doc: dict, out_dir: Path, recipes: dict | None = None) -> list[P
             method_page.substitute(
                 title=escape(name),
                 marks=marks(pairs[0][1]),
-                card=_card(pairs[0][1]["card"]),
+                card=_card(pairs[0][1].get("card") or {"name": name}),
                 results="\n".join(_method_results(s, e) for s, e in pairs),
                 footer=footer,
             )
