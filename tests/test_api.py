@@ -349,5 +349,7 @@ def test_package_import_stays_light():
 
 
 def test_readme_documents_the_api():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert "## Python API" in text and "w2sbench.evaluate(" in text
+    root = Path(__file__).resolve().parents[1]
+    assert "(docs/python-api.md)" in (root / "README.md").read_text()
+    text = (root / "docs" / "python-api.md").read_text()
+    assert text.startswith("# Python API") and "w2sbench.evaluate(" in text

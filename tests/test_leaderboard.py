@@ -827,27 +827,36 @@ def test_an_order_is_read_again_on_the_other_model_pair(tmp_path):
 def test_the_site_asks_whether_development_predicts_held_out():
     """Three ranked entries at development 0.1, 0.2, 0.3 and held-out 0.3, 0.1, 0.2: centred, dx = (-1, 0, 1)
     and dy = (1, -1, 0) tenths, so Pearson r = -1 / sqrt(2 * 2) = -0.5, and Spearman r (ranks 1 2 3 against
-    3 1 2) the same. An unranked entry is left out; one far below the axis is drawn clipped at its edge."""
-    from w2sbench.leaderboard.site import transfer_plot
+    3 1 2) the same. An unranked entry is left out. The floors are drawn apart and left out of r: a teacher-free
+    entry, and one that learns from the weak labels but ends below the weak model (pooled PGR interval under 0);
+    counted, the two far points would carry r to +1.00 on their own."""
+    from w2sbench.leaderboard.site import is_floor, transfer_plot
 
-    def entry(name, dev, held, rank=1):
+    def entry(name, dev, held, rank=1, **extra):
         scores = {"pooled_pgr_ci": [dev - 0.05, dev + 0.05]}
         return {
             "method": name,
             "rank": rank,
+            "pooled_pgr_ci": [(dev + held) / 2 - 0.05, (dev + held) / 2 + 0.05],
             "transfer": {
                 "development": {**scores, "pooled_pgr": dev},
                 "heldout": {"pooled_pgr": held, "pooled_pgr_ci": [held - 0.05, held + 0.05]},
             },
+            **extra,
         }
 
     entries = [entry("a", 0.1, 0.3), entry("b", 0.2, 0.1), entry("c", 0.3, 0.2), entry("u", 0.9, 0.9, rank=None)]
     html = transfer_plot({"name": "tiny", "entries": entries})
-    assert "Across the 3 ranked entries: Pearson r = -0.50" in html and "Spearman r = -0.50" in html
-    assert ">u<" not in html and 'class="clipped"' not in html
-    html = transfer_plot({"name": "tiny", "entries": [*entries, entry("far", -3.0, -3.5)]})
-    assert "Across the 4 ranked entries" in html and html.count('class="clipped"') == 1
-    assert transfer_plot({"name": "tiny", "entries": entries[:2]}) == ""  # two points: no correlation
+    assert "Across the 3 ranked entries that learn from the weak labels: Pearson r = -0.50" in html
+    assert "Spearman r = -0.50" in html and ">u<" not in html and 'class="clipped' not in html
+    floors = [entry("zeroshot", -3.0, -3.5, teacher_free=True), entry("majority", -4.0, -4.5, teacher_free=False)]
+    assert [is_floor(e) for e in entries[:3] + floors] == [False, False, False, True, True]
+    html = transfer_plot({"name": "tiny", "entries": [*entries, *floors]})
+    assert "Across the 3 ranked entries that learn from the weak labels: Pearson r = -0.50" in html
+    assert html.count('class="clipped floor"') == 2 and "floors, not in r:" in html
+    assert "Counting the 2 floor(s) too, Pearson r would be +1.00" in html  # the far points carry it
+    assert is_floor({**floors[1], "floor": False}) is False  # a build's own `floor` field decides
+    assert transfer_plot({"name": "tiny", "entries": [*entries[:2], *floors]}) == ""  # two learning entries: no r
 
 
 def test_the_reference_runs_under_a_perturbed_recipe_are_read_per_entry(tmp_path):

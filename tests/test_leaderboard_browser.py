@@ -1,7 +1,9 @@
 """The built leaderboard site in a real browser: Debian's chromium driven headless by playwright (no
-browser download). Every submission appears with its PGR, sorting by a task column reorders the rows,
-a method page opens; screenshots go to test-artifacts/. Run on a synthetic board (ties, teacher-free and
-non-default-recipe marks) and on the repository's own seed leaderboard, built afresh."""
+browser download), at 390 and 1,400 pixels wide. The ranking and the robustness chart are on the first
+screen at both widths; every submission appears with its PGR; the table fits with the per-task columns
+folded and sorting by a task column reorders the rows; the JSON download, the settings' tabs, a method page
+and the page on how to submit work; screenshots go to test-artifacts/. Run on a synthetic board (ties,
+teacher-free and non-default-recipe marks) and on the repository's own seed leaderboard, built afresh."""
 
 from __future__ import annotations
 
@@ -77,14 +79,41 @@ def _by_task(entries: list[dict], task: str, descending: bool) -> list[str]:
     return [e["method"] for e in defined] + rest
 
 
+def _first_screen(page, setting: str, width: int, height: int) -> None:
+    """The ranking and the robustness chart are on the first screen, whole; nothing is wider than the page."""
+    for figure in (f"#forest-{setting}", f"#rankchart-{setting}"):
+        box = page.locator(figure).bounding_box()
+        assert box is not None, figure
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height, (width, figure, box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (width, figure, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
 def check_site(browser, site_dir: Path, doc: dict, shot: str, method: str) -> None:
     setting = next(iter(doc["settings"].values()))
     entries, table = setting["entries"], f"#table-{setting['name']}"
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width, height in ((390, 844), (1400, 900)):  # a phone, and a laptop's 1,352-pixel column
+        page = browser.new_page(viewport={"width": width, "height": height})
+        seen: list[str] = []
+        page.on("pageerror", lambda e, seen=seen: seen.append(str(e)))
+        page.goto((site_dir / "index.html").resolve().as_uri())
+        _first_screen(page, setting["name"], width, height)
+        page.screenshot(path=str(ARTIFACTS / f"{shot}-{width}.png"))
+        assert seen == []
+        page.close()
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto((site_dir / "index.html").resolve().as_uri())
-
+    # the ranking: every entry in board order; the robustness chart: every ranked one
+    forest = page.eval_on_selector_all(
+        f"#forest-{setting['name']} .f-row[data-method]", "rs => rs.map(r => r.dataset.method)"
+    )
+    assert forest == [e["method"] for e in entries]
+    chart = page.eval_on_selector_all(f"#rankchart-{setting['name']} tbody tr", "rs => rs.map(r => r.dataset.method)")
+    assert chart == [e["method"] for e in entries if e["rank"] is not None]
     # every submission appears, in rank order, with its pooled and mean PGR as printed to 2 decimals
     assert _rows(page, table) == [e["method"] for e in entries]
     assert len(entries) == len(doc["generated"]["submissions"])
@@ -93,22 +122,35 @@ def check_site(browser, site_dir: Path, doc: dict, shot: str, method: str) -> No
             cell = page.locator(f'{table} tr[data-method="{e["method"]}"] td.{cls}').inner_text()
             value = e[f"{cls}_pgr"]
             assert (f"{value:+.2f}" if value is not None else "undef.") in cell
+    # the table fits the column with the per-task columns folded away; they are one click away
+    wrap = page.locator(f".table-wrap:has({table})")
+    assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth")
+    task = setting["tasks"][-1]["name"]
+    header = page.locator(f'{table} th[data-task="{task}"]')
+    assert not header.is_visible()
+    page.locator(f'button.toggle-tasks[data-table="table-{setting["name"]}"]').click()
+    assert header.is_visible() and page.locator(f"{table} tr.baseline").first.is_visible()
     # the paired-difference matrix: one row per entry with a pooled PGR
     paired = page.locator(f"#paired-{setting['name']} tbody tr")
     assert paired.count() == sum(e["pooled_pgr"] is not None for e in entries)
     assert page.locator("svg.pgr-plot").count() == len(doc["settings"])
 
     # sorting by a task column reorders the rows by that task's PGR, descending then ascending
-    task = setting["tasks"][-1]["name"]
-    header = page.locator(f'{table} th[data-task="{task}"]')
     header.click()
     assert _rows(page, table) == _by_task(entries, task, descending=True)
     header.click()
     assert _rows(page, table) == _by_task(entries, task, descending=False)
     assert _rows(page, table) != [e["method"] for e in entries]
-
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+
+    # the JSON download is the embedded leaderboard, from file:// too
+    assert page.locator("#download-json").get_attribute("href").startswith("blob:")
+    # another setting is one tab away
+    names = list(doc["settings"])
+    if len(names) > 1:
+        page.locator(f'.tab[data-setting="{names[1]}"]').click()
+        assert page.locator(f"#forest-{names[1]}").is_visible() and not page.locator(table).is_visible()
+        page.locator(f'.tab[data-setting="{names[0]}"]').click()
 
     # a method page opens from its link and shows its card
     page.locator(f'{table} a[href="methods/{method}.html"]').click()
@@ -118,6 +160,9 @@ def check_site(browser, site_dir: Path, doc: dict, shot: str, method: str) -> No
     entry = next(e for e in entries if e["method"] == method)
     assert entry["card"]["description"] in card and entry["card"]["license"] in card
     page.screenshot(path=str(ARTIFACTS / f"{shot}-method.png"), full_page=True)
+    # and the page on how to submit
+    page.goto((site_dir / "submit.html").resolve().as_uri())
+    assert "leaderboard reproduce" in page.locator("main").inner_text()
     assert errors == []
     page.close()
 
@@ -131,7 +176,8 @@ def test_synthetic_board_in_chromium(browser, tmp_path):
     )
     site, doc = _build(board, tmp_path / "out")
     html = (site / "index.html").read_text()
-    assert html.count('class="mark tf"') == 1 + 1 and html.count('class="mark ndr"') == 1 + 1  # legend + entry
+    # the legend, the ranking and the table
+    assert html.count('class="mark tf"') == 1 + 2 and html.count('class="mark ndr"') == 1 + 2
     check_site(browser, site, doc, "leaderboard-synthetic", "beta")
 
 

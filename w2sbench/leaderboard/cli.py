@@ -21,7 +21,11 @@ def _report(errors: list) -> None:
 
 @click.group("leaderboard")
 def leaderboard() -> None:
-    """The leaderboard: validate submissions, build leaderboard.json and the static site."""
+    """The leaderboard: submissions, leaderboard.json and the static site.
+
+    A submission is checked (validate), rerun from its code (reproduce), and ranked (build); `open` shows the
+    site from leaderboard.json without rebuilding it.
+    """
 
 
 @leaderboard.command("validate")
@@ -34,8 +38,11 @@ def leaderboard() -> None:
     help="Folder of accepted submissions, for the unique-name check (default: leaderboard/submissions).",
 )
 def validate_cmd(files, baselines, submissions_dir):
-    """Check submission FILES (default: every file in leaderboard/submissions); one line per problem,
-    exit status 1 if any."""
+    """Check submissions against the schema and the official baselines.
+
+    FILES: submission JSONs (default: every file in leaderboard/submissions). One line per problem; exit
+    status 1 if any.
+    """
     from . import baselines as bl
     from .validate import submission_files, validate_files
 
@@ -76,8 +83,10 @@ def validate_cmd(files, baselines, submissions_dir):
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 1) if any submission is invalid instead of leaving it out.")
 def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, records_dir, strict):
-    """Aggregate every reproduced submission into leaderboard.json (every figure from its record of
-    reproduction) and render the static site."""
+    """Rank every reproduced submission into leaderboard.json and render the site.
+
+    Every figure of an entry comes from its record of reproduction, never from the submitted file.
+    """
     from ..validation import write_json
     from . import baselines as bl
     from .build import build_leaderboard
@@ -105,13 +114,15 @@ def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, records
         valid, official, baselines, skipped, root=root.parent, recipes_dir=recipes_dir, records_dir=records_dir
     )
     output = write_json(doc, output or root / "leaderboard.json")
-    pages = render_site(doc, site_dir or root / "site")
+    from .site import recipe_scores
+
+    pages = render_site(doc, site_dir or root / "site", recipe_scores(recipes_dir, doc))
     pending = sorted({p["submission"] for st in doc["settings"].values() for p in st["pending"]})
     for line in pending:
         click.echo(f"pending (not reproduced for its current contents): {line}", err=True)
     click.echo(
         f"leaderboard: {output} ({len(valid)} submission(s), {len(pending)} pending, {len(skipped)} skipped); "
-        f"site: {pages[0]} (+{len(pages) - 1} method page(s))"
+        f"site: {pages[0]} (+{len(pages) - 1} page(s): how to submit, one per method)"
     )
 
 
@@ -152,9 +163,11 @@ def _records_of(files: list[Path], records_dir: Path) -> list[tuple[Path, dict, 
     help="Artifact store for the shared stages (default: the w2sbench cache); the method stage is always rerun.",
 )
 def reproduce_cmd(files, missing, base, submissions_dir, records_dir, cache_root):
-    """Rerun each submission's method from its submitted code (its hash checked before anything imports it), in
-    the sandbox, on the official setting, and write the outcome as its record (RECORDS/<stem>.json); exit
-    status 1 if any does not reproduce."""
+    """Rerun each submission's method from its code, in the sandbox.
+
+    On the official settings, the code's hash checked before anything imports it; the outcome is written as
+    the submission's record (RECORDS/<stem>.json). Exit status 1 if any does not reproduce.
+    """
     from ..errors import W2SError
     from ..methods.identity import harness_source
     from .changes import changed_submissions
@@ -234,9 +247,11 @@ def changed_cmd(base, submissions_dir, nul):
 )
 @click.option("--records", "records_dir", type=_PATH, default=None, help="Default: records/ beside the submissions.")
 def outdated_cmd(submissions_dir, records_dir):
-    """Name the built-in reference submissions that no longer match this code (their method's code or the
-    harness changed, or they have no ok record of reproduction), one per line with why on stderr: what
-    make_seed.sh reruns."""
+    """Name the reference submissions that no longer match this code.
+
+    Their method's code or the harness changed, or they have no ok record of reproduction: one name per
+    line, why on stderr (what make_seed.sh reruns).
+    """
     from .reproduce import outdated
     from .validate import submission_files
 
@@ -258,8 +273,11 @@ def outdated_cmd(submissions_dir, records_dir):
     "--allow-nonstandard-sizes", is_flag=True, help="Accept --limit runs (tests and demos only: not official)."
 )
 def baselines_cmd(results, output, allow_nonstandard_sizes):
-    """(Re)generate the official weak/ceiling baselines from reference-run RESULTS JSONs; entries of each
-    results' setting hash are replaced, others kept."""
+    """Make the official weak and ceiling baselines from reference runs.
+
+    RESULTS: results JSONs of the reference run; the entries of each one's setting hash are replaced, the
+    others kept.
+    """
     from ..validation import read_json, validate
     from . import baselines as bl
 
@@ -297,7 +315,10 @@ def baselines_cmd(results, output, allow_nonstandard_sizes):
 @click.option("--license", "license_", default=None, help="Licence of the code (SPDX id).")
 @click.option("--description", default=None)
 def submission_cmd(results, method, output, authors, code, paper, license_, description):
-    """Make a submission for METHOD from results JSONs already written by `w2sbench eval`."""
+    """Make a submission for a method from results JSONs.
+
+    RESULTS: results JSONs already written by `w2sbench eval` (one per official setting).
+    """
     from ..validation import read_json, validate
     from .submission import make_submission, method_class, write_submission
 
@@ -316,3 +337,51 @@ def submission_cmd(results, method, output, authors, code, paper, license_, desc
     sub = make_submission(docs, method, method_class(method), overrides)
     write_submission(sub, output)
     click.echo(f"submission: {output}; check it with `w2sbench leaderboard validate {output}`")
+
+
+def _render(source: Path, site_dir: Path, recipes_dir: Path | None) -> list[Path]:
+    from ..validation import read_json
+    from .site import recipe_scores, render_site
+
+    if not source.is_file():
+        from ..errors import W2SError
+
+        raise W2SError(f"{source}: no such file (build it: w2sbench leaderboard build)")
+    doc = read_json(source)
+    recipes_dir = recipes_dir or source.parent / "recipes"
+    return render_site(doc, site_dir, recipe_scores(recipes_dir, doc))
+
+
+@leaderboard.command("render")
+@click.option("--input", "-i", "source", type=_PATH, default=None, help="Default: leaderboard/leaderboard.json.")
+@click.option("--site", "site_dir", type=_PATH, default=None, help="Default: leaderboard/site.")
+@click.option(
+    "--recipes-dir",
+    type=_PATH,
+    default=None,
+    help="Reference runs under perturbed recipes, for the places under them (default: recipes/ beside the input).",
+)
+def render_cmd(source, site_dir, recipes_dir):
+    """Render the site from leaderboard.json as it is, without rebuilding it.
+
+    Seconds, no validation or resampling: what `build` does after ranking. The repository keeps the rendered
+    site in leaderboard/site/, so that a clone can open it as it is.
+    """
+    root = default_dir()
+    pages = _render(source or root / "leaderboard.json", site_dir or root / "site", recipes_dir)
+    click.echo(f"site: {pages[0]} (+{len(pages) - 1} page(s))")
+
+
+@leaderboard.command("open")
+@click.option("--input", "-i", "source", type=_PATH, default=None, help="Default: leaderboard/leaderboard.json.")
+def open_cmd(source):
+    """Render the site into a new temporary folder and print its file:// address.
+
+    Nothing is rebuilt and no server starts: open the address in a browser.
+    """
+    import tempfile
+
+    root = default_dir()
+    folder = Path(tempfile.mkdtemp(prefix="w2sbench-site-"))
+    pages = _render(source or root / "leaderboard.json", folder, None)
+    click.echo(pages[0].resolve().as_uri())

@@ -1,5 +1,6 @@
-// w2sbench leaderboard: sortable tables. Rows carry numeric sort keys in data-sort; an empty key
-// (undefined PGR) always sorts last. The baseline rows stay at the bottom. No dependencies.
+// w2sbench leaderboard: settings as tabs, the per-task columns behind a toggle, sortable tables, and the JSON
+// download made from the embedded copy (works from file://). Rows carry numeric sort keys in data-sort; an
+// empty key (undefined PGR) always sorts last. The baseline rows stay at the bottom. No dependencies.
 (function () {
   "use strict";
   function key(row, col) {
@@ -38,4 +39,48 @@
       th.addEventListener("keydown", function (e) { if (e.key === "Enter") sortTable(table, col, th); });
     });
   });
+
+  // the per-task columns and the official weak / ceiling rows
+  document.querySelectorAll("button.toggle-tasks").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var table = document.getElementById(button.getAttribute("data-table"));
+      var on = table.classList.toggle("show-tasks");
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+      button.textContent = on ? "Hide per-task PGR" : "Show per-task PGR and the official weak and ceiling accuracies";
+    });
+  });
+
+  // settings as tabs: one section at a time (all of them without JavaScript)
+  var tabs = document.querySelectorAll(".tabs .tab");
+  var sections = document.querySelectorAll("section.setting");
+  function show(name) {
+    var found = false;
+    sections.forEach(function (s) {
+      var on = s.id === "setting-" + name;
+      found = found || on;
+      s.classList.toggle("active", on);
+    });
+    tabs.forEach(function (t) { t.classList.toggle("active", t.getAttribute("data-setting") === name); });
+    return found;
+  }
+  if (tabs.length > 1) {
+    document.body.classList.add("js");
+    tabs.forEach(function (t) {
+      t.addEventListener("click", function (e) {
+        e.preventDefault();
+        show(t.getAttribute("data-setting"));
+        if (history.replaceState) history.replaceState(null, "", "#setting-" + t.getAttribute("data-setting"));
+      });
+    });
+    var wanted = (location.hash || "").replace(/^#setting-/, "");
+    if (!wanted || !show(wanted)) show(tabs[0].getAttribute("data-setting"));
+  }
+
+  // the JSON download from the copy embedded in this page
+  var link = document.getElementById("download-json");
+  var data = document.getElementById("leaderboard-data");
+  if (link && data && window.Blob && window.URL && URL.createObjectURL) {
+    var blob = new Blob([data.textContent], { type: "application/json" });
+    link.href = URL.createObjectURL(blob);
+  }
 })();
