@@ -118,7 +118,9 @@ def test_recipe_runs_are_read_for_the_entries_own_code(tmp_path):
     from w2sbench.leaderboard.validate import validate_files
 
     valid, _ = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
-    doc = build_leaderboard(valid, bl.load(board / "baselines.json"), board / "baselines.json")
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
     run = make_results({"a": 0.72, "b": 0.78, "c": 0.84}, perturbed=("lr", 0.5))
     run["methods"]["b"]["code"]["sha256"] = "0" * 64  # b's run is of other code: no place from it
     (board / "recipes" / "tiny").mkdir(parents=True)

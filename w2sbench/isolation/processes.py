@@ -19,8 +19,9 @@ open. A process started and orphaned within one POLL_S of a SIGKILL can escape i
 
 install_signal_handlers() makes SIGTERM and SIGHUP stop the CLI the way ^C does (an exception that unwinds
 the run, so engines are closed and cached stages kept), with exit status 128 + the signal's number and one
-line, the last one printed, and makes ^C itself work even when the CLI was started with SIGINT ignored; the CLI's last step, end_children(), ends whatever did not close, and the
-watchdog stays as the backstop for what no code in the harness can run after (SIGKILL).
+line, the last one printed, and makes ^C itself work even when the CLI was started with SIGINT ignored;
+the CLI's last step, end_children(), ends whatever did not close, and the watchdog stays as the backstop
+for what no code in the harness can run after (SIGKILL).
 """
 
 from __future__ import annotations
