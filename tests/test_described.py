@@ -144,3 +144,34 @@ def test_a_unit_names_a_described_method_by_its_description_and_another_process_
     assert load_unit_spec("w2sbench.methods.builtin:LogConf") is load_method("logconf")
     with pytest.raises(DescriptionRejected, match="not a built-in"):
         load_unit_spec("subprocess:Popen")
+
+
+def _code(tmp_path, top: str) -> dict:
+    folder = tmp_path / "code"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "__init__.py").write_text(top + "\n" + CODE)
+    return {"kind": "folder", "path": str(folder)}
+
+
+def test_the_probe_has_its_own_time_and_memory_limits_and_reads_a_bounded_reply(tmp_path):
+    """An import that sleeps, one that takes memory and one that prints 64 MiB: each ends in one line (or a
+    description), within the probe's limits, and the harness keeps a bounded part of what it printed."""
+    import time
+
+    from w2sbench.isolation.probe import ProbeFailed
+    from w2sbench.isolation.quotas import Quotas, enforcement
+    from w2sbench.isolation.resolve import describe
+
+    start = time.monotonic()
+    with pytest.raises(ProbeFailed, match="took longer than 3 s") as exc:
+        describe(_code(tmp_path / "slow", "import time\ntime.sleep(600)"), None, timeout_s=3)
+    assert exc.value.limit == "time" and time.monotonic() - start < 30
+    console: list[str] = []
+    cls = describe(_code(tmp_path / "loud", "import sys\nsys.stdout.write('x' * (64 << 20))"), None, console=console)
+    assert cls.name == "fixed" and 0 < len(console[0]) < 40_000 and "bytes left out" in console[0]
+    quotas = Quotas(memory=512 << 20)
+    if enforcement(quotas) is None:
+        pytest.skip("no control group here: the memory limit is not enforced")
+    with pytest.raises(ProbeFailed, match="exceeded its memory limit") as exc:
+        describe(_code(tmp_path / "big", "x = bytearray(2 << 30)"), None, quotas=quotas)
+    assert exc.value.limit == "memory"

@@ -34,7 +34,12 @@ _memo: dict[tuple, dict] = {}
 
 
 class ProbeFailed(DescriptionRejected):
-    """The method's code did not import inside the sandbox, or does not define a usable method."""
+    """The method's code did not import inside the sandbox, or does not define a usable method. `limit` is
+    'time', 'memory' or 'ended' where the harness saw that itself (not a line the code chose)."""
+
+    def __init__(self, message: str, limit: str | None = None):
+        super().__init__(message)
+        self.limit = limit
 
 
 # ---- inside the sandbox ----------------------------------------------------------------------------------
@@ -68,7 +73,7 @@ def main(argv: list[str]) -> None:
 
 
 # ---- in the harness ----------------------------------------------------------------------------------------
-def _read_reply(fd: int, child, deadline: float) -> bytes:
+def _read_reply(fd: int, child, deadline: float, timeout_s: float) -> bytes:
     """At most MAX_REPLY bytes from the reply pipe, until the probe closes it or ends (something it started
     may hold the pipe open), or the deadline passes."""
     data = bytearray()
@@ -77,7 +82,7 @@ def _read_reply(fd: int, child, deadline: float) -> bytes:
             left = deadline - time.monotonic()
             if left <= 0:
                 child.kill()
-                raise ProbeFailed(f"importing the method took longer than {TIMEOUT_S:.0f} s: stopped")
+                raise ProbeFailed(f"importing the method took longer than {timeout_s:g} s: stopped", limit="time")
             ended = not child.alive()
             if not select.select([pipe], [], [], 0 if ended else min(left, 0.2))[0]:
                 if ended:
@@ -92,10 +97,20 @@ def _read_reply(fd: int, child, deadline: float) -> bytes:
                 raise ProbeFailed(f"the method's description is longer than {MAX_REPLY} bytes")
 
 
-def probe(origin: dict, class_name: str | None, code_sha256: str, *, sealed: bool = True, quotas=None) -> dict:
+def probe(
+    origin: dict,
+    class_name: str | None,
+    code_sha256: str,
+    *,
+    sealed: bool = True,
+    quotas=None,
+    timeout_s: float = TIMEOUT_S,
+    console: list[str] | None = None,
+) -> dict:
     """The checked description of the class `class_name` (or the only Method subclass) of the code at
     `origin`, from a process that imports it: in the method sandbox unless `sealed` is False (then in a
-    plain child process, never in this one)."""
+    plain child process, never in this one), for at most `timeout_s` seconds under `quotas` (default: the
+    method sandbox's). What the code printed (captured, bounded) is appended to `console`."""
     key = (json.dumps(origin, sort_keys=True), class_name, code_sha256, sealed)
     if key in _memo:
         return dict(_memo[key])
@@ -112,27 +127,35 @@ def probe(origin: dict, class_name: str | None, code_sha256: str, *, sealed: boo
             )
         root = origin.get("path")
         policy = sandbox.default_policy([], [root] if root else [])
+    quotas = quotas or Quotas()
     read_end, write_end = os.pipe()
     argv = launch.python("w2sbench.isolation.probe", str(write_end), json.dumps(origin), code_sha256, class_name or "")
     try:
-        child = launch.Child(argv, policy, quotas or Quotas(), pass_fds=[write_end])
+        child = launch.Child(argv, policy, quotas, pass_fds=[write_end])
     except BaseException:
         os.close(read_end)
         raise
     finally:
         os.close(write_end)
+    over = None
     try:
-        raw = _read_reply(read_end, child, time.monotonic() + TIMEOUT_S)
+        raw = _read_reply(read_end, child, time.monotonic() + max(0.0, timeout_s), timeout_s)
+        child.wait(1.0)
+        over = child.cgroup.exceeded() if child.cgroup is not None else None
     finally:
         child.kill()
         child.release()
+        if console is not None:
+            console.append(child.output.text())
+    if over == "memory":
+        raise ProbeFailed(f"importing the method exceeded its memory limit of {quotas.describe('memory')}", "memory")
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         last = (child.output.text().splitlines() or [""])[-1][:200]
         said = f"; the last line it printed: {last!r}" if last else ""
         raise ProbeFailed(
-            f"importing the method failed (it ended its process before describing itself{said})"
+            f"importing the method failed (it ended its process before describing itself{said})", "ended"
         ) from None
     try:
         described = check_description(doc)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import UnknownNameError, W2SError
 from ..methods.base import Method
@@ -24,17 +25,18 @@ from ..methods.identity import check_code, origin_of, source_of
 from ..methods.params import expand as expand_values
 from ..methods.params import split_spec, split_top_level
 from ..methods.registry import _REGISTERED, BUILTIN, MethodLike, entry_points_found, list_methods, load_builtin
-from .described import DescriptionRejected, described, stand_in
-from .probe import probe
+from .described import described, stand_in
+from .probe import ProbeFailed, probe
 
 
-def describe(origin: dict, class_name: str | None, sealed: bool = True) -> type[Method]:
-    """The stand-in for the class at `origin` (its only Method subclass when `class_name` is None)."""
+def describe(origin: dict, class_name: str | None, sealed: bool = True, **limits: Any) -> type[Method]:
+    """The stand-in for the class at `origin` (its only Method subclass when `class_name` is None). `limits`:
+    the probe's (timeout_s, quotas, console: see isolation.probe.probe)."""
     check_code(origin)
     try:
-        description = probe(origin, class_name, source_of(origin).sha256, sealed=sealed)
-    except DescriptionRejected as e:  # the probe's line, named by the code it was about
-        raise DescriptionRejected(f"{origin.get('module') or origin['path']}: {e}") from None
+        description = probe(origin, class_name, source_of(origin).sha256, sealed=sealed, **limits)
+    except ProbeFailed as e:  # the probe's line, named by the code it was about
+        raise ProbeFailed(f"{origin.get('module') or origin['path']}: {e}", e.limit) from None
     return stand_in(description, origin)
 
 
