@@ -69,9 +69,9 @@ def test_two_files_with_one_name_are_an_error(tmp_path: Path) -> None:
 def test_resolve_names_tags_and_paths_in_order() -> None:
     tasks = resolve_tasks("vader_nyt, rotten_tomatoes,vader_nyt")
     assert [t.name for t in tasks] == ["vader_nyt", "rotten_tomatoes"]
-    tasks = resolve_tasks(f"{FIXTURES / 'reviews.yaml'},sentiment")
+    tasks = resolve_tasks(f"{FIXTURES / 'reviews.yaml'},default-dev")
     assert tasks[0].name == "reviews"
-    assert {t.name for t in tasks[1:]} == {"rotten_tomatoes", "vader_nyt", "vader_amazon", "vader_tweets"}
+    assert {t.name for t in tasks[1:]} == {"rotten_tomatoes", "vader_nyt", "vader_amazon"}
 
 
 def test_unknown_name_suggests_the_closest() -> None:

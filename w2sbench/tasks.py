@@ -48,6 +48,10 @@ def validate_config(config: Any, path: Path | str) -> None:
         ) from None
     if len(set(config["label_words"])) != 2:
         raise ConfigError(str(path), "label_words", "the two label words must differ")
+    if config.get("group") and data.split_parts(config) is not None:
+        raise ConfigError(
+            str(path), "group", "groups are dealt to splits cut from one pool; a source in parts has its splits already"
+        )
     if config.get("formatter"):
         from w2sbench.formatters import get_formatter, parse_spec
 
