@@ -114,7 +114,7 @@ def run_options(command: Callable) -> Callable:
     "-t",
     default="default",
     show_default=True,
-    help="Task names or tags, comma-separated, or task YAML paths.",
+    help="Task names, suites (v1, v2; default: the default suite, v2), tags, comma-separated, or task YAML paths.",
 )
 @click.option(
     "--backend",
@@ -340,17 +340,23 @@ def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
 @cli.command("tasks")
 @click.option("--include-path", multiple=True, type=click.Path(file_okay=False, path_type=Path))
 def tasks_cmd(include_path):
-    """List the registered tasks: name, source, split sizes, tags."""
-    from .tasks import list_tasks, load_task
+    """List the registered tasks: name, source, split sizes, tags; then the suites."""
+    from .tasks import DEFAULT_SUITE, list_suites, list_tasks, load_suite, load_task
 
     for name, path in sorted(list_tasks(list(include_path)).items()):
         task = load_task(str(path))
         src = task.config["source"]
-        where = src.get("package") or src.get("path") or ""
+        where = src.get("package") or (src.get("requires") if src["type"] == "wheel" else None) or src.get("path") or ""
         sizes = task.config["splits"]
         click.echo(
             f"{name:24s} {src['type']}:{where:28s} {sizes['train_label']}/{sizes['train_unlabel']}/{sizes['test']}"
             f"  [{', '.join(task.tags)}]"
+        )
+    for name in list_suites(list(include_path)):
+        suite = load_suite(name, list(include_path))
+        default = " (default)" if name == DEFAULT_SUITE else ""
+        click.echo(
+            f"suite {name}{default}: development {', '.join(suite.development)}; held out {', '.join(suite.heldout)}"
         )
 
 
