@@ -26,6 +26,27 @@ def test_suite_v1_by_name_and_suite_files_are_not_tasks() -> None:
     assert "v1" not in list_tasks() and not any(p.parent.name == "suites" for p in list_tasks().values())
 
 
+def test_default_is_suite_v2() -> None:
+    assert {"v1", "v2"} <= set(list_suites()) and DEFAULT_SUITE == "v2"
+    v2 = load_suite("v2")
+    assert [t.name for t in resolve_tasks("default")] == list(v2.tasks) == [t.name for t in resolve_tasks("v2")]
+    assert load_suite("default") == v2
+    assert "v2" not in list_tasks()
+
+
+def test_v2_is_ten_tasks_from_six_families_held_out_by_whole_family() -> None:
+    suite = load_suite("v2")
+    assert len(suite.tasks) >= 10 and len(suite.families) >= 6
+    assert sorted(t for members in suite.families.values() for t in members) == sorted(suite.tasks)
+    for family, members in suite.families.items():
+        roles = {t in suite.heldout for t in members}
+        assert len(roles) == 1, f"family {family} is split between development and held-out"
+    assert suite.heldout and suite.development
+    for task in resolve_tasks("v2"):
+        assert is_heldout(task.tags) == (task.name in suite.heldout)
+        assert "candidate" not in task.tags
+
+
 def test_v1_task_files_are_byte_identical() -> None:
     """Suite v1's numbers stay reproducible only while its task files (and so their hashes) do not move."""
     digests = {n: hashlib.sha256((REPO / "tasks" / f"{n}.yaml").read_bytes()).hexdigest()[:16] for n in V1}

@@ -13,7 +13,18 @@ from w2sbench.tasks import Task, list_tasks, load_task, resolve_tasks, task_dirs
 
 REPO_TASKS = Path(__file__).resolve().parent.parent / "tasks"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DEFAULT_SUITE = {"rotten_tomatoes", "election_tweets", "vader_nyt", "vader_amazon", "vader_tweets"}
+DEFAULT_SUITE = {
+    "imdb_reviews",
+    "rotten_tomatoes",
+    "vader_amazon",
+    "vader_nyt",
+    "yahoo_topics",
+    "yahoo_science_education",
+    "sarcastic_headlines",
+    "election_tweets",
+    "disaster_tweets",
+    "sms_spam",
+}  # suite v2 (tasks/suites/v2.yaml)
 
 
 pytestmark = pytest.mark.usefixtures("isolated_data")

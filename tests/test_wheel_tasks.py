@@ -325,3 +325,17 @@ def test_seeded_formatters_do_not_depend_on_row_order() -> None:
     key = lambda r: (r["answer"], r["hard_label"])  # noqa: E731
     assert sorted(map(key, forward)) == sorted(map(key, backward))
     assert random.Random(0).random() == random.Random(0).random()
+
+
+def test_regex_formatter_splits_a_line_and_drops_what_does_not_match() -> None:
+    options = {"field": "line", "pattern": r"(?P<coarse>DESC|ENTY):(?P<fine>\S+) (?P<question>.+)"}
+    assert run("regex", {"line": "DESC:manner How did serfdom develop ?"}, options) == {
+        "coarse": "DESC",
+        "fine": "manner",
+        "question": "How did serfdom develop ?",
+    }
+    assert run("regex", {"line": "HUM:ind Who was it ?"}, options) is None
+    with pytest.raises(ConfigError, match="formatter.options.pattern"):
+        formatters.apply_formatter(
+            [{"line": "x"}], {"name": "regex", "options": {"field": "line", "pattern": "("}}, "t.yaml"
+        )

@@ -446,3 +446,16 @@ def response_pair(
     if _opt(options, "paired", True):
         return pair
     return pair[int(rng.random() < 0.5)]
+
+
+@register("regex")
+def regex(row: Mapping[str, Any], rng: random.Random, options: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A line holding several fields (TREC's "DESC:manner How did ...?"): `pattern`'s named groups, matched
+    against column `field`, become fields; a row that does not match is dropped."""
+    pattern = _opt(options, "pattern", required=True)
+    try:
+        compiled = re.compile(str(pattern))
+    except re.error as exc:
+        raise _OptionError("pattern", f"is not a regular expression: {exc}") from None
+    match = compiled.fullmatch(str(row[_opt(options, "field", required=True)]).strip())
+    return None if match is None else {k: v for k, v in match.groupdict().items() if v is not None}
