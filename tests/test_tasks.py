@@ -13,7 +13,18 @@ from w2sbench.tasks import Task, list_tasks, load_task, resolve_tasks, task_dirs
 
 REPO_TASKS = Path(__file__).resolve().parent.parent / "tasks"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DEFAULT_SUITE = {"rotten_tomatoes", "election_tweets", "vader_nyt", "vader_amazon", "vader_tweets"}
+DEFAULT_SUITE = {
+    "imdb_reviews",
+    "rotten_tomatoes",
+    "vader_amazon",
+    "vader_nyt",
+    "yahoo_topics",
+    "yahoo_science_education",
+    "sarcastic_headlines",
+    "election_tweets",
+    "disaster_tweets",
+    "sms_spam",
+}  # suite v2 (tasks/suites/v2.yaml)
 
 
 pytestmark = pytest.mark.usefixtures("isolated_data")
@@ -69,9 +80,9 @@ def test_two_files_with_one_name_are_an_error(tmp_path: Path) -> None:
 def test_resolve_names_tags_and_paths_in_order() -> None:
     tasks = resolve_tasks("vader_nyt, rotten_tomatoes,vader_nyt")
     assert [t.name for t in tasks] == ["vader_nyt", "rotten_tomatoes"]
-    tasks = resolve_tasks(f"{FIXTURES / 'reviews.yaml'},sentiment")
+    tasks = resolve_tasks(f"{FIXTURES / 'reviews.yaml'},default-dev")
     assert tasks[0].name == "reviews"
-    assert {t.name for t in tasks[1:]} == {"rotten_tomatoes", "vader_nyt", "vader_amazon", "vader_tweets"}
+    assert {t.name for t in tasks[1:]} == {"rotten_tomatoes", "vader_nyt", "vader_amazon"}
 
 
 def test_unknown_name_suggests_the_closest() -> None:

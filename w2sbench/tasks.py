@@ -20,9 +20,25 @@ from w2sbench.errors import ConfigError, UnknownNameError
 from w2sbench.paths import repo_root
 from w2sbench.validation import read_yaml, validate
 
-__all__ = ["Example", "Splits", "Task", "task_dirs", "list_tasks", "load_task", "resolve_tasks", "validate_config"]
+__all__ = [
+    "Example",
+    "Splits",
+    "Task",
+    "Suite",
+    "task_dirs",
+    "list_tasks",
+    "list_suites",
+    "load_suite",
+    "load_task",
+    "resolve_tasks",
+    "validate_config",
+]
 
 TASKS_PATH_ENV = "W2SBENCH_TASKS_PATH"
+SUITES_DIR = "suites"
+"""Each task folder's suites/ holds suite files (<name>.yaml: development and held-out task lists), not tasks."""
+DEFAULT_SUITE = "v2"
+"""What `--tasks default` (the CLI's and evaluate()'s default) runs."""
 
 
 def builtin_task_dir() -> Path:
@@ -48,6 +64,10 @@ def validate_config(config: Any, path: Path | str) -> None:
         ) from None
     if len(set(config["label_words"])) != 2:
         raise ConfigError(str(path), "label_words", "the two label words must differ")
+    if config.get("group") and data.split_parts(config) is not None:
+        raise ConfigError(
+            str(path), "group", "groups are dealt to splits cut from one pool; a source in parts has its splits already"
+        )
     if config.get("formatter"):
         from w2sbench.formatters import get_formatter, parse_spec
 
@@ -152,7 +172,7 @@ def list_tasks(extra: list[Path] | None = None) -> dict[str, Path]:
     for folder in task_dirs(extra):
         os.listdir(folder)  # an unreadable registry raises (PermissionError) instead of listing nothing
         for path in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-            if path.name.startswith((".", "_")):
+            if path.name.startswith((".", "_")) or path.relative_to(folder).parts[0] == SUITES_DIR:
                 continue
             name = path.stem
             if name in found and found[name].resolve() != path.resolve():
@@ -182,12 +202,90 @@ def load_task(name_or_path: str, extra: list[Path] | None = None) -> Task:
     return Task.from_file(known[name_or_path])
 
 
+@dataclass(frozen=True)
+class Suite:
+    """A named, versioned list of tasks: development and held-out (tasks/suites/<name>.yaml)."""
+
+    name: str
+    version: int
+    path: Path
+    development: tuple[str, ...]
+    heldout: tuple[str, ...]
+    families: dict[str, list[str]] = field(default_factory=dict, compare=False)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.development + self.heldout
+
+
+def list_suites(extra: list[Path] | None = None) -> dict[str, Path]:
+    """Suite name -> file, from every task folder's suites/ (the first folder naming one wins)."""
+    found: dict[str, Path] = {}
+    for folder in task_dirs(extra):
+        suites = folder / SUITES_DIR
+        if suites.is_dir():
+            for path in sorted(suites.glob("*.yaml")):
+                if not path.name.startswith((".", "_")):
+                    found.setdefault(path.stem, path)
+    return dict(sorted(found.items()))
+
+
+def load_suite(name: str, extra: list[Path] | None = None) -> Suite:
+    """A suite by name ('default' is DEFAULT_SUITE), checked: its tasks exist, none is listed twice, each
+    held-out task carries a held-out tag and no development task does (the tag is what results read)."""
+    from w2sbench.scoring import is_heldout
+
+    name = DEFAULT_SUITE if name == "default" else name
+    known = list_suites(extra)
+    if name not in known:
+        raise UnknownNameError("suite", name, list(known))
+    path = known[name]
+    doc = read_yaml(path)
+    if not isinstance(doc, dict):
+        raise ConfigError(str(path), "", "a suite file must be a YAML mapping")
+    validate(doc, "suite", str(path))
+    if doc["suite"] != path.stem:
+        raise ConfigError(str(path), "suite", f"is {doc['suite']!r} but must equal the file name {path.stem!r}")
+    tasks = list_tasks(extra)
+    both = set(doc["development"]) & set(doc["heldout"])
+    if both:
+        raise ConfigError(str(path), "heldout", f"{sorted(both)[0]!r} is also a development task")
+    for role in ("development", "heldout"):
+        for i, task_name in enumerate(doc[role]):
+            if task_name not in tasks:
+                raise ConfigError(str(path), f"{role}.{i}", f"no task {task_name!r} is registered")
+            tags = Task.from_file(tasks[task_name]).tags
+            if is_heldout(tags) != (role == "heldout"):
+                raise ConfigError(
+                    str(path),
+                    f"{role}.{i}",
+                    f"{task_name!r} is {'not ' if role == 'heldout' else ''}tagged held-out (tags: {', '.join(tags)}); "
+                    "results read the role from the task's tags, so the suite must agree with them",
+                )
+    listed = set(doc["development"]) | set(doc["heldout"])
+    for family, members in (doc.get("families") or {}).items():
+        for task_name in members:
+            if task_name not in listed:
+                raise ConfigError(str(path), f"families.{family}", f"{task_name!r} is not one of the suite's tasks")
+    return Suite(
+        name=doc["suite"],
+        version=int(doc["version"]),
+        path=path,
+        development=tuple(doc["development"]),
+        heldout=tuple(doc["heldout"]),
+        families={k: list(v) for k, v in (doc.get("families") or {}).items()},
+    )
+
+
 def resolve_tasks(spec: str, extra: list[Path] | None = None) -> list[Task]:
-    """'a,b' (names, paths or tags, e.g. 'default') -> tasks, in the order given, without repeats."""
+    """'a,b' (task names, paths, suite names such as 'v1' or 'default', or tags) -> tasks, in the order
+    given, without repeats. A task name wins over a suite, a suite over a tag (v1's tasks still carry the
+    tag `default`, which `default` no longer means)."""
     items = [s.strip() for s in spec.split(",") if s.strip()]
     known = list_tasks(extra)
     if not items:
         raise UnknownNameError("task", spec, known)
+    suites = list_suites(extra)
     loaded: dict[str, Task] = {}
 
     def get(name: str) -> Task:
@@ -201,10 +299,14 @@ def resolve_tasks(spec: str, extra: list[Path] | None = None) -> list[Task]:
             task = get(item) if item in known else load_task(item, extra)
             out.setdefault(task.name, task)
             continue
+        if item in suites or (item == "default" and DEFAULT_SUITE in suites):
+            for name in load_suite(item, extra).tasks:
+                out.setdefault(name, get(name))
+            continue
         tagged = [get(n) for n in known if item in get(n).tags]
         if not tagged:
             tags = {t for n in known for t in get(n).tags}
-            raise UnknownNameError("task", item, set(known) | tags)
+            raise UnknownNameError("task", item, set(known) | tags | set(suites))
         for task in tagged:
             out.setdefault(task.name, task)
     return list(out.values())

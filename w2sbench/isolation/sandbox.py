@@ -308,12 +308,14 @@ def _package_locations(package: str) -> list[str]:
 
 
 def _task_data_paths() -> list[str]:
-    """Where every registered task's data lives: data packages' folders, local files' folders, AAR folders."""
+    """Where every registered task's data lives: data packages' folders, local files' folders, AAR folders,
+    the folder of pinned data wheels (hidden whether or not a registered task names one)."""
     from w2sbench import data
+    from w2sbench.paths import data_wheel_dir
     from w2sbench.tasks import list_tasks, load_task, task_dirs
     from w2sbench.validation import read_yaml
 
-    out = [str(folder) for folder in task_dirs()]
+    out = [str(folder) for folder in task_dirs()] + [str(data_wheel_dir())]
     for yaml_path in list_tasks().values():
         try:
             source = load_task(str(yaml_path)).config["source"]
