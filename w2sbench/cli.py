@@ -802,7 +802,7 @@ def tasks_cmd(include_path, tag, no_read, json_out):
         echo(f"<=N: a split read whole from its own file, capped at N, not read here ({'; '.join(notes)})")
     from .tasks import DEFAULT_SUITE, list_suites, load_suite
 
-    for name in list_suites(list(include_path)):
+    for name in [] if tag else list_suites(list(include_path)):  # the suites, under the whole list
         suite = load_suite(name, list(include_path))
         default = " (default)" if name == DEFAULT_SUITE else ""
         echo(f"suite {name}{default}: development {', '.join(suite.development)}; held out {', '.join(suite.heldout)}")
