@@ -80,7 +80,7 @@ def clean(text: str) -> str:
 
 def shown(name: str, text: str, limit: int = SHOWN_LINES) -> str:
     """A method's console as the harness prints it: each line marked as the method's own, at most `limit`."""
-    lines = text.splitlines()
+    lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > limit:
         lines = [*lines[: limit // 2], f"[... {len(lines) - limit} lines left out ...]", *lines[-limit // 2 :]]
     return "\n".join(f"[{name} printed] {line}" for line in lines)
