@@ -5,8 +5,9 @@ or too many calls at once, 503 too many connections). `GET /api/health` needs no
 the service is up. Loopback by default; plain HTTP, so put TLS in front of it before it leaves the machine.
 
 Every request that is refused is in the service's log with why, and never holds a thread for long: the
-body must come whole within BODY_SECONDS (each read within READ_SECONDS), at most MAX_CONNECTIONS requests
-are served at once, and each agent may have `calls_per_agent` calls open (the campaign's).
+headers must come within HEADER_SECONDS (else the connection is closed) and the body whole within
+BODY_SECONDS (each read within READ_SECONDS), at most MAX_CONNECTIONS requests are served at once, and
+each agent may have `calls_per_agent` calls open (the campaign's).
 
 `HttpClient` is the other end, used by the MCP face when it runs beside an agent (stdio).
 """
@@ -14,6 +15,7 @@ are served at once, and each agent may have `calls_per_agent` calls open (the ca
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -24,6 +26,7 @@ from typing import Any
 from .engine import Service, ToolError
 
 READ_SECONDS = 10.0  # the most one read of a request may wait
+HEADER_SECONDS = 10.0  # the most the request line and headers may take to arrive, all together
 BODY_SECONDS = 30.0  # the most a whole body may take to arrive
 MAX_CONNECTIONS = 64
 
@@ -90,6 +93,29 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:  # the service's own log has every call
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            self.headers_in = False
+            self.timer = threading.Timer(HEADER_SECONDS, self._headers_late)
+            self.timer.daemon = True
+            self.timer.start()
+
+        def _headers_late(self) -> None:
+            if not self.headers_in:  # a request trickled in a byte at a time: the connection is closed
+                service.state.log(
+                    "refused",
+                    reason=f"the request's headers did not arrive within {HEADER_SECONDS:g} s",
+                    client=self.client_address[0],
+                )
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        def finish(self) -> None:
+            self.timer.cancel()
+            super().finish()
+
         def _send(self, status: int, doc: dict) -> None:
             body = json.dumps(doc).encode()
             try:
@@ -107,6 +133,7 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
             self._send(status, {"error": message})
 
         def do_GET(self) -> None:
+            self.headers_in = True
             if self.path == "/api/health":
                 self._send(200, {"ok": True, "campaign": service.campaign.name})
             else:
@@ -150,6 +177,7 @@ def make_server(service: Service, host: str, port: int) -> ThreadingHTTPServer:
             return b"".join(chunks)
 
         def do_POST(self) -> None:
+            self.headers_in = True
             if not self.path.startswith("/api/"):
                 return self._refuse(404, "POST /api/TOOL")
             tool = self.path[len("/api/") :][:64]
