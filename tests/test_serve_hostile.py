@@ -503,6 +503,29 @@ def test_bad_lengths_and_slow_bodies_are_refused_in_time(http, toy, monkeypatch)
 
 
 @needs_sandbox
+def test_headers_that_trickle_in_are_cut_off(http, toy, monkeypatch):
+    from w2sbench.serve import http_api
+
+    monkeypatch.setattr(http_api, "HEADER_SECONDS", 2.0)
+    service, port = http
+    began = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        for byte in post("budget", b"{}")[:-4]:  # never the blank line that ends the headers
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                break
+            if select.select([s], [], [], 0.2)[0]:
+                break
+        try:
+            closed = s.recv(1) == b""
+        except ConnectionResetError:
+            closed = True
+    assert closed and time.monotonic() - began < 8
+    assert any(e["event"] == "refused" and "headers" in e["reason"] for e in events(toy))
+
+
+@needs_sandbox
 def test_an_agent_may_have_only_its_share_of_calls_open(http, toy):
     service, port = http  # calls_per_agent: 2
     held = []
@@ -641,3 +664,22 @@ def test_what_a_dead_service_left_is_taken_over_only_by_the_one_that_runs_jobs(t
     service = Service(load_campaign(path))
     assert service.state.query("SELECT status FROM jobs")[0]["status"] == "queued"
     assert service.call(TOKENS["alice"], "budget")["compute_seconds_reserved"] == 25  # the job's, kept
+
+
+@needs_sandbox
+def test_the_noisy_rule_in_the_service_spends_its_budget_of_releases(toy):
+    """Under noisy_ladder with one release, the first job is released and nothing after it, however much
+    better (a method reading the label off the toy's text): the agent is told the best again."""
+    service, client = start(toy, rule={"kind": "noisy_ladder", "step": 0.05, "releases": 1})
+    cheat = method("return np.array([1.0 if 'great' in t else 0.0 for t in ctx.test_texts], dtype=np.float32)")
+    try:
+        assert client["alice"].call("budget")["releases_left"] == 1
+        first = wait(client["alice"], submit(client["alice"], method(WEAK)))
+        second = wait(client["alice"], submit(client["alice"], cheat))
+        left = client["alice"].call("budget")["releases_left"]
+    finally:
+        service.stop()
+    assert first["new_best"] and abs(first["released_score"] / 0.05 - round(first["released_score"] / 0.05)) < 1e-6
+    assert not second["new_best"] and second["released_score"] == first["released_score"] and left == 0
+    true = [e["true_score"] for e in events(toy) if e["event"] == "job_finished"]
+    assert true[1] > true[0] + 0.5  # far better, and still not said
