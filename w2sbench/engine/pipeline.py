@@ -9,10 +9,12 @@ engine starts once per model per run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,12 @@ class RunOptions:
     unsealed: bool = False  # run methods without the OS sandbox (results say so; the leaderboard refuses them)
     method_timeout_s: float | None = None  # per method seed; default: the setting's limits.method_timeout_s
     method_quota: str | None = None  # 'memory=8G,processes=512,...' over the setting's quotas (quotas.override)
+    # The scoring service's seams (w2sbench/serve): which examples of a task's test split this run uses, in
+    # order (its jobs: the validation part; its finals: the final part), so that a method is given and
+    # scored on those texts only; and the time (time.time()) by which every method unit must have ended
+    # (a job's limit for all its tasks and seeds together). None: the whole split, no deadline.
+    test_parts: Mapping[str, tuple[int, ...]] | None = None
+    method_deadline: float | None = None
 
 
 @dataclass
@@ -153,7 +161,11 @@ class Pipeline:
     def splits(self, task: Task) -> Splits:
         if task.name not in self._splits:
             with self.ledger.timed("data"):
-                self._splits[task.name] = task.load_splits(self.options.sizes)
+                splits = task.load_splits(self.options.sizes)
+                part = (self.options.test_parts or {}).get(task.name)
+                if part is not None:  # the whole run (features, weak, ceiling, method, score) sees only these
+                    splits = dataclasses.replace(splits, test=[splits.test[i] for i in part])
+                self._splits[task.name] = splits
         return self._splits[task.name]
 
     def spec(self, role: str) -> ModelSpec:
@@ -414,7 +426,16 @@ class Pipeline:
                 tensor_parallel_size=self.options.tensor_parallel_size,
                 method_config=method.hyperparameter_values(),
             )
-            probs, record = self.isolation.runner(method_cls).run(job)
+            runner = self.isolation.runner(method_cls)
+            if self.options.method_deadline is not None:  # what is left of the run's limit, never more
+                left = self.options.method_deadline - time.time()
+                if left <= 0:
+                    raise W2SError(
+                        f"method {method_cls.name!r} did not finish on task {task.name!r} seed {seed} within "
+                        "its time limit: stopped"
+                    )
+                runner.timeout_s = min(self.isolation.timeout_s, left)
+            probs, record = runner.run(job)
             if isinstance(probs, str):
                 raise W2SError(f"method {method_cls.name!r} returned predictions that are not numbers ({probs})")
             probs = check_predictions(probs, len(splits.test), method_cls.name)

@@ -5,7 +5,13 @@
     tasks: {development: [rotten_tomatoes, vader_nyt], heldout: [election_tweets]}
     validation_fraction: 0.5        # of each development task's test split: the part answers come from
     seed: 0                         # which examples form that part (fixed for the campaign)
-    rule: {kind: ladder, step: 0.02}  # or paired_ladder (release only on a paired one-sided win)
+    rule: {kind: ladder, step: 0.02}  # or paired_ladder (release only on a paired one-sided win), or
+                                      # noisy_ladder (a noisy threshold, a budget of releases: ladder.py)
+    method_timeout_s: 1200            # the most one job may run, all its tasks and seeds together
+                                      # (default: the setting's limit per method seed x tasks x seeds)
+    workers: 1                        # jobs run at once (agents are served in turn)
+    probe: {timeout_s: 60, memory_gib: 4}   # the sandboxed probe that describes an agent's code
+    calls_per_agent: 4                # concurrent HTTP calls an agent may have open
     agents:
       alice: {token_sha256: <sha256 of the token>, evaluations: 50, compute_seconds: 36000, finals: 2}
     state: ./campaign-state           # queue, budgets, released answers, the log, stored code
@@ -37,9 +43,13 @@ DEFAULTS = {
     "backend": "auto",
     "max_code_bytes": 256 * 1024,
     "executor": "inprocess",
+    "workers": 1,
+    "calls_per_agent": 4,
 }
+PROBE_DEFAULTS = {"timeout_s": 60.0, "memory_gib": 4.0}
 AGENT_DEFAULTS = {"evaluations": 50, "compute_seconds": 10 * 3600.0, "finals": 2}
 RULE_DEFAULTS = {"kind": "ladder", "step": 0.02}
+NOISY_DEFAULTS = {"epsilon": 2.0, "releases": 20}  # noisy_ladder: privacy loss per release, releases per agent
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -77,6 +87,10 @@ class Campaign:
     executor: str = "inprocess"
     ray_address: str | None = None
     cache: str | None = None
+    workers: int = 1
+    probe_timeout_s: float = 60.0
+    probe_memory_gib: float = 4.0
+    calls_per_agent: int = 4
     raw: dict = field(default_factory=dict, repr=False)
 
     def agent_for(self, token: str | None) -> Agent | None:
@@ -121,6 +135,11 @@ def load_campaign(path: str | Path) -> Campaign:
     if len(set(tokens)) < len(tokens):
         raise ConfigError(where, "agents", "two agents share a token")
     rule = {**RULE_DEFAULTS, **doc.get("rule", {})}
+    if rule["kind"] == "noisy_ladder":
+        rule = {**NOISY_DEFAULTS, **rule}
+    elif set(rule) & set(NOISY_DEFAULTS):
+        raise ConfigError(where, "rule", f"{sorted(set(rule) & set(NOISY_DEFAULTS))[0]} is for kind noisy_ladder")
+    probe = {**PROBE_DEFAULTS, **doc.get("probe", {})}
     agents = {name: Agent(name=name, **{**AGENT_DEFAULTS, **spec}) for name, spec in sorted(doc["agents"].items())}
     merged = {**DEFAULTS, **doc}
     listen = doc.get("listen", {})
@@ -151,5 +170,9 @@ def load_campaign(path: str | Path) -> Campaign:
         executor=merged["executor"],
         ray_address=doc.get("ray_address"),
         cache=doc.get("cache"),
+        workers=int(merged["workers"]),
+        probe_timeout_s=float(probe["timeout_s"]),
+        probe_memory_gib=float(probe["memory_gib"]),
+        calls_per_agent=int(merged["calls_per_agent"]),
         raw=doc,
     )

@@ -95,7 +95,11 @@ def finals_cmd(campaign):
         click.echo("no nominated method")
     for r in records:
         pooled = "undefined" if r["pooled_pgr"] is None else f"{r['pooled_pgr']:+.3f}"
-        click.echo(f"{r['agent']:<16} {r['method']:<32} job {r['job']}  pooled PGR {pooled}")
+        flags = sorted({f"{t}: {f}" for t, doc in r["tasks"].items() for f in doc.get("flags", [])})
+        click.echo(
+            f"{r['agent']:<16} {r['method']:<32} job {r['job']}  pooled PGR {pooled}"
+            + (f"  flags: {'; '.join(flags)}" if flags else "")
+        )
     click.echo(f"results and submissions: {c.state / 'finals'}", err=True)
 
 

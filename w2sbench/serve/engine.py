@@ -1,17 +1,26 @@
-"""The scoring service's engine: the tools an agent calls, one queue of jobs, and the answers it may see.
+"""The scoring service's engine: the tools an agent calls, per-agent queues of jobs, and the answers it may see.
 
 Every call goes through `Service.call(token, tool, arguments)`: the token names the agent (or the call is
-refused), the tool runs, and the call is logged with its arguments, answer and budget before and after. Both
-faces (HTTP, MCP) are thin layers over it, so what an agent can learn is decided here only:
+refused), the arguments are checked as plain data (nesting at most 16 deep, no lone surrogate in any
+string), the tool runs, and the call is logged with its arguments, answer and budget before and after.
+Both faces (HTTP, MCP) are thin layers over it, so what an agent can learn is decided here only:
 
-- answers come from the validation part of the development tasks (campaign.validation_part), through the
-  release rule (ladder.py), as one pooled PGR rounded to the step, with the method's flag names;
-- never counts, histograms, per-task, per-example or per-seed numbers, and no harness error text (a job
-  that fails in the harness says so; only the method's own error line is passed on);
-- an agent sees only its own jobs; the final part and the held-out tasks are touched by finals alone.
+- a job gives the method train_unlabel and the validation part of each development task's test split, and
+  nothing of the final part (its test texts are the validation part's; engine.pipeline RunOptions.test_parts);
+  the final part and the held-out tasks are touched by `serve finals` alone, which runs the nominated
+  methods afresh;
+- a finished job's answer is one pooled PGR on the validation parts, through the release rule (ladder.py),
+  rounded to the step; a failed job's, one line from a fixed vocabulary (failures.py). Never counts,
+  histograms, per-task, per-example or per-seed numbers, never flags, never text or numbers of the
+  method's choosing. Flags, the method's own error line and what its code printed go to the operator's
+  log (flags are reported at the finals, computed on what the finals score);
+- budgets bound what they name: a submission that runs the agent's code is charged an evaluation before
+  it runs, and compute seconds are reserved before and settled after (state.py);
+- an agent sees only its own jobs, and agents are served in turn (one agent's slow job delays another's by
+  at most one job's limit).
 
-Jobs run one at a time in a worker thread through the ordinary pipeline (`api.evaluate`), with the
-method in its sealed sandbox; the agent's code is never imported here (isolation.probe).
+Jobs run in `workers` threads through the ordinary pipeline, with the method in its sealed sandbox; the
+agent's code is never imported here (isolation.probe).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import json
 import math
 import os
 import re
+import secrets
+import shutil
 import threading
 import time
 import uuid
@@ -32,28 +43,41 @@ import numpy as np
 
 from ..errors import MethodFailed, W2SError
 from ..isolation.described import DescriptionRejected, stand_in
-from ..isolation.resolve import describe
-from . import ladder
+from ..isolation.probe import ProbeFailed, probe
+from ..isolation.quotas import GIB, Quotas
+from ..methods.identity import source_of
+from . import failures, ladder
 from .campaign import Campaign
 from .state import State
 
 TOOLS = ("describe", "submit_method", "job", "budget", "history", "nominate_final", "devkit")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){0,3}$")
+CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_FILES = 32
+MAX_DEPTH = 16  # of an argument's nesting (files: {name: text} is 2)
 DEVKIT_PAGE = 500
 
 METHOD_API = """\
 Write one Python file (sent as __init__.py) that defines one subclass of w2sbench.methods.Method or
-LossMethod with a lower-case `name`. Hyperparameters are annotated class fields with defaults
-(`aux_coef: float = 0.5`); submit_method's `hyperparameters` overrides them.
+LossMethod with a lower-case `name` that no built-in method has. Hyperparameters are annotated class fields
+with defaults (`aux_coef: float = 0.5`), named unlike anything of the method API (name, config, run, ...);
+submit_method's `hyperparameters` overrides them.
 - LossMethod: override targets(ctx) -> (soft targets on train_unlabel, per-example weights or None) and/or
   loss(logits, weak_probs, step_frac) -> a torch scalar; the fixed trainer trains the strong model with it.
 - Method: override run(ctx) -> p(label=1) for every test text.
-ctx holds: unlabel_texts, test_texts, weak_unlabel, weak_test (the weak model's soft labels),
+ctx holds: unlabel_texts, test_texts (in a job: the validation part of the task's test split, the texts the
+devkit's 'validation' part lists, in that order), weak_unlabel, weak_test (the weak model's soft labels),
 strong_features(split), train_strong(targets, loss_fn=None, weights=None, subset=None) -> student with
 .predict(split), label_probs(prompts, role), zero_shot(split, role), generate(prompts, max_tokens, role),
 recipe, rng. No ground-truth label of train_unlabel or test exists in the method's process; it runs in a
 sandbox with no network and no task data."""
+
+DEBUGGING = (
+    "Debug locally: the development kit (devkit) gives train_label with labels and train_unlabel and the "
+    "validation texts with the weak model's soft labels, enough to run your method with the w2sbench package "
+    "on your side. A job tells you only its released score, or one line from `failures` (never your method's "
+    "own error text, what it printed, or any number it chose)."
+)
 
 
 class ToolError(W2SError):
@@ -73,29 +97,48 @@ class Service:
             raise W2SError(f"w2sbench serve runs every method in the sandbox, which cannot start here ({why})")
         self.campaign = campaign
         self.state = State(campaign.state)
-        self._wake = threading.Event()
+        self.job_limit_s = job_limit(campaign)
+        self._wake = threading.Condition()
         self._stop = threading.Event()
+        self._warm = threading.Event()
         self._devkit_lock = threading.Lock()
-        requeued = self.state.requeue_interrupted()
-        self.state.log("start", campaign=campaign.name, requeued=requeued, pid=os.getpid())
-        self.worker: threading.Thread | None = None
+        self._sizes: dict[str, int] = {}
+        self._rng = np.random.default_rng(secrets.randbits(128))  # the noisy rule's draws: never seeded
+        # Only the service that runs the jobs takes over what a dead one left (`serve finals` shares the state
+        # of a live one): running jobs queued again, and reservations rebuilt from the jobs that hold them
+        # (a probe that a kill -9 cut short held one that nothing would settle).
+        requeued = self.state.requeue_interrupted() if run_jobs else []
         if run_jobs:
-            self.worker = threading.Thread(target=self._work, name="w2sbench-serve-jobs", daemon=True)
-            self.worker.start()
+            self.state.rebuild_reservations()
+        self.state.log("start", campaign=campaign.name, requeued=requeued, pid=os.getpid(), runs_jobs=run_jobs)
+        self.workers: list[threading.Thread] = []
+        if run_jobs:
+            threading.Thread(target=self._warm_up, name="w2sbench-serve-warm", daemon=True).start()
+            for i in range(campaign.workers):
+                worker = threading.Thread(target=self._work, name=f"w2sbench-serve-jobs-{i}", daemon=True)
+                worker.start()
+                self.workers.append(worker)
 
     # ---- the one entry ------------------------------------------------------------------------------------
     def call(self, token: str | None, tool: str, arguments: dict | None = None) -> dict:
         agent = self.campaign.agent_for(token)
+        if agent is None:
+            self.state.log("refused", tool=str(tool)[:40], reason="unknown token")
+            raise ToolError("unknown or missing token", 401)
+        if tool not in TOOLS:
+            self.state.log("refused", agent=agent.name, tool=str(tool)[:40], reason="unknown tool")
+            raise ToolError(f"unknown tool {str(tool)[:40]!r}; tools: {', '.join(TOOLS)}", 404)
+        if not isinstance(arguments, (dict, type(None))):
+            self.state.log("refused", agent=agent.name, tool=tool, reason="arguments are not an object")
+            raise ToolError(f"{tool}: the arguments must be an object of name: value")
         arguments = dict(arguments or {})
+        problem = plain_data_problem(arguments)
+        if problem:
+            self.state.log("refused", agent=agent.name, tool=tool, reason=problem)
+            raise ToolError(f"{tool}: {problem}")
         logged_args = {
             k: (v if k != "files" else sorted(v) if isinstance(v, dict) else "?") for k, v in arguments.items()
         }
-        if agent is None:
-            self.state.log("refused", tool=tool, reason="unknown token")
-            raise ToolError("unknown or missing token", 401)
-        if tool not in TOOLS:
-            self.state.log("refused", agent=agent.name, tool=tool, reason="unknown tool")
-            raise ToolError(f"unknown tool {tool!r}; tools: {', '.join(TOOLS)}", 404)
         before = self._left(agent.name)
         handler = getattr(self, f"_{tool}")
         try:
@@ -106,7 +149,15 @@ class Service:
         try:
             answer = handler(agent, **arguments)
         except ToolError as e:
-            self.state.log("refused", agent=agent.name, tool=tool, arguments=logged_args, reason=str(e))
+            self.state.log(
+                "refused",
+                agent=agent.name,
+                tool=tool,
+                arguments=logged_args,
+                reason=str(e),
+                budget_before=before,
+                budget_after=self._left(agent.name),
+            )
             raise
         after = self._left(agent.name)
         shown = answer if tool != "devkit" else {k: v for k, v in answer.items() if k != "rows"}
@@ -132,6 +183,10 @@ class Service:
             "rule": {**c.rule, "score": "pooled PGR over the development tasks' validation parts"},
             "method_api": METHOD_API,
             "max_code_bytes": c.max_code_bytes,
+            "job_time_limit_s": self.job_limit_s,
+            "probe_time_limit_s": c.probe_timeout_s,
+            "debugging": DEBUGGING,
+            "failures": list(failures.VOCABULARY),
             "budget": self._left(agent.name),
         }
 
@@ -142,33 +197,137 @@ class Service:
         agent = self.campaign.agents[agent_name]
         row = self.state.agent_row(agent_name)
         nominated = self.state.query("SELECT COUNT(*) AS n FROM nominations WHERE agent = ?", agent_name)[0]["n"]
-        return {
+        left = {
             "evaluations_left": max(0, agent.evaluations - row["evaluations_used"]),
-            "compute_seconds_left": round(max(0.0, agent.compute_seconds - row["compute_used"]), 1),
+            "compute_seconds_left": _down(agent.compute_seconds - row["compute_used"] - row["compute_reserved"]),
+            "compute_seconds_reserved": _up(row["compute_reserved"]),
             "finals_left": max(0, agent.finals - nominated),
         }
+        if self.campaign.rule["kind"] == "noisy_ladder":
+            left["releases_left"] = max(0, int(self.campaign.rule["releases"]) - row["releases_used"])
+        return left
 
-    def _submit_method(self, agent, files: dict, hyperparameters: dict | None = None, class_name: str = "") -> dict:
+    def _submit_method(self, agent, files: Any, hyperparameters: Any = None, class_name: Any = "") -> dict:
         if not isinstance(hyperparameters or {}, dict) or not isinstance(class_name, str):
             raise ToolError("hyperparameters must be an object of name: value, class_name a string")
-        folder = self._store_code(files)
+        if class_name and not CLASS_NAME.fullmatch(class_name):
+            raise ToolError("class_name must be the plain name of a top-level class")
+        files = self._check_files(files)
+        code = code_sha256(files)
+        known = self.state.query(
+            "SELECT description FROM probes WHERE code_sha256 = ? AND class_name = ?", code, class_name
+        )
+        if known:  # described before: no code of the agent's runs for this, and a refusal costs nothing
+            description = json.loads(known[0]["description"])
+            method = self._configure(description, self.state.folder / "code" / code, hyperparameters)
+            return self._queue(agent, method, description, code, charge=True)
+        # The probe runs the agent's code: the evaluation is charged and its time reserved before it starts.
+        reserved = self._reserve(agent.name, self.campaign.probe_timeout_s, evaluation=True)
+        start, console, detail = time.monotonic(), [], None
         try:
-            cls = describe({"kind": "folder", "path": str(folder)}, class_name or None)
-            description = cls.__w2s_described__[0]
-            method = cls(**(hyperparameters or {}))
+            folder = self._store_code(files, code)
+            quotas = Quotas(memory=int(self.campaign.probe_memory_gib * GIB))
+            origin = _origin(folder)
+            description = probe(
+                origin, class_name or None, source_of(origin).sha256, timeout_s=reserved, quotas=quotas, console=console
+            )
+            refusal = self._refusal(description)
+            if refusal:
+                raise ToolError(refusal)
+        except ProbeFailed as e:
+            detail = str(e)
+            if e.limit == "time":
+                raise ToolError(failures.PROBE_TIME.format(round(reserved, 1))) from None
+            if e.limit == "memory":
+                raise ToolError(failures.PROBE_MEMORY.format(quotas.describe("memory"))) from None
+            if e.limit == "ended":
+                raise ToolError(failures.PROBE_ENDED) from None
+            raise ToolError(failures.probe_failure(detail)) from None
+        finally:
+            seconds = time.monotonic() - start
+            charged = self._settle(agent.name, reserved, seconds)
+            self.state.log(
+                "probe",
+                agent=agent.name,
+                code_sha256=code,
+                class_name=class_name,
+                seconds=round(seconds, 3),
+                charged=round(charged, 3),
+                error=detail,
+                console=console[0][-MAX_LOGGED:] if console and console[0] else None,
+            )
+        with self.state.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO probes VALUES (?, ?, ?, ?)",
+                (code, class_name, json.dumps(description, sort_keys=True), time.time()),
+            )
+        method = self._configure(description, folder, hyperparameters)
+        return self._queue(agent, method, description, code, charge=False)
+
+    def _refusal(self, description: dict) -> str | None:
+        """Why a described method may not run here: a built-in's name (a job would run and be logged under
+        it), or a hyperparameter that shadows the method API (`name` renamed a job, `config` broke the
+        harness)."""
+        from ..methods.registry import BUILTIN
+
+        if description["name"] in BUILTIN:
+            return f"the name {description['name']!r} is reserved for a built-in method: choose another"
+        shadowed = sorted(h["name"] for h in description["hyperparameters"] if h["name"] in API_NAMES)
+        if shadowed:
+            return f"hyperparameter {shadowed[0]!r} shadows the method API ({', '.join(sorted(API_NAMES)[:6])}, ...)"
+        return None
+
+    def _configure(self, description: dict, folder: Path, hyperparameters: dict | None):
+        try:
+            return stand_in(description, _origin(folder))(**(hyperparameters or {}))
         except DescriptionRejected as e:
             raise ToolError(f"the method was not accepted: {e}") from None
         except W2SError as e:  # a hyperparameter the method does not declare, or of the wrong type
             raise ToolError(str(e)) from None
-        job_id = uuid.uuid4().hex[:12]
-        budget = self._left(agent.name)
-        if budget["evaluations_left"] <= 0 or budget["compute_seconds_left"] <= 0:
-            raise ToolError("budget exhausted: no evaluations or compute seconds left", 429)
+
+    def _reserve(self, agent_name: str, want: float, evaluation: bool) -> float:
+        """Reserve up to `want` compute seconds (and charge one evaluation) in one transaction; refused with
+        429 when nothing is left. Returns the seconds reserved: the code's time limit."""
+        agent = self.campaign.agents[agent_name]
+        self.state.agent_row(agent_name)
+        with self.state.transaction() as db:
+            row = db.execute("SELECT * FROM agents WHERE name = ?", (agent_name,)).fetchone()
+            compute_left = agent.compute_seconds - row["compute_used"] - row["compute_reserved"]
+            if (evaluation and agent.evaluations - row["evaluations_used"] <= 0) or compute_left <= 0:
+                raise ToolError("budget exhausted: no evaluations or compute seconds left", 429)
+            amount = min(float(want), compute_left)
+            db.execute(
+                "UPDATE agents SET evaluations_used = evaluations_used + ?, compute_reserved = compute_reserved + ?"
+                " WHERE name = ?",
+                (int(evaluation), amount, agent_name),
+            )
+        return amount
+
+    def _settle(self, agent_name: str, reserved: float, seconds: float) -> float:
+        """Charge what ran, never more than was reserved, and free the reservation. Returns the charge."""
+        charged = min(max(0.0, seconds), reserved)
         with self.state.transaction() as db:
             db.execute(
+                "UPDATE agents SET compute_used = compute_used + ?, compute_reserved = MAX(0, compute_reserved - ?)"
+                " WHERE name = ?",
+                (charged, reserved, agent_name),
+            )
+        return charged
+
+    def _queue(self, agent, method, description: dict, code: str, charge: bool) -> dict:
+        """Accept a job: its time limit is the least of the campaign's job limit and the compute left after
+        every other reservation, reserved now (and an evaluation charged, unless the probe was)."""
+        job_id = uuid.uuid4().hex[:12]
+        with self.state.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO agents (name) VALUES (?)", (agent.name,))
+            row = db.execute("SELECT * FROM agents WHERE name = ?", (agent.name,)).fetchone()
+            compute_left = agent.compute_seconds - row["compute_used"] - row["compute_reserved"]
+            if (charge and agent.evaluations - row["evaluations_used"] <= 0) or compute_left <= 0:
+                raise ToolError("budget exhausted: no evaluations or compute seconds left", 429)
+            limit = min(self.job_limit_s, compute_left)
+            db.execute(
                 "INSERT INTO jobs (id, seq, agent, status, method, description, hyperparameters, code_sha256,"
-                " submitted)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                " submitted, reserved_s) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     self.state.next_seq(db),
@@ -176,15 +335,27 @@ class Service:
                     method.run_name,
                     json.dumps(description),
                     json.dumps(method.hyperparameter_values(), sort_keys=True),
-                    folder.name,
+                    code,
                     time.time(),
+                    limit,
                 ),
             )
-            db.execute("UPDATE agents SET evaluations_used = evaluations_used + 1 WHERE name = ?", (agent.name,))
-        self._wake.set()
-        return {"job": job_id, "status": "queued", "method": method.run_name, "code_sha256": folder.name}
+            db.execute(
+                "UPDATE agents SET evaluations_used = evaluations_used + ?, compute_reserved = compute_reserved + ?"
+                " WHERE name = ?",
+                (int(charge), limit, agent.name),
+            )
+        with self._wake:
+            self._wake.notify_all()
+        return {
+            "job": job_id,
+            "status": "queued",
+            "method": method.run_name,
+            "code_sha256": code,
+            "time_limit_s": round(limit, 1),
+        }
 
-    def _store_code(self, files: Any) -> Path:
+    def _check_files(self, files: Any) -> dict[str, str]:
         if not isinstance(files, dict) or not files or len(files) > MAX_FILES:
             raise ToolError(f"files: give 1 to {MAX_FILES} files as {{name: text}}, with __init__.py among them")
         if "__init__.py" not in files:
@@ -196,14 +367,21 @@ class Service:
             if not isinstance(text, str):
                 raise ToolError(f"files: {name}: the content must be text")
             total += len(text.encode("utf-8"))
+        folders = {"/".join(name.split("/")[:i]) for name in files for i in range(1, name.count("/") + 1)}
+        clash = sorted(folders & set(files))
+        if clash:
+            raise ToolError(f"files: {clash[0]!r} is both a file and a folder")
         if total > self.campaign.max_code_bytes:
             raise ToolError(f"files: {total} bytes of code, the campaign allows {self.campaign.max_code_bytes}")
-        digest = hashlib.sha256()
-        for name in sorted(files):
-            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name].encode("utf-8")).digest())
-        folder = self.state.folder / "code" / digest.hexdigest()[:16]
-        if not folder.is_dir():
-            tmp = folder.with_name(folder.name + f".tmp{uuid.uuid4().hex[:6]}")
+        return files
+
+    def _store_code(self, files: dict[str, str], code: str) -> Path:
+        """The code's folder under its hash, written under a temporary name and renamed (removed on failure)."""
+        folder = self.state.folder / "code" / code
+        if folder.is_dir():
+            return folder
+        tmp = folder.with_name(folder.name + f".tmp{uuid.uuid4().hex[:6]}")
+        try:
             for name, text in files.items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_text(text, encoding="utf-8")
@@ -211,6 +389,11 @@ class Service:
                 tmp.rename(folder)
             except OSError:  # stored meanwhile by an identical submission
                 pass
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        if not folder.is_dir():
+            raise ToolError("files: the code could not be stored", 500)
         return folder
 
     def _job(self, agent, job: str) -> dict:
@@ -224,15 +407,16 @@ class Service:
 
     def _job_view(self, row) -> dict:
         view = {"job": row["id"], "method": row["method"], "status": row["status"], "submitted": row["submitted"]}
-        if row["status"] == "queued":
+        if row["status"] == "queued":  # the agent's own jobs before this one; nothing of other agents'
             ahead = self.state.query(
-                "SELECT COUNT(*) AS n FROM jobs WHERE status IN ('queued', 'running') AND seq < ?", row["seq"]
+                "SELECT COUNT(*) AS n FROM jobs WHERE agent = ? AND status IN ('queued', 'running') AND seq < ?",
+                row["agent"],
+                row["seq"],
             )[0]["n"]
             view["jobs_ahead"] = ahead
         if row["status"] == "done":
             view["released_score"] = row["released"]
             view["new_best"] = bool(row["new_best"])
-            view["flags"] = json.loads(row["flags"] or "[]")
         if row["status"] == "failed":
             view["reason"] = row["reason"]
         if row["compute_s"] is not None:
@@ -277,118 +461,143 @@ class Service:
     # ---- the queue ------------------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
-        if self.worker is not None:
-            self.worker.join(timeout=5)
+        with self._wake:
+            self._wake.notify_all()
+        for worker in self.workers:
+            worker.join(timeout=5)
 
-    def _work(self) -> None:
+    def _warm_up(self) -> None:
         start = time.monotonic()
         try:
             warm_shared_stages(self.campaign)
             self.state.log("warm", seconds=round(time.monotonic() - start, 1))
         except Exception as e:  # the jobs will say so; the operator reads why here
             self.state.log("warm_error", error=f"{type(e).__name__}: {e}")
-        while not self._stop.is_set():
-            # Fair between agents: the queued job of the agent that has started the fewest jobs, oldest first.
-            rows = self.state.query(
-                "SELECT j.id FROM jobs j WHERE j.status = 'queued' ORDER BY (SELECT COUNT(*) FROM jobs k"
-                " WHERE k.agent = j.agent AND k.status != 'queued'), j.seq LIMIT 1"
-            )
-            if not rows:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            self.run_job(rows[0]["id"])
+        finally:
+            self._warm.set()
 
-    def run_job(self, job_id: str) -> None:
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._warm.wait(1.0)
+            job = self._claim() if self._warm.is_set() else None
+            if job is None:
+                with self._wake:
+                    self._wake.wait(1.0)
+                continue
+            self.run_job(job)
+
+    def _claim(self) -> str | None:
+        """The next job, marked running in the same transaction: agents in turn (the first agent, by name,
+        after the one whose job started last, that has a job queued), each agent's jobs oldest first."""
         with self.state.transaction() as db:
+            queued = db.execute("SELECT agent, MIN(seq) AS seq FROM jobs WHERE status = 'queued' GROUP BY agent")
+            first = {r["agent"]: r["seq"] for r in queued}
+            if not first:
+                return None
+            last = db.execute("SELECT agent FROM jobs WHERE started IS NOT NULL ORDER BY started DESC LIMIT 1")
+            last = last.fetchone()
+            names = sorted(first)
+            turn = next((a for a in names if last is None or a > last["agent"]), names[0])
+            job = db.execute("SELECT id FROM jobs WHERE agent = ? AND seq = ?", (turn, first[turn])).fetchone()["id"]
             db.execute(
                 "UPDATE jobs SET status = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
-                (time.time(), job_id),
+                (time.time(), job),
             )
+        return job
+
+    def run_job(self, job_id: str) -> None:
+        """Run a claimed job (status running) to its end: within its reserved time limit, on the validation
+        parts; the outcome is released through the rule, charged and logged."""
         row = self.state.query("SELECT * FROM jobs WHERE id = ?", job_id)[0]
+        limit = row["reserved_s"] if row["reserved_s"] is not None else self.job_limit_s
         self.state.log(
-            "job_started", agent=row["agent"], job=job_id, code_sha256=row["code_sha256"], attempt=row["attempts"]
+            "job_started",
+            agent=row["agent"],
+            job=job_id,
+            code_sha256=row["code_sha256"],
+            attempt=row["attempts"],
+            time_limit_s=round(limit, 3),
         )
         start = time.monotonic()
+        detail = None
         try:
-            result = self._run(row, self.campaign.development)
+            result = self._run(row, self.campaign.development, "validation", deadline=time.time() + limit)
             outcome = self._score(row, result)
-        except MethodFailed as e:  # the method's own failure (its only method): the agent may read its line
-            outcome = {"status": "failed", "reason": self._method_line(str(e))}
+        except MethodFailed as e:  # the method's own failure: the agent reads which, the operator what
+            detail = str(e)
+            outcome = {"status": "failed", "reason": failures.job_failure(detail, row["method"])}
         except Exception as e:  # the harness's own failure: the agent learns that, the operator why
-            outcome = {"status": "failed", "reason": "the harness failed on this job (the operator's log says why)"}
-            self.state.log("job_error", job=job_id, error=f"{type(e).__name__}: {e}")
-        self._finish(row, outcome, time.monotonic() - start)
+            detail = f"{type(e).__name__}: {e}"
+            outcome = {"status": "failed", "reason": failures.HARNESS}
+            self.state.log("job_error", job=job_id, error=detail)
+        if outcome["status"] == "failed" and outcome.get("detail"):
+            detail = outcome.pop("detail")
+        self._finish(row, outcome, time.monotonic() - start, limit, detail)
 
-    def _run(self, row, tasks: tuple[str, ...]) -> dict:
-        from ..api import evaluate
+    def _run(self, row, tasks: tuple[str, ...], part: str, deadline: float | None = None) -> dict:
+        """The results JSON of the job's method on `tasks`, each development task's test split cut to `part`
+        ('validation' for jobs, 'final' for finals; held-out tasks whole), the method units ended by
+        `deadline` (time.time())."""
+        from ..engine.executors import get_executor, run
+        from ..isolation.processes import guard
+        from ..reports.results import build_results
 
+        guard()  # whatever way the service ends, the method processes of its jobs end with it
         c = self.campaign
         description = json.loads(row["description"])
-        method = stand_in(
-            description, {"kind": "folder", "path": str(self.state.folder / "code" / row["code_sha256"])}
-        )(**json.loads(row["hyperparameters"]))
-        result = evaluate(
-            [method],
-            list(tasks),
-            c.setting,
-            seeds=c.seeds,
-            baseline_seeds=c.baseline_seeds,
-            limit=c.limit,
-            executor=c.executor,
-            ray_address=c.ray_address,
-            backend=c.backend,
-            n_boot=200,
-            method_timeout=c.method_timeout_s,
-            include_path=c.include,
-            cache=c.cache,
+        method = stand_in(description, _origin(self.state.folder / "code" / row["code_sha256"]))(
+            **json.loads(row["hyperparameters"])
         )
-        return result.to_dict() if hasattr(result, "to_dict") else result
+        parts = {t: self.part(t, part) for t in tasks if t in c.development}
+        pipe = _pipeline(c, list(tasks), parts, deadline)
+        record = run(pipe, [method], get_executor(c.executor, c.ray_address))
+        return build_results(record)
+
+    def part(self, task: str, which: str) -> tuple[int, ...]:
+        """The indices of a development task's test split in its validation or final part."""
+        if task not in self._sizes:
+            self._sizes[task] = test_size(self.campaign, task)
+        n = self._sizes[task]
+        idx = self.campaign.validation_part(task, n) if which == "validation" else self.campaign.final_part(task, n)
+        return tuple(int(i) for i in idx)
 
     def _score(self, row, result: dict) -> dict:
         failed = (result.get("failed_methods") or {}).get(row["method"])
         if failed is not None:
-            return {"status": "failed", "reason": self._method_line(failed)}
+            return {"status": "failed", "reason": failures.job_failure(failed, row["method"]), "detail": failed}
         score, correct, weights, gap = validation_score(self.campaign, result, row["method"])
-        flags = sorted(
-            {
-                f.get("flag", f.get("name", "flag")) if isinstance(f, dict) else str(f)
-                for t in self.campaign.development
-                for f in result["tasks"][t]["methods"][row["method"]].get("flags", [])
-            }
-        )
         return {
             "status": "done",
             "true_score": score,
             "correct": correct,
             "weights": weights,
             "gap": gap,
-            "flags": flags,
+            "flags": job_flags(self.campaign.development, result, row["method"]),
             "step": effective_step(self.campaign.rule["step"], weights, gap),
+            "move": float(np.max(weights)) / gap if gap > 0 else 0.0,
         }
 
-    def _method_line(self, line: str) -> str:
-        """The pipeline's line about the method's own failure, with the service's folders left out."""
-        code = str(self.state.folder / "code")
-        return "the method failed: " + _one_line(re.sub(re.escape(code) + r"/[0-9a-f]+/", "", line))
-
-    def _finish(self, row, outcome: dict, seconds: float) -> None:
+    def _finish(self, row, outcome: dict, seconds: float, limit: float, detail: str | None) -> None:
         agent = row["agent"]
+        charged = min(seconds, limit)
         with self.state.transaction() as db:
-            best_row = db.execute("SELECT best_released, best_job FROM agents WHERE name = ?", (agent,)).fetchone()
-            best, best_job = (best_row["best_released"], best_row["best_job"]) if best_row else (None, None)
+            best_row = db.execute("SELECT * FROM agents WHERE name = ?", (agent,)).fetchone()
+            best, best_job = best_row["best_released"], best_row["best_job"]
             released = new_best = None
             if outcome["status"] == "done" and outcome["true_score"] is not None:
-                decision = self._decide(outcome, best, best_job)
+                decision = self._decide(outcome, best, best_job, best_row, db)
                 released, new_best = decision.released, decision.new_best
                 np.save(self.state.folder / "scores" / f"{row['id']}.npy", outcome["correct"])
                 if new_best:
                     db.execute(
-                        "UPDATE agents SET best_released = ?, best_job = ? WHERE name = ?", (released, row["id"], agent)
+                        "UPDATE agents SET best_released = ?, best_job = ?, releases_used = releases_used + 1"
+                        " WHERE name = ?",
+                        (released, row["id"], agent),
                     )
+                    if self.campaign.rule["kind"] == "noisy_ladder":  # a new threshold after each release
+                        db.execute("UPDATE agents SET threshold_noise = NULL WHERE name = ?", (agent,))
             elif outcome["status"] == "done":
-                outcome = {"status": "failed", "reason": "the validation gap of this campaign is not positive"}
+                outcome = {"status": "failed", "reason": failures.GAP}
             db.execute(
                 "UPDATE jobs SET status = ?, finished = ?, reason = ?, compute_s = ?, released = ?, new_best = ?,"
                 " flags = ?, true_score = ? WHERE id = ?",
@@ -396,7 +605,7 @@ class Service:
                     outcome["status"],
                     time.time(),
                     outcome.get("reason"),
-                    seconds,
+                    charged,
                     released,
                     None if new_best is None else int(new_best),
                     json.dumps(outcome.get("flags", [])),
@@ -404,7 +613,12 @@ class Service:
                     row["id"],
                 ),
             )
-            db.execute("UPDATE agents SET compute_used = compute_used + ? WHERE name = ?", (seconds, agent))
+            reserved = row["reserved_s"] if row["reserved_s"] is not None else 0.0
+            db.execute(
+                "UPDATE agents SET compute_used = compute_used + ?, compute_reserved = MAX(0, compute_reserved - ?)"
+                " WHERE name = ?",
+                (charged, reserved, agent),
+            )
         self.state.log(
             "job_finished",
             agent=agent,
@@ -413,17 +627,29 @@ class Service:
             code_sha256=row["code_sha256"],
             status=outcome["status"],
             reason=outcome.get("reason"),
+            method_error=detail,
             released=released,
             true_score=outcome.get("true_score"),
             flags=outcome.get("flags", []),
             step=outcome.get("step"),
-            compute_s=round(seconds, 2),
+            compute_s=round(charged, 3),
+            wall_s=round(seconds, 3),
+            time_limit_s=round(limit, 3),
         )
 
-    def _decide(self, outcome: dict, best: float | None, best_job: str | None) -> ladder.Decision:
+    def _decide(self, outcome: dict, best: float | None, best_job: str | None, agent_row, db) -> ladder.Decision:
         rule = self.campaign.rule
         if rule["kind"] == "ladder":
             return ladder.fixed_step(outcome["true_score"], best, outcome["step"])
+        if rule["kind"] == "noisy_ladder":
+            if agent_row["releases_used"] >= int(rule["releases"]):
+                return ladder.Decision(best, False)  # the budget of releases is spent: nothing more is said
+            move, epsilon = outcome["move"], float(rule["epsilon"])
+            rho = agent_row["threshold_noise"]
+            if rho is None:
+                rho = ladder.threshold_noise(move, epsilon, self._rng)
+                db.execute("UPDATE agents SET threshold_noise = ? WHERE name = ?", (rho, agent_row["name"]))
+            return ladder.noisy(outcome["true_score"], best, outcome["step"], move, epsilon, rho, self._rng)
         diff = None
         if best_job is not None:
             previous = np.load(self.state.folder / "scores" / f"{best_job}.npy")
@@ -452,8 +678,14 @@ class Service:
             return json.loads(path.read_text())
 
 
-def _pipeline(campaign: Campaign, task_names: list[str]):
-    """A pipeline over `task_names` with the options every job of the campaign runs with (same cache keys)."""
+def _pipeline(
+    campaign: Campaign,
+    task_names: list[str],
+    parts: dict[str, tuple[int, ...]] | None = None,
+    deadline: float | None = None,
+):
+    """A pipeline over `task_names` with the options every job of the campaign runs with (same cache keys),
+    each task's test split cut to `parts[task]` where given, its method units ended by `deadline`."""
     from ..api import parse_limit
     from ..cache import ArtifactStore
     from ..engine.pipeline import Pipeline, RunOptions
@@ -465,16 +697,45 @@ def _pipeline(campaign: Campaign, task_names: list[str]):
         sizes=parse_limit(campaign.limit),
         baseline_seeds=campaign.baseline_seeds,
         method_seeds=campaign.seeds,
+        n_boot=200,
+        test_parts=parts or None,
+        method_deadline=deadline,
     )
     store = ArtifactStore(Path(campaign.cache)) if campaign.cache else None
     tasks = [load_task(name, [Path(p) for p in campaign.include]) for name in task_names]
     return Pipeline(load_setting(campaign.setting), tasks, options, store)
 
 
+def test_size(campaign: Campaign, task_name: str) -> int:
+    """How many examples the whole test split of a task has (what the two parts are cut from)."""
+    pipe = _pipeline(campaign, [task_name])
+    return len(pipe.splits(pipe.tasks[0]).test)
+
+
+def validation_parts(campaign: Campaign, task_names) -> dict[str, tuple[int, ...]]:
+    return {
+        t: tuple(int(i) for i in campaign.validation_part(t, test_size(campaign, t)))
+        for t in task_names
+        if t in campaign.development
+    }
+
+
+def job_limit(campaign: Campaign) -> float:
+    """The most one job may run, all its tasks and seeds together: the campaign's method_timeout_s, else the
+    setting's limit per method seed times the job's method units."""
+    if campaign.method_timeout_s:
+        return float(campaign.method_timeout_s)
+    from ..settings import load_setting
+
+    setting = load_setting(campaign.setting)
+    seeds = campaign.seeds or setting.method_seeds
+    return float(setting.method_timeout_s) * len(campaign.development) * seeds
+
+
 def warm_shared_stages(campaign: Campaign) -> None:
-    """The stages every job shares (features, weak and ceiling of each development task), computed before
-    the first job, so that no agent's compute budget pays for them."""
-    pipe = _pipeline(campaign, list(campaign.development))
+    """The stages every job shares (features, weak and ceiling of each development task's validation part),
+    computed before the first job, so that no agent's compute budget pays for them."""
+    pipe = _pipeline(campaign, list(campaign.development), validation_parts(campaign, campaign.development))
     for role in ("weak", "strong"):
         pipe.compute_features(role)
     for task in pipe.tasks:
@@ -485,27 +746,28 @@ def warm_shared_stages(campaign: Campaign) -> None:
 
 def build_devkit(campaign: Campaign, task_name: str) -> dict[str, list[dict]]:
     """The development kit of one task: train_label with labels, train_unlabel and the validation part
-    without, and the weak model's soft labels (its first baseline seed) on the latter two."""
-    pipe = _pipeline(campaign, [task_name])
+    without, and the weak model's soft labels (its first baseline seed) on the latter two: the texts and
+    soft labels a job's method is given, in the same order."""
+    pipe = _pipeline(campaign, [task_name], validation_parts(campaign, [task_name]))
     task = pipe.tasks[0]
     splits = pipe.splits(task)
     weak = pipe.weak_labels(task, 0)
-    part = campaign.validation_part(task.name, len(splits.test))
     return {
         "train_label": [{"text": e.text, "label": int(e.label)} for e in splits.train_label],
         "train_unlabel": [
             {"text": e.text, "weak_p1": round(float(p), 6)} for e, p in zip(splits.train_unlabel, weak["train_unlabel"])
         ],
-        "validation": [{"text": splits.test[i].text, "weak_p1": round(float(weak["test"][i]), 6)} for i in part],
+        "validation": [{"text": e.text, "weak_p1": round(float(p), 6)} for e, p in zip(splits.test, weak["test"])],
     }
 
 
 def validation_score(
     campaign: Campaign, result: dict, method: str
 ) -> tuple[float | None, np.ndarray, np.ndarray, float]:
-    """Pooled PGR of `method` on the validation parts of the development tasks (sum over tasks of w2s - weak
-    over the sum of ceiling - weak, each group averaged over its seeds), with the per-example w2s correctness
-    (seed mean), each example's weight in the pooled accuracy, and the pooled gap."""
+    """Pooled PGR of `method` in a job's results (each development task's test split there is its validation
+    part): the sum over tasks of w2s - weak over the sum of ceiling - weak, each group averaged over its seeds;
+    with the per-example w2s correctness (seed mean), each example's weight in the pooled accuracy, and the
+    pooled gap."""
     from ..scoring import decode_correct
 
     diffs = gaps = 0.0
@@ -514,17 +776,29 @@ def validation_score(
     for name in tasks:
         doc = result["tasks"][name]
         n = doc["n"]["test"]
-        part = campaign.validation_part(name, n)
         weak, ceiling, w2s = (
-            decode_correct(g["correct"], n)[:, part].mean(axis=0)
+            decode_correct(g["correct"], n).mean(axis=0)
             for g in (doc["weak"], doc["ceiling"], doc["methods"][method]["w2s"])
         )
         diffs += float(w2s.mean() - weak.mean())
         gaps += float(ceiling.mean() - weak.mean())
         correct.append(w2s)
-        weights.append(np.full(len(part), 1.0 / (len(tasks) * len(part))))
+        weights.append(np.full(n, 1.0 / (len(tasks) * n)))
     score = diffs / gaps if gaps > 0 else None
     return score, np.concatenate(correct), np.concatenate(weights), gaps / len(tasks)
+
+
+def job_flags(tasks, result: dict, method: str) -> dict[str, list[str]]:
+    """The method's flag names per task (for the operator's log and the finals; never for the agent)."""
+    out = {}
+    for t in tasks:
+        names = [
+            f.get("flag", f.get("name", "flag")) if isinstance(f, dict) else str(f)
+            for f in result["tasks"][t]["methods"][method].get("flags", [])
+        ]
+        if names:
+            out[t] = sorted(set(names))
+    return out
 
 
 def effective_step(step: float, weights: np.ndarray, gap: float) -> float:
@@ -536,32 +810,82 @@ def effective_step(step: float, weights: np.ndarray, gap: float) -> float:
 
 
 def final_score(campaign: Campaign, result: dict, method: str) -> dict:
-    """Per task and pooled PGR on what finals use: the final part of each development task, every test
-    example of each held-out task."""
+    """Per task and pooled PGR, with the flags, in a finals run: its development tasks' test splits are their
+    final parts, its held-out tasks whole."""
     from ..scoring import decode_correct
 
     per_task, diffs, gaps = {}, 0.0, 0.0
     for name in (*campaign.development, *campaign.heldout):
         doc = result["tasks"][name]
         n = doc["n"]["test"]
-        part = campaign.final_part(name, n) if name in campaign.development else np.arange(n)
         accs = [
-            float(decode_correct(g["correct"], n)[:, part].mean())
+            float(decode_correct(g["correct"], n).mean())
             for g in (doc["weak"], doc["ceiling"], doc["methods"][method]["w2s"])
         ]
         gap = accs[1] - accs[0]
         per_task[name] = {
-            "examples": int(len(part)),
+            "examples": int(n),
             "weak": accs[0],
             "ceiling": accs[1],
             "w2s": accs[2],
             "pgr": (accs[2] - accs[0]) / gap if gap > 0 else None,
             "split": "development (final part)" if name in campaign.development else "held-out",
+            "flags": job_flags([name], result, method).get(name, []),
         }
         diffs, gaps = diffs + accs[2] - accs[0], gaps + gap
     return {"tasks": per_task, "pooled_pgr": diffs / gaps if gaps > 0 else None}
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line[:limit] + ("..." if len(line) > limit else "")
+def plain_data_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a call's arguments are not plain data the service can store and log, or None: nesting deeper than
+    MAX_DEPTH, a string or key with a lone surrogate (JSON can say one; no file or log can hold it)."""
+    if depth > MAX_DEPTH:
+        return f"the arguments are nested more than {MAX_DEPTH} deep"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a string in the arguments is not valid Unicode (a lone surrogate)"
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = plain_data_problem(k, depth + 1) or plain_data_problem(v, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for v in value:
+            problem = plain_data_problem(v, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def code_sha256(files: dict[str, str]) -> str:
+    """The name a code folder is stored under: a hash of its file names and contents."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name].encode("utf-8")).digest())
+    return digest.hexdigest()[:16]
+
+
+def _api_names() -> frozenset[str]:
+    from ..methods.base import LossMethod, Method
+
+    return frozenset(n for cls in (Method, LossMethod) for n in dir(cls) if not n.startswith("__"))
+
+
+API_NAMES = _api_names()  # what a hyperparameter may not be called: it would shadow the method API
+MAX_LOGGED = 16 * 1024  # characters of what an agent's code printed, kept in the operator's log
+
+
+def _down(x: float) -> float:
+    return max(0.0, math.floor(x * 10) / 10)
+
+
+def _up(x: float) -> float:
+    return max(0.0, math.ceil(x * 10) / 10)
+
+
+def _origin(folder: Path) -> dict:
+    """An agent's stored code, as isolation.loader names code: a folder whose __init__.py defines the method."""
+    return {"kind": "folder", "path": str(folder)}

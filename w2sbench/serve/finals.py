@@ -1,8 +1,10 @@
-"""Finals: each nominated method runs once on what no answer came from, the final part of every development
-task and every held-out task, through the same pipeline; the operator runs `w2sbench serve finals CAMPAIGN`
-(the service may be running: the state is shared safely, and a method's development stages come from the
-cache). Writes per job STATE/finals/JOB.results.json (the full results JSON), JOB.submission.json (a
-leaderboard submission to complete with the method's folder) and records the campaign's final score.
+"""Finals: each nominated method runs once, afresh, on what no answer came from: the final part of every
+development task (the method is given its texts, and no job ever was) and every held-out task, through the
+same pipeline; the operator runs `w2sbench serve finals CAMPAIGN` (the service may be running: the state
+is shared safely). Nothing a job returned enters it: the run's test splits, its stages' cache keys and its
+method artifacts are the finals' own. Writes per job STATE/finals/JOB.results.json (the full results JSON),
+JOB.submission.json (a leaderboard submission to complete with the method's folder) and records the
+campaign's final score with the method's flags per task, computed on what the finals score.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def run_finals(campaign: Campaign, say=print) -> list[dict]:
         job = state.query("SELECT * FROM jobs WHERE id = ?", row["job"])[0]
         say(f"finals: {row['agent']}'s {row['method']} (job {row['job']})")
         start = time.monotonic()
-        result = service._run(job, (*campaign.development, *campaign.heldout))
+        result = service._run(job, (*campaign.development, *campaign.heldout), "final")
         score = final_score(campaign, result, job["method"])
         record = {
             "agent": row["agent"],

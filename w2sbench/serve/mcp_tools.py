@@ -17,8 +17,10 @@ from ..errors import MissingPackageError
 INSTRUCTIONS = (
     "A weak-to-strong scoring service. Call describe first. submit_method sends a method's code and returns a "
     "job id; poll job until done; the released score is a pooled PGR on validation examples, released only "
-    "when it beats your best by the campaign's step. devkit gives data you may use locally at no cost. "
-    "Each submission spends one evaluation of your budget; nominate_final picks what is scored at the end."
+    "when it beats your best by the campaign's step. devkit gives data you may use locally at no cost: debug "
+    "there, since a failed job says only one line from a fixed list (describe's `failures`), never your "
+    "method's own error text or output. Each submission that runs your code spends one evaluation of your "
+    "budget and reserves compute seconds; nominate_final picks what is scored at the end."
 )
 
 
@@ -56,20 +58,22 @@ def build_server(client: Any):
     ) -> dict[str, Any]:
         """Submit a method: `files` maps file names to their text and must hold `__init__.py`, which defines
         one Method or LossMethod subclass (name it in class_name when there are several). Spends one
-        evaluation; returns the job id."""
+        evaluation before your code runs, and reserves the job's time limit from your compute seconds;
+        returns the job id and that limit."""
         return client.call(
             "submit_method", {"files": files, "hyperparameters": hyperparameters or {}, "class_name": class_name}
         )
 
     @server.tool(structured_output=True)
     def job(job: str) -> dict[str, Any]:
-        """A job's status: queued (with the jobs ahead), running, done (the released score, whether it is your
-        new best, the method's flags) or failed (one line)."""
+        """A job's status: queued (with your own jobs ahead of it), running, done (the released score and
+        whether it is your new best) or failed (one line from describe's `failures`)."""
         return client.call("job", {"job": job})
 
     @server.tool(structured_output=True)
     def budget() -> dict[str, Any]:
-        """Evaluations, compute seconds and final nominations you have left."""
+        """Evaluations, compute seconds (left, and reserved by your queued and running jobs) and final
+        nominations you have left (and releases, under the noisy rule)."""
         return client.call("budget")
 
     @server.tool(structured_output=True)

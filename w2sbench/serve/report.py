@@ -1,7 +1,8 @@
 """`w2sbench serve report LOG`: what each agent tried, read back from the service's append-only log.
 
 Per agent: every job in order (method, code hash, released answer, the true validation score that was not
-released, flags, compute), what the release rule kept back (the largest |released - true|), and the finals.
+released, flags, the method's own error line for a failed job, compute), what the release rule kept back
+(the largest |released - true|), and the finals.
 The figure draws released and true score against submission number, one panel per agent (PNG and SVG).
 """
 
@@ -56,8 +57,12 @@ def format_report(agents: dict[str, dict]) -> str:
         if jobs:
             lines.append(f"  {'#':>3}  {'method':<32} {'code':<12} {'released':>8} {'true':>8}  status / flags")
         for i, j in enumerate(jobs, 1):
-            what = j["status"] if j["status"] != "failed" else f"failed: {j.get('reason') or ''}"[:60]
-            flags = ",".join(j.get("flags") or [])
+            why = j.get("method_error") or j.get("reason") or ""
+            what = j["status"] if j["status"] != "failed" else f"failed: {why}"[:100]
+            flags = j.get("flags") or []
+            if isinstance(flags, dict):  # per task (since the flags stopped being released)
+                flags = sorted({f for names in flags.values() for f in names})
+            flags = ",".join(flags)
             lines.append(
                 f"  {i:>3}  {j['method'][:32]:<32} {j['code_sha256'][:12]:<12} {_fmt(j.get('released')):>8}"
                 f" {_fmt(j.get('true_score')):>8}  {what}{' ' + flags if flags else ''}"
