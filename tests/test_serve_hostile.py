@@ -335,15 +335,17 @@ def test_n_workers_run_jobs_of_two_agents_at_once(toy):
 
 # ---- 5. the probe: bounded, and no built-in's name, no shadowed API -----------------------------------------------
 def forge(**description) -> str:
-    """Code whose import writes a description of its own choosing where the probe's reply goes (stdout
-    before, the reply's own descriptor now) and ends the process before the probe can describe it."""
+    """Code whose import writes a description of its own choosing where the probe's reply goes (stdout once;
+    now the reply's own pipe, whose number the probe's argv names) and ends the process before the probe can
+    describe it."""
     doc = {"class": "Plain", "name": "plain", "version": 1, "description": "", "uses_weak_labels": True}
-    line = json.dumps({**doc, "hyperparameters": [], **description}) + "\n"
+    card = dict.fromkeys(("authors", "code", "paper", "license", "contact", "recipe_notes", "non_default_recipe"))
+    line = json.dumps({**doc, "kind": "loss", "hyperparameters": [], "card": card, **description})
     return (
-        "import os\n"
+        "import os, sys\n"
         f"line = {line!r}\n"
         "print(line, end='', flush=True)\n"
-        "for fd in range(3, 12):\n"
+        "for fd in {int(a) for a in sys.argv[1:2] if a.isdigit()} | set(range(3, 12)):\n"
         "    try:\n"
         "        os.write(fd, line.encode())\n"
         "    except OSError:\n"
@@ -366,7 +368,7 @@ def test_a_probe_cannot_pass_for_a_built_in_or_shadow_the_method_api(toy):
             with pytest.raises(ToolError, match="reserved for a built-in method"):
                 client["alice"].call("submit_method", {"files": {"__init__.py": code}})
         for code in shadows:
-            with pytest.raises(ToolError, match="shadows the method API"):
+            with pytest.raises(ToolError, match="shadows the method API|named like a part of the method API"):
                 client["alice"].call("submit_method", {"files": {"__init__.py": code}})
         assert client["alice"].call("history")["jobs"] == []
     finally:
@@ -551,12 +553,15 @@ def test_over_http_a_refusal_is_the_services_line(http):
     "line, told",
     [
         (
-            "method 'x' failed on task 't' seed 0: ValueError: SECRET (File \"/c/__init__.py\", line 3)",
+            "method 'x' failed on task 't' seed 0; its own error: ValueError: SECRET (File \"/c/__init__.py\", line 3)",
             RAISED.format("ValueError"),
         ),
-        ("method 'x' failed on task 't' seed 1: Leak_0110: SECRET", RAISED.format("an exception of its own class")),
         (
-            "method 'x' failed on task 't' seed 0: loading /c/__init__.py:X: ImportError: SECRET",
+            "method 'x' failed on task 't' seed 1; its own error: Leak_0110: SECRET",
+            RAISED.format("an exception of its own class"),
+        ),
+        (
+            "method 'x' failed on task 't' seed 0; its own error: loading the method: ImportError: SECRET",
             "the method's code failed to load in the sealed process",
         ),
         (
@@ -592,11 +597,16 @@ def test_over_http_a_refusal_is_the_services_line(http):
             "the method's sealed process sent a reply the harness refuses",
         ),
         (
+            "method 'x' sent a reply the harness refuses on task 't' seed 0: a description of itself that differs "
+            "from the one its code gave the probe (fields name)",
+            "the method's code describes itself differently in the sealed process than in the probe",
+        ),
+        (
             "method 'x' declares uses_weak_labels=False but read the weak labels",
             "the method read the weak labels though it declares uses_weak_labels=False",
         ),
         (
-            "method 'other' failed on task 't' seed 0: ValueError: SECRET",
+            "method 'other' failed on task 't' seed 0; its own error: ValueError: SECRET",
             "the harness failed on this job (the operator's log says why)",
         ),
         ("SECRET", "the harness failed on this job (the operator's log says why)"),

@@ -41,6 +41,7 @@ PROBE_MEMORY = "importing your code exceeded the probe's memory limit of {}"
 PROBE_ENDED = "importing your code ended the probe before it described the method"
 PROBE_CLASSES = "your code must define exactly one Method or LossMethod subclass, or name it in class_name"
 PROBE_NO_RUN = "your method implements no run(ctx) and is not a LossMethod"
+PROBE_SHADOW = "a hyperparameter of your method is named like a part of the method API (name, config, run, ...)"
 PROBE_DESCRIPTION = (
     "your method's description was refused: a lower-case name, an int version, at most 32 hyperparameters "
     "declared as annotated class fields of type bool, int, float, str or Literal, with short defaults"
@@ -126,4 +127,6 @@ def probe_failure(line: str) -> str:
         return PROBE_CLASSES
     if re.match(r"[A-Za-z_][A-Za-z0-9_]* implements no run\(ctx\)", text):
         return PROBE_NO_RUN
+    if re.match(r"hyperparameter '[a-z0-9_]+': the name is the method API's", text):
+        return PROBE_SHADOW
     return PROBE_DESCRIPTION
