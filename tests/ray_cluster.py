@@ -23,6 +23,12 @@ RAY = str(Path(sys.executable).with_name("ray"))
 PORT = 6379  # the namespace is private: the default port is free
 
 
+# As root a network namespace needs no user namespace; keeping the host's users lets the method sandbox drop
+# to nobody there (isolation/sandbox.py), which a namespace mapping root alone would not hold. Any other user
+# needs one to make the network namespace.
+USERNS = [] if os.geteuid() == 0 else ["-U"]
+
+
 def unavailable_reason() -> str | None:
     try:
         import ray  # noqa: F401
@@ -60,7 +66,7 @@ class LoopbackCluster:
     # ---- running things in the namespace -------------------------------------------------------------------
     def argv(self, argv: list[str]) -> list[str]:
         assert self.holder is not None
-        return ["nsenter", "-t", str(self.holder.pid), "-U", "-n", "--", *argv]
+        return ["nsenter", "-t", str(self.holder.pid), *USERNS, "-n", "--", *argv]
 
     def run(self, argv: list[str], env: dict | None = None, timeout: float = 900, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -83,7 +89,7 @@ class LoopbackCluster:
             [
                 "unshare",
                 "--net",
-                "--map-root-user",
+                *(["--map-root-user"] if USERNS else []),
                 "--",
                 "sh",
                 "-c",

@@ -455,9 +455,18 @@ def _visible(policy: Policy) -> list[str]:
     return list(_unique([*system, *PRIVATE_MOUNTS, *policy.read_only]))
 
 
+@functools.lru_cache(maxsize=1)
 def _root_harness() -> bool:
-    """True when the harness runs as root: the sandbox then drops to UNPRIVILEGED (command())."""
-    return os.geteuid() == 0
+    """True when the harness runs as root and UNPRIVILEGED exists in its user namespace: the sandbox then
+    drops to it (command()). As root of a user namespace that maps no such user (`unshare --map-root-user`),
+    it cannot, and one unprivileged bwrap runs the method as that namespace's root, as for any other user."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        rows = [line.split() for line in open("/proc/self/uid_map").read().splitlines()]
+    except OSError:
+        return True
+    return any(int(inner) <= UNPRIVILEGED[0] < int(inner) + int(count) for inner, _, count in rows)
 
 
 def _parents(paths: Iterable[str], trees: Sequence[str]) -> list[str]:
