@@ -173,6 +173,12 @@ def run_options(command: Callable) -> Callable:
     default=None,
     help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.",
 )
+@click.option(
+    "--allow-cpu",
+    is_flag=True,
+    help="Run a setting that needs a GPU (device: cuda, bf16 or 8-bit AdamW) on the CPU where there is none, "
+    "instead of refusing: float32, hours, cached apart from GPU runs; the results say so.",
+)
 @run_options
 def eval_cmd(
     methods,
@@ -196,6 +202,7 @@ def eval_cmd(
     quiet,
     verbose,
     submission,
+    allow_cpu,
 ):
     """Run the stages (cached) and print weak, ceiling, w2s accuracy and PGR with 95% intervals."""
     if quiet and verbose:
@@ -223,6 +230,7 @@ def eval_cmd(
         method_quota=method_quota,
         include_path=list(include_path),
         perturb_recipe=perturb_recipe,
+        allow_cpu=allow_cpu,
     )
     output = result.save(output or default_output(result), log_samples=log_samples)
     click.echo(result.table())
