@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 import torch
 
-from w2sbench import devices
 from w2sbench.cache import ArtifactStore
 from w2sbench.data import Example, Splits
 from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sandbox, sealed
 from w2sbench.settings import load_setting
+from w2sbench.training import devices
 
 REPO = Path(__file__).resolve().parent.parent
 

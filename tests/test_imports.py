@@ -23,7 +23,7 @@ LAYERS = [
     ("processes", ("isolation.processes",)),
     # the recipe is a setting's config; quotas are the sandbox's limits as a setting declares them
     ("data and config", ("data", "tasks", "settings", "isolation.quotas", "training.recipe")),
-    ("models: training, inference, model resolution", ("training", "inference", "models", "devices")),
+    ("models: training, inference, model resolution", ("training", "inference", "models")),
     ("methods", ("methods",)),
     ("isolation", ("isolation",)),  # sandbox, sealed, described, wiring
     ("engine", ("engine",)),  # units, suspicion, ledger, pipeline, executors, ray_executor

@@ -22,7 +22,6 @@ import numpy as np
 from .. import models
 from ..cache import ArtifactStore, hash_array, hash_of, hash_texts
 from ..data import SPLIT_NAMES as SPLITS
-from ..devices import release_memory
 from ..errors import MethodFailed, W2SError
 from ..inference import get_backend
 from ..isolation import described, sealed
@@ -32,6 +31,7 @@ from ..methods.identity import MethodSource, harness_source
 from ..scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from ..settings import ModelSpec, Setting
 from ..tasks import Splits, Task
+from ..training.devices import release_memory
 from ..training.students import FineTuneTrainer, FrozenTrainer, Trainer
 from .ledger import RunLedger
 from .progress import FeatureProgress
@@ -160,7 +160,7 @@ class Pipeline:
         the run allows it (--allow-cpu), and then says so in the results' notes. Resolved on first use, in
         the process that computes (a Ray worker resolves its own)."""
         if self._device is None:
-            from ..devices import cuda_unavailable_reason
+            from ..training.devices import cuda_unavailable_reason
 
             why = cuda_unavailable_reason()
             need = self.setting.needs_gpu

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from w2sbench.devices import release_memory
 from w2sbench.inference.base import (
     ANSWER_TAIL,
     InferenceBackend,
@@ -31,6 +30,7 @@ from w2sbench.inference.base import (
     renormalise_logprobs,
 )
 from w2sbench.provenance import package_version
+from w2sbench.training.devices import release_memory
 
 _DTYPES = ("float32", "bfloat16", "float16")
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from w2sbench.devices import release_memory
 from w2sbench.inference import get_backend, merge_lora, renormalise_logprobs
 from w2sbench.inference.base import model_max_length
+from w2sbench.training.devices import release_memory
 
 if TYPE_CHECKING:
     from w2sbench.training.finetune import FineTunedStudent

@@ -27,7 +27,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import W2SError
+from ..errors import W2SError
 
 ENGINE_MEMORY_CAP = 0.85
 """The largest fraction of a card a vLLM engine takes (vLLM's own default is 0.9)."""
