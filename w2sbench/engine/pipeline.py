@@ -103,10 +103,8 @@ class RunRecord:
     cache_recomputed: dict[str, int]  # artifacts that failed their content check and were recomputed
     method_sources: dict[str, MethodSource]
     sandbox: dict | None  # what the method processes could reach (sandbox.describe); None: unsealed
-    failed: dict[str, str] = field(default_factory=dict)
-    devices: dict[str, list[str]] = field(
-        default_factory=dict
-    )  # stage -> the devices it ran on  # methods left out: name -> the line that stopped it
+    failed: dict[str, str] = field(default_factory=dict)  # methods left out: name -> the line that stopped it
+    devices: dict[str, list[str]] = field(default_factory=dict)  # stage -> the devices it ran on ("cpu", "cuda")
     unit_sandboxes: dict[str, dict | None] = field(default_factory=dict)  # method unit run on Ray -> its sandbox
 
 
