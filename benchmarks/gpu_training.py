@@ -50,7 +50,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from random_models import count_parameters, random_config, random_model  # noqa: E402
 
-from w2sbench.settings import load_setting  # noqa: E402
 from w2sbench.training import Recipe  # noqa: E402
 from w2sbench.training.finetune import build_student, train_student  # noqa: E402
 
@@ -58,6 +57,15 @@ STRONG = "Qwen/Qwen3-4B-Base"
 WEAK = "Qwen/Qwen1.5-0.5B-Chat"
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
 """Dense bf16 tensor-core peak FLOP/s by card (SXM parts; MFU is relative to these)."""
+
+
+def aar_train() -> dict[str, Any]:
+    """aar-qwen's train block, read from its YAML with PyYAML (a dependency of transformers): loading it through
+    w2sbench.settings would import platformdirs and jsonschema, which the GPU machine's image lacks."""
+    import yaml
+
+    path = Path(__file__).resolve().parent.parent / "w2sbench" / "settings" / "aar-qwen.yaml"
+    return dict(yaml.safe_load(path.read_text())["train"])
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -166,7 +174,7 @@ def optimizer_name() -> str:
 
 def aar_recipe(batch: int, micro: int, checkpointing: bool, compile_: bool, head: str) -> Recipe:
     """aar-qwen's training recipe at a given batch, micro-batch, checkpointing, compile and readout."""
-    train = dict(load_setting("aar-qwen").train)
+    train = aar_train()
     train.update(
         epochs=1,
         batch_size=batch,
@@ -355,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     guarded({"bench": "weak_score"}, partial(score, args, device, n_weak, peak))
     done: set[tuple] = set()  # configurations measured already
     if "label_tokens" in args.heads:  # aar-qwen exactly as configured: batch 32 in one micro-batch, checkpointing
-        aar = load_setting("aar-qwen").train
+        aar = aar_train()
         batch = 4 if args.smoke else int(aar["batch_size"])
         micro = batch // int(aar.get("grad_accum", 1))
         guarded(

@@ -262,7 +262,7 @@ def main() -> None:
         for model_id, pooling, runner in ((GEMMA, "last", "pooling"), (MINILM, "mean", "pooling")):
             model_dir = resolve_model(model_id)
             backend, _ = get_backend("auto", model_dir, purpose="features")
-            tokens = sum(len(ids) for ids in encode(model_dir, texts, min(256, model_max_length(model_dir))))
+            tokens = sum(len(ids) for ids in encode(model_dir, texts, model_max_length(model_dir, cap=256)))
             start = (
                 vllm_start(backend, model_dir, runner, pooling)
                 if backend.name == "vllm"

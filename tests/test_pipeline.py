@@ -53,9 +53,10 @@ def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
     setting = load_setting(SETTING)
     trainer = FineTuneTrainer(str(resolve_model(setting.weak.model)), inputs, setting.recipes["weak"], "mean", 48)
     student = trainer.fit("train_label", np.array([e.label for e in splits.train_label], np.float32), seed=0)
-    served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)
+    inprocess = {split: student.predict(split) for split in ("train_unlabel", "test")}
+    served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)  # releases it
     for split in ("train_unlabel", "test"):
-        np.testing.assert_allclose(served[split], student.predict(split), atol=1e-3)
+        np.testing.assert_allclose(served[split], inprocess[split], atol=1e-3)
     import importlib.util
 
     assert backend == ("vllm" if importlib.util.find_spec("vllm") else "hf")
@@ -94,9 +95,10 @@ def test_label_token_weak_model_served_by_the_inference_backend(tmp_path):
     splits = pipeline.splits(task)
     student = trainer.fit("train_label", np.array([e.label for e in splits.train_label], np.float32), seed=0)
     assert student.readout == "label_tokens" and student.head is None
-    served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)
+    inprocess = {split: student.predict(split) for split in ("train_unlabel", "test")}
+    served, backend = served_predictions(student, ("train_unlabel", "test"), "auto", tmp_path)  # releases it
     for split in ("train_unlabel", "test"):
-        np.testing.assert_allclose(served[split], student.predict(split), atol=1e-3)
+        np.testing.assert_allclose(served[split], inprocess[split], atol=1e-3)
     import importlib.util
 
     assert backend == ("vllm" if importlib.util.find_spec("vllm") else "hf")

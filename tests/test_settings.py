@@ -106,9 +106,10 @@ def test_unknown_setting_suggests_a_name() -> None:
 
 
 def test_eval_without_the_models_fails_in_one_line(tmp_path: Path) -> None:
-    """No hub, nothing in the hub cache or W2SBENCH_MODEL_DIR: one line on stderr, exit 2, no traceback."""
+    """No hub, nothing in the hub cache or W2SBENCH_MODEL_DIR: one line on stderr, exit 2, no traceback
+    (--allow-cpu: on a CPU machine aar-qwen would otherwise stop first at its GPU, tests/test_gpu.py)."""
     env = {"HF_HOME": str(tmp_path / "hf"), "W2SBENCH_CACHE": str(tmp_path / "cache"), "W2SBENCH_MODEL_DIR": ""}
-    out = _cli("eval", "--setting", "aar-qwen", "--tasks", "sms_spam", "--quiet", env=env)
+    out = _cli("eval", "--setting", "aar-qwen", "--tasks", "sms_spam", "--quiet", "--allow-cpu", env=env)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("w2sbench: error:")
@@ -116,7 +117,7 @@ def test_eval_without_the_models_fails_in_one_line(tmp_path: Path) -> None:
 
 def test_eval_without_the_models_names_the_missing_model(tmp_path: Path) -> None:
     env = {"HF_HOME": str(tmp_path / "hf"), "W2SBENCH_CACHE": str(tmp_path / "cache"), "W2SBENCH_MODEL_DIR": ""}
-    out = _cli("eval", "--setting", "aar-qwen", "--tasks", "sms_spam", "--quiet", env=env)
+    out = _cli("eval", "--setting", "aar-qwen", "--tasks", "sms_spam", "--quiet", "--allow-cpu", env=env)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "Qwen/Qwen1.5-0.5B-Chat" in out.stderr or "Qwen/Qwen3-4B-Base" in out.stderr
 

@@ -296,6 +296,7 @@ def evaluate(
     log_samples: bool = False,
     cache: str | Path | None = None,
     perturb_recipe: str | None = None,
+    allow_cpu: bool = False,
 ) -> EvalResult:
     """Run the stages (cached) for `methods` on `tasks` under `setting` and return the results.
 
@@ -314,6 +315,8 @@ def evaluate(
     cache: the folder of cached artifacts (default: $W2SBENCH_CACHE/artifacts).
     perturb_recipe: 'lr=0.5' or 'epochs=2': the strong recipe scaled within the setting's declared range
         (Setting.perturbed), for rank robustness; its results have their own setting hash.
+    allow_cpu: run a setting that needs a GPU (it declares device: cuda, bf16 or 8-bit AdamW) on the CPU where
+        there is none, instead of refusing: in float32, cached apart from GPU runs, and the results say so.
     The other arguments are `w2sbench eval`'s options of the same names.
     """
     from .isolation.processes import guard
@@ -350,6 +353,7 @@ def evaluate(
         unsealed=unsealed,
         method_timeout_s=method_timeout,
         method_quota=method_quota,
+        allow_cpu=allow_cpu,
     )
     store = ArtifactStore(Path(cache)) if cache is not None else None
     record = run(Pipeline(setting_obj, task_list, options, store), method_list, runner)

@@ -271,7 +271,7 @@ def run_options(command: Callable) -> Callable:
 EVAL_SECTIONS = {
     "Common": ["methods", "setting", "tasks", "limit", "method_seeds", "baseline_seeds", "include_path"],
     "Output": ["output", "json_out", "log_samples", "submission", "quiet", "verbose"],
-    "Scale-out and hardware": ["executor", "ray_address", "backend", "tensor_parallel_size"],
+    "Scale-out and hardware": ["executor", "ray_address", "backend", "tensor_parallel_size", "allow_cpu"],
     "Sandbox": ["method_timeout", "method_quota", "unsealed"],
     "Scoring and robustness": ["n_boot", "perturb_recipe"],
 }
@@ -385,6 +385,12 @@ EVAL_EXAMPLES = [
     default=None,
     help="Also write a leaderboard submission for the (single) method, e.g. leaderboard/submissions/NAME.json.",
 )
+@click.option(
+    "--allow-cpu",
+    is_flag=True,
+    help="Run a setting that needs a GPU (device: cuda, bf16 or 8-bit AdamW) on the CPU where there is none, "
+    "instead of refusing: float32, hours, cached apart from GPU runs; the results say so.",
+)
 @run_options
 def eval_cmd(
     methods,
@@ -409,6 +415,7 @@ def eval_cmd(
     quiet,
     verbose,
     submission,
+    allow_cpu,
 ):
     """Evaluate methods: weak, ceiling and w2s accuracy and PGR with 95% intervals.
 
@@ -444,6 +451,7 @@ def eval_cmd(
             method_quota=method_quota,
             include_path=list(include_path),
             perturb_recipe=perturb_recipe,
+            allow_cpu=allow_cpu,
         )
         output = result.save(output or default_output(result), log_samples=log_samples)
     if log is not None and not log.exists():

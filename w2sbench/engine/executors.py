@@ -64,11 +64,14 @@ def execute(pipeline: Any, methods: list, executor: Any = None) -> tuple[list, l
     `pipeline.record(methods, values)` makes a RunRecord of any of the methods. Above the stages, so that the
     pipeline never imports who runs it."""
     started = time.perf_counter()
+    executor = executor or InProcessExecutor()
+    if getattr(executor, "name", None) == InProcessExecutor.name:
+        pipeline.device()  # the units compute here: a setting that needs a GPU refuses the CPU before any work
     try:
         methods = pipeline.prepare(methods)
         units = dedupe(pipeline.plan(methods))
         log.info(plan_line([u.kind for u in units]))
-        values = (executor or InProcessExecutor()).run(pipeline, units)
+        values = executor.run(pipeline, units)
     finally:
         pipeline.isolation.close()  # the run's method processes end with it, not with the interpreter
         for name, text in pipeline.ledger.consoles.items():  # what methods printed, marked as theirs

@@ -25,6 +25,7 @@ class RunLedger:
         self.store = store  # whose hits, misses and corrupt (recomputed) counts the run reports
         self.timings: dict[str, float] = defaultdict(float)
         self.backend_used: dict[str, str] = {}
+        self.devices: dict[str, set[str]] = defaultdict(set)  # stage -> the devices it ran on ("cpu", "cuda")
         self.notes: list[str] = []
         self.failed: dict[str, str] = {}  # method name in results -> the one line that stopped it
         self.unit_sandboxes: dict[str, dict | None] = {}  # method unit run elsewhere (Ray) -> its node's sandbox
@@ -38,6 +39,12 @@ class RunLedger:
             yield
         finally:
             self.timings[stage] += time.perf_counter() - start
+
+    def device_used(self, stage: str, device: str | None) -> None:
+        """Stage `stage` ran (or its cached artifact was made) on `device`; None: not known (an artifact cached
+        before devices were recorded)."""
+        if device:
+            self.devices[stage].add(device)
 
     def note(self, line: str) -> None:
         if line not in self.notes:
@@ -68,6 +75,7 @@ class RunLedger:
             "timings": {k: v for k, v in timings.items() if v > 0},
             **{name: dict(Counter(getattr(self.store, name)) - before[name]) for name in COUNTERS},
             "backend_used": dict(self.backend_used),
+            "devices": {k: sorted(v) for k, v in self.devices.items()},
             "notes": list(self.notes),
             "sandbox": self.sandbox,
             "consoles": dict(self.consoles),
@@ -81,6 +89,8 @@ class RunLedger:
         for name in COUNTERS:
             getattr(self.store, name).update(share[name])
         self.backend_used.update(share["backend_used"])
+        for stage, used in share.get("devices", {}).items():
+            self.devices[stage].update(used)
         for line in share["notes"]:
             self.note(line)
         for method, text in share.get("consoles", {}).items():

@@ -33,6 +33,7 @@ from ..methods.identity import MethodSource, harness_source
 from ..scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from ..settings import ModelSpec, Setting
 from ..tasks import Splits, Task
+from ..training.devices import release_memory
 from ..training.students import FineTuneTrainer, FrozenTrainer, Trainer
 from .ledger import RunLedger
 from .progress import FeatureProgress
@@ -66,6 +67,7 @@ class RunOptions:
     # (a job's limit for all its tasks and seeds together). None: the whole split, no deadline.
     test_parts: Mapping[str, tuple[int, ...]] | None = None
     method_deadline: float | None = None
+    allow_cpu: bool = False  # run a setting that needs a GPU (setting.needs_gpu) on the CPU where there is none
 
 
 @dataclass
@@ -110,6 +112,7 @@ class RunRecord:
     method_sources: dict[str, MethodSource]
     sandbox: dict | None  # what the method processes could reach (sandbox.describe); None: unsealed
     failed: dict[str, str] = field(default_factory=dict)  # methods left out: name -> the line that stopped it
+    devices: dict[str, list[str]] = field(default_factory=dict)  # stage -> the devices it ran on ("cpu", "cuda")
     unit_sandboxes: dict[str, dict | None] = field(default_factory=dict)  # method unit run on Ray -> its sandbox
     consoles: dict[str, str] = field(default_factory=dict)  # method name -> what its process printed (captured)
 
@@ -155,7 +158,37 @@ class Pipeline:
         self._split_ids: dict[str, dict[str, str]] = {}
         self._methods: dict[str, Method] = {}  # name in results (run_name) -> the configured method
         self._n_methods = 0
+        self._device: str | None = None  # where the stages compute: "cuda" or "cpu" (self.device())
         self.log_tasks = True  # say each task's work as it starts (executors running units elsewhere turn it off)
+
+    # ---- where the stages run ----------------------------------------------------------------------
+    def device(self) -> str:
+        """Where this process computes the stages: "cuda" where torch sees a GPU, else "cpu". A setting that
+        needs a GPU (setting.needs_gpu: device cuda, bf16, 8-bit AdamW) refuses the CPU with one line unless
+        the run allows it (--allow-cpu), and then says so in the results' notes. Resolved on first use, in
+        the process that computes (a Ray worker resolves its own)."""
+        if self._device is None:
+            from ..training.devices import cuda_unavailable_reason
+
+            why = cuda_unavailable_reason()
+            need = self.setting.needs_gpu
+            if why is not None and need and not self.options.allow_cpu:
+                raise W2SError(
+                    f"setting {self.setting.name!r} {need}, but there is no GPU here: {why}. Run it on a CUDA "
+                    "machine, or pass --allow-cpu (evaluate(allow_cpu=True)) to run it on the CPU anyway"
+                )
+            self._device = "cpu" if why else "cuda"
+            if why and need:
+                self.ledger.note(
+                    f"setting {self.setting.name} {need}, but its stages ran on the CPU (--allow-cpu): in float32, "
+                    "cached apart from GPU runs and not comparable with them"
+                )
+        return self._device
+
+    def _device_key(self) -> dict[str, str]:
+        """What a stage key adds for where it computes: nothing, except for a setting that needs a GPU run on
+        the CPU (--allow-cpu), whose artifacts must never be served to a GPU run (nor the other way round)."""
+        return {"device": "cpu"} if self.setting.needs_gpu and self.device() == "cpu" else {}
 
     # ---- inputs: splits and models -----------------------------------------------------------------
     def splits(self, task: Task) -> Splits:
@@ -199,6 +232,7 @@ class Pipeline:
             "n": len(texts),
             "backend": backend_name,
             "dtype": "float32",
+            **self._device_key(),
         }
 
     def _model_inputs(self, role: str, task: Task, split: str) -> list[str]:
@@ -233,6 +267,7 @@ class Pipeline:
     def compute_features(self, role: str) -> None:
         """Features of every split the role needs, for every task; one engine start for the model."""
         model_dir = self.model_dir(role)
+        release_memory()  # whatever an earlier stage left on the GPU, before the engine sizes itself
         backend, note = get_backend(
             self.options.backend, model_dir, purpose="features", tensor_parallel_size=self.options.tensor_parallel_size
         )
@@ -252,6 +287,7 @@ class Pipeline:
                     key = keys[(task.name, split)]
 
                     def compute(task=task, split=split):
+                        self.device()  # a setting that needs a GPU refuses the CPU here
                         texts = self._model_inputs(role, task, split)
                         begun = time.perf_counter()
                         if not started:
@@ -272,10 +308,12 @@ class Pipeline:
 
                     with self.ledger.timed(stage):
                         art = self.store.get_or_compute(stage, key, compute)
+                    self.ledger.device_used(f"features:{role}", art["meta"].get("backend", {}).get("device"))
                     self._features[(role, task.name, split)] = art["features"]
                     self._feature_ids[(role, task.name, split)] = hash_of(key)
         finally:
             backend.close()  # free the engine before the next model's starts
+            release_memory()
 
     def features(self, role: str, task: Task, split: str) -> np.ndarray:
         if (role, task.name, split) not in self._features:
@@ -296,6 +334,7 @@ class Pipeline:
             spec.pooling,
             spec.max_length,
             tuple(task.label_words),
+            self.device(),  # every student of the run, the method's included, trains where the baselines did
         )
 
     def inputs_id(self, role: str, task: Task, split: str) -> str:
@@ -324,6 +363,7 @@ class Pipeline:
             "regime": self.setting.regime,
             "inputs": {s: self.inputs_id(role, task, s) for s in ROLE_SPLITS[role]},
             "splits": self._split_hashes(task),
+            **self._device_key(),
         }
 
     def _split_hashes(self, task: Task) -> dict[str, str]:
@@ -337,47 +377,63 @@ class Pipeline:
         """Stage weak: the weak model trained on train_label ground truth; its artifact holds the weak
         soft labels p(label=1) on train_unlabel and test that every method of the setting shares. In a
         fine-tuning regime the labels are served through the inference backend, as the AAR sandbox does
-        (label_tokens: the merged model's label-word probabilities; linear: its pooled state into the head)."""
+        (label_tokens: the merged model's label-word probabilities; linear: its pooled state into the head).
+        The student is released and the GPU memory handed back before the engine starts."""
         splits = self.splits(task)
 
         def train_weak():
+            device = self.device()
             student = self.trainer("weak", task).fit(
                 "train_label", np.array([e.label for e in splits.train_label], dtype=np.float32), seed
             )
-            if self.setting.regime == "frozen":  # the features already came through the inference backend
-                return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
-            from ..inference.served import served_predictions
+            try:
+                if self.setting.regime == "frozen":  # the features already came through the inference backend
+                    return {s: student.predict(s) for s in ("train_unlabel", "test")}, {}
+                from ..inference.served import served_predictions
 
-            with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
-                labels, used = served_predictions(
-                    student,
-                    ("train_unlabel", "test"),
-                    self.options.backend,
-                    Path(tmp),
-                    self.options.tensor_parallel_size,
-                )
-            return labels, {"backend": used}
+                with tempfile.TemporaryDirectory(prefix="w2sbench-weak-") as tmp:
+                    labels, used = served_predictions(  # releases the student before its engine starts
+                        student,
+                        ("train_unlabel", "test"),
+                        self.options.backend,
+                        Path(tmp),
+                        self.options.tensor_parallel_size,
+                    )
+                return labels, {"backend": used, "device": device, "labels_device": device}
+            finally:
+                _release(student)
 
         with self.ledger.timed("weak"):
             art = self.store.get_or_compute("weak", self._stage_key("weak", task, seed, "weak"), train_weak)
         if "backend" in art["meta"]:  # fresh or cached, the artifact says which backend labelled
             self.ledger.backend_used["labels:weak"] = art["meta"]["backend"]
+        frozen = self.setting.regime == "frozen"  # a head on cached features: the CPU (training.head)
+        self.ledger.device_used("weak", "cpu" if frozen else art["meta"].get("device"))
+        if not frozen:
+            self.ledger.device_used("labels:weak", art["meta"].get("labels_device"))
         return {"train_unlabel": art["train_unlabel"], "test": art["test"]}
 
     def ceiling(self, task: Task, seed: int) -> np.ndarray:
-        """Stage ceiling: the strong model trained on train_unlabel ground truth, scored on test."""
+        """Stage ceiling: the strong model trained on train_unlabel ground truth, scored on test; the student
+        is released and the GPU memory handed back once it has predicted."""
         splits = self.splits(task)
 
         def train_ceiling():
+            device = self.device()
             student = self.trainer("strong", task).fit(
                 "train_unlabel", np.array([e.label for e in splits.train_unlabel], dtype=np.float32), seed
             )
-            return {"test": student.predict("test")}, {}
+            try:
+                return {"test": student.predict("test")}, (
+                    {} if self.setting.regime == "frozen" else {"device": device}
+                )
+            finally:
+                _release(student)
 
         with self.ledger.timed("ceiling"):
-            return self.store.get_or_compute(
-                "ceiling", self._stage_key("ceiling", task, seed, "strong"), train_ceiling
-            )["test"]
+            art = self.store.get_or_compute("ceiling", self._stage_key("ceiling", task, seed, "strong"), train_ceiling)
+        self.ledger.device_used("ceiling", "cpu" if self.setting.regime == "frozen" else art["meta"].get("device"))
+        return art["test"]
 
     # ---- stage: method -----------------------------------------------------------------------------
     def run_method(self, task: Task, method_cls: type[Method] | Method, seed: int) -> tuple[np.ndarray, dict, int]:
@@ -410,6 +466,7 @@ class Pipeline:
             key["unsealed"] = True
 
         def compute():
+            device = self.device()
             job = sealed.MethodJob(
                 task=task.name,
                 setting=self.setting.name,
@@ -441,10 +498,13 @@ class Pipeline:
             probs = check_predictions(probs, len(splits.test), method_cls.name)
             if not method_cls.uses_weak_labels and any(s.startswith("weak soft labels") for s in record["saw"]):
                 raise W2SError(f"method {method_cls.name!r} declares uses_weak_labels=False but read the weak labels")
-            return {"test": probs}, {"compute": record}
+            # the device the harness gave the method process (its trainer's, which its process checked it has),
+            # never one the method names: nothing the method chooses reaches the results but its predictions
+            return {"test": probs}, {"compute": record, "device": device}
 
         with self.ledger.timed("method"):
             art = self.store.get_or_compute("method", key, compute)
+        self.ledger.device_used("method", art["meta"].get("device"))
         return art["test"], art["meta"].get("compute", {}), weak_seed
 
     # ---- the whole run, as a graph of units (w2sbench/engine/units.py) run by an executor --------------------------
@@ -607,10 +667,20 @@ class Pipeline:
             sandbox=sandbox_record,
             failed={name: ledger.failed[name] for name in failed},
             consoles={m.name: ledger.consoles[m.name] for m in methods if m.name in ledger.consoles},
+            devices={stage: sorted(used) for stage, used in ledger.devices.items()},
             unit_sandboxes={
                 u: sb for u, sb in ledger.unit_sandboxes.items() if any(f"/{m.run_name}/" in u for m in methods)
             },
         )
+
+
+def _release(student: Any) -> None:
+    """A fitted student's last use is over: its model goes (FineTunedStudent.release; a head on features has
+    nothing to release) and the GPU memory it held goes back to the driver."""
+    release = getattr(student, "release", None)
+    if release is not None:
+        release()
+    release_memory()
 
 
 def _config_json(method: Method) -> str | None:

@@ -4,6 +4,10 @@
 - Resources come from the setting: on a cluster with GPUs, the units that run a model on one (features,
   fine-tuning weak and ceiling, every method) ask for `tensor_parallel_size` GPUs (1 to train); heads and
   scoring ask for one CPU. On a cluster without GPUs every unit asks for one CPU.
+- A unit that asks for GPUs runs in a fresh worker process (max_calls=1: the worker exits after it), as Ray
+  does by default only for functions declared with GPUs; GPUs asked for through .options() skip that
+  default. A reused worker would keep the CUDA allocator's cache and the method processes of its last
+  unit, and the card it first initialised even when Ray assigns it another (Ray issue 3245).
 - A unit whose worker died (killed, out of memory, node lost) is retried by Ray (`max_retries`); an error
   of the unit itself (a bad method, a sandbox denial) is not retried and ends the run with its message.
 - The artifact store is the shared folder every node mounts (`$W2SBENCH_CACHE`, the same path on every
@@ -97,6 +101,13 @@ def unit_resources(unit: Unit, regime: str, tensor_parallel_size: int, cluster_h
     return {"num_cpus": 1, "num_gpus": tensor_parallel_size}
 
 
+def unit_remotes(ray: Any) -> dict[bool, Any]:
+    """The Ray remote functions a unit runs as, by whether it asks for GPUs: {False: reused workers,
+    True: a fresh worker per unit (max_calls=1)}. max_calls is the function's, not the call's: .options()
+    cannot set it, so a GPU unit needs a function of its own."""
+    return {False: ray.remote(execute_unit), True: ray.remote(max_calls=1)(execute_unit)}
+
+
 class RayExecutor:
     name = "ray"
 
@@ -158,11 +169,12 @@ class RayExecutor:
                 "threads": _threads(),
             }
         )
-        task_fn = ray.remote(execute_unit)
+        remotes = unit_remotes(ray)
         value_refs: dict[str, Any] = {}
         pending: dict[Any, Unit] = {}
         for unit in units:
             options = unit_resources(unit, pipeline.setting.regime, pipeline.options.tensor_parallel_size, gpus)
+            task_fn = remotes[options["num_gpus"] > 0]  # a GPU unit: a fresh worker
             value_ref, record_ref = task_fn.options(
                 num_returns=2, max_retries=self.max_retries, retry_exceptions=False, name=unit.id, **options
             ).remote(context, unit, *[value_refs[d] for d in unit.deps])

@@ -129,14 +129,15 @@ def is_causal_lm(config: dict[str, Any]) -> bool:
     return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in config.get("architectures") or [])
 
 
-def model_max_length(model_dir: Path | str, cap: int = 4096) -> int:
+def model_max_length(model_dir: Path | str, cap: int | None = None) -> int:
     """The longest input the model takes: tokenizer, sentence-transformers and position limits, at most `cap`.
 
     vLLM derives its own limit the same way (sentence_bert_config's max_seq_length included), so both
-    backends truncate at the same length. The cap keeps things sane for models that claim 32k+ contexts.
+    backends truncate at the same length. Callers pass the setting's max_length as `cap` (a model that claims
+    a 32k context is read at the length the setting declares, 8192 for aar-qwen, never less: no hidden cap).
     """
     cfg = text_config(read_config(model_dir))
-    limits = [cap]
+    limits = [cap] if cap else []
     st_config = Path(model_dir) / "sentence_bert_config.json"
     if st_config.is_file() and json.loads(st_config.read_text()).get("max_seq_length"):
         limits.append(int(json.loads(st_config.read_text())["max_seq_length"]))
@@ -145,6 +146,8 @@ def model_max_length(model_dir: Path | str, cap: int = 4096) -> int:
     tok_max = getattr(load_tokenizer(model_dir), "model_max_length", None)
     if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
         limits.append(tok_max)
+    if not limits:
+        raise W2SError(f"{model_dir}: its config and tokenizer state no maximum input length; give max_length")
     return min(limits)
 
 

@@ -30,6 +30,7 @@ from w2sbench.inference.base import (
     renormalise_logprobs,
 )
 from w2sbench.provenance import package_version
+from w2sbench.training.devices import release_memory
 
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -80,7 +81,11 @@ class HFBackend(InferenceBackend):
             from transformers import AutoModel, AutoModelForCausalLM
 
             cls = AutoModelForCausalLM if is_causal_lm(read_config(model_dir)) else AutoModel
-            model = cls.from_pretrained(key, dtype=_torch_dtype(self.dtype))
+            kwargs: dict[str, Any] = {"dtype": _torch_dtype(self.dtype)}
+            if self.device.startswith("cuda"):
+                release_memory()  # what earlier stages left cached, before another model takes its place
+                kwargs["device_map"] = self.device  # straight into GPU memory, never whole in host memory
+            model = cls.from_pretrained(key, **kwargs)
             self._models[key] = model.to(self.device).eval()
         return self._models[key]
 
@@ -114,7 +119,7 @@ class HFBackend(InferenceBackend):
         check_pooling(pooling)
         model = self._model(model_dir)
         body = model.base_model if is_causal_lm(read_config(model_dir)) else model
-        ids = encode(model_dir, texts, min(max_length, model_max_length(model_dir)))
+        ids = encode(model_dir, texts, model_max_length(model_dir, cap=max_length))
         pad = _pad_id(model_dir)
         out: np.ndarray | None = None
         bar = tqdm(total=len(ids), desc=desc or "features (hf)", disable=desc is None, unit="text")
@@ -215,10 +220,8 @@ class HFBackend(InferenceBackend):
         }
 
     def close(self) -> None:
-        import gc
-
         self._models.clear()
-        gc.collect()
+        release_memory()
 
 
 def merge_lora(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:

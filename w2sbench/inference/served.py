@@ -18,6 +18,7 @@ import numpy as np
 
 from w2sbench.inference import get_backend, merge_lora, renormalise_logprobs
 from w2sbench.inference.base import model_max_length
+from w2sbench.training.devices import release_memory
 
 if TYPE_CHECKING:
     from w2sbench.training.finetune import FineTunedStudent
@@ -26,17 +27,24 @@ if TYPE_CHECKING:
 def served_predictions(
     student: FineTunedStudent, splits: tuple[str, ...], backend_name: str, workdir: Path, tensor_parallel_size: int = 1
 ) -> tuple[dict[str, np.ndarray], str]:
-    """p(label=1) of the student on each split's texts; returns the predictions and the backend's name."""
+    """p(label=1) of the student on each split's texts; returns the predictions and the backend's name.
+
+    The student is saved, then released (its weights dropped and their GPU memory handed back) before the
+    engine starts: on a GPU the engine needs that memory. It predicts nothing afterwards."""
     saved = student.save(workdir / "student")
+    head = None
+    if student.readout != "label_tokens":
+        head = (student.head.weight.detach().cpu().double().numpy(), student.head.bias.detach().cpu().double().numpy())
+    student.release()
+    release_memory()
     if (saved / "adapter").exists():
         model_dir = merge_lora(Path(student.model_dir), saved / "adapter", workdir / "merged")
     else:
         model_dir = saved / "model"
-    if student.readout == "label_tokens":
+    if head is None:
         return _served_label_probs(student, splits, backend_name, model_dir, tensor_parallel_size)
     backend, _ = get_backend(backend_name, model_dir, purpose="features", tensor_parallel_size=tensor_parallel_size)
-    weight = student.head.weight.detach().cpu().double().numpy()
-    bias = student.head.bias.detach().cpu().double().numpy()
+    weight, bias = head
     try:
         out = {}
         for split in splits:
@@ -55,7 +63,7 @@ def _served_label_probs(
 ) -> tuple[dict[str, np.ndarray], str]:
     backend, _ = get_backend(backend_name, model_dir, purpose="label_probs", tensor_parallel_size=tensor_parallel_size)
     # the same truncation as in training (training.finetune._encode): the model's limit, the answer cue kept
-    max_length = min(student.max_length, model_max_length(model_dir))
+    max_length = model_max_length(model_dir, cap=student.max_length)
     try:
         out = {
             split: backend.label_probs(

@@ -10,7 +10,6 @@ costs 20-60 s on CPU, so the stages of a run share them.
 
 from __future__ import annotations
 
-import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from w2sbench.inference.base import (
     text_config,
 )
 from w2sbench.provenance import package_version
+from w2sbench.training.devices import ENGINE_MEMORY_CAP, ENGINE_MEMORY_MARGIN, engine_memory_fraction, release_memory
 
 # Head sizes the vLLM CPU attention backend implements (CPUAttentionBackend.get_supported_head_sizes()).
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -141,7 +141,11 @@ class VLLMBackend(InferenceBackend):
         self.tensor_parallel_size = tensor_parallel_size
         self.enable_prefix_caching = enable_prefix_caching
         # On CPU the fraction is of NUMA node 0 as vLLM measures it; 0.3 leaves room for the rest of the run.
-        self.gpu_memory_utilization = gpu_memory_utilization or (0.85 if self.gpu else 0.3)
+        # On a GPU (None) each engine takes what is free when it starts, at most 0.85 of the card
+        # (w2sbench.training.devices.engine_memory_fraction): vLLM refuses to start when the fraction it is given is
+        # not free, and the method process or a student may hold part of the card.
+        self.gpu_memory_utilization = gpu_memory_utilization or (None if self.gpu else 0.3)
+        self.memory_fractions: dict[str, float] = {}  # engine -> the fraction it was started with (GPU)
         self.max_model_len = max_model_len
         self.use_tqdm = use_tqdm
         self._engines: dict[tuple[str, str, str], Any] = {}
@@ -154,7 +158,7 @@ class VLLMBackend(InferenceBackend):
             "tokenizer": str(model_dir),
             "runner": runner,
             "dtype": self.dtype,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "gpu_memory_utilization": self.gpu_memory_utilization or engine_memory_fraction(self.tensor_parallel_size),
             "tensor_parallel_size": self.tensor_parallel_size,
             "seed": 0,
         }
@@ -177,6 +181,7 @@ class VLLMBackend(InferenceBackend):
 
             from vllm import LLM
 
+            release_memory()  # what the stages before left cached, before the engine measures the free memory
             kwargs = self._engine_kwargs(Path(key[0]), runner)
             if runner == "pooling":
                 from vllm.config import PoolerConfig
@@ -189,7 +194,10 @@ class VLLMBackend(InferenceBackend):
                 kwargs["max_logprobs"] = 64
             start = time.perf_counter()
             self._engines[key] = LLM(**kwargs)
-            self.startup_s["/".join((Path(key[0]).name, runner, pooling)).rstrip("/")] = time.perf_counter() - start
+            name = "/".join((Path(key[0]).name, runner, pooling)).rstrip("/")
+            self.startup_s[name] = time.perf_counter() - start
+            if self.gpu:
+                self.memory_fractions[name] = kwargs["gpu_memory_utilization"]
         return self._engines[key]
 
     def _check_supported(self, model_dir: Path, purpose: str) -> None:
@@ -225,7 +233,7 @@ class VLLMBackend(InferenceBackend):
             return np.zeros((0, 0), dtype=np.float32)
         llm = self._engine(model_dir, "pooling", pooling)
         limit = llm.llm_engine.model_config.max_model_len
-        ids = encode(model_dir, texts, min(max_length, limit, model_max_length(model_dir)))
+        ids = encode(model_dir, texts, min(limit, model_max_length(model_dir, cap=max_length)))
         outs = llm.embed(
             self._tokens(ids),
             pooling_params=PoolingParams(use_activation=False),  # raw hidden states: no normalisation
@@ -293,7 +301,9 @@ class VLLMBackend(InferenceBackend):
             "dtype": self.dtype,
             "device": "cuda" if self.gpu else "cpu",
             "enforce_eager": not self.gpu,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "gpu_memory_utilization": self.gpu_memory_utilization
+            or f"free memory at each engine's start: min({ENGINE_MEMORY_CAP}, free/total - {ENGINE_MEMORY_MARGIN})",
+            **({"engine_memory_fractions": dict(self.memory_fractions)} if self.memory_fractions else {}),
             "tensor_parallel_size": self.tensor_parallel_size,
             "enable_prefix_caching": self.enable_prefix_caching,
             "max_model_len": self.max_model_len,
@@ -312,4 +322,4 @@ class VLLMBackend(InferenceBackend):
             except Exception:  # shutting down is best effort; a dead worker must not mask the caller's result
                 pass
         self._engines.clear()
-        gc.collect()
+        release_memory()

@@ -95,7 +95,6 @@ ETC_ENTRIES = (
 )
 # Fresh, sandbox-only mounts: visible to the method but holding nothing of the host's files.
 PRIVATE_MOUNTS = ("/proc", "/dev", "/sys", SANDBOX_TMP)
-GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
 
 # Host variables passed in when command() is not given an environment, each by its full name (never a prefix:
 # a prefix lets anything that can set the harness's environment hand data to the method): locale, thread counts,
@@ -143,6 +142,116 @@ def child_env() -> dict[str, str]:
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
+
+
+# ------------------------------------------------------------------------------------------- GPU access
+# Kept apart from the rest of the policy: nothing below changes the sandbox of a machine without an NVIDIA
+# device node, and four functions (gpu_device_args, gpu_system_args, gpu_library_dirs, gpu_environment) are
+# all that command() and _environment() call. Flatpak gives its sandboxes an NVIDIA GPU the same way (device
+# nodes bound with device access, the driver's libraries on the loader's path).
+
+DEV_ROOT = "/dev"
+"""Where the host's device nodes are (a test points it at a folder of stand-ins)."""
+GPU_DEVICE_NODES = {
+    "nvidia[0-9]*": "one node per GPU: every CUDA call on that card is an ioctl on it",
+    "nvidiactl": "the driver's control node: libcuda opens it before any card",
+    "nvidia-uvm": "unified memory: the CUDA runtime needs it to create a context",
+    "nvidia-uvm-tools": "unified-memory events (the profiler; CUDA opens it where present)",
+    "nvidia-modeset": "the driver's mode-setting node, opened by the driver's library where present",
+    "nvidia-caps": "MIG capabilities (nvidia-cap1, ...): a MIG slice of a card is reachable only through them",
+    "dri": "the DRM nodes (card*, renderD*) some drivers and Vulkan/EGL paths open; where present",
+}
+"""Device nodes under DEV_ROOT bound into the sandbox with device access (bwrap --dev-bind), and why."""
+GPU_SYSTEM_PATHS = {
+    "/proc/driver/nvidia": "params (device-node modes, ModifyDeviceFiles) and version, read by libcuda and NVML; "
+    "gpus/<bus id>/information. Today the sandbox's own /proc shows it (driver entries are not per namespace)",
+    "/sys/bus/pci/devices": "each card's PCI function (numa_node, resource, current_link_speed/width), read by "
+    "libcuda and NVML to enumerate cards and by NCCL for the topology; links into /sys/devices/pci*",
+    "/sys/devices/system/node": "NUMA nodes: NVML's CPU affinity of a card, NCCL and vLLM place threads by it",
+    "/sys/devices/system/cpu": "CPU topology (online, cpu*/topology): torch, NCCL and vLLM's worker binding",
+    "/sys/module/nvidia": "the kernel module's version and parameters, compared by NVML with its library's",
+    "/sys/class/net": "network interfaces: NCCL lists them even on one node (loopback only in here)",
+}
+"""What the GPU path reads of /proc and /sys, and why. /proc is the sandbox's own, so /proc/driver/nvidia is
+visible; of /sys only SYS_PATHS is bound on every machine, and on a machine with a GPU these too (and
+/sys/devices/pci*, where the PCI links point: gpu_system_args)."""
+GPU_ENV = {
+    "CUDA_VISIBLE_DEVICES": "which cards the process may use (Ray and the operator set it)",
+    "CUDA_DEVICE_ORDER": "how those cards are numbered",
+    "NVIDIA_VISIBLE_DEVICES": "the container runtime's choice of cards, read by some images' entry points",
+    "NVIDIA_DRIVER_CAPABILITIES": "the container runtime's driver capabilities (compute, utility)",
+    "LD_LIBRARY_PATH": "where an image puts the driver's libcuda and libnvidia-ml (e.g. /usr/local/nvidia/lib64): "
+    "without it torch finds no GPU and trains on the CPU",
+    "CUDA_HOME": "the CUDA toolkit: Triton's ptxas, bitsandbytes' and torch's extension lookups",
+    "CUDA_PATH": "the same, by its other name",
+    "TRITON_LIBCUDA_PATH": "where Triton (torch.compile, vLLM's kernels) finds libcuda",
+    "TRITON_PTXAS_PATH": "where Triton finds ptxas",
+    "BNB_CUDA_VERSION": "which CUDA build of bitsandbytes' library to load (8-bit AdamW)",
+    "CUDA_MODULE_LOADING": "lazy kernel loading (GPU memory)",
+    "PYTORCH_CUDA_ALLOC_CONF": "the caching allocator's settings (expandable segments) the operator chose",
+    "TORCH_CUDA_ARCH_LIST": "architectures for kernels compiled at run time",
+}
+"""Variables passed into the sandbox by name where a GPU is present (beside ENV_PASS), and why."""
+
+
+def gpu_device_nodes(dev_root: str | None = None) -> list[str]:
+    """The NVIDIA (and DRM) device nodes of this host: paths under `dev_root` (default DEV_ROOT)."""
+    root = dev_root or DEV_ROOT
+    return [path for pattern in GPU_DEVICE_NODES for path in sorted(glob.glob(os.path.join(root, pattern)))]
+
+
+def gpu_present(dev_root: str | None = None) -> bool:
+    """Whether this host has an NVIDIA GPU for the sandbox to pass on (a card node or the control node)."""
+    root = dev_root or DEV_ROOT
+    return bool(glob.glob(os.path.join(root, "nvidia[0-9]*")) or os.path.exists(os.path.join(root, "nvidiactl")))
+
+
+def gpu_device_args(dev_root: str | None = None) -> list[str]:
+    """bwrap arguments that bind the GPU's device nodes at /dev/<name>, with device access (none without a
+    GPU)."""
+    root = dev_root or DEV_ROOT
+    if not gpu_present(root):
+        return []
+    args: list[str] = []
+    for node in gpu_device_nodes(root):
+        args += ["--dev-bind", node, "/dev/" + os.path.relpath(node, root)]
+    return args
+
+
+def gpu_system_args(dev_root: str | None = None, sys_root: str = "/sys") -> list[str]:
+    """bwrap arguments that bind, read-only, the parts of /sys in GPU_SYSTEM_PATHS that exist, and the
+    /sys/devices/pci* trees the PCI links point into (none without a GPU): what the GPU needs of a /sys that is
+    otherwise bound only in SYS_PATHS. /proc/driver/nvidia needs no bind: the
+    sandbox's own /proc shows it."""
+    if not gpu_present(dev_root):
+        return []
+    paths = [sys_root + p.removeprefix("/sys") for p in GPU_SYSTEM_PATHS if p.startswith("/sys/")]
+    paths += sorted(glob.glob(os.path.join(sys_root, "devices", "pci*")))
+    args: list[str] = []
+    for path in paths:
+        if os.path.exists(path):
+            args += ["--ro-bind", path, "/sys/" + os.path.relpath(path, sys_root)]
+    return args
+
+
+def gpu_library_dirs(environ: Mapping[str, str] | None = None, dev_root: str | None = None) -> list[str]:
+    """Host folders of the driver's and the toolkit's libraries that the system folders do not already hold
+    (LD_LIBRARY_PATH's entries, CUDA_HOME, TRITON_LIBCUDA_PATH), bound read-only where a GPU is present."""
+    env = os.environ if environ is None else environ
+    if not gpu_present(dev_root):
+        return []
+    dirs = [d for d in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    dirs += [env[k] for k in ("CUDA_HOME", "CUDA_PATH", "TRITON_LIBCUDA_PATH") if env.get(k)]
+    system = [d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+    return [d for d in _unique(_norm(d) for d in dirs) if os.path.isdir(d) and not any(_inside(d, s) for s in system)]
+
+
+def gpu_environment(environ: Mapping[str, str] | None = None, dev_root: str | None = None) -> dict[str, str]:
+    """The GPU_ENV variables of `environ` (default: this process's) that are set, where a GPU is present."""
+    env = os.environ if environ is None else environ
+    if not gpu_present(dev_root):
+        return {}
+    return {k: env[k] for k in GPU_ENV if isinstance(env.get(k), str)}
 
 
 @dataclass(frozen=True)
@@ -417,6 +526,7 @@ def _system_args() -> list[str]:
 def _environment(env: Mapping[str, str] | None, policy: Policy) -> dict[str, str]:
     if env is None:
         env = {k: v for k, v in os.environ.items() if k in ENV_PASS}
+    env = {**gpu_environment(), **env}  # what CUDA needs, where a GPU is present (an explicit env wins)
     base = {
         "PATH": os.pathsep.join([os.path.join(sys.prefix, "bin"), "/usr/local/bin", "/usr/bin", "/bin"]),
         "LANG": "C.UTF-8",
@@ -515,24 +625,24 @@ def command(policy: Policy, argv: Sequence[str], env: Mapping[str, str] | None =
     args += _system_args()
     shm = ["--size", str(policy.shm_bytes)] if policy.shm_bytes else []
     args += ["--proc", "/proc", "--dev", "/dev", *shm, "--perms", "1777", "--tmpfs", "/dev/shm"]
-    for pattern in GPU_DEVICES:
-        for dev in sorted(glob.glob(pattern)):
-            args += ["--dev-bind", dev, dev]
+    gpu_sys = gpu_system_args()  # what the GPU reads in /sys (nothing without one), bound with SYS_PATHS below
     tmp = ["--size", str(policy.tmp_bytes)] if policy.tmp_bytes else []
     args += ["--perms", "1777", *tmp, "--tmpfs", SANDBOX_TMP, "--perms", "0777", "--dir", SANDBOX_HOME]
 
     # Binds and masks, outer before inner; at equal paths the mask comes last and wins.
-    read_only = [p for p in _unique(_norm(p) for p in policy.read_only) if os.path.lexists(p)]
+    read_only = [p for p in _unique(_norm(p) for p in (*policy.read_only, *gpu_library_dirs())) if os.path.lexists(p)]
     trees = [*read_only, *(d for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d))]
     masks = [
         h for h in _unique(_norm(h) for h in policy.hidden) if os.path.lexists(h) and any(_inside(h, r) for r in trees)
     ]
     if root:  # privileged bwrap makes the folders above a bind 0700: the unprivileged user could not pass
         private = ["/proc", "/dev"]
-        for folder in _parents([*read_only, *sys_paths()], [*trees, *private]):
+        bound_sys = [*sys_paths(), *gpu_sys[2::3]]  # gpu_sys: ("--ro-bind", source, destination) triples
+        for folder in _parents([*read_only, *bound_sys], [*trees, *private]):
             args += ["--perms", "0755", "--dir", folder]
     for path in sys_paths():
         args += ["--ro-bind", path, path]
+    args += gpu_sys + gpu_device_args()
     items = sorted([(_depth(p), 0, p) for p in read_only] + [(_depth(h), 1, h) for h in masks])
     remount: list[str] = []
     for _, is_mask, path in items:
@@ -585,6 +695,7 @@ def describe(policy: Policy) -> dict[str, Any]:
         "writable": [f"{SANDBOX_TMP} (private)", "/dev/shm (private)"],
         "network": "loopback only",
         "processes": "own pid namespace; dies with the harness",
+        **({"gpu": {"devices": gpu_device_nodes(), "libraries": gpu_library_dirs()}} if gpu_present() else {}),
     }
 
 

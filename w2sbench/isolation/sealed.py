@@ -96,11 +96,27 @@ class MethodCode:
 
 # ---- the child ------------------------------------------------------------------------------------------------
 class _Models:
-    """The child's inference engines, started on first use and shared by all jobs of this child."""
+    """The child's inference engines, started on first use and shared by the jobs of one task; closed when
+    the task changes (the harness trains the next task's baselines on the same GPU meanwhile), and the
+    GPU memory a job left cached is handed back after each job."""
 
     def __init__(self) -> None:
         self.backends: dict[tuple[str, str, str], Any] = {}
         self.memo: dict[tuple, np.ndarray] = {}
+        self.task: str | None = None  # the task whose jobs the engines serve
+
+    def begin(self, job: MethodJob) -> None:
+        """Before a job: a job of another task closes the engines of the last one."""
+        if self.task is not None and job.task != self.task:
+            self.close()
+        self.task = job.task
+
+    def end(self) -> None:
+        """After a job: what the method dropped (its students, their optimizer states) is collected and the
+        CUDA allocator's cached blocks go back to the driver, for the harness and the next engine."""
+        from ..training.devices import release_memory
+
+        release_memory()
 
     def backend(self, name: str, model_dir: str, purpose: str, tensor_parallel_size: int = 1) -> Any:
         """Per model as well as purpose: "auto" may pick vLLM for one model and hf for another."""
@@ -114,8 +130,12 @@ class _Models:
         return self.backends[key]
 
     def close(self) -> None:
+        from ..training.devices import release_memory
+
         for b in self.backends.values():
             b.close()
+        self.backends.clear()
+        release_memory()
 
 
 def _context(job: MethodJob, models: _Models) -> Any:
@@ -160,9 +180,22 @@ def _user_frame(tb: str) -> str:
     return f" ({frames[-1]})" if frames else ""
 
 
+def _check_device(job: MethodJob) -> None:
+    """A job whose trainer must train on CUDA (the harness trained the baselines there) fails with one line
+    where this process has no GPU (a sandbox without the device nodes, a CPU build of torch), instead of
+    training the method's students on the CPU."""
+    if getattr(job.trainer, "device", None) == "cuda":
+        from ..training.devices import cuda_unavailable_reason
+
+        why = cuda_unavailable_reason()
+        if why:
+            raise W2SError(f"the harness trains this run's students on CUDA, but the method process has no GPU: {why}")
+
+
 def run_job(cls: type, job: MethodJob, models: _Models | None = None) -> tuple[Any, dict]:
     """Run one method seed on one task's plain data; returns (predictions, compute record)."""
     models = models or _Models()
+    _check_device(job)
     ctx = _context(job, models)
     probs = cls(**job.method_config).run(ctx)
     try:
@@ -267,9 +300,12 @@ def _child_main(conn: Any, spec: str, code_sha256: str) -> None:
             outcome = failure
         else:
             try:
+                models.begin(job)
                 outcome = ("ok", *run_job(cls, job, models))
             except BaseException as e:
                 outcome = _failure(e)
+            finally:
+                models.end()
         try:
             frame = _reply(number, outcome, n_test)
         except (TypeError, ValueError) as e:  # a compute entry JSON cannot hold: the harness refuses it

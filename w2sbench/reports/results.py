@@ -117,7 +117,12 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "seed indices drawn with replacement per group (weak, ceiling, method), the method draw shared by "
             "every method with as many seeds (w2sbench/scoring.py)",
         },
-        "backend": {"requested": record.options.backend, "used": record.backend_used, "notes": record.notes},
+        "backend": {
+            "requested": record.options.backend,
+            "used": record.backend_used,
+            "devices": record.devices,
+            "notes": record.notes,
+        },
         "timings_s": {k: round(v, 3) for k, v in record.timings.items()},
         "cache": {"hits": record.cache_hits, "misses": record.cache_misses, "recomputed": record.cache_recomputed},
         "provenance": provenance.record(),

@@ -50,9 +50,23 @@ class Setting:
     path: str
     method_timeout_s: float = DEFAULT_METHOD_TIMEOUT_S
     quotas: Quotas = field(default_factory=Quotas)  # the method sandbox's limits (w2sbench/isolation/quotas.py)
+    device: str = "cpu"  # the hardware its numbers are for: "cuda" (the YAML's `device:`) or "cpu" (absent)
 
     def spec(self, role: str) -> ModelSpec:
         return self.weak if role == "weak" else self.strong
+
+    @property
+    def needs_gpu(self) -> str | None:
+        """Why this setting must run on CUDA ("declares device: cuda", "trains in bfloat16", ...), or None.
+        Such a setting refuses the CPU unless told otherwise (evaluate(allow_cpu=True), eval --allow-cpu):
+        on a CPU its bf16 recipe would silently train in fp32, for hours."""
+        why = ["declares device: cuda"] if self.device == "cuda" else []
+        recipes = self.recipes.values()
+        if any(r.dtype == "bfloat16" for r in recipes):
+            why.append("trains in bfloat16")
+        if any(r.optimizer == "adamw_8bit" for r in recipes):
+            why.append("uses the 8-bit AdamW of bitsandbytes (CUDA)")
+        return ", ".join(why) or None
 
     @property
     def recipe_perturbations(self) -> dict[str, tuple[float, ...]]:
@@ -130,4 +144,5 @@ def load_setting(name_or_path: str) -> Setting:
         path=str(path),
         method_timeout_s=float(config.get("limits", {}).get("method_timeout_s", DEFAULT_METHOD_TIMEOUT_S)),
         quotas=from_setting(config.get("limits", {}), str(path)),
+        device=config.get("device", "cpu"),
     )

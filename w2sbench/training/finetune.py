@@ -56,7 +56,6 @@ Why each choice:
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import time
@@ -70,6 +69,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingPackageError, W2SError
+from .devices import release_memory, resolve_device
 from .loss import LossFn, label_token_loss, soft_cross_entropy
 from .recipe import Recipe, lr_factor
 
@@ -169,6 +169,8 @@ class FineTunedStudent:
 
     def predict_ids(self, ids: Sequence[Sequence[int]], batch_size: int = 32) -> np.ndarray:
         """p(label=1) for token-id rows; batches are grouped by length, results in input order."""
+        if self.model is None:
+            raise ValueError("this student was released (FineTunedStudent.release): its model is gone")
         out = np.zeros(len(ids), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         was_training = self.model.training
@@ -192,6 +194,12 @@ class FineTunedStudent:
         if split not in self.inputs:
             raise ValueError(f"this student has no texts for split {split!r} (it has {sorted(self.inputs)})")
         return self.predict_texts(self.inputs[split])
+
+    def release(self) -> None:
+        """Drop the model and the head so that their memory can go back (training.devices.release_memory):
+        after a fit whose predictions are made, and before an inference engine starts beside it. The
+        student predicts nothing afterwards; save() first what is still needed."""
+        self.model, self.head = None, None
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, out_dir: Path | str) -> Path:
@@ -266,7 +274,8 @@ class FineTunedStudent:
 
 
 def _device(device: str | None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """None: CUDA where torch sees a GPU, else the CPU; 'cuda' where there is none fails with one line."""
+    return resolve_device(device)
 
 
 def _encode(model_dir: str, texts: list[str], max_length: int, readout: str = "linear") -> list[list[int]]:
@@ -274,7 +283,7 @@ def _encode(model_dir: str, texts: list[str], max_length: int, readout: str = "l
     from ..inference.base import ANSWER_TAIL, encode, model_max_length
 
     tail = ANSWER_TAIL if readout == "label_tokens" else 0
-    return encode(model_dir, texts, min(max_length, model_max_length(model_dir)), keep_tail=tail)
+    return encode(model_dir, texts, model_max_length(model_dir, cap=max_length), keep_tail=tail)
 
 
 def _softcap(config: Any) -> float | None:
@@ -312,13 +321,18 @@ def _load_backbone(model_dir: str, causal: bool, bf16: bool, device: torch.devic
     from transformers import AutoModel, AutoModelForCausalLM
 
     cls = AutoModelForCausalLM if causal else AutoModel
-    dtype = torch.bfloat16 if bf16 else torch.float32
+    kwargs: dict[str, Any] = {
+        "config": _no_dropout_config(model_dir),
+        "dtype": torch.bfloat16 if bf16 else torch.float32,
+    }
+    if device.type == "cuda":
+        # Straight into GPU memory: loaded on the CPU first, Qwen3-4B in bf16 (8 GB) would not fit beside the
+        # CUDA runtime in a method process's host-memory quota; the weights are the same either way.
+        kwargs["device_map"] = str(device)
     try:
-        model = cls.from_pretrained(
-            model_dir, config=_no_dropout_config(model_dir), dtype=dtype, attn_implementation="sdpa"
-        )
+        model = cls.from_pretrained(model_dir, attn_implementation="sdpa", **kwargs)
     except (ValueError, ImportError):  # an architecture without sdpa support: its default attention
-        model = cls.from_pretrained(model_dir, config=_no_dropout_config(model_dir), dtype=dtype)
+        model = cls.from_pretrained(model_dir, **kwargs)
     return model.to(device)
 
 
@@ -459,11 +473,10 @@ def step_groups(indices: Sequence[int], lengths: Sequence[int], micro_batch_size
 
 
 def _relieve_memory(student: FineTunedStudent, recipe: Recipe, micro_batch: int, step: int) -> int:
-    """After an out-of-memory step: checkpointing on (recipe "auto"), else half the micro-batch; the new
-    micro-batch size. Re-raises when neither is left."""
-    gc.collect()
-    if student.device.type == "cuda":
-        torch.cuda.empty_cache()
+    """After an out-of-memory step (whose tensors the caller has dropped): the cached blocks back, then
+    checkpointing on (recipe "auto"), else half the micro-batch; the new micro-batch size. Re-raises when
+    neither is left."""
+    release_memory()
     if recipe.gradient_checkpointing == "auto" and not student.checkpointing:
         student.enable_checkpointing()
         change = {"step": step, "gradient_checkpointing": True, "micro_batch_size": micro_batch}
@@ -543,6 +556,7 @@ def train_student(
             while True:
                 opt.zero_grad(set_to_none=True)
                 step_loss, out_of_memory = 0.0, False
+                logits = label_mass = per_example = loss = None
                 try:
                     for micro in step_groups(idx, lengths, micro_batch):
                         logits, label_mass = student.outputs([ids[i] for i in micro], body)
@@ -555,6 +569,9 @@ def train_student(
                         step_loss += float(loss.detach())
                 except torch.OutOfMemoryError:
                     out_of_memory = True  # handled outside the except block, which still holds the tensors
+                # The failed micro-batch's outputs hold its autograd graph (every saved activation): dropped
+                # here, before the retry, or the retry runs beside them and runs out of memory again.
+                logits = label_mass = per_example = loss = None
                 if not out_of_memory:
                     break
                 opt.zero_grad(set_to_none=True)

@@ -91,6 +91,9 @@ class FineTuneTrainer:
     pooling: str
     max_length: int
     label_words: tuple[str, ...] = ()  # the task's two label words (the label_tokens readout reads them)
+    # where fit() trains: "cuda" (there, or fail with one line: the method process gets the harness's device),
+    # "cpu", or None (CUDA where torch sees a GPU)
+    device: str | None = None
 
     @property
     def regime(self) -> str:
@@ -111,6 +114,7 @@ class FineTuneTrainer:
             weights=w,
             pooling=self.pooling,
             max_length=self.max_length,
+            device=self.device,
             label_words=list(self.label_words) or None,
         )
         student.inputs = self.inputs
