@@ -223,11 +223,11 @@ def test_the_method_process_job_loop_releases_after_every_job(cuda_calls, monkey
     from multiprocessing.connection import Connection
 
     from w2sbench.isolation import replies
-    from w2sbench.methods.identity import method_source
+    from w2sbench.methods.identity import method_source, origin_of
     from w2sbench.methods.registry import load_method
     from w2sbench.training import FrozenTrainer, Recipe
 
-    monkeypatch.setattr(sealed, "_die_with_parent", lambda: None)  # a thread of the test process, not a child
+    monkeypatch.setattr(sealed.launch, "die_with_parent", lambda: None)  # a thread of the test process, no child
     real_run_job = sealed.run_job
     monkeypatch.setattr(
         sealed, "run_job", lambda cls, job, models: cuda_calls.append("job") or real_run_job(cls, job, models)
@@ -244,11 +244,16 @@ def test_the_method_process_job_loop_releases_after_every_job(cuda_calls, monkey
     parent, child = socket.socketpair()
     thread = threading.Thread(
         target=sealed._child_main,
-        args=(Connection(os.dup(child.fileno())), sealed.method_spec(cls), method_source(cls).sha256),
+        args=(
+            Connection(os.dup(child.fileno())),
+            sealed.MethodCode(origin_of(cls), cls.__qualname__, method_source(cls).sha256).spec(),
+            method_source(cls).sha256,
+        ),
     )
     thread.start()
     conn = Connection(os.dup(parent.fileno()))
     try:
+        assert replies.read(parent, 0, 0)[0]["status"] == "loaded"  # its first frame: the code, described
         for number, task in enumerate(("a", "a", "b"), 1):
             conn.send((number, job(task)))
             doc, values = replies.read(parent, number, 6)
@@ -440,7 +445,9 @@ def test_without_a_gpu_the_sandbox_is_unchanged(tmp_path, monkeypatch) -> None:
     assert sandbox.gpu_device_args() == sandbox.gpu_system_args() == sandbox.gpu_library_dirs() == []
     assert sandbox.gpu_environment() == {}
     cmd = sandbox.command(sandbox.Policy(read_only=()), ["true"])
-    assert "--dev-bind" not in cmd and "LD_LIBRARY_PATH" not in cmd and str(tmp_path) not in cmd
+    devices = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--dev-bind"]
+    assert devices in ([], ["/"])  # none; as root, the inner bwrap's whole tree (isolation/sandbox.command)
+    assert "LD_LIBRARY_PATH" not in cmd and str(tmp_path) not in cmd
     assert "gpu" not in sandbox.describe(sandbox.Policy(read_only=()))
 
 
