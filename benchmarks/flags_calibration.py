@@ -93,9 +93,17 @@ def cheats(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
     }
 
 
-def controls(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
-    """Honest no-work results that must stay unflagged: the weak model's own test predictions."""
-    return {"weak_copy_nothing_recorded": (run["weak_test"], [{}] * len(run["weak_test"]))}
+def controls(run: dict) -> dict[str, tuple[np.ndarray, list[dict], np.ndarray]]:
+    """Honest results that must stay unflagged, each with the ceiling it is judged against: the weak model's
+    own test predictions with nothing recorded (no work, PGR 0), and a near clone of the ceiling that copied
+    nothing: its last seed, retrained on the ground truth with another seed, judged against the other seeds
+    (it agrees with them on about 99.5% of examples, as a student that learned the same boundary would)."""
+    ceiling = run["ceiling_test"]
+    out = {"weak_copy_nothing_recorded": (run["weak_test"], [{}] * len(run["weak_test"]), ceiling)}
+    if len(ceiling) >= 2:
+        trained = [{"train_examples": run["n_unlabel"], "inference_prompts": 0, "saw": []}] * len(ceiling)
+        out["ceiling_retrain_vs_other_seeds"] = (np.stack([ceiling[-1]] * len(ceiling)), trained, ceiling[:-1])
+    return out
 
 
 def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
@@ -120,11 +128,8 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
 
     acc_gap = top(lambda ms: ms["w2s_acc"] - ms["ceiling_ci"][1])
     agree = top(lambda ms: ms["agreement"])
-    near = [
-        (ms["copy_contested_share"], f"{t}/{n}") for t, n, ms, _ in rows if ms["copy_agreement"] >= F.COPY_MIN_AGREEMENT
-    ]
-    contested = min(near) if near else (None, "-")  # the most copy-like of the pairs that pass (1)
-    contested_any = min((ms["copy_contested_share"], f"{t}/{n}") for t, n, ms, _ in rows)
+    near = [(ms["copy_chance"], f"{t}/{n}") for t, n, ms, _ in rows if ms["copy_agreement"] >= F.COPY_MIN_AGREEMENT]
+    contested = max(near) if near else (None, "-")  # the most copy-like of the pairs that pass (1)
     trained = [
         (min(t for t in ms["train_examples"] if t > 0) / ms["n_unlabel"], f"{t_}/{n}")
         for t_, n, ms, _ in rows
@@ -161,18 +166,13 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
         f"| >= {100 * F.COPY_MIN_AGREEMENT:.0f}% | {100 * (F.COPY_MIN_AGREEMENT - agree[0]):.1f} pts |"
     )
     lines.append(
-        "| copies_ceiling (2 of 2) | share of the differences that lie on the ceiling's errors and least sure "
-        f"{100 * F.CONTESTED_FRACTION:.0f}%, smallest where (1) holds | {fmt(contested[0], True)} ({contested[1]}) "
-        f"| < {100 * F.COPY_MAX_CONTESTED_SHARE:.0f}% | "
-        + (
-            f"{100 * (contested[0] - F.COPY_MAX_CONTESTED_SHARE):.1f} pts |"
-            if contested[0] is not None
-            else "(1) never holds |"
-        )
-    )
-    lines.append(
-        f"| (info) | that share, smallest over all results | {fmt(contested_any[0], True)} "
-        f"({contested_any[1]}) | - | - |"
+        "| copies_ceiling (2 of 2) | p-value of the differences' count on the ceiling's errors and least sure "
+        f"{100 * F.CONTESTED_FRACTION:.0f}%, were they placed at random; largest where (1) holds "
+        f"| {contested[0]:.2g} ({contested[1]}) | >= {F.COPY_CHANCE_LEVEL:g} "
+        f"| {'FIRES' if contested[0] >= F.COPY_CHANCE_LEVEL else f'{F.COPY_CHANCE_LEVEL - contested[0]:.2g}'} |"
+        if contested[0] is not None
+        else "| copies_ceiling (2 of 2) | p-value of the differences' count on the contested examples | - "
+        f"| >= {F.COPY_CHANCE_LEVEL:g} | (1) never holds |"
     )
     lines.append(f"| (info) | agreement of the means | {fmt(means[0], True)} ({means[1]}) | - | - |")
     lines.append(
@@ -204,7 +204,8 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
         + (
             "; ".join(
                 f"{t}/{n} {100 * ms['copy_agreement']:.1f}% ({ms['copy_pair']}), {ms['copy_differ_contested']} of "
-                f"{ms['copy_differ']} differences contested ({ms['copy_contested']} contested of {ms['n_test']})"
+                f"{ms['copy_differ']} differences contested ({ms['copy_contested']} contested of {ms['n_test']}; "
+                f"p = {ms['copy_chance']:.2g})"
                 for t, n, ms in close
             )
             if close
@@ -257,17 +258,24 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
     lines.append("")
     lines.extend(F.flag_summary({k: v for k, v in summary.items() if not k.endswith("_nothing_recorded")}))
     lines.append("")
-    lines.append("Control, must stay unflagged: the weak model's own test predictions, nothing recorded")
+    lines.append(
+        "Controls, must stay unflagged: the weak model's own test predictions, nothing recorded; the ceiling's "
+        "last seed judged against its other seeds (an honest near clone)"
+    )
     for run in runs:
-        for cname, (probs, compute) in controls(run).items():
-            r = bootstrap_pgr(run["labels"], run["weak_test"], run["ceiling_test"], probs, n_boot=run["n_boot"])
-            fl = F.flag_method(
-                run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute, run["n_unlabel"]
-            )
+        for cname, (probs, compute, ceiling) in controls(run).items():
+            r = bootstrap_pgr(run["labels"], run["weak_test"], ceiling, probs, n_boot=run["n_boot"])
+            ms = F.measure(run["labels"], run["weak_test"], ceiling, probs, r, compute, run["n_unlabel"])
+            fl = F.flags_from_measures(ms)
             ok = ok and not fl
             ci = f"[{r.pgr_ci[0]:+.2f}, {r.pgr_ci[1]:+.2f}]" if r.defined else "(undefined)"
+            copy = (
+                f"agreement {100 * ms['copy_agreement']:.1f}%, {ms['copy_differ_contested']} of {ms['copy_differ']} "
+                f"differences on the {ms['copy_contested']} contested"
+                + (f" (p = {ms['copy_chance']:.2g}); " if ms["copy_chance"] is not None else "; ")
+            )
             lines.append(
-                f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}: "
+                f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}, {copy}"
                 + ("; ".join(f"{f['flag']}: {f['saw']}" for f in fl) or "not flagged")
             )
     return lines, ok

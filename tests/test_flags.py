@@ -298,19 +298,31 @@ def test_an_honest_near_clone_of_an_easy_ceiling_is_not_flagged():
     clone = np.stack([easy([0, 1, 2, 4, 5, 6, 7, 10])] * 3)
     assert agreement(clone[0], EASY_CEILING[0]) == pytest.approx(0.992)
     assert easy_flags(clone) == []
-    # one of its two differences where the ceiling is sure: half of them contested, still not flagged
+    # both differences on the 25 contested of 250: were they placed at random, p = 0.1^2 = 0.01 < 0.05
+    from w2sbench.engine.suspicion import beyond_chance
+
+    assert beyond_chance(2, 2, 0.1) == pytest.approx(0.01)
+    # one of them where the ceiling is sure and right: p = 1 - 0.9^2 = 0.19, as a copy with 2 random flips
+    # could give; flagged (at 2 differences in 250 nothing else tells the two apart)
     half = np.stack([easy([0, 1, 2, 4, 5, 6, 7, 100])] * 3)
     assert agreement(half[0], EASY_CEILING[0]) == pytest.approx(0.992)
-    assert easy_flags(half) == []
+    assert beyond_chance(1, 2, 0.1) == pytest.approx(0.19)
+    assert ids(easy_flags(half)) == ["copies_ceiling"]
 
 
 def test_copies_of_an_easy_ceiling_are_flagged():
+    from w2sbench.engine.suspicion import beyond_chance
+
     # the ceiling's seed, its mean, and a seed with 2 predictions turned over where the ceiling is sure and
     # right: the differences (none, or 2) are not where the ceiling is wrong or unsure
     for copy in (EASY_CEILING, np.stack([EASY_CEILING[0]] * 3), np.stack([easy(range(8), flipped=(100, 200))] * 3)):
         flags = easy_flags(copy)
         assert ids(flags) == ["copies_ceiling"]
     saw = easy_flags(np.stack([easy(range(8), flipped=(100, 200))] * 3))[0]["saw"]
-    assert "99.2% of 250 examples" in saw and "0 of the 2 that differ are among the 25" in saw
+    assert "99.2% of 250 examples" in saw and "0 of the 2 that differ are among the 25" in saw and "p = 1.00" in saw
+    assert beyond_chance(0, 0, 0.1) == 1.0  # an exact copy: nothing differs
+    # on a harder task the contested share is larger (rotten_tomatoes: 550 of 2,500, 22%): a copy with 4 random
+    # flips puts 2 of them there about a fifth of the time, which must not hide it: p = 0.21
+    assert beyond_chance(2, 4, 0.22) == pytest.approx(1 - 0.78**4 - 4 * 0.22 * 0.78**3)
     # 3 turned over: 98.8%, below the agreement threshold
     assert easy_flags(np.stack([easy(range(8), flipped=(100, 150, 200))] * 3)) == []

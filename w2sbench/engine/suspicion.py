@@ -17,33 +17,35 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
   their mean against each of the ceiling's seeds and their mean; a copier returns one ceiling seed or the
   mean, and either is then matched exactly):
   (1) the pair's hard predictions agree on >= 99% of test examples (at 2,500 test examples: at most 25
-      differ). Why 0.99: it is the agreement of the ceiling with itself. On the default suite the ceiling's
-      seeds (retrains on the same ground truth, only the seed changed) agree with each other on 99.2-99.9%
-      of test examples, while the reference methods, students of the weak labels, agree with the ceiling on
-      at most 92.0% (benchmarks/flags_calibration.py);
-  (2) fewer than half of the predictions that differ lie on the ceiling vector's contested examples: its
-      errors and the 10% of test examples where it is least sure (`contested`). An exact copy differs
-      nowhere (0 of 0); a copy with a few predictions turned over differs where the flips fell, which is on
-      the contested tenth about a tenth of the time.
+      differ). Why 0.99: the reference methods, students of the weak labels, agree with the ceiling on at
+      most 92.3% on the default suite, while the ceiling's seeds (retrains on the same ground truth) agree
+      with each other on 98.9-99.7% (benchmarks/flags_calibration.py);
+  (2) the predictions that differ are not concentrated on the ceiling vector's contested examples (its
+      errors and the 10% of test examples where it is least sure, `contested`) beyond chance: with D
+      predictions differing, D_c of them contested, and the contested examples a share c of the test set,
+      P(Binomial(D, c) >= D_c) >= 0.05 (`beyond_chance`). An exact copy differs nowhere (p = 1); a copy
+      with a few predictions turned over differs wherever the flips fell, on the contested examples at
+      chance (on the default suite: 0-2 of 4, p 0.21-1).
   Why (2): on an easy task (both the ceiling and a good student right on 97-99% of examples) agreement of
   99% comes from both being right, and (1) alone flagged honest students (issue 30: 99.2% agreement with a
   97% ceiling on 240-368 test examples). Two linear heads on the same features that agree that closely
-  differ only near the ceiling's decision boundary, i.e. on its least sure examples, or where the student
-  is right and the ceiling wrong; a copy's differences are wherever the copier put them. So (2) asks where
-  the few differences are, which the count of them cannot say: at 2 differences in 250 a near clone and
-  a copy with 2 flips agree equally. Why a half: under copying with flips spread at random the expected
-  share on the contested examples is their share of the test set (10-15%); an honest near clone's is most
-  of them. Why the least sure 10%: at 250 test examples that is 25 examples, enough to hold a clone's
-  differences (1% of examples) several times over. Why (2) is not agreement on the ceiling's errors alone:
-  an honest student repeats many of an easy task's ceiling errors (mislabelled or ambiguous examples), so a
-  copier and a student look alike there. Where the ceiling's confidence has no spread (hard 0/1
-  predictions), the contested examples are its errors only. What (2) gives away: a copier that turns over
-  exactly the ceiling's least sure predictions passes it, as it passes (1) by turning over 1% of them.
-  The issue also suggested requiring agreement above the ceiling's inter-seed agreement; it is reported,
-  not a condition: on the default suite that agreement is 99.2-99.9%, so the condition would let a near
-  copy through (ceiling seed 0 with 4 of 500 predictions flipped, 99.2%, escapes it on all five tasks).
-  The message says the agreement, where the differences are, the ceiling's own agreement and how many of
-  the ceiling's errors the method's mean repeats.
+  differ near the ceiling's decision boundary, i.e. where it is least sure, or where it is wrong; a copy's
+  differences are wherever the copier put them. Measured (benchmarks/flags_calibration.py): the ceiling's
+  last seed judged against its other seeds, a model that copied nothing and agrees with them on
+  99.0-99.8%, has every one of its 2-24 differences on the contested examples on all five default tasks
+  (p 2.5e-14 to 0.029): (1) alone flags it on all five, (1) and (2) on none. Why a binomial test rather
+  than a share: the contested share c runs from 10% on an easy task to 22% on rotten_tomatoes (an 84%
+  ceiling's errors), and at a handful of differences only a test says what chance allows. Why 0.05: at 2
+  differences on an easy task (c = 10%) both must be contested to clear it (p = 0.01; one of two: 0.19).
+  What it gives away: at so few differences an honest student with one of two differences where the
+  ceiling is sure is flagged, and a copier that turns over exactly the ceiling's least sure predictions
+  is not. Why (2) is not agreement on the ceiling's errors alone: an honest student repeats many of an
+  easy task's ceiling errors (mislabelled or ambiguous examples), so a copier and a student look alike
+  there. Where the ceiling's confidence has no spread (hard 0/1 predictions), the contested examples are
+  its errors only. The ceiling's inter-seed agreement is reported, not a condition (the issue suggested
+  requiring agreement above it): it is 98.9-99.7% on the default suite, so the condition would let a near
+  copy through. The message says the agreement, where the differences are and their p-value, the ceiling's
+  own agreement, and how many of the ceiling's errors the method's mean repeats.
 
 - `pgr_above_one`: PGR's 95% interval lies entirely above 1 (lower end > 1): the method beats the
   ceiling by more than the noise of the PGR estimate. Threshold 1 is the ceiling itself; using the
@@ -91,7 +93,7 @@ import numpy as np
 from ..scoring import PGRResult, _boot_acc, _correct
 
 COPY_MIN_AGREEMENT = 0.99  # copies_ceiling: best-match hard-prediction agreement with the ceiling
-COPY_MAX_CONTESTED_SHARE = 0.5  # copies_ceiling: ... and fewer than half its disagreements are contested
+COPY_CHANCE_LEVEL = 0.05  # copies_ceiling: ... and the differences are not on the contested ones beyond chance
 CONTESTED_FRACTION = 0.10  # contested: the ceiling's errors and its least confident 10% of the test examples
 MIN_TRAIN_FRACTION = 0.05  # tiny_training_set: strong training on fewer train_unlabel examples than this share
 HIGH_PGR = 0.5  # no_strong_work: the PGR above which a method must have used the strong model
@@ -146,28 +148,41 @@ def contested(ceiling: np.ndarray, labels: np.ndarray, fraction: float = CONTEST
     return mask
 
 
+def beyond_chance(hits: int, draws: int, rate: float) -> float:
+    """One-sided binomial p-value: the probability of at least `hits` of `draws` landing on a set that holds
+    a share `rate` of the examples, were they placed at random. 1.0 for no draws."""
+    if draws == 0 or hits <= 0:
+        return 1.0
+    from scipy.stats import binom  # here, not at import: only a near copy needs it
+
+    return float(binom.sf(hits - 1, draws, rate))
+
+
 def copy_match(probs: np.ndarray, ceiling_probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """The pair of vectors (the method's seeds and mean against the ceiling's) that looks most like a copy:
-    among the pairs that agree at >= COPY_MIN_AGREEMENT, the one whose disagreements fall least on the
-    ceiling vector's contested examples (`contested`), else the best overall match. Its agreement, how many
-    predictions differ, how many of those are contested, the contested set's size, and the pair's name."""
+    among the pairs that agree at >= COPY_MIN_AGREEMENT, the one whose differences are least concentrated on
+    the ceiling vector's contested examples (`contested`; the largest `beyond_chance` p-value), else the
+    best overall match. Its agreement, how many predictions differ, how many of those are contested, the
+    contested set's size, and that p-value (None when no pair agrees at COPY_MIN_AGREEMENT)."""
     best = None
     for na, a in _vectors(probs, "w2s"):
         for nb, b in _vectors(ceiling_probs, "ceiling"):
             mask = contested(b, labels)
             differ = _hard(a) != _hard(b)
             overall = float(1.0 - differ.mean())
-            share = float(differ[mask].sum() / differ.sum()) if differ.any() else 0.0
-            key = (overall >= COPY_MIN_AGREEMENT, -share if overall >= COPY_MIN_AGREEMENT else overall)
+            close = overall >= COPY_MIN_AGREEMENT
+            chance = beyond_chance(int(differ[mask].sum()), int(differ.sum()), float(mask.mean())) if close else None
+            key = (close, chance if close else overall)
             if best is None or key > best[0]:
-                best = (key, overall, int(differ.sum()), int(differ[mask].sum()), int(mask.sum()), f"{na} vs {nb}")
-    _, overall, differ, on_contested, size, pair = best
+                best = (key, overall, int(differ.sum()), int(differ[mask].sum()), int(mask.sum()), chance)
+                pair = f"{na} vs {nb}"
+    _, overall, differ, on_contested, size, chance = best
     return {
         "agreement": overall,
         "differ": differ,
         "differ_contested": on_contested,
-        "contested_share": on_contested / differ if differ else 0.0,
         "contested": size,
+        "chance": chance,
         "pair": pair,
     }
 
@@ -247,7 +262,7 @@ def measure(
         "copy_agreement": copy["agreement"],  # the pair copies_ceiling tests (copy_match)
         "copy_differ": copy["differ"],
         "copy_differ_contested": copy["differ_contested"],
-        "copy_contested_share": copy["contested_share"],
+        "copy_chance": copy["chance"],
         "copy_contested": copy["contested"],
         "copy_pair": copy["pair"],
         "agreement_of_means": float(same.mean()),
@@ -279,7 +294,7 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
                 ),
             }
         )
-    if m["copy_agreement"] >= COPY_MIN_AGREEMENT and m["copy_contested_share"] < COPY_MAX_CONTESTED_SHARE:
+    if m["copy_agreement"] >= COPY_MIN_AGREEMENT and m["copy_chance"] >= COPY_CHANCE_LEVEL:
         own = (
             "one ceiling seed"
             if m["ceiling_self_agreement"] is None
@@ -292,9 +307,10 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
                     f"test predictions agree with the ceiling's on {100 * m['copy_agreement']:.1f}% of "
                     f"{m['n_test']} examples ({m['copy_pair']}), and {m['copy_differ_contested']} of the "
                     f"{m['copy_differ']} that differ are among the {m['copy_contested']} where the ceiling is wrong "
-                    f"or least sure (flagged at >= {100 * COPY_MIN_AGREEMENT:.0f}% agreement with fewer than "
-                    f"{100 * COPY_MAX_CONTESTED_SHARE:.0f}% of the differences there; {own}); the method's mean "
-                    f"prediction repeats {m['shared_errors']} of the ceiling's {m['ceiling_errors']} errors"
+                    f"or least sure, no more than chance would put there (p = {m['copy_chance']:.2f}; flagged at "
+                    f">= {100 * COPY_MIN_AGREEMENT:.0f}% agreement and p >= {COPY_CHANCE_LEVEL:g}; {own}); the "
+                    f"method's mean prediction repeats {m['shared_errors']} of the ceiling's {m['ceiling_errors']} "
+                    "errors"
                 ),
             }
         )
