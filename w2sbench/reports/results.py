@@ -112,7 +112,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
     by_auroc: dict[str, dict[str, PGRResult | None]] = {}  # task -> method -> PGR on AUROC
     for tr in runs:
         labels = np.array([e.label for e in tr.splits.test])
-        name_ = tr.task.name
+        task_name = tr.task.name
         entry = {
             "task_hash": tr.task.hash,
             "version": tr.task.config.get("version", 1),
@@ -120,18 +120,18 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "split": "heldout" if is_heldout(tr.task.tags) else "development",
             "n": {s: len(getattr(tr.splits, s)) for s in SPLIT_NAMES},
             "test_positive_rate": float(labels.mean()),
-            "weak": _summary(tr.weak_test, labels, _auroc_draws(tr.weak_test, labels, name_, "weak", n_boot)),
+            "weak": _summary(tr.weak_test, labels, _auroc_draws(tr.weak_test, labels, task_name, "weak", n_boot)),
             "ceiling": _summary(
-                tr.ceiling_test, labels, _auroc_draws(tr.ceiling_test, labels, name_, "ceiling", n_boot)
+                tr.ceiling_test, labels, _auroc_draws(tr.ceiling_test, labels, task_name, "ceiling", n_boot)
             ),
             "methods": {},
         }
-        by_auroc[name_] = {}
+        by_auroc[task_name] = {}
         for name, mr in tr.methods.items():
             auc = bootstrap_auroc_pgr(
-                labels, tr.weak_test, tr.ceiling_test, mr.test_probs, n_boot, BOOTSTRAP_SEED, task=name_
+                labels, tr.weak_test, tr.ceiling_test, mr.test_probs, n_boot, BOOTSTRAP_SEED, task=task_name
             )
-            by_auroc[name_][name] = auc
+            by_auroc[task_name][name] = auc
             entry["methods"][name] = {
                 "w2s": _summary(mr.test_probs, labels, None if auc is None else auc.boot_w2s),
                 "pgr": tr.scores[name].to_dict(),
