@@ -3,12 +3,14 @@
 Re-runs the default evaluation from a warm cache (every stage a cache hit: seconds), applies the flags to
 every task x reference method, and prints per flag the largest value any reference method reached next to
 the threshold (the margin). Then feeds obvious cheats through the same flags on every task: the ceiling's
-own test predictions returned as the method's (all its seeds; seed 0 only; seed 0 with 4 predictions
-flipped) and the true test labels, each with vanilla's compute records so that only the prediction-based
-flags can catch them, two of them once more with nothing recorded, and vanilla's predictions with a
-record of 3 training examples per seed (confident_only's under an under-confident teacher, issue 30).
-A control, the weak model's own test predictions with nothing recorded, must stay unflagged. Exits 1 if
-a reference method is flagged, a cheat goes unflagged on some task, or the control is flagged.
+own test predictions returned as the method's (all its seeds; seed 0 only; seed 0 with 0.8% of its
+predictions turned over, the first ones: 99.2% agreement) and the true test labels, each with vanilla's
+compute records so that only the prediction-based flags can catch them, two of them once more with
+nothing recorded, and vanilla's predictions with a record of 3 training examples per seed (confident_only's
+under an under-confident teacher, issue 30). Controls must stay unflagged: the weak model's own test
+predictions with nothing recorded, and the ceiling's last seed judged against its other seeds (an honest
+near clone). Exits 1 if a reference method is flagged, a cheat goes unflagged on some task, or a control
+is flagged.
 
     W2SBENCH_CACHE=/path/to/cache python benchmarks/flags_calibration.py [--setting tiny] [--suite default]
 
@@ -79,7 +81,8 @@ def cheats(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
     truth = np.tile(run["labels"].astype(float), (len(trained), 1))
     seed0 = np.tile(ceiling[0], (len(trained), 1))
     near = seed0.copy()
-    near[:, :4] = 1.0 - (near[:, :4] >= 0.5)  # 4 of the test predictions flipped: 99.2% agreement at 500 examples
+    k = max(1, int(0.008 * near.shape[1]))  # 0.8% of the test predictions turned over: 99.2% agreement
+    near[:, :k] = 1.0 - (near[:, :k] >= 0.5)  # (4 of 500, 20 of 2,500, 2 of 300)
     few = [{**rec, "train_examples": 3, "train_example_epochs": 60} for rec in trained]
     w2s = run["methods"]["vanilla"]["test_probs"] if "vanilla" in run["methods"] else run["weak_test"]
     return {
@@ -267,7 +270,8 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
             r = bootstrap_pgr(run["labels"], run["weak_test"], ceiling, probs, n_boot=run["n_boot"])
             ms = F.measure(run["labels"], run["weak_test"], ceiling, probs, r, compute, run["n_unlabel"])
             fl = F.flags_from_measures(ms)
-            ok = ok and not fl
+            identical = cname.startswith("ceiling_retrain") and ms["copy_differ"] == 0
+            ok = ok and (not fl or identical)
             ci = f"[{r.pgr_ci[0]:+.2f}, {r.pgr_ci[1]:+.2f}]" if r.defined else "(undefined)"
             copy = (
                 f"agreement {100 * ms['copy_agreement']:.1f}%, {ms['copy_differ_contested']} of {ms['copy_differ']} "
@@ -277,6 +281,12 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
             lines.append(
                 f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}, {copy}"
                 + ("; ".join(f"{f['flag']}: {f['saw']}" for f in fl) or "not flagged")
+                + (
+                    " (not counted: the retrain makes one of the other seeds' hard predictions exactly, which no "
+                    "rule on predictions can tell from a copy)"
+                    if identical
+                    else ""
+                )
             )
     return lines, ok
 

@@ -25,7 +25,8 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
       predictions differing, D_c of them contested, and the contested examples a share c of the test set,
       P(Binomial(D, c) >= D_c) >= 0.05 (`beyond_chance`). An exact copy differs nowhere (p = 1); a copy
       with a few predictions turned over differs wherever the flips fell, on the contested examples at
-      chance (on the default suite: 0-2 of 4, p 0.21-1).
+      chance (ceiling seed 0 with 0.8% turned over: 0-7 of 8-20 differences contested on the default
+      suite, p 0.13-1.00).
   Why (2): on an easy task (both the ceiling and a good student right on 97-99% of examples) agreement of
   99% comes from both being right, and (1) alone flagged honest students (issue 30: 99.2% agreement with a
   97% ceiling on 240-368 test examples). Two linear heads on the same features that agree that closely
@@ -33,16 +34,21 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
   differences are wherever the copier put them. Measured (benchmarks/flags_calibration.py): the ceiling's
   last seed judged against its other seeds, a model that copied nothing and agrees with them on
   99.0-99.8%, has every one of its 2-24 differences on the contested examples on all five default tasks
-  (p 2.5e-14 to 0.029): (1) alone flags it on all five, (1) and (2) on none. Why a binomial test rather
+  (p 2.5e-14 to 0.029): (1) alone flags it on all five, (1) and (2) on none. On sms_spam (an easy task:
+  ceiling 97.4%, 300 test examples), four reference students agree with the ceiling on 99.0-99.3%, the
+  issue's case; each has all its 2-3 differences on the 32 contested examples (p 0.0012-0.011), so (1)
+  alone flags all four and (1) and (2) none. Why a binomial test rather
   than a share: the contested share c runs from 10% on an easy task to 22% on rotten_tomatoes (an 84%
   ceiling's errors), and at a handful of differences only a test says what chance allows. Why 0.05: at 2
   differences on an easy task (c = 10%) both must be contested to clear it (p = 0.01; one of two: 0.19).
   What it gives away: at so few differences an honest student with one of two differences where the
-  ceiling is sure is flagged, and a copier that turns over exactly the ceiling's least sure predictions
-  is not. Why (2) is not agreement on the ceiling's errors alone: an honest student repeats many of an
-  easy task's ceiling errors (mislabelled or ambiguous examples), so a copier and a student look alike
-  there. Where the ceiling's confidence has no spread (hard 0/1 predictions), the contested examples are
-  its errors only. The ceiling's inter-seed agreement is reported, not a condition (the issue suggested
+  ceiling is sure is flagged; so is one that makes exactly the ceiling's hard predictions on every test
+  example (on sms_spam two of the ceiling's own seeds do), which nothing in the predictions tells from a
+  copy; and a copier that turns over exactly the ceiling's least sure predictions is not flagged.
+  Why (2) is not agreement on the ceiling's errors alone: an honest student repeats many of an easy
+  task's ceiling errors (mislabelled or ambiguous examples), so a copier and a student look alike there.
+  Where the ceiling's confidence has no spread (hard 0/1 predictions), the contested examples are its
+  errors only. The ceiling's inter-seed agreement is reported, not a condition (the issue suggested
   requiring agreement above it): it is 98.9-99.7% on the default suite, so the condition would let a near
   copy through. The message says the agreement, where the differences are and their p-value, the ceiling's
   own agreement, and how many of the ceiling's errors the method's mean repeats.
