@@ -3,11 +3,14 @@
 Re-runs the default evaluation from a warm cache (every stage a cache hit: seconds), applies the flags to
 every task x reference method, and prints per flag the largest value any reference method reached next to
 the threshold (the margin). Then feeds obvious cheats through the same flags on every task: the ceiling's
-own test predictions returned as the method's (all its seeds; seed 0 only; seed 0 with 4 predictions
-flipped) and the true test labels, each with vanilla's compute records so that only the prediction-based
-flags can catch them, and two of them once more with nothing recorded. A control, the weak model's own
-test predictions with nothing recorded, must stay unflagged. Exits 1 if a reference method is flagged, a
-cheat goes unflagged on some task, or the control is flagged.
+own test predictions returned as the method's (all its seeds; seed 0 only; seed 0 with 0.8% of its
+predictions turned over, the first ones: 99.2% agreement) and the true test labels, each with vanilla's
+compute records so that only the prediction-based flags can catch them, two of them once more with
+nothing recorded, and vanilla's predictions with a record of 3 training examples per seed (confident_only's
+under an under-confident teacher, issue 30). Controls must stay unflagged: the weak model's own test
+predictions with nothing recorded, and the ceiling's last seed judged against its other seeds (an honest
+near clone). Exits 1 if a reference method is flagged, a cheat goes unflagged on some task, or a control
+is flagged.
 
     W2SBENCH_CACHE=/path/to/cache python benchmarks/flags_calibration.py [--setting tiny] [--suite default]
 
@@ -34,6 +37,7 @@ REFERENCE = [
     "entropy",
     "strong_zeroshot",
     "majority",
+    "icm",
 ]
 
 from w2sbench.engine import suspicion as F  # noqa: E402
@@ -41,7 +45,7 @@ from w2sbench.engine import suspicion as F  # noqa: E402
 
 def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
     """The evaluation as plain arrays, one dict per task: labels [n], weak_test [K, n], ceiling_test [K, n],
-    methods {name: {test_probs [S, n], compute [S dicts], pgr PGRResult}}, n_boot."""
+    methods {name: {test_probs [S, n], compute [S dicts], pgr PGRResult}}, n_boot, n_unlabel."""
     from w2sbench.engine.executors import run
     from w2sbench.engine.pipeline import Pipeline, RunOptions
     from w2sbench.methods.registry import load_method
@@ -61,6 +65,7 @@ def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
                 for name, mr in tr.methods.items()
             },
             "n_boot": options.n_boot,
+            "n_unlabel": len(tr.splits.train_unlabel),
         }
         for tr in record.tasks
     ]
@@ -76,7 +81,10 @@ def cheats(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
     truth = np.tile(run["labels"].astype(float), (len(trained), 1))
     seed0 = np.tile(ceiling[0], (len(trained), 1))
     near = seed0.copy()
-    near[:, :4] = 1.0 - (near[:, :4] >= 0.5)  # 4 of the test predictions flipped: 99.2% agreement at 500 examples
+    k = max(1, int(0.008 * near.shape[1]))  # 0.8% of the test predictions turned over: 99.2% agreement
+    near[:, :k] = 1.0 - (near[:, :k] >= 0.5)  # (4 of 500, 20 of 2,500, 2 of 300)
+    few = [{**rec, "train_examples": 3, "train_example_epochs": 60} for rec in trained]
+    w2s = run["methods"]["vanilla"]["test_probs"] if "vanilla" in run["methods"] else run["weak_test"]
     return {
         "ceiling_copy": (ceiling, trained),
         "ceiling_seed0_copy": (seed0, trained),
@@ -84,12 +92,21 @@ def cheats(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
         "true_labels": (truth, trained),
         "ceiling_copy_nothing_recorded": (ceiling, [{}] * len(trained)),
         "true_labels_nothing_recorded": (truth, [{}] * len(trained)),
+        "trained_on_3_examples": (w2s, few),
     }
 
 
-def controls(run: dict) -> dict[str, tuple[np.ndarray, list[dict]]]:
-    """Honest no-work results that must stay unflagged: the weak model's own test predictions."""
-    return {"weak_copy_nothing_recorded": (run["weak_test"], [{}] * len(run["weak_test"]))}
+def controls(run: dict) -> dict[str, tuple[np.ndarray, list[dict], np.ndarray]]:
+    """Honest results that must stay unflagged, each with the ceiling it is judged against: the weak model's
+    own test predictions with nothing recorded (no work, PGR 0), and a near clone of the ceiling that copied
+    nothing: its last seed, retrained on the ground truth with another seed, judged against the other seeds
+    (it agrees with them on about 99.5% of examples, as a student that learned the same boundary would)."""
+    ceiling = run["ceiling_test"]
+    out = {"weak_copy_nothing_recorded": (run["weak_test"], [{}] * len(run["weak_test"]), ceiling)}
+    if len(ceiling) >= 2:
+        trained = [{"train_examples": run["n_unlabel"], "inference_prompts": 0, "saw": []}] * len(ceiling)
+        out["ceiling_retrain_vs_other_seeds"] = (np.stack([ceiling[-1]] * len(ceiling)), trained, ceiling[:-1])
+    return out
 
 
 def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
@@ -98,7 +115,13 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
     for run in runs:
         for name, m in run["methods"].items():
             ms = F.measure(
-                run["labels"], run["weak_test"], run["ceiling_test"], m["test_probs"], m["pgr"], m["compute"]
+                run["labels"],
+                run["weak_test"],
+                run["ceiling_test"],
+                m["test_probs"],
+                m["pgr"],
+                m["compute"],
+                run["n_unlabel"],
             )
             rows.append((run["task"], name, ms, F.flags_from_measures(ms)))
 
@@ -108,6 +131,14 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
 
     acc_gap = top(lambda ms: ms["w2s_acc"] - ms["ceiling_ci"][1])
     agree = top(lambda ms: ms["agreement"])
+    near = [(ms["copy_chance"], f"{t}/{n}") for t, n, ms, _ in rows if ms["copy_agreement"] >= F.COPY_MIN_AGREEMENT]
+    contested = max(near) if near else (None, "-")  # the most copy-like of the pairs that pass (1)
+    trained = [
+        (min(t for t in ms["train_examples"] if t > 0) / ms["n_unlabel"], f"{t_}/{n}")
+        for t_, n, ms, _ in rows
+        if ms["n_unlabel"] and any(t > 0 for t in ms["train_examples"])
+    ]
+    least = min(trained) if trained else (None, "-")
     means = top(lambda ms: ms["agreement_of_means"])
     agree_self = top(
         lambda ms: ms["agreement"] - ms["ceiling_self_agreement"] if ms["ceiling_self_agreement"] is not None else None
@@ -134,8 +165,17 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
         f"| > 0 | {fmt(-acc_gap[0], True, True) if acc_gap[0] is not None else '-'} |"
     )
     lines.append(
-        f"| copies_ceiling | best-match agreement with the ceiling | {fmt(agree[0], True)} ({agree[1]}) "
+        f"| copies_ceiling (1 of 2) | best-match agreement with the ceiling | {fmt(agree[0], True)} ({agree[1]}) "
         f"| >= {100 * F.COPY_MIN_AGREEMENT:.0f}% | {100 * (F.COPY_MIN_AGREEMENT - agree[0]):.1f} pts |"
+    )
+    lines.append(
+        "| copies_ceiling (2 of 2) | p-value of the differences' count on the ceiling's errors and least sure "
+        f"{100 * F.CONTESTED_FRACTION:.0f}%, were they placed at random; largest where (1) holds "
+        f"| {contested[0]:.2g} ({contested[1]}) | >= {F.COPY_CHANCE_LEVEL:g} "
+        f"| {'FIRES' if contested[0] >= F.COPY_CHANCE_LEVEL else f'{F.COPY_CHANCE_LEVEL - contested[0]:.2g}'} |"
+        if contested[0] is not None
+        else "| copies_ceiling (2 of 2) | p-value of the differences' count on the contested examples | - "
+        f"| >= {F.COPY_CHANCE_LEVEL:g} | (1) never holds |"
     )
     lines.append(f"| (info) | agreement of the means | {fmt(means[0], True)} ({means[1]}) | - | - |")
     lines.append(
@@ -155,7 +195,26 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
         if lazy[0] is not None
         else f"| no_strong_work | PGR of results with no strong-model work (0) | - | >= {F.HIGH_PGR:g} | - |"
     )
+    lines.append(
+        f"| tiny_training_set | smallest share of train_unlabel trained on, over the seeds that trained "
+        f"| {fmt(least[0], True)} ({least[1]}) | < {100 * F.MIN_TRAIN_FRACTION:.0f}% | "
+        + (f"{100 * (least[0] - F.MIN_TRAIN_FRACTION):.1f} pts |" if least[0] is not None else "- |")
+    )
     lines.append("")
+    close = [(t, n, ms) for t, n, ms, _ in rows if ms["copy_agreement"] >= F.COPY_MIN_AGREEMENT]
+    lines.append(
+        f"Reference results that agree with the ceiling on >= {100 * F.COPY_MIN_AGREEMENT:.0f}% of test examples: "
+        + (
+            "; ".join(
+                f"{t}/{n} {100 * ms['copy_agreement']:.1f}% ({ms['copy_pair']}), {ms['copy_differ_contested']} of "
+                f"{ms['copy_differ']} differences contested ({ms['copy_contested']} contested of {ms['n_test']}; "
+                f"p = {ms['copy_chance']:.2g})"
+                for t, n, ms in close
+            )
+            if close
+            else "none"
+        )
+    )
     first: dict = {}
     for t, _, ms, _ in rows:
         first.setdefault(t, ms)  # one per task: the ceiling is shared by the task's methods
@@ -191,7 +250,9 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
         cells = []
         for cname, (probs, compute) in cheats(run).items():
             r = bootstrap_pgr(run["labels"], run["weak_test"], run["ceiling_test"], probs, n_boot=run["n_boot"])
-            fl = F.flag_method(run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute)
+            fl = F.flag_method(
+                run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute, run["n_unlabel"]
+            )
             summary[f"{run['task']}/{cname}"] = fl
             if not fl:
                 ok = False
@@ -200,16 +261,32 @@ def calibrate(runs: list[dict]) -> tuple[list[str], bool]:
     lines.append("")
     lines.extend(F.flag_summary({k: v for k, v in summary.items() if not k.endswith("_nothing_recorded")}))
     lines.append("")
-    lines.append("Control, must stay unflagged: the weak model's own test predictions, nothing recorded")
+    lines.append(
+        "Controls, must stay unflagged: the weak model's own test predictions, nothing recorded; the ceiling's "
+        "last seed judged against its other seeds (an honest near clone)"
+    )
     for run in runs:
-        for cname, (probs, compute) in controls(run).items():
-            r = bootstrap_pgr(run["labels"], run["weak_test"], run["ceiling_test"], probs, n_boot=run["n_boot"])
-            fl = F.flag_method(run["labels"], run["weak_test"], run["ceiling_test"], probs, r, compute)
-            ok = ok and not fl
+        for cname, (probs, compute, ceiling) in controls(run).items():
+            r = bootstrap_pgr(run["labels"], run["weak_test"], ceiling, probs, n_boot=run["n_boot"])
+            ms = F.measure(run["labels"], run["weak_test"], ceiling, probs, r, compute, run["n_unlabel"])
+            fl = F.flags_from_measures(ms)
+            identical = cname.startswith("ceiling_retrain") and ms["copy_differ"] == 0
+            ok = ok and (not fl or identical)
             ci = f"[{r.pgr_ci[0]:+.2f}, {r.pgr_ci[1]:+.2f}]" if r.defined else "(undefined)"
+            copy = (
+                f"agreement {100 * ms['copy_agreement']:.1f}%, {ms['copy_differ_contested']} of {ms['copy_differ']} "
+                f"differences on the {ms['copy_contested']} contested"
+                + (f" (p = {ms['copy_chance']:.2g}); " if ms["copy_chance"] is not None else "; ")
+            )
             lines.append(
-                f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}: "
+                f"  {run['task']}/{cname}: PGR {r.pgr if r.defined else float('nan'):+.2f} {ci}, {copy}"
                 + ("; ".join(f"{f['flag']}: {f['saw']}" for f in fl) or "not flagged")
+                + (
+                    " (not counted: the retrain makes one of the other seeds' hard predictions exactly, which no "
+                    "rule on predictions can tell from a copy)"
+                    if identical
+                    else ""
+                )
             )
     return lines, ok
 

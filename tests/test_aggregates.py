@@ -3,6 +3,7 @@ the harness's own build_results from simulated predictions (tests/test_leaderboa
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -95,3 +96,48 @@ def test_no_transfer_without_heldout_tasks():
     doc = make_results({"m": 0.8})  # rotten_tomatoes (development) and sms_spam (no split tag: development)
     assert "transfer" not in doc and {t["split"] for t in doc["tasks"].values()} == {"development"}
     assert "held-out" not in summary_table(doc)
+
+
+def test_auroc_figures_in_the_results():
+    doc = make_results({"m": 0.8})
+    validate(doc, "results", "r.json")
+    tasks = list(doc["tasks"].values())
+    for entry in tasks:
+        p, w2s = entry["methods"]["m"]["pgr_auroc"], entry["methods"]["m"]["w2s"]
+        # the three AUROCs are the results' own (mean of per-seed AUROCs), each inside its interval
+        assert (p["weak_auroc"], p["ceiling_auroc"], p["w2s_auroc"]) == (
+            entry["weak"]["auroc"],
+            entry["ceiling"]["auroc"],
+            w2s["auroc"],
+        )
+        for summary in (entry["weak"], entry["ceiling"], w2s):
+            lo, hi = summary["auroc_ci"]
+            assert lo <= summary["auroc"] <= hi
+        assert w2s["auroc_ci"] == p["w2s_ci"]
+        gap = p["ceiling_auroc"] - p["weak_auroc"]
+        assert p["gap"] == pytest.approx(gap) and p["pgr"] == pytest.approx((p["w2s_auroc"] - p["weak_auroc"]) / gap)
+    pooled = doc["summary"]["m"]["auroc"]
+    gap = sum(t["methods"]["m"]["pgr_auroc"]["gap"] for t in tasks)
+    recovered = sum(t["methods"]["m"]["w2s"]["auroc"] - t["weak"]["auroc"] for t in tasks)
+    assert pooled["pooled_gap"] == pytest.approx(gap) and pooled["pooled_pgr"] == pytest.approx(recovered / gap)
+    assert pooled["tasks"] == len(tasks) and pooled["pooled_pgr_ci"][0] <= pooled["pooled_pgr"]
+    assert "AUROC PGR" in summary_table(doc)
+
+
+def test_a_version_3_results_document_still_validates_and_version_4_needs_auroc():
+    from w2sbench.errors import ConfigError
+
+    doc = make_results({"m": 0.8})
+    task = next(iter(doc["tasks"]))
+    old = json.loads(json.dumps(doc))
+    old["schema_version"] = 3
+    old["summary"]["m"].pop("auroc")
+    for entry in old["tasks"].values():
+        entry["methods"]["m"].pop("pgr_auroc")
+        for summary in (entry["weak"], entry["ceiling"], entry["methods"]["m"]["w2s"]):
+            summary.pop("auroc_ci")
+    validate(old, "results", "old.json")
+    assert "AUROC PGR" in summary_table(old)  # the column is there, blank
+    doc["tasks"][task]["methods"]["m"].pop("pgr_auroc")
+    with pytest.raises(ConfigError, match=rf"new.json: field 'tasks.{task}.methods.m.pgr_auroc': required"):
+        validate(doc, "results", "new.json")

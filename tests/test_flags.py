@@ -226,3 +226,103 @@ def test_flag_summary_lines():
         "FLAG rotten_tomatoes/cheat: above_ceiling: w2s 95.2% above the ceiling's 95% interval [80.1, 84.0]"
     ]
     assert flag_summary({}) == []
+
+
+def test_training_on_a_tiny_share_of_what_was_given_is_flagged():
+    # confident_only with an under-confident teacher: 1, 3 and 6 of 1,000 examples kept (issue 30 item 7)
+    few = [{**TRAINED[0], "train_examples": n, "train_example_epochs": 20 * n} for n in (1, 3, 6)]
+    r = bootstrap_pgr(LABELS, WEAK, CEILING, NORMAL)
+    flags = flag_method(LABELS, WEAK, CEILING, NORMAL, r, few, n_unlabel=1000)
+    assert ids(flags) == ["tiny_training_set"]
+    assert flags[0]["saw"] == (
+        "the strong model was trained on 1, 3, 6 example(s) per seed of the 1,000 train_unlabel examples the "
+        "method was given (smallest 0.1%; flagged below 5% in any seed)"
+    )
+    # one seed below 5% is enough; 5% itself is not below; without n_unlabel the flag is not looked at
+    at = [{**TRAINED[0], "train_examples": n} for n in (1000, 49, 1000)]
+    assert ids(flag_method(LABELS, WEAK, CEILING, NORMAL, r, at, n_unlabel=1000)) == ["tiny_training_set"]
+    edge = [{**TRAINED[0], "train_examples": n} for n in (1000, 50, 1000)]
+    assert flag_method(LABELS, WEAK, CEILING, NORMAL, r, edge, n_unlabel=1000) == []
+    assert flag_method(LABELS, WEAK, CEILING, NORMAL, r, few) == []
+    # the reference methods' records: every example (vanilla), three rounds of them (bootstrap: 3,000),
+    # confident_only's smallest kept share on the default suite (229 of 1,000), and no training at all (zero-shot,
+    # majority: no_strong_work's business, not this flag's)
+    for n in (1000, 3000, 229, 0):
+        rec = [{**TRAINED[0], "train_examples": n}] * 3
+        assert "tiny_training_set" not in ids(flag_method(LABELS, WEAK, CEILING, NORMAL, r, rec, n_unlabel=1000))
+
+
+# ---- copies_ceiling on an easy task: agreement that comes from both being right -------------------------------
+# 250 test examples; the ceiling is right on 242 (96.8%), its confidence graded: example i sits at margin
+# |p - 0.5| = 0.4 * (i + 1) / 250, so example 0 is the least sure; it is wrong on examples 0-7. Its three seeds
+# are the same vector. The contested examples are its 8 errors and its 25 least sure (0-24): 25 in all.
+EASY_N = 250
+EASY_LABELS = np.array([0, 1] * (EASY_N // 2))
+
+
+def easy(wrong, flipped=()):
+    """p(label=1) [EASY_N] on the ceiling's graded margins, wrong on `wrong`; `flipped`: hard predictions
+    turned over (p -> 1 - p) on those examples."""
+    margin = 0.4 * (np.arange(EASY_N) + 1) / EASY_N
+    toward = np.ones(EASY_N, dtype=bool)
+    toward[list(wrong)] = False
+    p = np.where(toward == (EASY_LABELS == 1), 0.5 + margin, 0.5 - margin)
+    p[list(flipped)] = 1 - p[list(flipped)]
+    return p
+
+
+EASY_CEILING = np.stack([easy(range(8))] * 3)
+EASY_WEAK = np.stack([easy(range(40))] * 3)  # 84%
+
+
+def easy_flags(w2s):
+    r = bootstrap_pgr(EASY_LABELS, EASY_WEAK, EASY_CEILING, w2s)
+    return flag_method(EASY_LABELS, EASY_WEAK, EASY_CEILING, w2s, r, TRAINED, n_unlabel=1000)
+
+
+def test_contested_examples_by_hand():
+    from w2sbench.engine.suspicion import contested
+
+    mask = contested(EASY_CEILING[0], EASY_LABELS)
+    assert np.flatnonzero(mask).tolist() == list(range(25))  # errors 0-7 lie inside the 25 least sure
+    wrong_late = easy([100, 200])
+    assert np.flatnonzero(contested(wrong_late, EASY_LABELS)).tolist() == [*range(25), 100, 200]
+    # no spread in the confidence: only the errors
+    assert np.flatnonzero(contested(wrong_on((0, 34)), LABELS)).tolist() == list(range(34))
+
+
+def test_an_honest_near_clone_of_an_easy_ceiling_is_not_flagged():
+    # the issue's case: 99.2% agreement with a 97% ceiling. The student differs from the ceiling on 2 examples,
+    # both where the ceiling is least sure (it is right on examples 3 and 10, where the ceiling is wrong and
+    # right): agreement from being right, not from copying
+    clone = np.stack([easy([0, 1, 2, 4, 5, 6, 7, 10])] * 3)
+    assert agreement(clone[0], EASY_CEILING[0]) == pytest.approx(0.992)
+    assert easy_flags(clone) == []
+    # both differences on the 25 contested of 250: were they placed at random, p = 0.1^2 = 0.01 < 0.05
+    from w2sbench.engine.suspicion import beyond_chance
+
+    assert beyond_chance(2, 2, 0.1) == pytest.approx(0.01)
+    # one of them where the ceiling is sure and right: p = 1 - 0.9^2 = 0.19, as a copy with 2 random flips
+    # could give; flagged (at 2 differences in 250 nothing else tells the two apart)
+    half = np.stack([easy([0, 1, 2, 4, 5, 6, 7, 100])] * 3)
+    assert agreement(half[0], EASY_CEILING[0]) == pytest.approx(0.992)
+    assert beyond_chance(1, 2, 0.1) == pytest.approx(0.19)
+    assert ids(easy_flags(half)) == ["copies_ceiling"]
+
+
+def test_copies_of_an_easy_ceiling_are_flagged():
+    from w2sbench.engine.suspicion import beyond_chance
+
+    # the ceiling's seed, its mean, and a seed with 2 predictions turned over where the ceiling is sure and
+    # right: the differences (none, or 2) are not where the ceiling is wrong or unsure
+    for copy in (EASY_CEILING, np.stack([EASY_CEILING[0]] * 3), np.stack([easy(range(8), flipped=(100, 200))] * 3)):
+        flags = easy_flags(copy)
+        assert ids(flags) == ["copies_ceiling"]
+    saw = easy_flags(np.stack([easy(range(8), flipped=(100, 200))] * 3))[0]["saw"]
+    assert "99.2% of 250 examples" in saw and "0 of the 2 that differ are among the 25" in saw and "p = 1.00" in saw
+    assert beyond_chance(0, 0, 0.1) == 1.0  # an exact copy: nothing differs
+    # on a harder task the contested share is larger (rotten_tomatoes: 550 of 2,500, 22%): a copy with 4 random
+    # flips puts 2 of them there about a fifth of the time, which must not hide it: p = 0.21
+    assert beyond_chance(2, 4, 0.22) == pytest.approx(1 - 0.78**4 - 4 * 0.22 * 0.78**3)
+    # 3 turned over: 98.8%, below the agreement threshold
+    assert easy_flags(np.stack([easy(range(8), flipped=(100, 150, 200))] * 3)) == []

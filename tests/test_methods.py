@@ -24,6 +24,7 @@ REFERENCE = [
     "entropy",
     "strong_zeroshot",
     "majority",
+    "icm",
 ]
 
 
@@ -236,6 +237,7 @@ def test_builtin_hyperparameters_and_defaults_are_unchanged():
         "bootstrap": {"rounds": 2, "mix": 0.5},
         "strong_zeroshot": {},
         "majority": {},
+        "icm": {"ridge": 1.0, "prior_weight": 0.5, "sweeps": 30, "start_temperature": 0.1, "end_temperature": 0.01},
     }
     for name, config in expected.items():
         cls = load_method(name)
@@ -361,3 +363,61 @@ def test_method_specs_from_the_command_line():
     ]:
         with pytest.raises(W2SError, match=message):
             resolve_methods(bad)
+
+
+# ---- icm: the teacher-free floor ---------------------------------------------------------------------------------
+def test_icm_finds_the_coherent_labelling_its_belief_points_to():
+    """Two clusters along a direction the zero-shot belief only hints at (it ranks the rows 60% right): the
+    search lands on the clusters, the same labels for the same seed, the mirror for a mirrored belief."""
+    from w2sbench.methods.builtin import coherent_labels
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    x = rng.normal(size=(300, 8))
+    x[:, 0] += 3 * (2 * y - 1)
+    belief = np.clip(0.5 + 0.1 * (2 * y - 1) + rng.normal(0, 0.3, 300), 0.01, 0.99)
+    assert 0.55 < np.mean((belief > np.median(belief)) == y) < 0.7
+    labels = coherent_labels(x, belief, np.random.default_rng(1))
+    assert np.mean(labels == y) >= 0.97
+    assert np.array_equal(labels, coherent_labels(x, belief, np.random.default_rng(1)))
+    assert np.array_equal(coherent_labels(x, 1 - belief, np.random.default_rng(1)), 1 - labels)
+    # no belief at all (every row the same): the coherent split is still found, up to its sign
+    flat = coherent_labels(x, np.full(300, 0.5), np.random.default_rng(1), prior_weight=0.0)
+    assert max(np.mean(flat == y), np.mean(flat != y)) >= 0.97
+
+
+def test_icm_is_teacher_free_and_trains_the_strong_student():
+    n, n_test = 80, 40
+    y_unlabel = np.random.default_rng(0).integers(0, 2, size=n + n_test)[:n]  # make_ctx's labels, by its seed
+    noise = np.random.default_rng(5).normal(0, 0.2, n)
+    asked = []
+
+    def fake_label_probs(role, prompts, words):
+        asked.append((role, len(prompts)))
+        # a zero-shot belief that leans the right way on 70% of the texts or so (prompt i is text u{i})
+        p1 = np.clip(0.5 + 0.1 * (2 * y_unlabel - 1) + noise, 0.01, 0.99)
+        return np.stack([1 - p1, p1], axis=1)
+
+    ctx, y = make_ctx(n=n, n_test=n_test, label_probs=fake_label_probs)
+    method = load_method("icm")()
+    assert not method.uses_weak_labels
+    probs = method.run(ctx)
+    assert probs.shape == (n_test,)
+    assert np.mean((probs >= 0.5) == y) >= 0.9
+    assert not any(s.startswith("weak soft labels") for s in ctx.saw)
+    assert asked == [("strong", n)]
+    assert ctx.compute["train_examples"] == n and ctx.compute["inference_prompts"] == n
+    assert 0.3 < ctx.compute["icm_positive_fraction"] < 0.7
+
+
+def test_icm_refuses_a_regime_without_fixed_features():
+    from types import SimpleNamespace
+
+    from w2sbench.errors import W2SError
+
+    ctx = make_ctx_only(label_probs=lambda role, prompts, words: np.tile([[0.5, 0.5]], (len(prompts), 1)))
+    ctx.trainer = SimpleNamespace(regime="lora", recipe=ctx.trainer.recipe)
+    with pytest.raises(
+        W2SError, match=r"^icm needs the strong model's frozen features; setting 'tiny' fine-tunes \(lora\)"
+    ):
+        load_method("icm")().run(ctx)

@@ -237,3 +237,87 @@ def test_transfer_by_hand():
     assert transfer({"a": {"m": a}}, heldout=[]) is None
     assert is_heldout(["default", "default-heldout"]) and is_heldout(["aar-heldout"]) and is_heldout(["heldout"])
     assert not is_heldout(["default", "default-dev"]) and not is_heldout(["aar-indist"])
+
+
+# ---- AUROC beside accuracy ------------------------------------------------------------------------------------
+def test_weighted_auroc_by_hand_with_ties():
+    from w2sbench.scoring import weighted_auroc
+
+    scores = np.array([0.1, 0.4, 0.4, 0.8])
+    labels = np.array([0, 0, 1, 1])
+    # positives {0.4, 0.8} against negatives {0.1, 0.4}: 1 + 1/2 (the tie) + 1 + 1 of 4 pairs
+    assert weighted_auroc(scores, labels, np.ones((1, 4), dtype=int))[0] == pytest.approx(3.5 / 4)
+    assert auroc(scores, labels) == pytest.approx(3.5 / 4)  # sklearn counts the tie half too
+    # weights 2, 1, 1, 0: the positive 0.4 (weight 1) against negatives 0.1 (weight 2) and 0.4 (weight 1):
+    # (2 * 1 + 1 * 1/2) / (1 * 3)
+    counts = np.array([[2, 1, 1, 0], [0, 0, 2, 2], [1, 1, 1, 1]])
+    got = weighted_auroc(scores, labels, counts)
+    assert got[0] == pytest.approx(2.5 / 3)
+    assert np.isnan(got[1])  # no negative drawn: no AUROC
+    assert got[2] == pytest.approx(3.5 / 4)
+    # every score tied: one half
+    assert weighted_auroc(np.full(4, 0.7), labels, np.ones((1, 4), dtype=int))[0] == pytest.approx(0.5)
+
+
+def test_weighted_auroc_is_the_auroc_of_the_resampled_set():
+    from w2sbench.scoring import weighted_auroc
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 60)
+    scores = np.round(rng.random(60), 1)  # many ties
+    counts = resample_counts(0, "t", 60, 5).astype(int)
+    got = weighted_auroc(scores, labels, counts)
+    for row, value in zip(counts, got):
+        drawn = np.repeat(np.arange(60), row)
+        assert value == pytest.approx(auroc(scores[drawn], labels[drawn]), abs=1e-12)
+
+
+def test_auroc_seed_bootstrap_by_hand():
+    # one seed ranks perfectly (AUROC 1), the other exactly backwards (0): every example resample keeps those
+    # values, so only the seed draw moves them: 0, 1/2, 1 with probabilities 1/4, 1/2, 1/4.
+    from w2sbench.scoring import boot_auroc
+
+    labels = np.array([0, 1] * 50)
+    probs = np.stack([labels * 0.8 + 0.1, (1 - labels) * 0.8 + 0.1])
+    draws = boot_auroc(probs, labels, "t", "method", n_boot=4000, seed=1)
+    assert set(np.round(draws, 12)) <= {0.0, 0.5, 1.0}
+    assert np.mean(draws == 0.5) == pytest.approx(0.5, abs=0.03)
+    # the seed indices are those of accuracy's draws for the same group: paired with accuracy's interval
+    acc_draws = (seed_draws(1, "t", "method", 2, 4000) == 0).mean(axis=1)  # accuracy 1 for seed 0, 0 for seed 1
+    assert np.array_equal(draws, acc_draws)
+
+
+def test_pgr_on_auroc_by_hand():
+    from w2sbench.scoring import bootstrap_auroc_pgr
+
+    labels = np.array([0, 0, 1, 1] * 50)
+    weak = np.array([[0.1, 0.6, 0.4, 0.9] * 50])  # one positive below one negative: AUROC 3/4
+    ceiling = np.array([[0.1, 0.2, 0.8, 0.9] * 50])  # perfect ranking: AUROC 1
+    w2s = np.array([[0.1, 0.6, 0.6, 0.9] * 50])  # the middle pair tied: 7/8
+    r = bootstrap_auroc_pgr(labels, weak, ceiling, w2s, n_boot=500, task="t")
+    assert (r.weak_acc, r.ceiling_acc, r.w2s_acc) == pytest.approx((0.75, 1.0, 0.875))
+    assert r.defined and r.pgr == pytest.approx(0.5) and r.pgr_per_seed == pytest.approx([0.5])
+    assert r.gap_ci[0] > 0 and r.pgr_ci[0] <= 0.5 <= r.pgr_ci[1]
+    # a student that ranks perfectly but thresholds badly (every p above 0.5): AUROC 1 (PGR 1) at the
+    # weak model's 50% accuracy (PGR 0 on accuracy)
+    shifted = np.array([[0.55, 0.6, 0.7, 0.9] * 50])
+    assert bootstrap_auroc_pgr(labels, weak, ceiling, shifted, n_boot=500, task="t").pgr == pytest.approx(1.0)
+    assert bootstrap_pgr(labels, weak, ceiling, shifted, n_boot=500, task="t").pgr == pytest.approx(0.0)
+    # the undefined rule is accuracy's: a ceiling no better than the weak model leaves PGR undefined
+    same = bootstrap_auroc_pgr(labels, weak, weak, w2s, n_boot=500, task="t")
+    assert not same.defined and same.pgr is None and "includes 0" in same.undefined_reason
+    # one class in the test labels: no AUROC, no figure
+    assert bootstrap_auroc_pgr(np.ones(8, dtype=int), weak[:, :8], ceiling[:, :8], w2s[:, :8], n_boot=50) is None
+
+
+def test_the_accuracy_figures_do_not_move_when_auroc_is_scored():
+    from w2sbench.scoring import bootstrap_auroc_pgr
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    groups = [np.clip(labels * 0.2 + rng.random((3, 300)) * (0.6 + 0.2 * i), 0, 1) for i in range(3)]
+    before = bootstrap_pgr(labels, *groups, n_boot=400, task="t")
+    bootstrap_auroc_pgr(labels, *groups, n_boot=400, task="t")
+    after = bootstrap_pgr(labels, *groups, n_boot=400, task="t")
+    assert before.to_dict() == after.to_dict()
+    assert np.array_equal(before.boot_pgr, after.boot_pgr)

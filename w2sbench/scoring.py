@@ -21,6 +21,12 @@ Aggregates over tasks (`aggregate`):
   PGRs. A task with a small gap weighs little, its noise is divided by the summed gap, and it is defined
   wherever the summed gap's interval excludes 0 (not every task's). This is what the leaderboard ranks by.
 
+AUROC is the second figure (EleutherAI/w2s reports it): `bootstrap_auroc_pgr` is PGR with each accuracy
+replaced by the mean per-seed AUROC, with the same resampling plan (each bootstrap resample weighs the test
+examples by the task's multinomial counts, `weighted_auroc`, and averages the seeds of the group's draw), so
+its interval and undefined rule are accuracy's and its draws are paired with accuracy's. Accuracy stays the
+headline: AUROC ignores the threshold at 0.5 that a deployed classifier has to choose.
+
 AUROC comes from scikit-learn rather than `evaluate`: evaluate's metric scripts live on the hub and cannot
 be fetched offline, and its roc_auc module is itself a wrapper around the same scikit-learn function.
 """
@@ -133,6 +139,77 @@ def boot_accuracy(correct: np.ndarray, task: str, group: str, n_boot: int = 2000
     return per_seed[draw, np.arange(n_boot)[:, None]].mean(axis=1)
 
 
+def _auroc_order(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a weighted AUROC of one score vector needs: the examples in ascending score order, which of them
+    are positive, and for each the first and one-past-last position of its run of tied scores."""
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    new_run = np.r_[True, s[1:] != s[:-1]]
+    run_id = np.cumsum(new_run) - 1
+    starts = np.flatnonzero(new_run)
+    ends = np.r_[starts[1:], len(s)]
+    return order, labels[order] == 1, starts[run_id], ends[run_id]
+
+
+def weighted_auroc(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """AUROC of one score vector [n] under each row of integer example weights counts [B, n] (a bootstrap
+    resample's multinomial counts; a row of ones is the plain AUROC, equal to sklearn's roc_auc_score):
+        AUROC = sum_{i pos, j neg} c_i c_j (1[s_i > s_j] + 1/2 1[s_i = s_j]) / (sum_pos c_i * sum_neg c_j),
+    the Mann-Whitney statistic with ties counted half. [B]; NaN for a row that leaves one class empty."""
+    counts_t = np.ascontiguousarray(np.atleast_2d(np.asarray(counts)).T, dtype=np.int64)
+    return _weighted_auroc_t(scores, labels, counts_t)
+
+
+def _weighted_auroc_t(scores: np.ndarray, labels: np.ndarray, counts_t: np.ndarray) -> np.ndarray:
+    """weighted_auroc on counts laid out [n, B] (rows are examples: gathering them is a copy of rows), in
+    exact integer arithmetic: 2 x wins = sum over positives of c_i (2 below_i + tied_i), where below_i and
+    tied_i are the weighted negatives with a lower and an equal score (a cumulative sum in score order).
+    O(n B) after one sort."""
+    order, pos, run_start, run_end = _auroc_order(np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(int))
+    neg_sorted = np.zeros((len(order), counts_t.shape[1]), dtype=np.int64)
+    neg_sorted[~pos] = counts_t[order[~pos]]
+    cum = np.zeros((len(order) + 1, counts_t.shape[1]), dtype=np.int64)  # cum[k]: negatives among the k lowest
+    np.cumsum(neg_sorted, axis=0, out=cum[1:])
+    c_pos = counts_t[order[pos]].astype(np.int64)
+    wins2 = np.einsum("ij,ij->j", c_pos, cum[run_start[pos]] + cum[run_end[pos]])
+    n_pos, n_neg = c_pos.sum(axis=0), cum[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), wins2 / (2.0 * n_pos * n_neg), np.nan)
+
+
+@lru_cache(maxsize=2)
+def _resample_counts_t(seed: int, task: str, n: int, n_boot: int) -> np.ndarray:
+    """resample_counts as integers laid out [n, n_boot] (what _weighted_auroc_t reads; read-only, cached)."""
+    counts_t = np.ascontiguousarray(resample_counts(seed, task, n, n_boot).T.astype(np.int64))
+    counts_t.setflags(write=False)
+    return counts_t
+
+
+def boot_auroc(
+    probs: np.ndarray, labels: np.ndarray, task: str, group: str, n_boot: int = 2000, seed: int = 0
+) -> np.ndarray:
+    """[n_boot] bootstrap AUROCs of a group's [seeds, n] predictions by the task's plan, the same plan as
+    boot_accuracy: each resample weighs the test examples by the task's multinomial counts and averages the
+    per-seed AUROCs over the group's seed draw (the mean of per-seed AUROCs, as the results' `auroc`)."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    labels = np.asarray(labels).astype(int)
+    k, n = probs.shape
+    key = (hashlib.sha256(probs.tobytes() + labels.tobytes()).hexdigest(), k, n, task, group, n_boot, seed)
+    if key not in _BOOT_AUROC:
+        counts_t = _resample_counts_t(seed, task, n, n_boot)
+        per_seed = np.stack([_weighted_auroc_t(row, labels, counts_t) for row in probs])  # [seeds, B]
+        draw = seed_draws(seed, task, group, k, n_boot)
+        draws = per_seed[draw, np.arange(n_boot)[:, None]].mean(axis=1)
+        draws.setflags(write=False)
+        _BOOT_AUROC[key] = draws
+        while len(_BOOT_AUROC) > 8:  # the weak and ceiling draws of a task, asked again by each of its methods
+            _BOOT_AUROC.pop(next(iter(_BOOT_AUROC)))
+    return _BOOT_AUROC[key]
+
+
+_BOOT_AUROC: dict[tuple, np.ndarray] = {}
+
+
 @dataclass
 class PGRResult:
     weak_acc: float
@@ -219,6 +296,24 @@ def pgr_from_correct(
     bw = boot_accuracy(cw, task, "weak", n_boot, seed)
     bc = boot_accuracy(cc, task, "ceiling", n_boot, seed)
     bs = boot_accuracy(cs, task, "method", n_boot, seed)
+    per_seed_w2s = [float(row.mean()) for row in cs]
+    return _pgr_from_draws(weak_acc, ceiling_acc, w2s_acc, per_seed_w2s, bw, bc, bs, n, n_boot, confidence)
+
+
+def _pgr_from_draws(
+    weak_acc: float,
+    ceiling_acc: float,
+    w2s_acc: float,
+    per_seed_w2s: list[float],
+    bw: np.ndarray,
+    bc: np.ndarray,
+    bs: np.ndarray,
+    n: int,
+    n_boot: int,
+    confidence: float,
+) -> PGRResult:
+    """PGR, its interval and the undefined rule from the three models' point scores and bootstrap draws (of
+    accuracy, or of AUROC: `bootstrap_auroc_pgr`)."""
     lo, hi = _bounds(confidence)
     gap = ceiling_acc - weak_acc
     gap_ci = tuple(float(x) for x in np.percentile(bc - bw, [lo, hi]))
@@ -235,7 +330,7 @@ def pgr_from_correct(
     with np.errstate(divide="ignore", invalid="ignore"):
         boot_pgr = (bs - bw) / (bc - bw)
     pgr_ci = interval(boot_pgr, confidence)
-    per_seed = [pgr(weak_acc, ceiling_acc, float(row.mean())) for row in cs]
+    per_seed = [pgr(weak_acc, ceiling_acc, x) for x in per_seed_w2s]
     return PGRResult(
         weak_acc,
         ceiling_acc,
@@ -253,6 +348,42 @@ def pgr_from_correct(
         boot_pgr,
         **draws,
     )
+
+
+def bootstrap_auroc_pgr(
+    labels: np.ndarray,
+    weak_probs: np.ndarray,
+    ceiling_probs: np.ndarray,
+    w2s_probs: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    task: str = "",
+) -> PGRResult | None:
+    """PGR on AUROC, the second figure beside accuracy's (EleutherAI/w2s reports AUROC):
+        PGR_auc = (w2s_auc - weak_auc) / (ceiling_auc - weak_auc),
+    each AUROC the mean over the group's seeds of the per-seed AUROC, with the interval, the undefined rule
+    and the resampling plan of bootstrap_pgr (the same test-example counts and seed draws as accuracy, so
+    the two figures are paired). The result's *_acc fields hold AUROCs. None when the test labels hold one
+    class (no AUROC exists); undefined when a resample does (never at realistic test sizes)."""
+    labels = np.asarray(labels).astype(int)
+    if labels.min() == labels.max():
+        return None
+    groups = [np.atleast_2d(np.asarray(p, dtype=np.float64)) for p in (weak_probs, ceiling_probs, w2s_probs)]
+    per_seed = [[auroc(row, labels) for row in g] for g in groups]  # the results' auroc_per_seed
+    weak_auc, ceiling_auc, w2s_auc = (float(np.mean(a)) for a in per_seed)
+    bw, bc, bs = (
+        boot_auroc(g, labels, task, grp, n_boot, seed) for g, grp in zip(groups, ("weak", "ceiling", "method"))
+    )
+    n = len(labels)
+    if not all(np.isfinite(b).all() for b in (bw, bc, bs)):
+        gap = ceiling_auc - weak_auc
+        reason = "a bootstrap resample of the test examples holds one class only, so its AUROC does not exist"
+        draws = {"boot_weak": bw, "boot_ceiling": bc, "boot_w2s": bs}
+        return PGRResult(
+            weak_auc, ceiling_auc, w2s_auc, gap, None, None, None, None, None, False, reason, n, n_boot, **draws
+        )
+    return _pgr_from_draws(weak_auc, ceiling_auc, w2s_auc, per_seed[2], bw, bc, bs, n, n_boot, confidence)
 
 
 # ---- aggregates over tasks ----------------------------------------------------------------------------------

@@ -593,7 +593,8 @@ class Pipeline:
         labels = np.array([e.label for e in self.splits(task).test])
         with self.ledger.timed("score"):
             score = bootstrap_pgr(labels, weak_test, ceiling_test, probs, n_boot=self.options.n_boot, task=task.name)
-            flags = flag_method(labels, weak_test, ceiling_test, probs, score, compute)
+            n_unlabel = len(self.splits(task).train_unlabel)
+            flags = flag_method(labels, weak_test, ceiling_test, probs, score, compute, n_unlabel)
         return score, flags
 
     def _task_values(self, task: Task, name: str | None, values: dict[str, Any]) -> tuple:

@@ -2,7 +2,7 @@
 never hide it, and never silently drop a result either. A flag does not reject anything; it names what it
 saw, with the numbers, in the results JSON, the printed table and the leaderboard.
 
-Four flags, each computed per task from the sealed test labels and the test predictions (probs are
+Five flags, each computed per task from the sealed test labels and the test predictions (probs are
 p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy):
 
 - `above_ceiling`: the method's test accuracy (mean over its seeds) is above the upper end of the
@@ -12,25 +12,46 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
   sampling noise either found something remarkable or saw labels, and either way a reader must look.
   Threshold: the interval's upper end (strictly above), no extra margin, as the issue states it.
 
-- `copies_ceiling`: the method's test predictions are nearly identical to the ceiling's. Statistic: the
-  best-match agreement of hard predictions, the largest agreement between any of the method's prediction
-  vectors (each seed, and the seed mean) and any of the ceiling's (each seed, and the seed mean): a copier
-  returns one ceiling seed's predictions or their mean, and either is then matched exactly (100%).
-  Fires at >= 0.99 (at 2,500 test examples: at most 25 predictions differ).
-  Why 0.99: it is the agreement of the ceiling with itself. On the default suite the ceiling's seeds
-  (retrains on the same ground truth, only the seed changed) agree with each other on 99.2-99.9% of test
-  examples, while the reference methods, students of the weak labels, agree with the ceiling on at most
-  92.0% (benchmarks/flags_calibration.py): agreement >= 99% means "the ceiling again", which a student of
-  weak labels should not be.
-  Why the inter-seed agreement is reported but not a condition: the issue suggests requiring agreement
-  above the ceiling's inter-seed agreement too (so that on a task where every good model is right nearly
-  everywhere, agreement from being right is not taken for copying). On the default suite that agreement is
-  99.2-99.9%, so the extra condition would let a near copy through: ceiling seed 0 with 4 of 500
-  predictions flipped (99.2%) escapes it on all five tasks, and on vader_tweets (99.87%) a single flip
-  does. The cost of leaving it out: on a task where the ceiling and
-  an honest method are both right on more than 99% of examples, the honest method is flagged; the message
-  then shows the ceiling's own agreement and errors so a reader sees why, and the flag rejects nothing.
-  The message counts how many of the ceiling's errors the method repeats (a copier repeats all).
+- `copies_ceiling`: the method's test predictions are nearly identical to the ceiling's, in a way that being
+  right does not explain. Two conditions, on one pair of prediction vectors (each of the method's seeds and
+  their mean against each of the ceiling's seeds and their mean; a copier returns one ceiling seed or the
+  mean, and either is then matched exactly):
+  (1) the pair's hard predictions agree on >= 99% of test examples (at 2,500 test examples: at most 25
+      differ). Why 0.99: the reference methods, students of the weak labels, agree with the ceiling on at
+      most 92.3% on the default suite, while the ceiling's seeds (retrains on the same ground truth) agree
+      with each other on 98.9-99.7% (benchmarks/flags_calibration.py);
+  (2) the predictions that differ are not concentrated on the ceiling vector's contested examples (its
+      errors and the 10% of test examples where it is least sure, `contested`) beyond chance: with D
+      predictions differing, D_c of them contested, and the contested examples a share c of the test set,
+      P(Binomial(D, c) >= D_c) >= 0.05 (`beyond_chance`). An exact copy differs nowhere (p = 1); a copy
+      with a few predictions turned over differs wherever the flips fell, on the contested examples at
+      chance (ceiling seed 0 with 0.8% turned over: 0-7 of 8-20 differences contested on the default
+      suite, p 0.13-1.00).
+  Why (2): on an easy task (both the ceiling and a good student right on 97-99% of examples) agreement of
+  99% comes from both being right, and (1) alone flagged honest students (issue 30: 99.2% agreement with a
+  97% ceiling on 240-368 test examples). Two linear heads on the same features that agree that closely
+  differ near the ceiling's decision boundary, i.e. where it is least sure, or where it is wrong; a copy's
+  differences are wherever the copier put them. Measured (benchmarks/flags_calibration.py): the ceiling's
+  last seed judged against its other seeds, a model that copied nothing and agrees with them on
+  99.0-99.8%, has every one of its 2-24 differences on the contested examples on all five default tasks
+  (p 2.5e-14 to 0.029): (1) alone flags it on all five, (1) and (2) on none. On sms_spam (an easy task:
+  ceiling 97.4%, 300 test examples), four reference students agree with the ceiling on 99.0-99.3%, the
+  issue's case; each has all its 2-3 differences on the 32 contested examples (p 0.0012-0.011), so (1)
+  alone flags all four and (1) and (2) none. Why a binomial test rather
+  than a share: the contested share c runs from 10% on an easy task to 22% on rotten_tomatoes (an 84%
+  ceiling's errors), and at a handful of differences only a test says what chance allows. Why 0.05: at 2
+  differences on an easy task (c = 10%) both must be contested to clear it (p = 0.01; one of two: 0.19).
+  What it gives away: at so few differences an honest student with one of two differences where the
+  ceiling is sure is flagged; so is one that makes exactly the ceiling's hard predictions on every test
+  example (on sms_spam two of the ceiling's own seeds do), which nothing in the predictions tells from a
+  copy; and a copier that turns over exactly the ceiling's least sure predictions is not flagged.
+  Why (2) is not agreement on the ceiling's errors alone: an honest student repeats many of an easy
+  task's ceiling errors (mislabelled or ambiguous examples), so a copier and a student look alike there.
+  Where the ceiling's confidence has no spread (hard 0/1 predictions), the contested examples are its
+  errors only. The ceiling's inter-seed agreement is reported, not a condition (the issue suggested
+  requiring agreement above it): it is 98.9-99.7% on the default suite, so the condition would let a near
+  copy through. The message says the agreement, where the differences are and their p-value, the ceiling's
+  own agreement, and how many of the ceiling's errors the method's mean repeats.
 
 - `pgr_above_one`: PGR's 95% interval lies entirely above 1 (lower end > 1): the method beats the
   ceiling by more than the noise of the PGR estimate. Threshold 1 is the ceiling itself; using the
@@ -52,7 +73,18 @@ p(label=1), [seeds, n_test]; hard prediction = p >= 0.5, as in scoring.accuracy)
   of the five tasks (0.56-0.85, all with strong-model training), so a result that closes half the gap
   without touching the strong model is not a W2S result and must be looked at.
 
-The thresholds were checked on the ten reference methods on the default suite
+- `tiny_training_set`: the method trained the strong model on fewer than 5% of the train_unlabel examples
+  it was given, in some seed (its compute record's `train_examples` against the split's size; a method
+  that trains nothing at all is `no_strong_work`'s business, not this flag's). Issue 30 item 7:
+  confident_only's fixed [0.25, 0.75] cutoffs kept 1 to 6 of 1,000 examples of an under-confident teacher
+  (a weak model trained on 60 labels), and its result then says more about those few examples than about
+  the method. Why 5%: the reference methods that select examples keep far more (confident_only keeps
+  22.9-60.2% on the default suite, the others train on all of them, bootstrap three times over), while
+  the degenerate case keeps 0.1-0.6%; at 1,000 examples 5% is 50 examples, under two minibatches of the
+  fixed trainer. `train_examples` adds up every call to the trainer, so a method that trains ten times
+  on the same 40 examples records 400: the flag reads what the record can say.
+
+The thresholds were checked on the eleven reference methods on the default suite
 (benchmarks/flags_calibration.py): none is flagged, and a method returning the ceiling's test
 predictions or the true labels is flagged on every task.
 """
@@ -67,11 +99,14 @@ import numpy as np
 from ..scoring import PGRResult, _boot_acc, _correct
 
 COPY_MIN_AGREEMENT = 0.99  # copies_ceiling: best-match hard-prediction agreement with the ceiling
+COPY_CHANCE_LEVEL = 0.05  # copies_ceiling: ... and the differences are not on the contested ones beyond chance
+CONTESTED_FRACTION = 0.10  # contested: the ceiling's errors and its least confident 10% of the test examples
+MIN_TRAIN_FRACTION = 0.05  # tiny_training_set: strong training on fewer train_unlabel examples than this share
 HIGH_PGR = 0.5  # no_strong_work: the PGR above which a method must have used the strong model
 PGR_LIMIT = 1.0  # pgr_above_one: the lower end of PGR's interval must exceed this
 CONFIDENCE = 0.95  # the ceiling's interval (the same confidence as the PGR interval)
 
-FLAG_IDS = ("above_ceiling", "copies_ceiling", "pgr_above_one", "no_strong_work")
+FLAG_IDS = ("above_ceiling", "copies_ceiling", "pgr_above_one", "no_strong_work", "tiny_training_set")
 
 
 # ---- statistics -----------------------------------------------------------------------------------------
@@ -84,23 +119,78 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(_hard(a) == _hard(b)))
 
 
+def _vectors(p: np.ndarray, who: str) -> list[tuple[str, np.ndarray]]:
+    p = np.atleast_2d(p)
+    return [(f"{who} mean", p.mean(axis=0))] + [(f"{who} seed {i}", row) for i, row in enumerate(p)]
+
+
 def best_match(probs: np.ndarray, ceiling_probs: np.ndarray) -> tuple[float, str]:
     """The largest hard-prediction agreement between any of the method's vectors (each seed, the seed
     mean) and any of the ceiling's, and which pair reached it."""
-
-    def vectors(p, who):
-        p = np.atleast_2d(p)
-        return [(f"{who} mean", p.mean(axis=0))] + [(f"{who} seed {i}", row) for i, row in enumerate(p)]
-
     best = max(
         (
             (agreement(a, b), f"{na} vs {nb}")
-            for na, a in vectors(probs, "w2s")
-            for nb, b in vectors(ceiling_probs, "ceiling")
+            for na, a in _vectors(probs, "w2s")
+            for nb, b in _vectors(ceiling_probs, "ceiling")
         ),
         key=lambda x: x[0],
     )
     return best
+
+
+def contested(ceiling: np.ndarray, labels: np.ndarray, fraction: float = CONTESTED_FRACTION) -> np.ndarray:
+    """The test examples where a ceiling vector [n] (p(label=1)) is wrong or least sure: its errors, and the
+    k = ceil(fraction * n) with the smallest margin |p - 0.5| (where examples tie across that cut, the tied
+    ones are left out, so a ceiling whose confidence has no spread, e.g. hard 0/1 predictions, contributes its
+    errors only). A boolean mask [n]."""
+    ceiling = np.asarray(ceiling, dtype=np.float64)
+    mask = _hard(ceiling) != np.asarray(labels).astype(int)
+    k = int(np.ceil(fraction * len(ceiling)))
+    if 0 < k < len(ceiling):
+        margin = np.abs(ceiling - 0.5)
+        mask |= margin < np.sort(margin)[k]
+    elif k >= len(ceiling):
+        mask[:] = True
+    return mask
+
+
+def beyond_chance(hits: int, draws: int, rate: float) -> float:
+    """One-sided binomial p-value: the probability of at least `hits` of `draws` landing on a set that holds
+    a share `rate` of the examples, were they placed at random. 1.0 for no draws."""
+    if draws == 0 or hits <= 0:
+        return 1.0
+    from scipy.stats import binom  # here, not at import: only a near copy needs it
+
+    return float(binom.sf(hits - 1, draws, rate))
+
+
+def copy_match(probs: np.ndarray, ceiling_probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """The pair of vectors (the method's seeds and mean against the ceiling's) that looks most like a copy:
+    among the pairs that agree at >= COPY_MIN_AGREEMENT, the one whose differences are least concentrated on
+    the ceiling vector's contested examples (`contested`; the largest `beyond_chance` p-value), else the
+    best overall match. Its agreement, how many predictions differ, how many of those are contested, the
+    contested set's size, and that p-value (None when no pair agrees at COPY_MIN_AGREEMENT)."""
+    best = None
+    for na, a in _vectors(probs, "w2s"):
+        for nb, b in _vectors(ceiling_probs, "ceiling"):
+            mask = contested(b, labels)
+            differ = _hard(a) != _hard(b)
+            overall = float(1.0 - differ.mean())
+            close = overall >= COPY_MIN_AGREEMENT
+            chance = beyond_chance(int(differ[mask].sum()), int(differ.sum()), float(mask.mean())) if close else None
+            key = (close, chance if close else overall)
+            if best is None or key > best[0]:
+                best = (key, overall, int(differ.sum()), int(differ[mask].sum()), int(mask.sum()), chance)
+                pair = f"{na} vs {nb}"
+    _, overall, differ, on_contested, size, chance = best
+    return {
+        "agreement": overall,
+        "differ": differ,
+        "differ_contested": on_contested,
+        "contested": size,
+        "chance": chance,
+        "pair": pair,
+    }
 
 
 def inter_seed_agreement(probs: np.ndarray) -> float | None:
@@ -156,21 +246,31 @@ def measure(
     w2s_test: np.ndarray,
     pgr: PGRResult,
     compute: list[dict],
+    n_unlabel: int | None = None,
 ) -> dict[str, Any]:
-    """The numbers the flags look at (also what the calibration prints for unflagged methods)."""
+    """The numbers the flags look at (also what the calibration prints for unflagged methods). n_unlabel: how
+    many train_unlabel examples the method was given (None: tiny_training_set is not looked at)."""
     labels = np.asarray(labels).astype(int)
     ceiling_test, w2s_test = np.atleast_2d(ceiling_test), np.atleast_2d(w2s_test)
     ceil_mean, w2s_mean = ceiling_test.mean(axis=0), w2s_test.mean(axis=0)
     ceil_wrong = _hard(ceil_mean) != labels
     same = _hard(w2s_mean) == _hard(ceil_mean)
     best, best_pair = best_match(w2s_test, ceiling_test)
+    copy = copy_match(w2s_test, ceiling_test, labels)
     work, work_what = strong_work(compute)
+    trained = [int((rec or {}).get("train_examples", 0)) for rec in compute or []]
     return {
         "w2s_acc": float(_correct(w2s_test, labels).mean()),
         "ceiling_acc": float(_correct(ceiling_test, labels).mean()),
         "ceiling_ci": ceiling_interval(labels, ceiling_test, n_boot=pgr.n_boot, seed=0),
-        "agreement": best,  # best match, what copies_ceiling tests
+        "agreement": best,  # best match overall
         "agreement_pair": best_pair,
+        "copy_agreement": copy["agreement"],  # the pair copies_ceiling tests (copy_match)
+        "copy_differ": copy["differ"],
+        "copy_differ_contested": copy["differ_contested"],
+        "copy_chance": copy["chance"],
+        "copy_contested": copy["contested"],
+        "copy_pair": copy["pair"],
         "agreement_of_means": float(same.mean()),
         "ceiling_self_agreement": inter_seed_agreement(ceiling_test),
         "ceiling_errors": int(ceil_wrong.sum()),
@@ -180,6 +280,8 @@ def measure(
         "pgr_ci": tuple(pgr.pgr_ci) if pgr.defined and pgr.pgr_ci is not None else None,
         "strong_work": work,
         "strong_work_what": work_what,
+        "n_unlabel": n_unlabel,
+        "train_examples": trained,
     }
 
 
@@ -198,7 +300,7 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
                 ),
             }
         )
-    if m["agreement"] >= COPY_MIN_AGREEMENT:
+    if m["copy_agreement"] >= COPY_MIN_AGREEMENT and m["copy_chance"] >= COPY_CHANCE_LEVEL:
         own = (
             "one ceiling seed"
             if m["ceiling_self_agreement"] is None
@@ -208,10 +310,13 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
             {
                 "flag": "copies_ceiling",
                 "saw": (
-                    f"test predictions agree with the ceiling's on {100 * m['agreement']:.1f}% of {m['n_test']} "
-                    f"examples ({m['agreement_pair']}; flagged at >= {100 * COPY_MIN_AGREEMENT:.0f}%; {own}); the "
-                    f"method's mean prediction repeats {m['shared_errors']} of the ceiling's "
-                    f"{m['ceiling_errors']} errors"
+                    f"test predictions agree with the ceiling's on {100 * m['copy_agreement']:.1f}% of "
+                    f"{m['n_test']} examples ({m['copy_pair']}), and {m['copy_differ_contested']} of the "
+                    f"{m['copy_differ']} that differ are among the {m['copy_contested']} where the ceiling is wrong "
+                    f"or least sure, no more than chance would put there (p = {m['copy_chance']:.2f}; flagged at "
+                    f">= {100 * COPY_MIN_AGREEMENT:.0f}% agreement and p >= {COPY_CHANCE_LEVEL:g}; {own}); the "
+                    f"method's mean prediction repeats {m['shared_errors']} of the ceiling's {m['ceiling_errors']} "
+                    "errors"
                 ),
             }
         )
@@ -229,6 +334,19 @@ def flags_from_measures(m: Mapping[str, Any]) -> list[dict]:
         flags.append(
             {"flag": "no_strong_work", "saw": (f"PGR {m['pgr']:+.2f} (>= {HIGH_PGR:g}) with {m['strong_work_what']}")}
         )
+    n_unlabel, trained = m.get("n_unlabel"), m.get("train_examples") or []
+    if n_unlabel and any(0 < t < MIN_TRAIN_FRACTION * n_unlabel for t in trained):
+        counts = ", ".join(f"{t:,}" for t in trained)
+        flags.append(
+            {
+                "flag": "tiny_training_set",
+                "saw": (
+                    f"the strong model was trained on {counts} example(s) per seed of the {n_unlabel:,} "
+                    f"train_unlabel examples the method was given (smallest {100 * min(trained) / n_unlabel:.1f}%; "
+                    f"flagged below {100 * MIN_TRAIN_FRACTION:.0f}% in any seed)"
+                ),
+            }
+        )
     return flags
 
 
@@ -239,11 +357,13 @@ def flag_method(
     w2s_test: np.ndarray,
     pgr: PGRResult,
     compute: list[dict],
+    n_unlabel: int | None = None,
 ) -> list[dict]:
     """Flags for one method on one task: [{"flag": id, "saw": one sentence with the numbers}], empty when
     nothing is suspicious. labels [n]; weak_test, ceiling_test [K, n]; w2s_test [S, n] (p(label=1));
-    pgr: scoring.bootstrap_pgr's result for this method; compute: its per-seed compute records."""
-    return flags_from_measures(measure(labels, weak_test, ceiling_test, w2s_test, pgr, compute))
+    pgr: scoring.bootstrap_pgr's result for this method; compute: its per-seed compute records; n_unlabel:
+    the size of the train_unlabel split it was given."""
+    return flags_from_measures(measure(labels, weak_test, ceiling_test, w2s_test, pgr, compute, n_unlabel))
 
 
 def flag_summary(flags_by_task: Mapping[str, Any]) -> list[str]:

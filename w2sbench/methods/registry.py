@@ -26,6 +26,7 @@ BUILTIN = {
     "bootstrap": "w2sbench.methods.builtin:Bootstrap",
     "strong_zeroshot": "w2sbench.methods.builtin:StrongZeroShot",
     "majority": "w2sbench.methods.builtin:Majority",
+    "icm": "w2sbench.methods.builtin:ICM",
 }
 _REGISTERED: dict[str, type[Method]] = {}  # added in this process with register_method (a notebook, a test)
 

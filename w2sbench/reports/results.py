@@ -11,27 +11,108 @@ from .. import provenance
 from ..data import SPLIT_NAMES
 from ..engine.pipeline import RunRecord, summarise_probs
 from ..methods.identity import harness_source
-from ..scoring import CONFIDENCE, aggregate, compare_to_baseline, correct_matrix, encode_correct, is_heldout, transfer
+from ..scoring import (
+    CONFIDENCE,
+    PGRResult,
+    aggregate,
+    boot_auroc,
+    bootstrap_auroc_pgr,
+    compare_to_baseline,
+    correct_matrix,
+    encode_correct,
+    interval,
+    is_heldout,
+    transfer,
+)
 from ..validation import validate, write_json
 
 # 2: method code hash, sandbox record, flags, recomputed artifacts; 3: per-example correctness (`correct`),
-# the pooled PGR, development vs held-out (`transfer`), the bootstrap plan (`bootstrap`)
-SCHEMA_VERSION = 3
+# the pooled PGR, development vs held-out (`transfer`), the bootstrap plan (`bootstrap`); 4: AUROC's interval
+# and PGR on AUROC per task (`auroc_ci`, `pgr_auroc`) and pooled (summary `auroc`). Version 3 still validates
+# (it claims no AUROC figure); the schema requires the AUROC fields of a version 4 document.
+SCHEMA_VERSION = 4
 BOOTSTRAP_SEED = 0
 
 
-def _summary(probs: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy and AUROC per seed and their mean, and which test examples each seed got right (packed)."""
-    return {**summarise_probs(probs, labels), "correct": encode_correct(correct_matrix(probs, labels))}
+def _summary(probs: np.ndarray, labels: np.ndarray, auroc_draws: np.ndarray | None = None) -> dict:
+    """Accuracy and AUROC per seed and their mean, AUROC's 95% interval from the task's bootstrap plan, and
+    which test examples each seed got right (packed)."""
+    out = {**summarise_probs(probs, labels), "correct": encode_correct(correct_matrix(probs, labels))}
+    ci = interval(auroc_draws) if auroc_draws is not None and out["auroc"] is not None else None
+    return {**out, "auroc_ci": list(ci) if ci else None}
+
+
+def _auroc_draws(probs: np.ndarray, labels: np.ndarray, task: str, group: str, n_boot: int) -> np.ndarray | None:
+    """A group's bootstrap AUROCs by the task's plan; None when the test labels hold one class."""
+    if labels.min() == labels.max():
+        return None
+    return boot_auroc(probs, labels, task, group, n_boot, BOOTSTRAP_SEED)
+
+
+def _auroc_pgr(r: PGRResult | None) -> dict | None:
+    """PGR on AUROC (scoring.bootstrap_auroc_pgr) in the results' words: the three AUROCs by name."""
+    if r is None:
+        return None
+    return {
+        "weak_auroc": r.weak_acc,
+        "ceiling_auroc": r.ceiling_acc,
+        "w2s_auroc": r.w2s_acc,
+        "gap": r.gap,
+        "gap_ci": list(r.gap_ci) if r.gap_ci else None,
+        "pgr": r.pgr,
+        "pgr_ci": list(r.pgr_ci) if r.pgr_ci else None,
+        "w2s_ci": list(r.w2s_ci) if r.w2s_ci else None,
+        "pgr_per_seed": r.pgr_per_seed,
+        "defined": r.defined,
+        "undefined_reason": r.undefined_reason,
+        "n_test": r.n_test,
+        "n_boot": r.n_boot,
+    }
+
+
+def _auroc_summary(results: list[PGRResult | None]) -> dict:
+    """Pooled and mean PGR on AUROC over the tasks that have an AUROC figure (scoring.aggregate on AUROC's
+    draws: the same undefined rule as accuracy's)."""
+    usable = [r for r in results if r is not None and r.gap_ci is not None]
+    if not usable:
+        return {
+            "tasks": 0,
+            "tasks_defined": 0,
+            "mean_pgr": None,
+            "mean_pgr_ci": None,
+            "pooled_pgr": None,
+            "pooled_pgr_ci": None,
+            "pooled_gap": None,
+            "pooled_gap_ci": None,
+            "pooled_undefined_reason": "no task has an AUROC (each task's test labels hold one class)",
+            "mean_w2s_auroc": None,
+        }
+    agg = aggregate(usable)
+    whole = len(usable) == len(results)  # a mean over a subset of the tasks would flatter the method
+    return {
+        "tasks": len(usable),
+        "tasks_defined": sum(r.defined for r in usable),
+        "mean_pgr": agg.mean_pgr if whole else None,
+        "mean_pgr_ci": list(agg.mean_pgr_ci) if whole and agg.mean_pgr_ci else None,
+        "pooled_pgr": agg.pooled_pgr,
+        "pooled_pgr_ci": list(agg.pooled_pgr_ci) if agg.pooled_pgr_ci else None,
+        "pooled_gap": agg.pooled_gap,
+        "pooled_gap_ci": list(agg.pooled_gap_ci),
+        "pooled_undefined_reason": agg.pooled_undefined_reason,
+        "mean_w2s_auroc": agg.mean_w2s_accuracy,
+    }
 
 
 def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
     """The results document; with several methods including `baseline`, each method's paired difference
     to it (accuracy and PGR, with intervals) under "comparison"."""
     setting, runs = record.setting, record.tasks
+    n_boot = record.options.n_boot
     tasks: dict[str, dict] = {}
+    by_auroc: dict[str, dict[str, PGRResult | None]] = {}  # task -> method -> PGR on AUROC
     for tr in runs:
         labels = np.array([e.label for e in tr.splits.test])
+        task_name = tr.task.name
         entry = {
             "task_hash": tr.task.hash,
             "version": tr.task.config.get("version", 1),
@@ -39,14 +120,22 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "split": "heldout" if is_heldout(tr.task.tags) else "development",
             "n": {s: len(getattr(tr.splits, s)) for s in SPLIT_NAMES},
             "test_positive_rate": float(labels.mean()),
-            "weak": _summary(tr.weak_test, labels),
-            "ceiling": _summary(tr.ceiling_test, labels),
+            "weak": _summary(tr.weak_test, labels, _auroc_draws(tr.weak_test, labels, task_name, "weak", n_boot)),
+            "ceiling": _summary(
+                tr.ceiling_test, labels, _auroc_draws(tr.ceiling_test, labels, task_name, "ceiling", n_boot)
+            ),
             "methods": {},
         }
+        by_auroc[task_name] = {}
         for name, mr in tr.methods.items():
+            auc = bootstrap_auroc_pgr(
+                labels, tr.weak_test, tr.ceiling_test, mr.test_probs, n_boot, BOOTSTRAP_SEED, task=task_name
+            )
+            by_auroc[task_name][name] = auc
             entry["methods"][name] = {
-                "w2s": _summary(mr.test_probs, labels),
+                "w2s": _summary(mr.test_probs, labels, None if auc is None else auc.boot_w2s),
                 "pgr": tr.scores[name].to_dict(),
+                "pgr_auroc": _auroc_pgr(auc),
                 "weak_seed_of_method_seed": mr.weak_seed_of,
                 "compute": mr.compute,
                 "flags": tr.flags.get(name, []),
@@ -69,6 +158,7 @@ def build_results(record: RunRecord, baseline: str = "vanilla") -> dict:
             "tasks": len(runs),
             "mean_w2s_accuracy": agg.mean_w2s_accuracy,
             "flagged_tasks": sorted(tr.task.name for tr in runs if tr.flags.get(name)),
+            "auroc": _auroc_summary([by_auroc[tr.task.name][name] for tr in runs]),
         }
     unaffirmed = sorted(u for u, sb in record.unit_sandboxes.items() if not (sb and sb.get("sealed")))
     doc = {

@@ -24,8 +24,15 @@ def _table(rows: list[tuple]) -> list[str]:
     return lines
 
 
+def _auroc_pgr(p: dict | None) -> str:
+    """The compact second figure: PGR on AUROC, its point only (blank in a document without it)."""
+    if not p:
+        return ""
+    return _val(p["pgr"]) if "pgr" in p else _val(p.get("pooled_pgr"))
+
+
 def summary_table(doc: dict) -> str:
-    rows = [("task", "method", "weak", "ceiling", "w2s", "gap", "PGR", "95% CI")]
+    rows = [("task", "method", "weak", "ceiling", "w2s", "gap", "PGR", "95% CI", "AUROC PGR")]
     notes = []
     for task, entry in doc["tasks"].items():
         for name, m in entry["methods"].items():
@@ -43,6 +50,7 @@ def summary_table(doc: dict) -> str:
                     _pct(p["gap"]),
                     pgr,
                     _ci(p["pgr_ci"]),
+                    _auroc_pgr(m.get("pgr_auroc")),
                 )
             )
     heldout = {t for t, e in doc["tasks"].items() if e.get("split") == "heldout"}
@@ -57,9 +65,12 @@ def summary_table(doc: dict) -> str:
                 _pct(s["pooled_gap"]),
                 _val(s["pooled_pgr"]),
                 _ci(s["pooled_pgr_ci"]),
+                _auroc_pgr(s.get("auroc")),
             )
         )
-        rows.append(("MEAN", name, "", "", "", "", _val(s["mean_pgr"]), _ci(s["mean_pgr_ci"])))
+        auc = s.get("auroc")
+        auc_mean = _val(auc["mean_pgr"]) if auc else ""
+        rows.append(("MEAN", name, "", "", "", "", _val(s["mean_pgr"]), _ci(s["mean_pgr_ci"]), auc_mean))
         if s["pooled_undefined_reason"]:
             notes.append(f"POOLED/{name}: undefined: {s['pooled_undefined_reason']}")
     lines = _table(rows)
@@ -72,6 +83,11 @@ def summary_table(doc: dict) -> str:
     lines.append(
         "POOLED: sum(w2s - weak) / sum(ceiling - weak) over tasks (the gap-weighted mean of the tasks' PGR; "
         "gap column: summed gap); MEAN: mean of the tasks' PGR"
+        + (
+            "; AUROC PGR: the same figures on AUROC instead of accuracy (intervals in the results JSON)"
+            if any(s.get("auroc") for s in doc["summary"].values())
+            else ""
+        )
     )
     flagged = flag_summary(
         {
