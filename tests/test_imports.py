@@ -134,6 +134,40 @@ def test_no_import_cycles():
     assert cycles(graph()) == []
 
 
+def packages(g: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between top-level packages and modules (`engine`, `training`, `cli`): an edge where any module
+    of one imports any module of the other."""
+    out: dict[str, set[str]] = {}
+    for m, deps in g.items():
+        top = m.split(".")[0]
+        out.setdefault(top, set()).update(d.split(".")[0] for d in deps if d.split(".")[0] != top)
+    return out
+
+
+def test_no_package_imports_itself_round():
+    """Subpackages too: training and inference once imported each other (fine-tuning reads the tokenizer,
+    the backends released memory through training's module) with no module-level cycle to show it."""
+    assert cycles(packages(graph())) == []
+
+
+def architecture_layers() -> list[tuple[str, ...]]:
+    """ARCHITECTURE.md's layer table: per row, the modules its second column names before any colon
+    (`settings/` -> settings, `isolation/replies` -> isolation.replies, "the package root" -> "")."""
+    rows = []
+    for line in (PACKAGE.parent / "ARCHITECTURE.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[1].startswith("`"):
+            continue
+        listed = cells[1].split(":")[0]
+        names = [n.strip("/").replace("/", ".") for n in listed.split("`")[1::2]]
+        rows.append(tuple(sorted(names + ([""] if "package root" in listed else []))))
+    return rows
+
+
+def test_the_architecture_table_is_this_tests_table():
+    assert architecture_layers() == [tuple(sorted(prefixes)) for _, prefixes in LAYERS]
+
+
 def test_the_checker_sees_function_level_and_relative_imports(tmp_path):
     """The control: the parser finds an import inside a function, relative imports at each level, and the
     cycle finder finds a planted cycle."""
@@ -146,3 +180,7 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path):
     assert imports("b", known["b"], known) == {"a", "pkg"}
     assert imports("pkg", known["pkg"], known) == {"a"}
     assert cycles({"a": {"b"}, "b": {"a", "pkg"}, "pkg": {"a"}}) == [{"a", "b", "pkg"}]
+    # two packages that import each other through different modules: no module cycle, a package cycle
+    g = {"x.one": {"y.two"}, "y.two": set(), "y.three": {"x.four"}, "x.four": set()}
+    assert cycles(g) == []
+    assert cycles(packages(g)) == [{"x", "y"}]

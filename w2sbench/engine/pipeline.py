@@ -26,6 +26,7 @@ from ..cache import ArtifactStore, hash_array, hash_of, hash_texts
 from ..data import SPLIT_NAMES as SPLITS
 from ..errors import MethodFailed, W2SError
 from ..inference import get_backend
+from ..inference.devices import release_memory
 from ..isolation import described, sealed
 from ..isolation.wiring import MethodIsolation
 from ..methods.base import Method
@@ -33,7 +34,6 @@ from ..methods.identity import MethodSource, harness_source
 from ..scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from ..settings import ModelSpec, Setting
 from ..tasks import Splits, Task
-from ..training.devices import release_memory
 from ..training.students import FineTuneTrainer, FrozenTrainer, Trainer
 from .ledger import RunLedger
 from .progress import FeatureProgress
@@ -168,7 +168,7 @@ class Pipeline:
         the run allows it (--allow-cpu), and then says so in the results' notes. Resolved on first use, in
         the process that computes (a Ray worker resolves its own)."""
         if self._device is None:
-            from ..training.devices import cuda_unavailable_reason
+            from ..inference.devices import cuda_unavailable_reason
 
             why = cuda_unavailable_reason()
             need = self.setting.needs_gpu

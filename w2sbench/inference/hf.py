@@ -29,8 +29,8 @@ from w2sbench.inference.base import (
     read_config,
     renormalise_logprobs,
 )
+from w2sbench.inference.devices import release_memory
 from w2sbench.provenance import package_version
-from w2sbench.training.devices import release_memory
 
 _DTYPES = ("float32", "bfloat16", "float16")
 

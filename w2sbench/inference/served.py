@@ -12,16 +12,30 @@ both backends see the same weights). Then, by the student's readout:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from w2sbench.inference import get_backend, merge_lora, renormalise_logprobs
 from w2sbench.inference.base import model_max_length
-from w2sbench.training.devices import release_memory
+from w2sbench.inference.devices import release_memory
 
-if TYPE_CHECKING:
-    from w2sbench.training.finetune import FineTunedStudent
+
+class FineTunedStudent(Protocol):
+    """What serving needs of a fine-tuned student (training.finetune.FineTunedStudent has it); a protocol, so
+    that inference, below training, does not import it."""
+
+    model_dir: str | None
+    readout: str
+    pooling: str
+    max_length: int
+    label_words: Any
+    inputs: dict[str, Any]
+    head: Any
+
+    def save(self, folder: Path) -> Path: ...
+
+    def release(self) -> None: ...
 
 
 def served_predictions(

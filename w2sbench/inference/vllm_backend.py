@@ -30,8 +30,8 @@ from w2sbench.inference.base import (
     renormalise_logprobs,
     text_config,
 )
+from w2sbench.inference.devices import ENGINE_MEMORY_CAP, ENGINE_MEMORY_MARGIN, engine_memory_fraction, release_memory
 from w2sbench.provenance import package_version
-from w2sbench.training.devices import ENGINE_MEMORY_CAP, ENGINE_MEMORY_MARGIN, engine_memory_fraction, release_memory
 
 # Head sizes the vLLM CPU attention backend implements (CPUAttentionBackend.get_supported_head_sizes()).
 CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
@@ -142,7 +142,7 @@ class VLLMBackend(InferenceBackend):
         self.enable_prefix_caching = enable_prefix_caching
         # On CPU the fraction is of NUMA node 0 as vLLM measures it; 0.3 leaves room for the rest of the run.
         # On a GPU (None) each engine takes what is free when it starts, at most 0.85 of the card
-        # (w2sbench.training.devices.engine_memory_fraction): vLLM refuses to start when the fraction it is given is
+        # (w2sbench.inference.devices.engine_memory_fraction): vLLM refuses to start when the fraction it is given is
         # not free, and the method process or a student may hold part of the card.
         self.gpu_memory_utilization = gpu_memory_utilization or (None if self.gpu else 0.3)
         self.memory_fractions: dict[str, float] = {}  # engine -> the fraction it was started with (GPU)

@@ -114,7 +114,7 @@ class _Models:
     def end(self) -> None:
         """After a job: what the method dropped (its students, their optimizer states) is collected and the
         CUDA allocator's cached blocks go back to the driver, for the harness and the next engine."""
-        from ..training.devices import release_memory
+        from ..inference.devices import release_memory
 
         release_memory()
 
@@ -130,7 +130,7 @@ class _Models:
         return self.backends[key]
 
     def close(self) -> None:
-        from ..training.devices import release_memory
+        from ..inference.devices import release_memory
 
         for b in self.backends.values():
             b.close()
@@ -185,7 +185,7 @@ def _check_device(job: MethodJob) -> None:
     where this process has no GPU (a sandbox without the device nodes, a CPU build of torch), instead of
     training the method's students on the CPU."""
     if getattr(job.trainer, "device", None) == "cuda":
-        from ..training.devices import cuda_unavailable_reason
+        from ..inference.devices import cuda_unavailable_reason
 
         why = cuda_unavailable_reason()
         if why:

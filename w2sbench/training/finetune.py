@@ -69,7 +69,7 @@ import numpy as np
 import torch
 
 from ..errors import MissingPackageError, W2SError
-from .devices import release_memory, resolve_device
+from ..inference.devices import release_memory, resolve_device
 from .loss import LossFn, label_token_loss, soft_cross_entropy
 from .recipe import Recipe, lr_factor
 
@@ -196,7 +196,7 @@ class FineTunedStudent:
         return self.predict_texts(self.inputs[split])
 
     def release(self) -> None:
-        """Drop the model and the head so that their memory can go back (training.devices.release_memory):
+        """Drop the model and the head so that their memory can go back (inference.devices.release_memory):
         after a fit whose predictions are made, and before an inference engine starts beside it. The
         student predicts nothing afterwards; save() first what is still needed."""
         self.model, self.head = None, None
