@@ -62,7 +62,7 @@ def campaign_yaml(root: Path, tokens: dict[str, str], **extra) -> Path:
         "name": "toy-campaign",
         "setting": "tiny",
         "tasks": {"development": ["toy"], "include": [str(root)], **extra.pop("tasks", {})},
-        "seeds": 2,
+        "method_seeds": 2,
         "baseline_seeds": 2,
         "rule": extra.pop("rule", {"kind": "ladder", "step": 0.05}),
         "agents": agents,

@@ -14,8 +14,9 @@ from configured_methods import Constant, OldStyle
 from test_sealed import N_TEST, make_pipeline  # noqa: I001
 
 import w2sbench
-from w2sbench.api import EvalResult, parse_limit
+from w2sbench.api import EvalResult
 from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine.spec import parse_limit
 from w2sbench.errors import UnknownNameError, W2SError
 from w2sbench.isolation import sandbox
 from w2sbench.methods import load_method

@@ -23,7 +23,7 @@ import pytest
 from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
 
 from w2sbench import load_method
-from w2sbench.engine.pipeline import RunOptions
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sandbox
 from w2sbench.methods.identity import origin_of
@@ -330,7 +330,7 @@ from test_sealed import make_pipeline
 from test_hostile import pipe_job
 from pathlib import Path
 from w2sbench import load_method
-from w2sbench.engine.pipeline import RunOptions
+from w2sbench.engine.spec import RunOptions
 pipe, task = make_pipeline(Path({tmp!r}), RunOptions(method_timeout_s=3600))
 cls = load_method({spec!r})
 pipe.run_method(task, cls, 0)

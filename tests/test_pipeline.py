@@ -5,8 +5,9 @@ cache hits), and a chat model reading the task prompt through its chat template.
 import numpy as np
 
 from w2sbench.cache import ArtifactStore
-from w2sbench.engine.executors import run as run_evaluation
-from w2sbench.engine.pipeline import Pipeline, RunOptions
+from w2sbench.engine.executors import run_pipeline as run_evaluation
+from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine.spec import RunOptions
 from w2sbench.methods import load_method
 from w2sbench.reports.results import build_results
 from w2sbench.settings import load_setting
@@ -19,7 +20,7 @@ SIZES = {"train_label": 16, "train_unlabel": 24, "test": 16}
 
 def run(store):
     pipeline = Pipeline(
-        load_setting(SETTING), [load_task("rotten_tomatoes")], RunOptions(backend="hf", sizes=SIZES, n_boot=200), store
+        load_setting(SETTING), [load_task("rotten_tomatoes")], RunOptions(backend="hf", limit=SIZES, n_boot=200), store
     )
     record = run_evaluation(pipeline, [load_method("vanilla")])
     return pipeline, record.tasks, build_results(record)
@@ -67,7 +68,7 @@ def test_chat_model_reads_the_prompt_through_its_chat_template():
 
     task = load_task("rotten_tomatoes")
     pipeline = P(
-        load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task], RunOptions(backend="hf", sizes=SIZES)
+        load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task], RunOptions(backend="hf", limit=SIZES)
     )
     text = pipeline.splits(task).test[0].text
     weak = pipeline._model_inputs("weak", task, "test")[0]
@@ -87,7 +88,7 @@ def test_label_token_weak_model_served_by_the_inference_backend(tmp_path):
     setting = load_setting("aar-twin")
     task = load_task("aar_chat_mini")
     pipeline = Pipeline(
-        setting, [task], RunOptions(backend="hf", sizes={"train_label": 8, "train_unlabel": 8, "test": 8})
+        setting, [task], RunOptions(backend="hf", limit={"train_label": 8, "train_unlabel": 8, "test": 8})
     )
     trainer = pipeline.trainer("weak", task)
     assert trainer.recipe.head == "label_tokens" and trainer.label_words == ("A", "B")

@@ -8,7 +8,7 @@ import pytest
 from test_hostile import method_file  # noqa: I001  (tests/ is on the path under pytest)
 from test_sealed import N_TEST, make_pipeline
 
-from w2sbench.engine.pipeline import RunOptions
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import quotas, sandbox
 from w2sbench.isolation.quotas import GIB, Quotas, from_setting, override, size_text

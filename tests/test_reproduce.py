@@ -16,8 +16,9 @@ from test_sealed import make_pipeline  # noqa: I001
 
 from w2sbench import load_method
 from w2sbench.cache import ArtifactStore
-from w2sbench.engine.executors import run
-from w2sbench.engine.pipeline import Pipeline, RunOptions
+from w2sbench.engine.executors import run_pipeline as run
+from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import ConfigError
 from w2sbench.isolation import probe as probe_module
 from w2sbench.isolation import sandbox

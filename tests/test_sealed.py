@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from w2sbench.cache import ArtifactStore
-from w2sbench.engine.pipeline import Pipeline, RunOptions
+from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sealed
 from w2sbench.isolation.described import described, load_unit_spec, unit_spec
