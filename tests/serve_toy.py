@@ -1,6 +1,6 @@
 """A small local task for the scoring service's tests: real task YAML and data files, the real pipeline and
 sandboxed method process, with synthetic label-dependent features in place of the two models (as in
-test_sealed), so that a job takes seconds. `python tests/serve_toy.py ROOT CAMPAIGN` runs the real service
+tests/support/toy.py), so that a job takes seconds. `python tests/serve_toy.py ROOT CAMPAIGN` runs the real service
 on it (the kill -9 test)."""
 
 from __future__ import annotations

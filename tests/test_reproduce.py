@@ -1,6 +1,6 @@
 """`w2sbench leaderboard reproduce`: a submission counts once the harness has rerun its method from the
 submitted code, in the sandbox, and matched its numbers; the outcome is a record of its own
-(leaderboard/records/), holding the rerun's correctness vectors. Here on test_sealed's small local task (real
+(leaderboard/records/), holding the rerun's correctness vectors. Here on tests/support/toy.py's small task (real
 method stage and sandbox, synthetic features), with the method submitted under leaderboard/methods/. The
 code's hash is checked before anything imports it."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sealed import make_pipeline  # noqa: I001
+from support.toy import make_pipeline  # noqa: I001
 
 from w2sbench import load_method
 from w2sbench.cache import ArtifactStore

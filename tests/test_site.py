@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import make_results, write_board  # noqa: E402
+from support.leaderboard import make_results, write_board  # noqa: E402
 
 from w2sbench.cli import main  # noqa: E402
 from w2sbench.leaderboard.site import (  # noqa: E402

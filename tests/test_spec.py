@@ -141,3 +141,38 @@ def test_the_spec_resolves_its_setting_and_tasks():
     assert setting_of(spec).hash != setting_of(RunSpec()).hash
     with pytest.raises(W2SError, match="give KNOB=FACTOR"):
         setting_of(RunSpec(perturb_recipe="lr"))
+
+
+def test_a_sweep_runs_through_run_spec_and_matches_evaluate(tmp_path, monkeypatch):
+    """Two configurations of one sweep file (its knobs: tasks, seeds, draws, cache) through execute(spec): each
+    results JSON holds the same numbers evaluate() gives that configuration alone, on the same cache."""
+    from support.toy import toy_arguments
+
+    import w2sbench
+    from w2sbench.sweep import run_sweep
+
+    toy = toy_arguments(tmp_path, monkeypatch)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        json.dumps(
+            {
+                "tasks": "toy",
+                "method_seeds": 2,
+                "baseline_seeds": 2,
+                "n_boot": 200,
+                "cache": str(toy["cache"]),
+                "methods": {"logconf": {"aux_coef": [0.25, 0.5]}},
+            }
+        )
+    )
+    summary = run_sweep(load_sweep(path), tmp_path / "out")
+    assert [r["method"] for r in sorted(summary["ranking"], key=lambda r: r["configuration"])] == [
+        "logconf[aux_coef=0.25]",
+        "logconf",
+    ]
+    assert summary["seeds"] == {"baseline": 2, "method": 2} and summary["executor"] == "inprocess"
+    for row in summary["ranking"]:
+        swept = json.loads((tmp_path / "out" / row["results"].rpartition("/")[2]).read_text())
+        alone = w2sbench.evaluate(row["configuration"], **toy).to_dict()
+        assert swept["tasks"]["toy"]["methods"] == alone["tasks"]["toy"]["methods"]
+        assert swept["summary"] == alone["summary"]
