@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from support.leaderboard import make_results  # noqa: E402
 
 from w2sbench.reports.table import comparison_table, summary_table  # noqa: E402
+from w2sbench.schema_io import validate  # noqa: E402
 from w2sbench.scoring import decode_correct  # noqa: E402
-from w2sbench.validation import validate  # noqa: E402
 
 DEV_AND_HELDOUT = ("rotten_tomatoes", "vader_tweets")  # tags default-dev and default-heldout
 

@@ -19,8 +19,8 @@ from w2sbench.engine.spec import parse_limit
 from w2sbench.errors import UnknownNameError, W2SError
 from w2sbench.isolation import sandbox
 from w2sbench.methods import load_method
+from w2sbench.schema_io import validate
 from w2sbench.scoring import accuracy
-from w2sbench.validation import validate
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 

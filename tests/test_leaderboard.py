@@ -31,8 +31,8 @@ from w2sbench.leaderboard.build import assign_ranks, build_leaderboard  # noqa: 
 from w2sbench.leaderboard.site import render_site  # noqa: E402
 from w2sbench.leaderboard.submission import make_submission, only_method  # noqa: E402
 from w2sbench.leaderboard.validate import check_submission, submission_files, validate_files  # noqa: E402
+from w2sbench.schema_io import validate  # noqa: E402
 from w2sbench.scoring import decode_correct  # noqa: E402
-from w2sbench.validation import validate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -872,7 +872,7 @@ def test_the_reference_runs_under_a_perturbed_recipe_are_read_per_entry(tmp_path
     that entry out; a run under another version of the setting is skipped with one line saying why."""
     from support.leaderboard import make_results
 
-    from w2sbench.validation import write_json
+    from w2sbench.schema_io import write_json
 
     board = write_board(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72})
     recipes = board / "recipes" / "tiny"
@@ -1072,7 +1072,7 @@ def test_the_recipe_runs_are_entries_scored_against_the_official_baselines(tmp_p
     """leaderboard/recipes/tiny/epochs=2.json holds a and b trained under epochs x2: each is an entry of its own
     (`a @ epochs x2`), marked non-default recipe with the change named, its PGR computed against the official
     default-recipe weak and ceiling (not the run's own ceiling), and ranked with the submissions."""
-    from w2sbench.validation import write_json
+    from w2sbench.schema_io import write_json
 
     board = write_board(tmp_path, {"a": 0.76, "b": 0.74, "c": 0.70})
     without = {e["method"]: e for e in _built(board)["settings"]["tiny"]["entries"]}

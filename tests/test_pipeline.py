@@ -10,9 +10,9 @@ from w2sbench.engine.pipeline import Pipeline
 from w2sbench.engine.spec import RunOptions
 from w2sbench.methods import load_method
 from w2sbench.reports.results import build_results
+from w2sbench.schema_io import validate
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
-from w2sbench.validation import validate
 
 SETTING = "tests/fixtures/settings/lora-minilm.yaml"
 SIZES = {"train_label": 16, "train_unlabel": 24, "test": 16}
@@ -45,7 +45,7 @@ def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
     """The LoRA student's labels computed in-process and through the default backend (vLLM where
     installed: adapter merged, the engine pools the hidden states, the trained head reads them) agree."""
     from w2sbench.inference.served import served_predictions
-    from w2sbench.models import resolve_model
+    from w2sbench.model_folders import resolve_model
     from w2sbench.training import FineTuneTrainer
 
     task = load_task("rotten_tomatoes")

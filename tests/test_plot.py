@@ -16,7 +16,7 @@ pytest.importorskip("matplotlib")
 
 from w2sbench.isolation import sandbox  # noqa: E402
 from w2sbench.reports.plot import heldout_tasks, plot_results  # noqa: E402
-from w2sbench.validation import validate  # noqa: E402
+from w2sbench.schema_io import validate  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 

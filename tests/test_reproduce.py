@@ -26,9 +26,9 @@ from w2sbench.leaderboard import records, submission
 from w2sbench.leaderboard import reproduce as rep
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.reports.results import build_results
+from w2sbench.schema_io import validate
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
-from w2sbench.validation import validate
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 

@@ -223,7 +223,7 @@ class EvalResult(_Part):
     @classmethod
     def load(cls, path: str | Path) -> EvalResult:
         """A results JSON written by `w2sbench eval` or save(), checked against its schema."""
-        from .validation import read_json, validate
+        from .schema_io import read_json, validate
 
         doc = read_json(path)
         validate(doc, "results", str(path))

@@ -672,7 +672,7 @@ def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
     one setting (their methods together). docs/robustness.md explains the figures.
     """
     from .reports.robustness import leaderboard_ranks, robustness, suite_from_results, table
-    from .validation import read_json
+    from .schema_io import read_json
 
     others = {}
     for spec in perturbed:

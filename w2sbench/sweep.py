@@ -46,7 +46,7 @@ from typing import Any
 from .engine.spec import ALIASES, KNOBS, RunSpec
 from .errors import ConfigError, W2SError
 from .methods.params import format_value, split_spec
-from .validation import read_yaml
+from .schema_io import read_yaml
 
 log = logging.getLogger("w2sbench")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import models
+from .. import model_folders
 from ..cache import ArtifactStore, hash_array, hash_of, hash_texts
 from ..data import SPLIT_NAMES as SPLITS
 from ..errors import MethodFailed, W2SError
@@ -185,11 +185,11 @@ class Pipeline:
         spec = self.spec(role)
         if role not in self.model_dirs:
             with self.ledger.timed(f"resolve_{role}"):
-                self.model_dirs[role] = models.resolve_model(spec.model, spec.revision)
+                self.model_dirs[role] = model_folders.resolve_model(spec.model, spec.revision)
                 self.model_records[role] = {
                     "id": spec.model,
                     "revision": spec.revision,
-                    **models.model_info(spec.model, spec.revision),
+                    **model_folders.model_info(spec.model, spec.revision),
                 }
         return self.model_dirs[role]
 

@@ -187,10 +187,10 @@ def reproduce_submission(path: Path, store_root: Path | None = None, root: Path 
     from ..engine.spec import RunOptions, RunSpec
     from ..methods.identity import harness_source
     from ..provenance import git_state, hardware
+    from ..schema_io import read_json
     from ..scoring import accuracy, auroc, correct_matrix, encode_correct
     from ..settings import load_setting
     from ..tasks import load_task
-    from ..validation import read_json
 
     where = str(path)
     root = Path(root) if root is not None else default_dir().parent
@@ -319,7 +319,7 @@ def reproduce_submission(path: Path, store_root: Path | None = None, root: Path 
 
 def still_the_same(path: Path, record: dict) -> None:
     """Refuse to write a record for a file that changed while it was being reproduced."""
-    from ..validation import read_json
+    from ..schema_io import read_json
 
     if submission_digest(read_json(path)) != record["submission"]["sha256"]:
         raise W2SError(f"{path} changed while it was being reproduced; run again")

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, UnknownNameError, W2SError
+from ..schema_io import read_json
 from ..scoring import decode_correct, pgr, pooled_pgr
-from ..validation import read_json
 from . import PGR_TOL
 from .submission import PLACEHOLDER, check_schema
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..engine.spec import RunSpec
 from ..errors import ConfigError
-from ..validation import read_yaml, validate
+from ..schema_io import read_yaml, validate
 
 DEFAULTS = {
     "validation_fraction": 0.5,

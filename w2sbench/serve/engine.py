@@ -671,7 +671,7 @@ class Service:
         path = self.state.folder / "devkit" / f"{task_name}.json"
         with self._devkit_lock:
             if not path.is_file():
-                from ..validation import write_json
+                from ..schema_io import write_json
 
                 write_json(build_devkit(self.campaign, task_name), path)
             return json.loads(path.read_text())

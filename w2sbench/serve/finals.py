@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import W2SError
 from ..reports.results import build_results
-from ..validation import write_json
+from ..schema_io import write_json
 from .campaign import Campaign
 from .engine import Service, final_score
 
