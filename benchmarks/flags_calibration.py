@@ -46,8 +46,9 @@ from w2sbench.engine import suspicion as F  # noqa: E402
 def load_runs(setting: str, suite: str, methods: list[str]) -> list[dict]:
     """The evaluation as plain arrays, one dict per task: labels [n], weak_test [K, n], ceiling_test [K, n],
     methods {name: {test_probs [S, n], compute [S dicts], pgr PGRResult}}, n_boot, n_unlabel."""
-    from w2sbench.engine.executors import run
-    from w2sbench.engine.pipeline import Pipeline, RunOptions
+    from w2sbench.engine.executors import run_pipeline as run
+    from w2sbench.engine.pipeline import Pipeline
+    from w2sbench.engine.spec import RunOptions
     from w2sbench.methods.registry import load_method
     from w2sbench.settings import load_setting
     from w2sbench.tasks import resolve_tasks

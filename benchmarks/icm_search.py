@@ -26,7 +26,8 @@ TEMPERATURES = (1.0, 0.1)
 
 def load(setting: str, suite: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """task -> (strong features of train_unlabel [n, d], its true labels [n]), from the cache."""
-    from w2sbench.engine.pipeline import Pipeline, RunOptions
+    from w2sbench.engine.pipeline import Pipeline
+    from w2sbench.engine.spec import RunOptions
     from w2sbench.settings import load_setting
     from w2sbench.tasks import resolve_tasks
 

@@ -177,7 +177,7 @@ def main() -> None:
 
     from w2sbench.inference.hf import HFBackend
     from w2sbench.inference.vllm_backend import VLLMBackend
-    from w2sbench.models import resolve_model
+    from w2sbench.model_folders import resolve_model
 
     emit({"what": "machine", **machine(), "dtype": args.dtype, "n": args.n, "repeats": args.repeats})
     rows = rotten_tomatoes()

@@ -344,9 +344,9 @@ def main() -> None:
         for who, picked in (("service", released_best), ("raw_oracle", oracle_pick)):
             view = run_job(client, vote=",".join(map(str, picked)))
             row = service.state.query("SELECT * FROM jobs WHERE id = ?", view["job"])[0]
-            on_final = service._run(row, campaign.development, "final")
+            on_final = service.run_method(row, campaign.development, "final")
             final = final_score(campaign, on_final, row["method"])["pooled_pgr"]
-            on_validation = service._run(row, campaign.development, "validation")
+            on_validation = service.run_method(row, campaign.development, "validation")
             validation = validation_score(campaign, on_validation, row["method"])[0]
             result[who] = {
                 "kept": len(picked),

@@ -1,6 +1,6 @@
 """A small local task for the scoring service's tests: real task YAML and data files, the real pipeline and
 sandboxed method process, with synthetic label-dependent features in place of the two models (as in
-test_sealed), so that a job takes seconds. `python tests/serve_toy.py ROOT CAMPAIGN` runs the real service
+tests/support/toy.py), so that a job takes seconds. `python tests/serve_toy.py ROOT CAMPAIGN` runs the real service
 on it (the kill -9 test)."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def campaign_yaml(root: Path, tokens: dict[str, str], **extra) -> Path:
         "name": "toy-campaign",
         "setting": "tiny",
         "tasks": {"development": ["toy"], "include": [str(root)], **extra.pop("tasks", {})},
-        "seeds": 2,
+        "method_seeds": 2,
         "baseline_seeds": 2,
         "rule": extra.pop("rule", {"kind": "ladder", "step": 0.05}),
         "agents": agents,

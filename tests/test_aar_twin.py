@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from w2sbench import models, paths
-from w2sbench.validation import validate
+from w2sbench import model_folders, paths
+from w2sbench.schema_io import validate
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[dict, str]:
     for model_id in ("HuggingFaceTB/SmolLM2-135M-Instruct", "google/gemma-3-270m"):
-        models.resolve_model(model_id)  # converted once per machine, outside the timed run
+        model_folders.resolve_model(model_id)  # converted once per machine, outside the timed run
     env = dict(os.environ)
     env["W2SBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     env["W2SBENCH_MODEL_DIR"] = str(paths.cache_dir() / "models")

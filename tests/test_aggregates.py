@@ -1,5 +1,5 @@
 """The results JSON's aggregates over tasks, paired comparisons and development vs held-out scores, built by
-the harness's own build_results from simulated predictions (tests/test_leaderboard_fixtures.py)."""
+the harness's own build_results from simulated predictions (tests/support/leaderboard.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import make_results  # noqa: E402
+from support.leaderboard import make_results  # noqa: E402
 
 from w2sbench.reports.table import comparison_table, summary_table  # noqa: E402
+from w2sbench.schema_io import validate  # noqa: E402
 from w2sbench.scoring import decode_correct  # noqa: E402
-from w2sbench.validation import validate  # noqa: E402
 
 DEV_AND_HELDOUT = ("rotten_tomatoes", "vader_tweets")  # tags default-dev and default-heldout
 

@@ -1,5 +1,5 @@
 """The Python API (w2sbench.evaluate) and configured methods through the real pipeline: the method stage in
-its sealed process, the cache, results and per-example logs. On test_sealed's small local task with
+its sealed process, the cache, results and per-example logs. On the small local task of tests/support/toy.py with
 synthetic features in place of models, so each run costs a sealed child start, not a model."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from configured_methods import Constant, OldStyle
-from test_sealed import N_TEST, make_pipeline  # noqa: I001
+from support.toy import N_TEST, make_pipeline, toy_arguments  # noqa: I001
 
 import w2sbench
-from w2sbench.api import EvalResult, parse_limit
-from w2sbench.engine.pipeline import Pipeline
+from w2sbench.api import EvalResult
+from w2sbench.engine.spec import parse_limit
 from w2sbench.errors import UnknownNameError, W2SError
 from w2sbench.isolation import sandbox
 from w2sbench.methods import load_method
+from w2sbench.schema_io import validate
 from w2sbench.scoring import accuracy
-from w2sbench.validation import validate
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 
@@ -28,22 +28,6 @@ pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason
 @pytest.fixture
 def toy(tmp_path, monkeypatch) -> dict:
     return toy_arguments(tmp_path, monkeypatch)
-
-
-def toy_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """evaluate() on the toy task: Pipeline's model-facing steps replaced by the synthetic features."""
-    pipe, _ = make_pipeline(tmp_path)
-    monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path))
-    monkeypatch.setattr(Pipeline, "features", lambda self, role, t, split: pipe.features(role, t, split))
-    monkeypatch.setattr(Pipeline, "inputs_id", lambda self, role, t, split: f"{role}-{split}")
-    monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
-
-    def model_dir(self, role):
-        self.model_records.setdefault(role, {"id": self.setting.spec(role).model})
-        return tmp_path / role
-
-    monkeypatch.setattr(Pipeline, "model_dir", model_dir)
-    return {"tasks": "toy", "seeds": 2, "baseline_seeds": 2, "n_boot": 200, "cache": tmp_path / "cache"}
 
 
 def test_configured_method_reaches_the_sealed_process_and_the_cache_key(tmp_path):

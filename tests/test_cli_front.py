@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import make_results  # noqa: E402
+from support.leaderboard import make_results  # noqa: E402
 
 from w2sbench.cli import cli, eval_summary, first_sentence  # noqa: E402
 
@@ -195,7 +195,7 @@ NOISY_RUN = """
 import logging, os, subprocess, sys, warnings
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from test_leaderboard_fixtures import make_results
+from support.leaderboard import make_results
 import w2sbench, w2sbench.api as api
 from w2sbench.errors import W2SError
 

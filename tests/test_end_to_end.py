@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from w2sbench import models, paths
-from w2sbench.validation import validate
+from w2sbench import model_folders, paths
+from w2sbench.schema_io import validate
 
 TASKS = "rotten_tomatoes,vader_nyt"
 SMALL = "100,300,200"
@@ -35,7 +35,7 @@ class HardLabels(LossMethod):
 def env(tmp_path_factory) -> dict:
     """Artifacts in a fresh cache; models from the user's converted-model cache (converted once here)."""
     for model_id in ("sentence-transformers/all-MiniLM-L6-v2", "google/gemma-3-270m"):
-        models.resolve_model(model_id)
+        model_folders.resolve_model(model_id)
     env = dict(os.environ)
     env["W2SBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     env["W2SBENCH_MODEL_DIR"] = str(paths.cache_dir() / "models")

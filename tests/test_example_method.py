@@ -75,7 +75,7 @@ def test_file_plugin_targets_by_hand():
     spec.loader.exec_module(module)
     cls = module.Sharpen
     assert load_method(FILE_SPEC).targets is not cls.targets  # the harness's class never runs the code
-    from test_methods import make_ctx_only
+    from support.toy import make_ctx_only
 
     ctx = make_ctx_only(weak=[0.5, 0.75, 0.2])
     targets, _ = cls().targets(ctx)
@@ -84,7 +84,7 @@ def test_file_plugin_targets_by_hand():
 
 
 def test_file_plugin_runs_sealed(tmp_path):
-    from test_sealed import make_pipeline
+    from support.toy import make_pipeline
 
     pipe, task = make_pipeline(tmp_path)
     probs, compute, _ = pipe.run_method(task, load_method(FILE_SPEC), 0)

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 @pytest.fixture(scope="module")
 def minilm_dir() -> Path:
-    from w2sbench.models import resolve_model
+    from w2sbench.model_folders import resolve_model
 
     return resolve_model(MINILM)
 

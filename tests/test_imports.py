@@ -16,14 +16,14 @@ LAYERS = [
     (
         "foundation",
         (
-            *("_version", "errors", "paths", "validation", "provenance", "formatters"),
+            *("_version", "errors", "paths", "schema_io", "provenance", "formatters"),
             *("cache", "scoring", "isolation.replies", "engine.progress"),
         ),
     ),
     ("processes", ("isolation.processes",)),
     # the recipe is a setting's config; quotas are the sandbox's limits as a setting declares them
     ("data and config", ("data", "tasks", "settings", "isolation.quotas", "training.recipe")),
-    ("models: training, inference, model resolution", ("training", "inference", "models")),
+    ("models: training, inference, model resolution", ("training", "inference", "model_folders")),
     ("methods", ("methods",)),
     ("isolation", ("isolation",)),  # sandbox, sealed, described, wiring
     ("engine", ("engine",)),  # units, suspicion, ledger, pipeline, executors, ray_executor

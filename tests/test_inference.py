@@ -253,9 +253,9 @@ def backends() -> tuple[HFBackend, object]:
 @pytest.fixture(scope="module")
 def gemma() -> Path:
     try:
-        from w2sbench.models import resolve_model
+        from w2sbench.model_folders import resolve_model
     except ImportError:
-        pytest.skip("w2sbench.models.resolve_model is not available")
+        pytest.skip("w2sbench.model_folders.resolve_model is not available")
     return resolve_model("google/gemma-3-270m")
 
 

@@ -168,7 +168,7 @@ def test_rslora_scales_alpha_by_the_square_root_of_r(rslora: bool, scale: float)
 
 @pytest.fixture(scope="module")
 def smollm_dir() -> Path:
-    from w2sbench.models import resolve_model
+    from w2sbench.model_folders import resolve_model
 
     return resolve_model(SMOLLM)
 
@@ -275,7 +275,7 @@ def test_answer_position_is_the_sandboxs_label_position() -> None:
     template): the sandbox's [BOS] + text + "Label:" + "A"; our prompt "...\nLabel:" (BOS added), read at its
     last token. In both, our ids + the label word's id are a prefix of the sandbox's training sequence."""
     from w2sbench.inference.base import encode, label_token_ids, load_tokenizer
-    from w2sbench.models import resolve_model
+    from w2sbench.model_folders import resolve_model
     from w2sbench.tasks import load_task
 
     task = load_task("aar_chat_mini")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import (  # noqa: E402
+from support.leaderboard import (  # noqa: E402
     CARD,
     TASKS,
     as_submitted_folder,
@@ -31,8 +31,8 @@ from w2sbench.leaderboard.build import assign_ranks, build_leaderboard  # noqa: 
 from w2sbench.leaderboard.site import render_site  # noqa: E402
 from w2sbench.leaderboard.submission import make_submission, only_method  # noqa: E402
 from w2sbench.leaderboard.validate import check_submission, submission_files, validate_files  # noqa: E402
+from w2sbench.schema_io import validate  # noqa: E402
 from w2sbench.scoring import decode_correct  # noqa: E402
-from w2sbench.validation import validate  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +109,17 @@ def test_submission_holds_only_its_method():
         only_method(doc, "zz")
 
 
-def test_card_defaults_are_placeholders_for_user_methods_and_rejected(board):
-    doc = make_submission([("r.json", make_results({"delta": 0.8}))], "delta", make_method("delta"))
+def test_card_defaults_are_placeholders_for_user_methods_and_rejected(board, tmp_path):
+    from support.toy import method_file
+
+    in_a_file = method_file(tmp_path, "pass", name="delta")
+    doc = make_submission([("r.json", make_results({"delta": 0.8}))], "delta", in_a_file)
     assert doc["method"]["source"]["kind"] == "file"  # a method in a file of its own: refused, submit a folder
     assert _one(_problems(doc, board), "method.source.kind")
+    # one defined in a package (here the tests' helpers) is refused too
+    doc = make_submission([("r.json", make_results({"delta": 0.8}))], "delta", make_method("delta"))
+    assert doc["method"]["source"]["kind"] == "package"
+    assert "submit your code as the folder" in str(_one(_problems(doc, board), "method.source.package"))
     doc = as_submitted_folder(doc)
     assert doc["method"]["teacher_free"] is False and doc["method"]["non_default_recipe"] is False
     problems = _problems(doc, board)
@@ -863,9 +870,9 @@ def test_the_reference_runs_under_a_perturbed_recipe_are_read_per_entry(tmp_path
     """leaderboard/recipes/tiny/lr=0.5.json, a run of the entries' own code under lr x0.5 with their order
     reversed: tau-b -1 and each entry's figure; a run whose code differs from an entry's pinned code leaves
     that entry out; a run under another version of the setting is skipped with one line saying why."""
-    from test_leaderboard_fixtures import make_results
+    from support.leaderboard import make_results
 
-    from w2sbench.validation import write_json
+    from w2sbench.schema_io import write_json
 
     board = write_board(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72})
     recipes = board / "recipes" / "tiny"
@@ -959,7 +966,7 @@ def test_a_forged_record_changes_nothing(tmp_path, forgery):
     """A record that does not vouch for exactly this submission (its digest, its method, its code, ok) makes
     no entry: the submission is pending with the reason, and every rank and figure of the others is the same
     as without it."""
-    from test_leaderboard_fixtures import code_sha
+    from support.leaderboard import code_sha
 
     from w2sbench.leaderboard.records import write_record
 
@@ -1065,7 +1072,7 @@ def test_the_recipe_runs_are_entries_scored_against_the_official_baselines(tmp_p
     """leaderboard/recipes/tiny/epochs=2.json holds a and b trained under epochs x2: each is an entry of its own
     (`a @ epochs x2`), marked non-default recipe with the change named, its PGR computed against the official
     default-recipe weak and ceiling (not the run's own ceiling), and ranked with the submissions."""
-    from w2sbench.validation import write_json
+    from w2sbench.schema_io import write_json
 
     board = write_board(tmp_path, {"a": 0.76, "b": 0.74, "c": 0.70})
     without = {e["method"]: e for e in _built(board)["settings"]["tiny"]["entries"]}

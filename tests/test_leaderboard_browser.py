@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import load, write_board  # noqa: E402
+from support.leaderboard import load, write_board  # noqa: E402
 
 from w2sbench.cli import main  # noqa: E402
 from w2sbench.paths import repo_root  # noqa: E402

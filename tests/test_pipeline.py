@@ -5,13 +5,14 @@ cache hits), and a chat model reading the task prompt through its chat template.
 import numpy as np
 
 from w2sbench.cache import ArtifactStore
-from w2sbench.engine.executors import run as run_evaluation
-from w2sbench.engine.pipeline import Pipeline, RunOptions
+from w2sbench.engine.executors import run_pipeline as run_evaluation
+from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine.spec import RunOptions
 from w2sbench.methods import load_method
 from w2sbench.reports.results import build_results
+from w2sbench.schema_io import validate
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
-from w2sbench.validation import validate
 
 SETTING = "tests/fixtures/settings/lora-minilm.yaml"
 SIZES = {"train_label": 16, "train_unlabel": 24, "test": 16}
@@ -19,7 +20,7 @@ SIZES = {"train_label": 16, "train_unlabel": 24, "test": 16}
 
 def run(store):
     pipeline = Pipeline(
-        load_setting(SETTING), [load_task("rotten_tomatoes")], RunOptions(backend="hf", sizes=SIZES, n_boot=200), store
+        load_setting(SETTING), [load_task("rotten_tomatoes")], RunOptions(backend="hf", limit=SIZES, n_boot=200), store
     )
     record = run_evaluation(pipeline, [load_method("vanilla")])
     return pipeline, record.tasks, build_results(record)
@@ -44,7 +45,7 @@ def test_fine_tuned_weak_model_served_by_the_inference_backend(tmp_path):
     """The LoRA student's labels computed in-process and through the default backend (vLLM where
     installed: adapter merged, the engine pools the hidden states, the trained head reads them) agree."""
     from w2sbench.inference.served import served_predictions
-    from w2sbench.models import resolve_model
+    from w2sbench.model_folders import resolve_model
     from w2sbench.training import FineTuneTrainer
 
     task = load_task("rotten_tomatoes")
@@ -67,7 +68,7 @@ def test_chat_model_reads_the_prompt_through_its_chat_template():
 
     task = load_task("rotten_tomatoes")
     pipeline = P(
-        load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task], RunOptions(backend="hf", sizes=SIZES)
+        load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task], RunOptions(backend="hf", limit=SIZES)
     )
     text = pipeline.splits(task).test[0].text
     weak = pipeline._model_inputs("weak", task, "test")[0]
@@ -87,7 +88,7 @@ def test_label_token_weak_model_served_by_the_inference_backend(tmp_path):
     setting = load_setting("aar-twin")
     task = load_task("aar_chat_mini")
     pipeline = Pipeline(
-        setting, [task], RunOptions(backend="hf", sizes={"train_label": 8, "train_unlabel": 8, "test": 8})
+        setting, [task], RunOptions(backend="hf", limit={"train_label": 8, "train_unlabel": 8, "test": 8})
     )
     trainer = pipeline.trainer("weak", task)
     assert trainer.recipe.head == "label_tokens" and trainer.label_words == ("A", "B")

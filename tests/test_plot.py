@@ -1,5 +1,5 @@
 """`w2sbench plot`: the figures' files, and the values they show read back from the figure objects and
-the JSON beside each figure, on a real results JSON (test_sealed's toy task, through the sandbox) whose
+the JSON beside each figure, on a real results JSON (tests/support/toy.py's task, through the sandbox) whose
 task is copied into three with numbers set here."""
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ pytest.importorskip("matplotlib")
 
 from w2sbench.isolation import sandbox  # noqa: E402
 from w2sbench.reports.plot import heldout_tasks, plot_results  # noqa: E402
-from w2sbench.validation import validate  # noqa: E402
+from w2sbench.schema_io import validate  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 
 
 @pytest.fixture(scope="module")
 def run_doc(tmp_path_factory) -> dict:
-    """A real results JSON: vanilla and logconf through the pipeline on test_sealed's toy task."""
-    from test_api import toy_arguments
+    """A real results JSON: vanilla and logconf through the pipeline on tests/support/toy.py's task."""
+    from support.toy import toy_arguments
 
     import w2sbench
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from w2sbench import models, paths
+from w2sbench import model_folders, paths
 from w2sbench.isolation import processes
 from w2sbench.isolation.processes import descendants, end
 
@@ -134,7 +134,7 @@ def _vllm() -> bool:
 def test_sigterm_of_a_real_evaluation_ends_its_engines(tmp_path):
     """The reported bug: `kill PID` of `w2sbench eval` left its vLLM feature engine running under init."""
     for model_id in ("sentence-transformers/all-MiniLM-L6-v2", "google/gemma-3-270m"):
-        models.resolve_model(model_id)
+        model_folders.resolve_model(model_id)
     env = {**os.environ, "W2SBENCH_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     env["W2SBENCH_MODEL_DIR"] = str(paths.cache_dir() / "models")
     cmd = [sys.executable, "-m", "w2sbench.cli", "eval", "--tasks", "rotten_tomatoes", "--limit", "100,300,200"]

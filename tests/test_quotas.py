@@ -5,10 +5,9 @@ them, and bad values are one line naming where they came from."""
 from __future__ import annotations
 
 import pytest
-from test_hostile import method_file  # noqa: I001  (tests/ is on the path under pytest)
-from test_sealed import N_TEST, make_pipeline
+from support.toy import N_TEST, make_pipeline, method_file  # noqa: I001  (tests/ is on the path under pytest)
 
-from w2sbench.engine.pipeline import RunOptions
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import quotas, sandbox
 from w2sbench.isolation.quotas import GIB, Quotas, from_setting, override, size_text

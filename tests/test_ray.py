@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from ray_cluster import LoopbackCluster, skip_or_fail, unavailable_reason
 
-from w2sbench import models, paths
+from w2sbench import model_folders, paths
 
 TASKS = "rotten_tomatoes,vader_nyt"
 SMALL = "100,200,100"
@@ -61,7 +61,7 @@ class Sharpen(LossMethod):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     for model_id in ("sentence-transformers/all-MiniLM-L6-v2", "google/gemma-3-270m"):
-        models.resolve_model(model_id)  # converted once, outside the timed runs
+        model_folders.resolve_model(model_id)  # converted once, outside the timed runs
     env = dict(os.environ)
     env["W2SBENCH_MODEL_DIR"] = str(paths.cache_dir() / "models")
     env["HF_HUB_OFFLINE"] = "1"

@@ -16,10 +16,9 @@ import time
 
 import numpy as np
 import pytest
-from test_hostile import method_file  # noqa: I001  (tests/ is on the path under pytest)
-from test_sealed import N_TEST, N_UNLABEL, make_pipeline
+from support.toy import N_TEST, N_UNLABEL, make_pipeline, method_file  # noqa: I001  (tests/ is on the path under pytest)
 
-from w2sbench.engine.executors import run
+from w2sbench.engine.executors import run_pipeline as run
 from w2sbench.errors import W2SError
 from w2sbench.isolation import replies, sandbox
 from w2sbench.isolation.replies import HEADER, MAGIC, VERSION, ReplyError

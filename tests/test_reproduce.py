@@ -1,6 +1,6 @@
 """`w2sbench leaderboard reproduce`: a submission counts once the harness has rerun its method from the
 submitted code, in the sandbox, and matched its numbers; the outcome is a record of its own
-(leaderboard/records/), holding the rerun's correctness vectors. Here on test_sealed's small local task (real
+(leaderboard/records/), holding the rerun's correctness vectors. Here on tests/support/toy.py's small task (real
 method stage and sandbox, synthetic features), with the method submitted under leaderboard/methods/. The
 code's hash is checked before anything imports it."""
 
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sealed import make_pipeline  # noqa: I001
+from support.toy import make_pipeline  # noqa: I001
 
 from w2sbench import load_method
 from w2sbench.cache import ArtifactStore
-from w2sbench.engine.executors import run
-from w2sbench.engine.pipeline import Pipeline, RunOptions
+from w2sbench.engine.executors import run_pipeline as run
+from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import ConfigError
 from w2sbench.isolation import probe as probe_module
 from w2sbench.isolation import sandbox
@@ -25,9 +26,9 @@ from w2sbench.leaderboard import records, submission
 from w2sbench.leaderboard import reproduce as rep
 from w2sbench.leaderboard.submission import make_submission, write_submission
 from w2sbench.reports.results import build_results
+from w2sbench.schema_io import validate
 from w2sbench.settings import load_setting
 from w2sbench.tasks import load_task
-from w2sbench.validation import validate
 
 pytestmark = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason="no sandbox here")
 

@@ -413,9 +413,9 @@ def test_sandbox_dies_with_the_process_that_started_it(policy: sandbox.Policy) -
 @pytest.mark.slow
 def test_vllm_label_probs_inside_match_outside(tmp_path: Path) -> None:
     pytest.importorskip("vllm")
-    from w2sbench import models
+    from w2sbench import model_folders
 
-    model = models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
+    model = model_folders.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct")
     script = tmp_path / "score.py"
     script.write_text(
         textwrap.dedent("""

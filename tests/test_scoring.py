@@ -15,6 +15,7 @@ from w2sbench.scoring import (
     mean_pgr,
     pgr,
     pgr_from_correct,
+    pooled_pgr,
     resample_counts,
     seed_draws,
     transfer,
@@ -321,3 +322,13 @@ def test_the_accuracy_figures_do_not_move_when_auroc_is_scored():
     after = bootstrap_pgr(labels, *groups, n_boot=400, task="t")
     assert before.to_dict() == after.to_dict()
     assert np.array_equal(before.boot_pgr, after.boot_pgr)
+
+
+def test_pooled_pgr_by_hand():
+    # two tasks: recovered (0.70-0.60) + (0.85-0.80) = 0.15 of gaps (0.80-0.60) + (0.90-0.80) = 0.30
+    pgr, recovered, gap = pooled_pgr([0.6, 0.8], [0.8, 0.9], [0.7, 0.85])
+    assert recovered == pytest.approx(0.15) and gap == pytest.approx(0.30) and pgr == pytest.approx(0.5)
+    assert pooled_pgr([0.6], [0.6], [0.7])[0] is None  # no gap: undefined
+    assert pooled_pgr([0.6, 0.7], [0.5, 0.75], [0.6, 0.7])[0] is None  # summed gap -0.05
+    with pytest.raises(ValueError):
+        pooled_pgr([0.6], [0.8, 0.9], [0.7])

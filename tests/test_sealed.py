@@ -15,49 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from w2sbench.cache import ArtifactStore
-from w2sbench.engine.pipeline import Pipeline, RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.isolation import sealed
 from w2sbench.isolation.described import described, load_unit_spec, unit_spec
 from w2sbench.isolation.resolve import described_class
 from w2sbench.methods import Method, MethodContext, load_method
 from w2sbench.methods.identity import origin_of
-from w2sbench.settings import load_setting
-from w2sbench.tasks import load_task
 
-N_UNLABEL, N_TEST = 30, 20
+try:  # the sandbox loads this file's methods by its path, without tests/ on sys.path: they need the sizes only
+    from support.toy import N_TEST, N_UNLABEL, make_pipeline
+except ModuleNotFoundError:
+    N_UNLABEL, N_TEST = 30, 20  # as tests/support/toy.py's (test_the_sizes_are_the_toy_tasks checks)
+
+
 FOUND = "hostile method found: "
-
-
-def make_pipeline(tmp_path: Path, options: RunOptions | None = None) -> tuple[Pipeline, object]:
-    """A real Pipeline on a small local task whose features are synthetic (label-dependent) arrays."""
-    rng = np.random.default_rng(0)
-    rows = [
-        {"review": f"review {i} " + ("great" if i % 2 else "awful"), "stars": 5 if i % 2 else 1} for i in range(120)
-    ]
-    (tmp_path / "toy.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    (tmp_path / "toy.yaml").write_text(
-        "task: toy\nversion: 1\ndescription: synthetic sealed-label test task\ntags: [fixture]\n"
-        'source: {type: local, path: toy.jsonl}\ntext: "{review}"\nlabel: {field: stars, positive_if: "> 3"}\n'
-        'prompt: "Review: {text}\\nSentiment:"\nlabel_words: [" negative", " positive"]\n'
-        f"splits: {{train_label: 30, train_unlabel: {N_UNLABEL}, test: {N_TEST}, seed: 0}}\n"
-        "card: {source: generated in the test, citation: none, license: Apache-2.0}\n"
-    )
-    task = load_task(str(tmp_path / "toy.yaml"))
-    pipe = Pipeline(load_setting("tiny"), [task], options or RunOptions(), store=ArtifactStore(tmp_path / "cache"))
-    splits = pipe.splits(task)
-    feats = {}
-    for split in ("train_label", "train_unlabel", "test"):
-        y = np.array([e.label for e in getattr(splits, split)])
-        for role in ("weak", "strong"):
-            x = rng.normal(size=(len(y), 3)).astype(np.float32)
-            x[:, 0] += (1.0 if role == "weak" else 3.0) * (2 * y - 1)
-            feats[(role, split)] = x
-    pipe.features = lambda role, task, split: feats[(role, split)]
-    pipe.inputs_id = lambda role, task, split: f"{role}-{split}"
-    pipe.model_dir = lambda role: tmp_path / role
-    return pipe, task
 
 
 def find_label_like(root_objects=None) -> dict:
@@ -213,3 +184,9 @@ def test_child_picks_a_backend_per_model(monkeypatch):
     assert models.backend("auto", "/m/causal", "label_probs") == "vllm"
     assert models.backend("auto", "/m/encoder", "label_probs") == "hf"
     assert models.backend("auto", "/m/causal", "label_probs") == "vllm" and len(models.backends) == 2
+
+
+def test_the_sizes_are_the_toy_tasks():
+    import support.toy
+
+    assert (N_UNLABEL, N_TEST) == (support.toy.N_UNLABEL, support.toy.N_TEST)

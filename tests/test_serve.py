@@ -102,7 +102,7 @@ def test_a_campaign_file_with_a_bad_field_is_one_line_naming_it(tmp_path):
         load_campaign(path)
     doc["executor"], doc["ray_address"] = "ray", "127.0.0.1:6379"
     path.write_text(json.dumps(doc))
-    assert load_campaign(path).executor == "ray"  # units name the agent's method by its description (test_ray)
+    assert load_campaign(path).spec.executor == "ray"  # units name the agent's method by its description (test_ray)
 
 
 def test_the_validation_and_final_parts_are_fixed_disjoint_and_cover_the_test_split(tmp_path):

@@ -158,7 +158,7 @@ def test_what_a_job_answers_does_not_depend_on_the_final_part(toy):
 # ---- 2. a fixed vocabulary of failures; no flags --------------------------------------------------------------
 @needs_sandbox
 def test_a_failed_job_tells_one_line_of_the_vocabulary_and_nothing_the_method_chose(toy):
-    service, client = start(toy, method_timeout_s=8)
+    service, client = start(toy, job_timeout_s=8)
     leak = "raise ValueError('SECRET ' + ' | '.join(ctx.test_texts[:5]))"
     own = "raise Label_0110('SECRET')"
     cases = {
@@ -293,7 +293,7 @@ def test_agents_are_served_in_turn_and_a_slow_job_delays_another_agent_by_at_mos
     alice's first (not after every agent with fewer jobs has caught up), alice's first ends at its limit for
     the whole job (4 seeds of 2 s each, limit 5 s), and bob's jobs_ahead counts none of alice's."""
     limit = 5.0
-    service, client = start(toy, method_timeout_s=limit, seeds=4)
+    service, client = start(toy, job_timeout_s=limit, method_seeds=4)
     slow = method("time.sleep(2)\n" + WEAK, fields="k: int = 0")
     try:
         for k in range(2):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_leaderboard_fixtures import make_results, write_board  # noqa: E402
+from support.leaderboard import make_results, write_board  # noqa: E402
 
 from w2sbench.cli import main  # noqa: E402
 from w2sbench.leaderboard.site import (  # noqa: E402
@@ -23,7 +23,7 @@ from w2sbench.leaderboard.site import (  # noqa: E402
     verdict,
 )
 from w2sbench.paths import repo_root  # noqa: E402
-from w2sbench.validation import read_json, write_json  # noqa: E402
+from w2sbench.schema_io import read_json, write_json  # noqa: E402
 
 # Two tasks (gaps 0.10 and 0.20) and three entries; a and b share rank 1 (places 1-2), c is rank 3.
 #   a: +0.10, +0.04 -> pooled 0.14 / 0.30 = 0.467; without t1 0.04 / 0.2 = 0.20; without t2 0.10 / 0.1 = 1.00

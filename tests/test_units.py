@@ -211,7 +211,8 @@ def test_sweep_file_expands_the_grid(tmp_path):
         "window[radius=0.1]",
         "window[radius=0.2]",
     ]
-    assert sweep.tasks == "rotten_tomatoes,vader_nyt" and sweep.seeds == 2 and sweep.setting == "tiny"
+    assert sweep.spec.tasks == ("rotten_tomatoes,vader_nyt",) and sweep.spec.setting == "tiny"
+    assert sweep.spec.options.method_seeds == 2  # `seeds`, the older name of method_seeds
     assert str(sweep.output).endswith("sweep_grid")
     assert slug("logconf[aux_coef=0.25,warmup_frac=0.1]", "logconf") == "logconf_aux_coef-0.25_warmup_frac-0.1"
     # each configuration is a method text as --method takes it: its name in results drops the defaults
@@ -247,7 +248,7 @@ def test_two_texts_of_one_configuration_are_refused(tmp_path):
     sweep = load_sweep(spec)
     assert sweep.configurations == ["logconf", "logconf[aux_coef=0.5]"]
     with pytest.raises(W2SError, match=r"logconf and logconf\[aux_coef=0.5\] are one configuration \(logconf\)"):
-        run_sweep(sweep, InProcessExecutor(), tmp_path / "out")
+        run_sweep(sweep, tmp_path / "out", executor=InProcessExecutor())
     assert not (tmp_path / "out").exists()
 
 
@@ -263,6 +264,10 @@ def test_two_texts_of_one_configuration_are_refused(tmp_path):
         ("methods: {window: {name: ['a,b']}}\n", "methods.window.name"),
         ("methods: {vanilla: }\nseeds: 0\n", "seeds"),
         ("methods: {vanilla: }\ngrid: 1\n", "grid"),
+        ("methods: {vanilla: }\nseeds: 2\nmethod_seeds: 2\n", "method_seeds"),
+        ("methods: {vanilla: }\ntensor_parallel_size: 2\nbackend: hf\n", "tensor_parallel_size"),
+        ("methods: {vanilla: }\nmethod_timeout_s: -1\n", "method_timeout_s"),
+        ("methods: {vanilla: }\nallow_cpu: 1\n", "allow_cpu"),
     ],
 )
 def test_sweep_file_errors_name_the_field(tmp_path, text, field):

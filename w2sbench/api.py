@@ -19,12 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .data import SPLIT_NAMES as SPLITS
 from .errors import UnknownNameError, W2SError
 
 if TYPE_CHECKING:
     from .engine.executors import Executor
     from .engine.pipeline import RunRecord
+    from .engine.spec import RunSpec
     from .methods.registry import MethodLike
     from .settings import Setting
     from .tasks import Task
@@ -223,7 +223,7 @@ class EvalResult(_Part):
     @classmethod
     def load(cls, path: str | Path) -> EvalResult:
         """A results JSON written by `w2sbench eval` or save(), checked against its schema."""
-        from .validation import read_json, validate
+        from .schema_io import read_json, validate
 
         doc = read_json(path)
         validate(doc, "results", str(path))
@@ -280,7 +280,7 @@ def evaluate(
     tasks: str | Task | Sequence[str | Task] = "default",
     setting: str | Setting = "tiny",
     *,
-    seeds: int | None = None,
+    method_seeds: int | None = None,
     baseline_seeds: int | None = None,
     limit: str | Sequence[int] | Mapping[str, int] | None = None,
     executor: str | Executor = "inprocess",
@@ -289,111 +289,84 @@ def evaluate(
     tensor_parallel_size: int = 1,
     n_boot: int = 2000,
     unsealed: bool = False,
-    method_timeout: float | None = None,
+    method_timeout_s: float | None = None,
     method_quota: str | None = None,
     include_path: Sequence[str | Path] = (),
-    output: str | Path | None = None,
-    log_samples: bool = False,
     cache: str | Path | None = None,
     perturb_recipe: str | None = None,
     allow_cpu: bool = False,
+    output: str | Path | None = None,
+    log_samples: bool = False,
+    seeds: int | None = None,
+    method_timeout: float | None = None,
 ) -> EvalResult:
     """Run the stages (cached) for `methods` on `tasks` under `setting` and return the results.
+
+    Every keyword but output and log_samples is a knob of the run, with the name it has everywhere (a sweep
+    file, a campaign file, RunSpec: w2sbench/engine/spec.py); evaluate() builds one RunSpec from them and
+    runs it (evaluate_spec).
 
     methods: names as on the command line ('vanilla', 'logconf[aux_coef=0.25]', 'path/file.py:Class',
         'logconf[aux_coef=0.1|0.5]' for a sweep; a comma-separated string or a list), Method classes
         (their defaults) or configured instances (`LogConf(aux_coef=0.25)`).
     tasks: names, tags or YAML paths (a comma-separated string or a list), or Task objects.
     setting: a setting's name or YAML path, or a Setting.
-    seeds / baseline_seeds: seeds per method / for weak and ceiling (default: the setting's).
+    method_seeds / baseline_seeds: seeds per method / for weak and ceiling (default: the setting's).
     limit: split sizes train_label, train_unlabel, test ((200, 400, 200), '200,400,200' or a dict): quick
         looks, not comparable with full-size results.
     executor: where the stages run: 'inprocess' (this process; the method stage in its sealed process; the
         default), 'ray' (a Ray cluster: `ray_address`, default $RAY_ADDRESS, else a local one), or an executor
         object (w2sbench/engine/executors.py).
+    method_timeout_s: seconds one method seed may take (default: the setting's limits.method_timeout_s).
     output: also write the results JSON there; log_samples: and the per-example files beside it.
     cache: the folder of cached artifacts (default: $W2SBENCH_CACHE/artifacts).
     perturb_recipe: 'lr=0.5' or 'epochs=2': the strong recipe scaled within the setting's declared range
         (Setting.perturbed), for rank robustness; its results have their own setting hash.
     allow_cpu: run a setting that needs a GPU (it declares device: cuda, bf16 or 8-bit AdamW) on the CPU where
         there is none, instead of refusing: in float32, cached apart from GPU runs, and the results say so.
+    seeds, method_timeout: older names of method_seeds and method_timeout_s (aliases; give one name or the
+        other).
     The other arguments are `w2sbench eval`'s options of the same names.
     """
-    from .isolation.processes import guard
+    from .engine.spec import RunSpec
 
-    guard()  # whatever way this process ends, the engines and method processes it starts end with it
-    from .cache import ArtifactStore
-    from .engine.executors import get_executor, run
-    from .engine.pipeline import Pipeline, RunOptions
-    from .isolation.resolve import resolve_methods
-    from .reports.results import build_results
-    from .settings import Setting, load_setting
-
-    setting_obj = setting if isinstance(setting, Setting) else load_setting(str(setting))
-    if perturb_recipe:
-        knob, _, factor = perturb_recipe.partition("=")
-        try:
-            setting_obj = setting_obj.perturbed(knob.strip(), float(factor))
-        except ValueError:
-            raise W2SError(f"perturb_recipe {perturb_recipe!r}: give KNOB=FACTOR, e.g. lr=0.5") from None
-    task_list = _tasks(tasks, [Path(p) for p in include_path])
-    method_list = resolve_methods(methods, sealed=not unsealed)
-    if tensor_parallel_size > 1 and backend == "hf":
-        raise W2SError(f"tensor_parallel_size {tensor_parallel_size} needs the vllm backend, not backend 'hf'")
-    runner = get_executor(executor, ray_address)
-    if log_samples and output is None:
-        raise W2SError("log_samples writes its files beside the results JSON: give output= too")
-    options = RunOptions(
+    knobs = dict(
+        methods=methods,
+        tasks=tasks,
+        setting=setting,
+        method_seeds=method_seeds,
+        seeds=seeds,
+        baseline_seeds=baseline_seeds,
+        limit=limit,
+        executor=executor,
+        ray_address=ray_address,
         backend=backend,
         tensor_parallel_size=tensor_parallel_size,
-        baseline_seeds=baseline_seeds,
-        method_seeds=seeds,
-        sizes=parse_limit(limit),
         n_boot=n_boot,
         unsealed=unsealed,
-        method_timeout_s=method_timeout,
+        method_timeout_s=method_timeout_s,
+        method_timeout=method_timeout,
         method_quota=method_quota,
+        include_path=include_path,
+        cache=cache,
+        perturb_recipe=perturb_recipe,
         allow_cpu=allow_cpu,
     )
-    store = ArtifactStore(Path(cache)) if cache is not None else None
-    record = run(Pipeline(setting_obj, task_list, options, store), method_list, runner)
+    return evaluate_spec(RunSpec.build("evaluate()", knobs), output=output, log_samples=log_samples)
+
+
+def evaluate_spec(spec: RunSpec, output: str | Path | None = None, log_samples: bool = False) -> EvalResult:
+    """Run one RunSpec (engine/run.py: run) and return its results; `output` and `log_samples` as evaluate()."""
+    from .engine.run import run
+    from .reports.results import build_results
+
+    if log_samples and output is None:
+        raise W2SError("log_samples writes its files beside the results JSON: give output= too")
+    record = run(spec)
     result = EvalResult.from_dict(build_results(record), record=record)
     if output is not None:
         result.save(output, log_samples=log_samples)
     return result
-
-
-def _tasks(tasks: Any, include: list[Path]) -> list[Task]:
-    from .tasks import Task, resolve_tasks
-
-    items = [tasks] if isinstance(tasks, (str, Task)) else list(tasks)
-    out: dict[str, Task] = {}
-    for item in items:
-        for task in [item] if isinstance(item, Task) else resolve_tasks(str(item), include):
-            out.setdefault(task.name, task)
-    if not out:
-        raise W2SError("give at least one task")
-    return list(out.values())
-
-
-def parse_limit(value: str | Sequence[int] | Mapping[str, int] | None, option: str = "limit") -> dict[str, int] | None:
-    """'200,200,100', (200, 200, 100) or a dict -> split sizes train_label, train_unlabel, test."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, Mapping):
-        sizes = [value.get(s) for s in SPLITS] if set(value) == set(SPLITS) else []
-    elif isinstance(value, str):
-        try:
-            sizes = [int(p) for p in value.split(",")]
-        except ValueError:
-            sizes = []
-    else:
-        sizes = list(value)
-    if len(sizes) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
-        raise W2SError(
-            f"{option} {value!r}: expected three positive integers 'train_label,train_unlabel,test', e.g. 200,200,100"
-        )
-    return dict(zip(SPLITS, sizes))
 
 
 def default_output(result: EvalResult) -> Path:

@@ -171,7 +171,7 @@ def library_output_to(log: Path | None) -> Iterator[Path | None]:
 
 def _parse_limit(value: str | None) -> dict[str, int] | None:
     """'200,200,100' -> split sizes train_label, train_unlabel, test."""
-    from .api import parse_limit
+    from .engine.spec import parse_limit
 
     return parse_limit(value, "--limit")
 
@@ -223,10 +223,9 @@ def run_options(command: Callable) -> Callable:
     options = [
         click.option(
             "--executor",
-            default="inprocess",
-            show_default=True,
-            help="Where the units run: inprocess (this process; each method in its sealed process) or ray (a Ray "
-            "cluster: pip install 'w2sbench[ray]'; docs/scale-out.md).",
+            default=None,
+            help="Where the units run: inprocess (this process; each method in its sealed process; the default) or "
+            "ray (a Ray cluster: pip install 'w2sbench[ray]'; docs/scale-out.md).",
         ),
         click.option(
             "--ray-address",
@@ -234,12 +233,13 @@ def run_options(command: Callable) -> Callable:
             help="Ray cluster for --executor ray, e.g. auto or HOST:6379 (default: $RAY_ADDRESS, else a local one).",
         ),
         click.option(
+            "--method-timeout-s",
             "--method-timeout",
-            "method_timeout",
+            "method_timeout_s",
             type=click.FloatRange(min=0, min_open=True),
             default=None,
             help="Seconds one method seed may take before it is stopped (default: the setting's "
-            "limits.method_timeout_s).",
+            "limits.method_timeout_s). --method-timeout is its older name.",
         ),
         click.option(
             "--method-quota",
@@ -272,7 +272,7 @@ EVAL_SECTIONS = {
     "Common": ["methods", "setting", "tasks", "limit", "method_seeds", "baseline_seeds", "include_path"],
     "Output": ["output", "json_out", "log_samples", "submission", "quiet", "verbose"],
     "Scale-out and hardware": ["executor", "ray_address", "backend", "tensor_parallel_size", "allow_cpu"],
-    "Sandbox": ["method_timeout", "method_quota", "unsealed"],
+    "Sandbox": ["method_timeout_s", "method_quota", "unsealed"],
     "Scoring and robustness": ["n_boot", "perturb_recipe"],
 }
 EVAL_EXAMPLES = [
@@ -339,11 +339,12 @@ EVAL_EXAMPLES = [
     help="Seeds for weak and ceiling (default: the setting's).",
 )
 @click.option(
+    "--method-seeds",
     "--seeds",
     "method_seeds",
     type=click.IntRange(min=1),
     default=None,
-    help="Seeds per method (default: the setting's).",
+    help="Seeds per method (default: the setting's). --seeds is its older name.",
 )
 @click.option(
     "--limit",
@@ -401,7 +402,7 @@ def eval_cmd(
     tensor_parallel_size,
     baseline_seeds,
     method_seeds,
-    method_timeout,
+    method_timeout_s,
     method_quota,
     executor,
     ray_address,
@@ -438,7 +439,7 @@ def eval_cmd(
             methods,
             tasks,
             setting,
-            seeds=method_seeds,
+            method_seeds=method_seeds,
             baseline_seeds=baseline_seeds,
             limit=sizes,
             executor=executor,
@@ -447,7 +448,7 @@ def eval_cmd(
             tensor_parallel_size=tensor_parallel_size,
             n_boot=n_boot,
             unsealed=unsealed,
-            method_timeout=method_timeout,
+            method_timeout_s=method_timeout_s,
             method_quota=method_quota,
             include_path=list(include_path),
             perturb_recipe=perturb_recipe,
@@ -580,7 +581,7 @@ def _part(p: dict | None) -> dict | None:
     sections={
         "Output": ["output", "quiet", "verbose"],
         "Scale-out": ["executor", "ray_address"],
-        "Sandbox": ["method_timeout", "method_quota", "unsealed"],
+        "Sandbox": ["method_timeout_s", "method_quota", "unsealed"],
     },
     examples=[("w2sbench sweep sweep.yaml --executor ray --ray-address auto", "a grid on a Ray cluster")],
 )
@@ -593,7 +594,7 @@ def _part(p: dict | None) -> dict | None:
     help="Folder for the results (default: the file's `output`, else results/sweep_<file name>).",
 )
 @run_options
-def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota, unsealed, quiet, verbose):
+def sweep_cmd(spec, output, executor, ray_address, method_timeout_s, method_quota, unsealed, quiet, verbose):
     """Run a sweep file: methods x hyperparameters x seeds x tasks.
 
     One results JSON per configuration and a summary ranked by mean PGR. Cached: run it again to resume.
@@ -603,14 +604,21 @@ def sweep_cmd(spec, output, executor, ray_address, method_timeout, method_quota,
         raise W2SError("--quiet and --verbose: choose one")
     setup_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     quiet_engine_bars(verbose)
-    from .engine.executors import get_executor
     from .sweep import load_sweep, run_sweep, summary_table
 
     sweep = load_sweep(spec)
     folder = Path(output or sweep.output)
     log = None if verbose else folder / "libraries.log"
     with library_output_to(log) as log:
-        result = run_sweep(sweep, get_executor(executor, ray_address), output, unsealed, method_timeout, method_quota)
+        result = run_sweep(
+            sweep,
+            output,
+            executor=executor,
+            ray_address=ray_address,
+            method_timeout_s=method_timeout_s,
+            method_quota=method_quota,
+            unsealed=unsealed or None,
+        )
     echo(summary_table(result))
     echo(f"results: {folder}/ (one JSON per configuration, summary.md, summary.json)")
     if log is not None and log.exists():
@@ -664,7 +672,7 @@ def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
     one setting (their methods together). docs/robustness.md explains the figures.
     """
     from .reports.robustness import leaderboard_ranks, robustness, suite_from_results, table
-    from .validation import read_json
+    from .schema_io import read_json
 
     others = {}
     for spec in perturbed:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -409,6 +409,21 @@ class Aggregate:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
+def pooled_pgr(
+    weak: Iterable[float], ceiling: Iterable[float], w2s: Iterable[float]
+) -> tuple[float | None, float, float]:
+    """The pooled PGR over tasks, sum(w2s - weak) / sum(ceiling - weak), from one accuracy (or AUROC) per
+    task each: (pooled PGR, None where the summed gap is not above 0; the summed w2s - weak; the summed
+    ceiling - weak). The one place it is computed: results, the leaderboard's validation, the service's
+    scores and the robustness resamples all call it. Summed left to right in task order, so that every
+    caller gets the same number to the last digit."""
+    recovered = gap = 0.0
+    for k, c, w in zip(weak, ceiling, w2s, strict=True):
+        recovered += w - k
+        gap += c - k
+    return (recovered / gap if gap > 0 else None), recovered, gap
+
+
 def mean_pgr(
     results: list[PGRResult], confidence: float = CONFIDENCE
 ) -> tuple[float | None, tuple[float, float] | None]:
@@ -424,7 +439,10 @@ def aggregate(results: list[PGRResult], confidence: float = CONFIDENCE) -> Aggre
     """Mean PGR and pooled PGR over the tasks of `results` (one PGRResult per task, same method)."""
     mean, mean_ci = mean_pgr(results, confidence)
     mean_draws = np.mean(np.stack([r.boot_pgr for r in results]), axis=0) if mean is not None else None
-    gap = float(sum(r.gap for r in results))
+    _, recovered, gap = pooled_pgr(
+        [r.weak_acc for r in results], [r.ceiling_acc for r in results], [r.w2s_acc for r in results]
+    )
+    recovered, gap = float(recovered), float(gap)
     gap_draws = np.sum([r.boot_ceiling - r.boot_weak for r in results], axis=0)
     gap_ci = tuple(float(x) for x in np.percentile(gap_draws, _bounds(confidence)))
     acc = float(np.mean([r.w2s_acc for r in results]))
@@ -434,7 +452,6 @@ def aggregate(results: list[PGRResult], confidence: float = CONFIDENCE) -> Aggre
             f"{100 * gap:.1f} points, interval [{100 * gap_ci[0]:.1f}, {100 * gap_ci[1]:.1f}] includes 0"
         )
         return Aggregate(len(results), mean, mean_ci, None, None, gap, gap_ci, reason, acc, mean_draws, None)
-    recovered = float(sum(r.w2s_acc - r.weak_acc for r in results))
     with np.errstate(divide="ignore", invalid="ignore"):
         draws = np.sum([r.boot_w2s - r.boot_weak for r in results], axis=0) / gap_draws
     return Aggregate(

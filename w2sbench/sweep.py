@@ -1,20 +1,25 @@
 """Sweeps: methods x hyperparameter grid x seeds x tasks, as one graph of units on any executor.
 
-A sweep file (YAML):
+A sweep file (YAML): `methods` (the grid), `output`, and any knob of a run under the name it has everywhere
+(evaluate()'s keywords, a campaign file, RunSpec: w2sbench/engine/spec.py):
 
     setting: tiny                       # name or path (default: tiny)
     tasks: rotten_tomatoes,vader_nyt    # names, tags or paths, comma-separated or a list (default: default)
+    include_path: [my_tasks]            # optional folders of task YAMLs (relative to the file)
     limit: 100,200,100                  # optional split sizes, as --limit
     baseline_seeds: 2                   # optional, as --baseline-seeds
-    seeds: 3                            # optional, method seeds, as --seeds
-    backend: auto                       # optional, as --backend
+    method_seeds: 3                     # optional, as --method-seeds (`seeds`: its older name)
+    backend: auto                       # optional, as --backend; tensor_parallel_size, allow_cpu likewise
     n_boot: 2000                        # optional
+    method_timeout_s: 600               # optional, per method seed; method_quota, unsealed likewise
+    executor: inprocess                 # optional, as --executor; ray_address, cache likewise
     methods:                            # method -> {hyperparameter: [values]}; nothing: its defaults only
       vanilla:
       logconf: {aux_coef: [0.25, 0.5, 1.0]}
       my_method.py:Mine: {temperature: [1, 2]}
     output: results/sweep-logconf       # optional folder (default: results/sweep_<file name>)
 
+The command line's options (--executor, --method-timeout-s, ...) override the file's.
 `methods` may also be a list of method texts as --method takes them, `[vanilla, "logconf[aux_coef=0.25|0.5]"]`
 (w2sbench/methods/params.py), and a method's name in the mapping may carry fixed values in brackets,
 `logconf[warmup_frac=0.1]: {aux_coef: [0.25, 0.5]}`. Each configuration is one method text without `|`,
@@ -34,30 +39,27 @@ import itertools
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .engine.spec import ALIASES, KNOBS, RunSpec
 from .errors import ConfigError, W2SError
 from .methods.params import format_value, split_spec
-from .validation import read_yaml
+from .schema_io import read_yaml
 
 log = logging.getLogger("w2sbench")
 
-KEYS = ("setting", "tasks", "limit", "baseline_seeds", "seeds", "backend", "n_boot", "methods", "output")
+# the run's knobs a sweep file may set (the grid sets the methods; the service's seams are not a file's)
+FILE_KNOBS = tuple(k for k in KNOBS if k not in ("methods", "recompute", "test_parts", "method_deadline"))
+KEYS = (*FILE_KNOBS, "methods", "output")
 RESERVED_CHARS = ",|[]"  # they separate the parts of a method text
 
 
 @dataclass
 class Sweep:
     path: Path
-    setting: str
-    tasks: str
-    limit: str | None
-    baseline_seeds: int | None
-    seeds: int | None
-    backend: str
-    n_boot: int
+    spec: RunSpec  # the run every configuration shares (its methods: the configurations, set by run_sweep)
     configurations: list[str]  # method texts, one value per hyperparameter, in the file's order
     output: Path
 
@@ -68,7 +70,7 @@ def load_sweep(path: Path) -> Sweep:
     where = str(path)
     if not isinstance(raw, dict):
         raise ConfigError(where, "", "a sweep file is a mapping (setting, tasks, methods, ...)")
-    unknown = sorted(set(raw) - set(KEYS))
+    unknown = sorted(k for k in raw if ALIASES.get(k, k) not in KEYS)
     if unknown:
         raise ConfigError(where, unknown[0], f"unknown field; a sweep file has: {', '.join(KEYS)}")
     methods = raw.get("methods")
@@ -101,29 +103,19 @@ def load_sweep(path: Path) -> Sweep:
             spec = f"{base}[{','.join(f'{k}={v}' for k, v in zip(keys, combo))}]" if keys else base
             if spec not in configurations:
                 configurations.append(spec)
-    tasks = raw.get("tasks", "default")
-    if isinstance(tasks, list):
-        tasks = ",".join(str(t) for t in tasks)
-    limit = raw.get("limit")
-    if isinstance(limit, list):
-        limit = ",".join(str(x) for x in limit)
-    for field in ("baseline_seeds", "seeds", "n_boot"):
-        value = raw.get(field)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ConfigError(where, field, f"expected a positive integer, got {value!r}")
+    knobs = {k: v for k, v in raw.items() if k not in ("methods", "output")}
+    include = knobs.pop("include_path", knobs.pop("include", None))
+    if include is not None:
+        items = [include] if isinstance(include, str) else include
+        if not isinstance(items, list) or not all(isinstance(p, str) for p in items):
+            raise ConfigError(where, "include_path", "expected a folder or a list of folders")
+        knobs["include_path"] = [str(Path(path).resolve().parent / p) for p in items]
+    if isinstance(knobs.get("tasks"), list):
+        knobs["tasks"] = ",".join(str(t) for t in knobs["tasks"])
+    if isinstance(knobs.get("limit"), list):
+        knobs["limit"] = ",".join(str(x) for x in knobs["limit"])
     output = Path(raw["output"]) if raw.get("output") else Path("results") / f"sweep_{Path(path).stem}"
-    return Sweep(
-        path=Path(path),
-        setting=str(raw.get("setting", "tiny")),
-        tasks=str(tasks),
-        limit=str(limit) if limit is not None else None,
-        baseline_seeds=raw.get("baseline_seeds"),
-        seeds=raw.get("seeds"),
-        backend=str(raw.get("backend", "auto")),
-        n_boot=int(raw.get("n_boot", 2000)),
-        configurations=configurations,
-        output=output,
-    )
+    return Sweep(path=Path(path), spec=RunSpec.build(where, knobs), configurations=configurations, output=output)
 
 
 def _text(value: Any, where: str, field: str) -> str:
@@ -143,69 +135,51 @@ def slug(spec: str, name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
 
 
-def run_sweep(
-    sweep: Sweep,
-    executor: Any,
-    output: Path | None = None,
-    unsealed: bool = False,
-    method_timeout_s: float | None = None,
-    method_quota: str | None = None,
-) -> dict:
-    """Run every configuration; write one results JSON each and the summary; return the summary."""
-    from .api import parse_limit
-    from .engine.executors import execute
-    from .engine.pipeline import Pipeline, RunOptions
+def run_sweep(sweep: Sweep, output: Path | None = None, **overrides: Any) -> dict:
+    """Run every configuration; write one results JSON each and the summary; return the summary. `overrides`:
+    knobs of the run over the file's (the command line's options; None: the file's)."""
+    from .engine.run import execute, setting_of, tasks_of
     from .isolation.resolve import resolve_methods
     from .reports.results import build_results, write_results
-    from .settings import load_setting
-    from .tasks import resolve_tasks
 
     output = output or sweep.output
-    setting = load_setting(sweep.setting)
-    tasks = resolve_tasks(sweep.tasks)
+    spec = sweep.spec.with_knobs("the command line (w2sbench sweep)", **overrides) if overrides else sweep.spec
     methods = []
     by_name: dict[str, str] = {}
-    for spec in sweep.configurations:
+    for text in sweep.configurations:
         try:
-            (method,) = resolve_methods(spec, sealed=not unsealed)
+            (method,) = resolve_methods(text, sealed=not spec.options.unsealed)
         except W2SError as e:
             raise W2SError(f"{sweep.path}: methods: {e}") from None
         if method.run_name in by_name:
             raise W2SError(
-                f"{sweep.path}: methods: {by_name[method.run_name]} and {spec} are one configuration "
+                f"{sweep.path}: methods: {by_name[method.run_name]} and {text} are one configuration "
                 f"({method.run_name})"
             )
-        by_name[method.run_name] = spec
+        by_name[method.run_name] = text
         methods.append(method)
-    options = RunOptions(
-        backend=sweep.backend,
-        baseline_seeds=sweep.baseline_seeds,
-        method_seeds=sweep.seeds,
-        sizes=parse_limit(sweep.limit, "limit"),
-        n_boot=sweep.n_boot,
-        unsealed=unsealed,
-        method_timeout_s=method_timeout_s,
-        method_quota=method_quota,
-    )
-    pipeline = Pipeline(setting, tasks, options)
+    spec = replace(spec, methods=tuple(methods))
+    setting = setting_of(spec)
+    seeds = spec.options.method_seeds or setting.method_seeds
     log.info(
-        f"sweep {sweep.path.name}: {len(methods)} configuration(s) x {len(tasks)} task(s) x "
-        f"{pipeline.method_seeds} seed(s)"
+        f"sweep {sweep.path.name}: {len(methods)} configuration(s) x {len(tasks_of(spec))} task(s) x {seeds} seed(s)"
     )
-    methods, units, values = execute(pipeline, methods, executor)
+    done = execute(spec)
+    pipeline, methods, units = done.pipeline, done.methods, done.units
+    tasks = pipeline.tasks
     output.mkdir(parents=True, exist_ok=True)
     rows = []
     files: set[str] = set()
     failed = {
-        spec: pipeline.ledger.failed[m.run_name]
-        for spec, m in zip(sweep.configurations, methods)
+        text: pipeline.ledger.failed[m.run_name]
+        for text, m in zip(sweep.configurations, methods)
         if m.run_name in pipeline.ledger.failed
     }
-    for spec, method in zip(sweep.configurations, methods):
-        if spec in failed:
+    for text, method in zip(sweep.configurations, methods):
+        if text in failed:
             continue
-        doc = build_results(pipeline.record([method], values))
-        stem = slug(spec, method.name)
+        doc = build_results(done.record([method]))
+        stem = slug(text, method.name)
         while stem in files:  # two texts that differ only in characters a file name cannot hold
             stem += "_"
         files.add(stem)
@@ -214,7 +188,7 @@ def run_sweep(
         summary = doc["summary"][method.run_name]
         rows.append(
             {
-                "configuration": spec,
+                "configuration": text,
                 "method": method.run_name,
                 "params": method.config(),
                 "mean_pgr": summary["mean_pgr"],
@@ -233,7 +207,7 @@ def run_sweep(
         "setting": {"name": setting.name, "hash": setting.hash},
         "tasks": [t.name for t in tasks],
         "seeds": {"baseline": pipeline.baseline_seeds, "method": pipeline.method_seeds},
-        "executor": getattr(executor, "name", type(executor).__name__),
+        "executor": spec.executor if isinstance(spec.executor, str) else getattr(spec.executor, "name", "custom"),
         "units": len(units),
         "cache": {"hits": dict(pipeline.store.hits), "misses": dict(pipeline.store.misses)},
         "ranking": rows,

@@ -18,7 +18,7 @@ from w2sbench import data
 from w2sbench.data import Example, Splits
 from w2sbench.errors import ConfigError, UnknownNameError
 from w2sbench.paths import repo_root
-from w2sbench.validation import read_yaml, validate
+from w2sbench.schema_io import read_yaml, validate
 
 __all__ = [
     "Example",

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import MethodFailed, UnknownNameError, W2SError
 from ..isolation.launch import shown
 from .progress import UnitProgress, plan_line
 from .units import Unit, dedupe
+
+if TYPE_CHECKING:
+    from ..methods.base import Method
+    from .pipeline import Pipeline, RunRecord
 
 log = logging.getLogger("w2sbench")
 
@@ -29,15 +33,19 @@ EXECUTORS = ("inprocess", "ray")
 
 
 class Executor(Protocol):
+    """Who runs a run's units: `run` returns every unit's value by unit id (pipeline.run_unit's value), calling
+    pipeline.unit_done(unit, value) in this process as each finishes and pipeline.method_failed(error) for a
+    method that failed (the module's docstring says the whole contract)."""
+
     name: str
 
-    def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]: ...
+    def run(self, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]: ...
 
 
 class InProcessExecutor:
     name = "inprocess"
 
-    def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]:
+    def run(self, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]:
         values: dict[str, Any] = {}
         failed: set[str] = set()
         progress = UnitProgress(len(units))
@@ -57,8 +65,10 @@ class InProcessExecutor:
         return values
 
 
-def execute(pipeline: Any, methods: list, executor: Any = None) -> tuple[list, list[Unit], dict[str, Any]]:
-    """The one run above the stages, which evaluate(), sweeps and reproduction share: prepare (names, sandbox,
+def execute(
+    pipeline: Pipeline, methods: list, executor: Executor | None = None
+) -> tuple[list[Method], list[Unit], dict[str, Any]]:
+    """The one run above the stages, which engine.run (every caller's run(spec)) uses: prepare (names, sandbox,
     tasks, models), plan the units (once each: a sweep's configurations share their baselines), have
     `executor` run them (default: in this process). Returns (the method instances, the units, their values);
     `pipeline.record(methods, values)` makes a RunRecord of any of the methods. Above the stages, so that the
@@ -83,13 +93,14 @@ def execute(pipeline: Any, methods: list, executor: Any = None) -> tuple[list, l
     return methods, units, values
 
 
-def run(pipeline: Any, methods: list, executor: Any = None) -> Any:
-    """One evaluation, as evaluate() and reproduction run it: `execute`, then the RunRecord of all its methods."""
+def run_pipeline(pipeline: Pipeline, methods: list, executor: Executor | None = None) -> RunRecord:
+    """`execute`, then the RunRecord of all its methods: for a Pipeline built by hand (tests, benchmarks).
+    Every run the harness starts goes through engine.run.run(spec) instead."""
     methods, _, values = execute(pipeline, methods, executor)
     return pipeline.record(methods, values)
 
 
-def get_executor(name: Any = "inprocess", ray_address: str | None = None) -> Any:
+def get_executor(name: str | Executor = "inprocess", ray_address: str | None = None) -> Executor:
     """An executor by name; `ray_address` is for the ray executor (default: RAY_ADDRESS, else a local cluster).
     An executor object (anything with run(pipeline, units)) is returned as it is."""
     if not isinstance(name, str):

@@ -14,14 +14,13 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import models
+from .. import model_folders
 from ..cache import ArtifactStore, hash_array, hash_of, hash_texts
 from ..data import SPLIT_NAMES as SPLITS
 from ..errors import MethodFailed, W2SError
@@ -37,6 +36,7 @@ from ..tasks import Splits, Task
 from ..training.students import FineTuneTrainer, FrozenTrainer, Trainer
 from .ledger import RunLedger
 from .progress import FeatureProgress
+from .spec import RunOptions
 from .suspicion import flag_method, flag_summary
 from .units import MethodRef, Unit
 from .units import plan as plan_units
@@ -45,29 +45,6 @@ log = logging.getLogger("w2sbench")
 # Which splits each model needs: the weak model learns on train_label and labels the other two; the
 # strong model (ceiling and every method) trains on train_unlabel and is scored on test.
 ROLE_SPLITS = {"weak": SPLITS, "strong": ("train_unlabel", "test")}
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How one run goes. Frozen: the pipeline reads them once, when it is built (dataclasses.replace makes
-    another)."""
-
-    backend: str = "auto"
-    tensor_parallel_size: int = 1  # GPUs per vLLM engine, for models that do not fit one
-    baseline_seeds: int | None = None  # default: the setting's
-    method_seeds: int | None = None
-    sizes: dict[str, int] | None = None  # override the tasks' split sizes (tests, quick looks)
-    n_boot: int = 2000
-    unsealed: bool = False  # run methods without the OS sandbox (results say so; the leaderboard refuses them)
-    method_timeout_s: float | None = None  # per method seed; default: the setting's limits.method_timeout_s
-    method_quota: str | None = None  # 'memory=8G,processes=512,...' over the setting's quotas (quotas.override)
-    # The scoring service's seams (w2sbench/serve): which examples of a task's test split this run uses, in
-    # order (its jobs: the validation part; its finals: the final part), so that a method is given and
-    # scored on those texts only; and the time (time.time()) by which every method unit must have ended
-    # (a job's limit for all its tasks and seeds together). None: the whole split, no deadline.
-    test_parts: Mapping[str, tuple[int, ...]] | None = None
-    method_deadline: float | None = None
-    allow_cpu: bool = False  # run a setting that needs a GPU (setting.needs_gpu) on the CPU where there is none
 
 
 @dataclass
@@ -94,8 +71,8 @@ class TaskRun:
 
 @dataclass
 class RunRecord:
-    """What an evaluation returns (executors.run): the numbers per task and the record of what produced them, everything
-    build_results needs."""
+    """What an evaluation returns (engine.run.run): the numbers per task and the record of what produced them,
+    everything build_results needs."""
 
     setting: Setting
     tasks: list[TaskRun]
@@ -194,7 +171,7 @@ class Pipeline:
     def splits(self, task: Task) -> Splits:
         if task.name not in self._splits:
             with self.ledger.timed("data"):
-                splits = task.load_splits(self.options.sizes)
+                splits = task.load_splits(self.options.limit)
                 part = (self.options.test_parts or {}).get(task.name)
                 if part is not None:  # the whole run (features, weak, ceiling, method, score) sees only these
                     splits = dataclasses.replace(splits, test=[splits.test[i] for i in part])
@@ -208,11 +185,11 @@ class Pipeline:
         spec = self.spec(role)
         if role not in self.model_dirs:
             with self.ledger.timed(f"resolve_{role}"):
-                self.model_dirs[role] = models.resolve_model(spec.model, spec.revision)
+                self.model_dirs[role] = model_folders.resolve_model(spec.model, spec.revision)
                 self.model_records[role] = {
                     "id": spec.model,
                     "revision": spec.revision,
-                    **models.model_info(spec.model, spec.revision),
+                    **model_folders.model_info(spec.model, spec.revision),
                 }
         return self.model_dirs[role]
 

@@ -48,10 +48,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingPackageError, W2SError
 from .units import Unit
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 log = logging.getLogger("w2sbench")
 
@@ -143,7 +146,7 @@ class RayExecutor:
         return ray, True
 
     # ---- the run -------------------------------------------------------------------------------------------
-    def run(self, pipeline: Any, units: list[Unit]) -> dict[str, Any]:
+    def run(self, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]:
         ray, owned = self.connect()
         try:
             return self._run(ray, pipeline, units)
@@ -151,7 +154,7 @@ class RayExecutor:
             if owned:
                 ray.shutdown()
 
-    def _run(self, ray: Any, pipeline: Any, units: list[Unit]) -> dict[str, Any]:
+    def _run(self, ray: Any, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]:
         gpus = ray.cluster_resources().get("GPU", 0) > 0
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         runs_dir = Path(pipeline.store.root) / RUNS_FOLDER / run_id
@@ -256,7 +259,7 @@ def _worker_logging() -> None:
         logger.propagate = False
 
 
-def _pipeline(context: dict, task_name: str) -> Any:
+def _pipeline(context: dict, task_name: str) -> Pipeline:
     from ..cache import ArtifactStore
     from .pipeline import Pipeline
 

@@ -421,8 +421,8 @@ def _task_data_paths() -> list[str]:
     the folder of pinned data wheels (hidden whether or not a registered task names one)."""
     from w2sbench import data
     from w2sbench.paths import data_wheel_dir
+    from w2sbench.schema_io import read_yaml
     from w2sbench.tasks import list_tasks, load_task, task_dirs
-    from w2sbench.validation import read_yaml
 
     out = [str(folder) for folder in task_dirs()] + [str(data_wheel_dir())]
     for yaml_path in list_tasks().values():

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..data import SPLIT_NAMES
 from ..errors import ConfigError
-from ..validation import read_json, write_json
+from ..schema_io import read_json, write_json
 from . import ACCURACY_TOL
 
 SCHEMA_VERSION = 2  # 2: per-example correctness of weak and ceiling, the task's split

@@ -61,8 +61,8 @@ from .._version import __version__
 from ..cache import hash_file
 from ..errors import W2SError
 from ..provenance import git_state
+from ..schema_io import validate
 from ..scoring import CONFIDENCE, aggregate, decode_correct, difference, pgr_from_correct
-from ..validation import validate
 from . import PGR_TOL
 
 SCHEMA_VERSION = 2  # 2: pooled PGR, paired ranking, development vs held-out
@@ -351,8 +351,8 @@ def _recipe_files(name: str, recipes_dir: Path | None, skipped: list[str]) -> li
     `w2sbench eval --perturb-recipe`, made by make_seed.sh), as (path, results, knob, factor), each checked
     to be a run of one declared change under this version of the setting; a stale or foreign run is listed in
     `skipped` with one line and left out."""
+    from ..schema_io import read_json
     from ..settings import load_setting
-    from ..validation import read_json
 
     folder = recipes_dir / name if recipes_dir else None
     if folder is None or not folder.is_dir():

@@ -87,7 +87,7 @@ def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, records
 
     Every figure of an entry comes from its record of reproduction, never from the submitted file.
     """
-    from ..validation import write_json
+    from ..schema_io import write_json
     from . import baselines as bl
     from .build import build_leaderboard
     from .site import render_site
@@ -127,7 +127,7 @@ def build_cmd(submissions_dir, baselines, output, site_dir, recipes_dir, records
 
 
 def _records_of(files: list[Path], records_dir: Path) -> list[tuple[Path, dict, dict | None]]:
-    from ..validation import read_json
+    from ..schema_io import read_json
     from .records import find_record
 
     return [(p, read_json(p), find_record(records_dir, p)[0]) for p in files]
@@ -278,7 +278,7 @@ def baselines_cmd(results, output, allow_nonstandard_sizes):
     RESULTS: results JSONs of the reference run; the entries of each one's setting hash are replaced, the
     others kept.
     """
-    from ..validation import read_json, validate
+    from ..schema_io import read_json, validate
     from . import baselines as bl
 
     output = output or default_dir() / "baselines.json"
@@ -319,7 +319,7 @@ def submission_cmd(results, method, output, authors, code, paper, license_, desc
 
     RESULTS: results JSONs already written by `w2sbench eval` (one per official setting).
     """
-    from ..validation import read_json, validate
+    from ..schema_io import read_json, validate
     from .submission import make_submission, method_class, write_submission
 
     docs = []
@@ -340,7 +340,7 @@ def submission_cmd(results, method, output, authors, code, paper, license_, desc
 
 
 def _render(source: Path, site_dir: Path, recipes_dir: Path | None) -> list[Path]:
-    from ..validation import read_json
+    from ..schema_io import read_json
     from .site import recipe_scores, render_site
 
     if not source.is_file():

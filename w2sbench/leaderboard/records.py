@@ -26,8 +26,8 @@ import numpy as np
 
 from ..cache import hash_of
 from ..errors import ConfigError, W2SError
+from ..schema_io import read_json, validate, write_json
 from ..scoring import decode_correct
-from ..validation import read_json, validate, write_json
 
 SCHEMA_VERSION = 1
 RECORDS_DIR = "records"  # beside submissions/ in the leaderboard folder

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..cache import ArtifactStore
 from ..errors import ConfigError, MethodFailed, W2SError
 from . import SEED_SETTINGS, default_dir
 from .records import SCHEMA_VERSION, needs_reproduction, status, submission_digest
@@ -184,14 +183,14 @@ def _agreement(submitted: dict, mine: np.ndarray, n: int) -> float:
 def reproduce_submission(path: Path, store_root: Path | None = None, root: Path | None = None) -> dict:
     """Rerun the submission's method and return its record (record.schema.json), ok or not. `root`: the folder
     holding leaderboard/methods/ (default: the checkout's)."""
-    from ..engine.executors import run
-    from ..engine.pipeline import Pipeline, RunOptions
+    from ..engine.run import run
+    from ..engine.spec import RunOptions, RunSpec
     from ..methods.identity import harness_source
     from ..provenance import git_state, hardware
+    from ..schema_io import read_json
     from ..scoring import accuracy, auroc, correct_matrix, encode_correct
     from ..settings import load_setting
     from ..tasks import load_task
-    from ..validation import read_json
 
     where = str(path)
     root = Path(root) if root is not None else default_dir().parent
@@ -225,21 +224,23 @@ def reproduce_submission(path: Path, store_root: Path | None = None, root: Path 
         sizes = {split: n for t in results["tasks"].values() for split, n in t["n"].items()}  # validation: official
         if any(sizes[split] != t["n"][split] for t in results["tasks"].values() for split in sizes):
             sizes = None  # tasks of different sizes: each task's own (official) sizes
-        options = RunOptions(
-            baseline_seeds=results["seeds"]["baseline"], method_seeds=results["seeds"]["method"], sizes=sizes
-        )
-        store = (
-            ArtifactStore(store_root, recompute=frozenset({"method"}))
-            if store_root
-            else ArtifactStore(recompute=frozenset({"method"}))
-        )
         log.info(f"reproducing {name} on {setting.name}: {len(tasks)} task(s), its method stage rerun from its code")
         field = f"results.{i}.methods.{name}.config"
         method = configured(cls, results["methods"][name].get("config", {}), where, field)
         if method.run_name != name:
             raise ConfigError(where, field, f"this config runs the method as {method.run_name!r}, not {name!r}")
+        spec = RunSpec(
+            methods=(method,),
+            tasks=tuple(tasks),
+            setting=setting,
+            cache=str(store_root) if store_root else None,
+            recompute=frozenset({"method"}),
+            options=RunOptions(
+                baseline_seeds=results["seeds"]["baseline"], method_seeds=results["seeds"]["method"], limit=sizes
+            ),
+        )
         try:
-            record = run(Pipeline(setting, tasks, options, store), [method])
+            record = run(spec)
         except MethodFailed as e:
             failures.append(f"{setting.name}: the method did not run: {e}")
             continue
@@ -318,7 +319,7 @@ def reproduce_submission(path: Path, store_root: Path | None = None, root: Path 
 
 def still_the_same(path: Path, record: dict) -> None:
     """Refuse to write a record for a file that changed while it was being reproduced."""
-    from ..validation import read_json
+    from ..schema_io import read_json
 
     if submission_digest(read_json(path)) != record["submission"]["sha256"]:
         raise W2SError(f"{path} changed while it was being reproduced; run again")

@@ -14,7 +14,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ConfigError, W2SError
 from ..paths import repo_root
-from ..validation import validate, write_json
+from ..schema_io import validate, write_json
 
 METHODS_DIR = "leaderboard/methods"  # where a submission's own code lives, one folder per method
 

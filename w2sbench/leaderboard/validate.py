@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, UnknownNameError, W2SError
-from ..scoring import decode_correct, pgr
-from ..validation import read_json
+from ..schema_io import read_json
+from ..scoring import decode_correct, pgr, pooled_pgr
 from . import PGR_TOL
 from .submission import PLACEHOLDER, check_schema
 
@@ -287,8 +287,11 @@ def _check_pooled(doc: dict, name: str, where: str, summary: dict, out: _Collect
     """pooled_gap and pooled_pgr follow from the reported accuracies: sum(ceiling - weak) and
     sum(w2s - weak) / sum(ceiling - weak), defined exactly where the summed gap's interval excludes 0."""
     entries = [e for e in doc["tasks"].values() if name in e["methods"]]
-    gap = sum(e["ceiling"]["accuracy"] - e["weak"]["accuracy"] for e in entries)
-    recovered = sum(e["methods"][name]["w2s"]["accuracy"] - e["weak"]["accuracy"] for e in entries)
+    _, recovered, gap = pooled_pgr(
+        [e["weak"]["accuracy"] for e in entries],
+        [e["ceiling"]["accuracy"] for e in entries],
+        [e["methods"][name]["w2s"]["accuracy"] for e in entries],
+    )
     if not _close(summary["pooled_gap"], gap, PGR_TOL):
         out.add(f"{where}.pooled_gap", f"{summary['pooled_gap']!r} is not the summed ceiling - weak gap ({gap!r})")
         return

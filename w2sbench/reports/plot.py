@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingPackageError
-from ..validation import write_json
+from ..schema_io import write_json
 
 FORMATS = ("png", "svg")
 COLORS = {"weak": "#9e9e9e", "ceiling": "#424242"}
@@ -357,7 +357,7 @@ def plot_results(results: str | Path | dict, out_dir: str | Path | None = None, 
     if isinstance(results, dict):
         doc = results
     else:
-        from ..validation import read_json, validate
+        from ..schema_io import read_json, validate
 
         doc = read_json(results)
         validate(doc, "results", str(results))

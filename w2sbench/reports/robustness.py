@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import W2SError
+from ..scoring import pooled_pgr
 
 PERTURBATIONS = ("leave_one_task_out", "tasks_resampled", "seeds_resampled")
 CONFIDENCE = 0.95
@@ -60,7 +61,7 @@ class Suite:
     ) -> float | None:
         """sum(w2s - weak) / sum(ceiling - weak) over `tasks` (repeats count again), seeds per `draws`, test
         examples per `examples` (indices per task)."""
-        num = den = 0.0
+        weak, ceiling, w2s = [], [], []
         for t in tasks:
             w, c, m = self.weak[t], self.ceiling[t], self.methods[method][t]
             if draws is not None:
@@ -68,10 +69,10 @@ class Suite:
                 w, c, m = w[dw], c[dc], m[dm]
             if examples is not None:
                 w, c, m = w[:, examples[t]], c[:, examples[t]], m[:, examples[t]]
-            weak = w.mean()
-            num += m.mean() - weak
-            den += c.mean() - weak
-        return num / den if den > 0 else None
+            weak.append(w.mean())
+            ceiling.append(c.mean())
+            w2s.append(m.mean())
+        return pooled_pgr(weak, ceiling, w2s)[0]
 
 
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:

@@ -7,9 +7,14 @@
     seed: 0                         # which examples form that part (fixed for the campaign)
     rule: {kind: ladder, step: 0.02}  # or paired_ladder (release only on a paired one-sided win), or
                                       # noisy_ladder (a noisy threshold, a budget of releases: ladder.py)
-    method_timeout_s: 1200            # the most one job may run, all its tasks and seeds together
-                                      # (default: the setting's limit per method seed x tasks x seeds)
+    job_timeout_s: 1200               # the most one job may run, all its tasks and seeds together
+                                      # (default: method_timeout_s, else the setting's, x tasks x seeds)
     workers: 1                        # jobs run at once (agents are served in turn)
+    n_boot: 200                       # bootstrap draws of the jobs' intervals (default 200)
+    # and any knob of a run under the name it has everywhere (RunSpec: w2sbench/engine/spec.py): method_seeds,
+    # baseline_seeds, limit, include_path, backend, tensor_parallel_size, method_timeout_s (per method seed),
+    # method_quota, allow_cpu, executor, ray_address, cache; `seeds`, tasks.limit and tasks.include are
+    # older names of method_seeds, limit and include_path
     probe: {timeout_s: 60, memory_gib: 4}   # the sandboxed probe that describes an agent's code
     calls_per_agent: 4                # concurrent HTTP calls an agent may have open
     agents:
@@ -27,25 +32,31 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..engine.spec import RunSpec
 from ..errors import ConfigError
-from ..validation import read_yaml, validate
+from ..schema_io import read_yaml, validate
 
 DEFAULTS = {
-    "setting": "tiny",
     "validation_fraction": 0.5,
     "seed": 0,
-    "backend": "auto",
     "max_code_bytes": 256 * 1024,
-    "executor": "inprocess",
     "workers": 1,
     "calls_per_agent": 4,
 }
+# the knobs of a run a campaign file may set at its top level (RunSpec's names), and their defaults here
+RUN_KNOBS = (
+    *("setting", "method_seeds", "seeds", "baseline_seeds", "limit", "include_path", "backend"),
+    *("tensor_parallel_size", "n_boot", "method_timeout_s", "method_quota", "allow_cpu", "executor"),
+    *("ray_address", "cache"),
+)
+RUN_DEFAULTS = {"setting": "tiny", "n_boot": 200}
 PROBE_DEFAULTS = {"timeout_s": 60.0, "memory_gib": 4.0}
 AGENT_DEFAULTS = {"evaluations": 50, "compute_seconds": 10 * 3600.0, "finals": 2}
 RULE_DEFAULTS = {"kind": "ladder", "step": 0.02}
@@ -66,32 +77,40 @@ class Agent:
 class Campaign:
     path: str  # the file it was read from (named in errors)
     name: str
-    setting: str
     development: tuple[str, ...]
     heldout: tuple[str, ...]
     agents: dict[str, Agent]
     rule: dict[str, Any]
     state: Path
+    spec: RunSpec = field(default_factory=RunSpec)  # how every job and final runs (its tasks and method per run)
     validation_fraction: float = 0.5
     seed: int = 0
-    limit: str | None = None
-    include: tuple[str, ...] = ()
-    seeds: int | None = None
-    baseline_seeds: int | None = None
-    backend: str = "auto"
-    method_timeout_s: float | None = None
+    job_timeout_s: float | None = None
     max_code_bytes: int = 256 * 1024
     finals_visible: bool = False
     host: str = "127.0.0.1"
     port: int = 8765
-    executor: str = "inprocess"
-    ray_address: str | None = None
-    cache: str | None = None
     workers: int = 1
     probe_timeout_s: float = 60.0
     probe_memory_gib: float = 4.0
     calls_per_agent: int = 4
     raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def setting(self) -> str:
+        return str(self.spec.setting)
+
+    def run_spec(
+        self,
+        tasks: Sequence[str],
+        parts: dict[str, tuple[int, ...]] | None = None,
+        deadline: float | None = None,
+        methods: tuple = (),
+    ) -> RunSpec:
+        """The campaign's run on `tasks` (same options, hence the same cache keys, for every job), each task's
+        test split cut to `parts[task]` where given, its method units ended by `deadline` (time.time())."""
+        options = replace(self.spec.options, test_parts=parts or None, method_deadline=deadline)
+        return replace(self.spec, tasks=tuple(tasks), methods=tuple(methods) or self.spec.methods, options=options)
 
     def agent_for(self, token: str | None) -> Agent | None:
         """The agent whose token this is (compared in constant time), or None."""
@@ -146,30 +165,30 @@ def load_campaign(path: str | Path) -> Campaign:
     state = Path(doc["state"])
     if not state.is_absolute():
         state = path.resolve().parent / state
+    knobs = {**RUN_DEFAULTS, **{k: doc[k] for k in RUN_KNOBS if k in doc}}
+    for old, new in (("limit", "limit"), ("include", "include_path")):  # the older names, under tasks
+        if old in doc["tasks"]:
+            if new in doc:
+                raise ConfigError(where, f"tasks.{old}", f"give {new} once, at the top level (this is its older name)")
+            knobs[new] = doc["tasks"][old]
+    if "include_path" in knobs:
+        knobs["include_path"] = [str(path.resolve().parent / p) for p in knobs["include_path"]]
     return Campaign(
         path=where,
         name=doc["name"],
-        setting=merged["setting"],
         development=tuple(doc["tasks"]["development"]),
         heldout=tuple(doc["tasks"].get("heldout", [])),
         agents=agents,
         rule=rule,
         state=state,
+        spec=RunSpec.build(where, knobs),
         validation_fraction=float(merged["validation_fraction"]),
         seed=int(merged["seed"]),
-        limit=doc["tasks"].get("limit"),
-        include=tuple(str(path.resolve().parent / p) for p in doc["tasks"].get("include", [])),
-        seeds=doc.get("seeds"),
-        baseline_seeds=doc.get("baseline_seeds"),
-        backend=merged["backend"],
-        method_timeout_s=doc.get("method_timeout_s"),
+        job_timeout_s=doc.get("job_timeout_s"),
         max_code_bytes=int(merged["max_code_bytes"]),
         finals_visible=bool(doc.get("finals", {}).get("visible_before_close", False)),
         host=listen.get("host", "127.0.0.1"),
         port=int(listen.get("port", 8765)),
-        executor=merged["executor"],
-        ray_address=doc.get("ray_address"),
-        cache=doc.get("cache"),
         workers=int(merged["workers"]),
         probe_timeout_s=float(probe["timeout_s"]),
         probe_memory_gib=float(probe["memory_gib"]),

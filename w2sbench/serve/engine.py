@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,9 +46,13 @@ from ..isolation.described import DescriptionRejected, stand_in
 from ..isolation.probe import ProbeFailed, probe
 from ..isolation.quotas import GIB, Quotas
 from ..methods.identity import source_of
+from ..scoring import correct_matrix, pooled_pgr
 from . import failures, ladder
 from .campaign import Campaign
 from .state import State
+
+if TYPE_CHECKING:
+    from ..engine.pipeline import RunRecord
 
 TOOLS = ("describe", "submit_method", "job", "budget", "history", "nominate_final", "devkit")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){0,3}$")
@@ -521,8 +525,8 @@ class Service:
         start = time.monotonic()
         detail = None
         try:
-            result = self._run(row, self.campaign.development, "validation", deadline=time.time() + limit)
-            outcome = self._score(row, result)
+            record = self.run_method(row, self.campaign.development, "validation", deadline=time.time() + limit)
+            outcome = self._score(row, record)
         except MethodFailed as e:  # the method's own failure: the agent reads which, the operator what
             detail = str(e)
             outcome = {"status": "failed", "reason": failures.job_failure(detail, row["method"])}
@@ -534,24 +538,19 @@ class Service:
             detail = outcome.pop("detail")
         self._finish(row, outcome, time.monotonic() - start, limit, detail)
 
-    def _run(self, row, tasks: tuple[str, ...], part: str, deadline: float | None = None) -> dict:
-        """The results JSON of the job's method on `tasks`, each development task's test split cut to `part`
-        ('validation' for jobs, 'final' for finals; held-out tasks whole), the method units ended by
-        `deadline` (time.time())."""
-        from ..engine.executors import get_executor, run
-        from ..isolation.processes import guard
-        from ..reports.results import build_results
+    def run_method(self, row, tasks: tuple[str, ...], part: str, deadline: float | None = None) -> RunRecord:
+        """The run of a job's method (its stored code, described and sealed, with its hyperparameters) on
+        `tasks`, each development task's test split cut to `part` ('validation' for jobs, 'final' for finals;
+        held-out tasks whole), the method units ended by `deadline` (time.time()). Jobs score it as it is;
+        finals also write its results JSON."""
+        from ..engine.run import run
 
-        guard()  # whatever way the service ends, the method processes of its jobs end with it
-        c = self.campaign
         description = json.loads(row["description"])
         method = stand_in(description, _origin(self.state.folder / "code" / row["code_sha256"]))(
             **json.loads(row["hyperparameters"])
         )
-        parts = {t: self.part(t, part) for t in tasks if t in c.development}
-        pipe = _pipeline(c, list(tasks), parts, deadline)
-        record = run(pipe, [method], get_executor(c.executor, c.ray_address))
-        return build_results(record)
+        parts = {t: self.part(t, part) for t in tasks if t in self.campaign.development}
+        return run(self.campaign.run_spec(tasks, parts, deadline, methods=(method,)))
 
     def part(self, task: str, which: str) -> tuple[int, ...]:
         """The indices of a development task's test split in its validation or final part."""
@@ -561,18 +560,18 @@ class Service:
         idx = self.campaign.validation_part(task, n) if which == "validation" else self.campaign.final_part(task, n)
         return tuple(int(i) for i in idx)
 
-    def _score(self, row, result: dict) -> dict:
-        failed = (result.get("failed_methods") or {}).get(row["method"])
+    def _score(self, row, record: RunRecord) -> dict:
+        failed = record.failed.get(row["method"])
         if failed is not None:
             return {"status": "failed", "reason": failures.job_failure(failed, row["method"]), "detail": failed}
-        score, correct, weights, gap = validation_score(self.campaign, result, row["method"])
+        score, correct, weights, gap = validation_score(self.campaign, record, row["method"])
         return {
             "status": "done",
             "true_score": score,
             "correct": correct,
             "weights": weights,
             "gap": gap,
-            "flags": job_flags(self.campaign.development, result, row["method"]),
+            "flags": job_flags(self.campaign.development, record, row["method"]),
             "step": effective_step(self.campaign.rule["step"], weights, gap),
             "move": float(np.max(weights)) / gap if gap > 0 else 0.0,
         }
@@ -660,7 +659,7 @@ class Service:
     def _task_card(self, name: str) -> dict:
         from ..tasks import load_task
 
-        task = load_task(name, [Path(p) for p in self.campaign.include])
+        task = load_task(name, [Path(p) for p in self.campaign.spec.include_path])
         rows = self._devkit_rows(name)
         return {
             "name": name,
@@ -672,38 +671,18 @@ class Service:
         path = self.state.folder / "devkit" / f"{task_name}.json"
         with self._devkit_lock:
             if not path.is_file():
-                from ..validation import write_json
+                from ..schema_io import write_json
 
                 write_json(build_devkit(self.campaign, task_name), path)
             return json.loads(path.read_text())
 
 
-def _pipeline(
-    campaign: Campaign,
-    task_names: list[str],
-    parts: dict[str, tuple[int, ...]] | None = None,
-    deadline: float | None = None,
-):
-    """A pipeline over `task_names` with the options every job of the campaign runs with (same cache keys),
-    each task's test split cut to `parts[task]` where given, its method units ended by `deadline`."""
-    from ..api import parse_limit
-    from ..cache import ArtifactStore
-    from ..engine.pipeline import Pipeline, RunOptions
-    from ..settings import load_setting
-    from ..tasks import load_task
+def _pipeline(campaign: Campaign, task_names: list[str], parts: dict[str, tuple[int, ...]] | None = None):
+    """The campaign's pipeline over `task_names` (the options of every job, hence the same cache keys), each
+    task's test split cut to `parts[task]` where given: its inputs and shared stages, without a run."""
+    from ..engine.run import pipeline_of
 
-    options = RunOptions(
-        backend=campaign.backend,
-        sizes=parse_limit(campaign.limit),
-        baseline_seeds=campaign.baseline_seeds,
-        method_seeds=campaign.seeds,
-        n_boot=200,
-        test_parts=parts or None,
-        method_deadline=deadline,
-    )
-    store = ArtifactStore(Path(campaign.cache)) if campaign.cache else None
-    tasks = [load_task(name, [Path(p) for p in campaign.include]) for name in task_names]
-    return Pipeline(load_setting(campaign.setting), tasks, options, store)
+    return pipeline_of(campaign.run_spec(task_names, parts))
 
 
 def test_size(campaign: Campaign, task_name: str) -> int:
@@ -721,15 +700,17 @@ def validation_parts(campaign: Campaign, task_names) -> dict[str, tuple[int, ...
 
 
 def job_limit(campaign: Campaign) -> float:
-    """The most one job may run, all its tasks and seeds together: the campaign's method_timeout_s, else the
-    setting's limit per method seed times the job's method units."""
-    if campaign.method_timeout_s:
-        return float(campaign.method_timeout_s)
-    from ..settings import load_setting
+    """The most one job may run, all its tasks and seeds together: the campaign's job_timeout_s, else its
+    method_timeout_s (per method seed; else the setting's) times the job's method units."""
+    if campaign.job_timeout_s:
+        return float(campaign.job_timeout_s)
+    from ..engine.run import setting_of
 
-    setting = load_setting(campaign.setting)
-    seeds = campaign.seeds or setting.method_seeds
-    return float(setting.method_timeout_s) * len(campaign.development) * seeds
+    setting = setting_of(campaign.spec)
+    options = campaign.spec.options
+    seeds = options.method_seeds or setting.method_seeds
+    per_seed = options.method_timeout_s or setting.method_timeout_s
+    return float(per_seed) * len(campaign.development) * seeds
 
 
 def warm_shared_stages(campaign: Campaign) -> None:
@@ -761,41 +742,40 @@ def build_devkit(campaign: Campaign, task_name: str) -> dict[str, list[dict]]:
     }
 
 
-def validation_score(
-    campaign: Campaign, result: dict, method: str
-) -> tuple[float | None, np.ndarray, np.ndarray, float]:
-    """Pooled PGR of `method` in a job's results (each development task's test split there is its validation
-    part): the sum over tasks of w2s - weak over the sum of ceiling - weak, each group averaged over its seeds;
-    with the per-example w2s correctness (seed mean), each example's weight in the pooled accuracy, and the
-    pooled gap."""
-    from ..scoring import decode_correct
-
-    diffs = gaps = 0.0
-    correct, weights = [], []
-    tasks = campaign.development
-    for name in tasks:
-        doc = result["tasks"][name]
-        n = doc["n"]["test"]
+def _correct(record: RunRecord, method: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """Per task of the record: the weak, ceiling and method's correctness [seeds, n] (0/1) and n, read from
+    the predictions the record holds."""
+    out = {}
+    for tr in record.tasks:
+        labels = np.array([e.label for e in tr.splits.test])
         weak, ceiling, w2s = (
-            decode_correct(g["correct"], n).mean(axis=0)
-            for g in (doc["weak"], doc["ceiling"], doc["methods"][method]["w2s"])
+            correct_matrix(p, labels) for p in (tr.weak_test, tr.ceiling_test, tr.methods[method].test_probs)
         )
-        diffs += float(w2s.mean() - weak.mean())
-        gaps += float(ceiling.mean() - weak.mean())
-        correct.append(w2s)
-        weights.append(np.full(n, 1.0 / (len(tasks) * n)))
-    score = diffs / gaps if gaps > 0 else None
-    return score, np.concatenate(correct), np.concatenate(weights), gaps / len(tasks)
+        out[tr.task.name] = (weak, ceiling, w2s, len(labels))
+    return out
 
 
-def job_flags(tasks, result: dict, method: str) -> dict[str, list[str]]:
+def validation_score(
+    campaign: Campaign, record: RunRecord, method: str
+) -> tuple[float | None, np.ndarray, np.ndarray, float]:
+    """Pooled PGR (scoring.pooled_pgr) of `method` in a job's run (each development task's test split there is
+    its validation part), each group averaged over its seeds; with the per-example w2s correctness (seed
+    mean), each example's weight in the pooled accuracy, and the pooled gap."""
+    tasks = campaign.development
+    correct = {t: [m.mean(axis=0) for m in c[:3]] for t, c in _correct(record, method).items()}  # seed means
+    weak, ceiling, w2s = ([float(correct[t][i].mean()) for t in tasks] for i in range(3))
+    score, _, gap = pooled_pgr(weak, ceiling, w2s)
+    n = {t: len(correct[t][2]) for t in tasks}
+    weights = np.concatenate([np.full(n[t], 1.0 / (len(tasks) * n[t])) for t in tasks])
+    return score, np.concatenate([correct[t][2] for t in tasks]), weights, gap / len(tasks)
+
+
+def job_flags(tasks, record: RunRecord, method: str) -> dict[str, list[str]]:
     """The method's flag names per task (for the operator's log and the finals; never for the agent)."""
+    flags = {tr.task.name: tr.flags.get(method, []) for tr in record.tasks}
     out = {}
     for t in tasks:
-        names = [
-            f.get("flag", f.get("name", "flag")) if isinstance(f, dict) else str(f)
-            for f in result["tasks"][t]["methods"][method].get("flags", [])
-        ]
+        names = [f.get("flag", f.get("name", "flag")) if isinstance(f, dict) else str(f) for f in flags[t]]
         if names:
             out[t] = sorted(set(names))
     return out
@@ -809,31 +789,26 @@ def effective_step(step: float, weights: np.ndarray, gap: float) -> float:
     return max(step, math.ceil(2 * move * 1000 - 1e-9) / 1000)
 
 
-def final_score(campaign: Campaign, result: dict, method: str) -> dict:
-    """Per task and pooled PGR, with the flags, in a finals run: its development tasks' test splits are their
-    final parts, its held-out tasks whole."""
-    from ..scoring import decode_correct
-
-    per_task, diffs, gaps = {}, 0.0, 0.0
-    for name in (*campaign.development, *campaign.heldout):
-        doc = result["tasks"][name]
-        n = doc["n"]["test"]
-        accs = [
-            float(decode_correct(g["correct"], n).mean())
-            for g in (doc["weak"], doc["ceiling"], doc["methods"][method]["w2s"])
-        ]
-        gap = accs[1] - accs[0]
+def final_score(campaign: Campaign, record: RunRecord, method: str) -> dict:
+    """Per task and pooled PGR (scoring.pooled_pgr), with the flags, in a finals run: its development tasks'
+    test splits are their final parts, its held-out tasks whole."""
+    names = (*campaign.development, *campaign.heldout)
+    correct = _correct(record, method)
+    per_task = {}
+    for name in names:
+        *matrices, n = correct[name]
+        weak, ceiling, w2s = (float(m.mean()) for m in matrices)  # over seeds and examples at once
         per_task[name] = {
             "examples": int(n),
-            "weak": accs[0],
-            "ceiling": accs[1],
-            "w2s": accs[2],
-            "pgr": (accs[2] - accs[0]) / gap if gap > 0 else None,
+            "weak": weak,
+            "ceiling": ceiling,
+            "w2s": w2s,
+            "pgr": pooled_pgr([weak], [ceiling], [w2s])[0],
             "split": "development (final part)" if name in campaign.development else "held-out",
-            "flags": job_flags([name], result, method).get(name, []),
+            "flags": job_flags([name], record, method).get(name, []),
         }
-        diffs, gaps = diffs + accs[2] - accs[0], gaps + gap
-    return {"tasks": per_task, "pooled_pgr": diffs / gaps if gaps > 0 else None}
+    pooled = pooled_pgr(*([per_task[t][k] for t in names] for k in ("weak", "ceiling", "w2s")))[0]
+    return {"tasks": per_task, "pooled_pgr": pooled}
 
 
 def plain_data_problem(value: Any, depth: int = 0) -> str | None:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ..errors import W2SError
-from ..validation import write_json
+from ..reports.results import build_results
+from ..schema_io import write_json
 from .campaign import Campaign
 from .engine import Service, final_score
 
@@ -37,8 +38,9 @@ def run_finals(campaign: Campaign, say=print) -> list[dict]:
         job = state.query("SELECT * FROM jobs WHERE id = ?", row["job"])[0]
         say(f"finals: {row['agent']}'s {row['method']} (job {row['job']})")
         start = time.monotonic()
-        result = service._run(job, (*campaign.development, *campaign.heldout), "final")
-        score = final_score(campaign, result, job["method"])
+        run = service.run_method(job, (*campaign.development, *campaign.heldout), "final")
+        score = final_score(campaign, run, job["method"])
+        result = build_results(run)
         record = {
             "agent": row["agent"],
             "job": row["job"],

@@ -12,8 +12,8 @@ from typing import Any
 from ..cache import hash_of
 from ..errors import ConfigError, UnknownNameError, W2SError
 from ..isolation.quotas import Quotas, from_setting
+from ..schema_io import read_yaml, validate
 from ..training.recipe import ROLES, Recipe
-from ..validation import read_yaml, validate
 
 
 @dataclass(frozen=True)

@@ -1150,7 +1150,7 @@ def recipe_scores(recipes_dir: Path | None, doc: dict) -> dict[str, dict[str, di
     from the reference runs under the strong recipe perturbed (recipes_dir/<setting>/<knob>=<factor>.json,
     results JSONs: `summary.<method>.pooled_pgr`). Only the methods whose run is of the entry's own pinned code
     (the same rule as the build's), and only runs of that setting; anything unreadable is left out."""
-    from ...validation import read_json
+    from ...schema_io import read_json
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     if recipes_dir is None or not Path(recipes_dir).is_dir():
