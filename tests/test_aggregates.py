@@ -93,7 +93,7 @@ def test_development_and_heldout_are_reported_apart():
 
 
 def test_no_transfer_without_heldout_tasks():
-    doc = make_results({"m": 0.8})  # rotten_tomatoes (development) and sms_spam (no split tag: development)
+    doc = make_results({"m": 0.8}, tasks=("rotten_tomatoes", "vader_nyt"))  # both development tasks
     assert "transfer" not in doc and {t["split"] for t in doc["tasks"].values()} == {"development"}
     assert "held-out" not in summary_table(doc)
 

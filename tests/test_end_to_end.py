@@ -226,7 +226,9 @@ def test_readme_python_api_example_runs(env, first, tmp_path, monkeypatch):
     assert doc == result.to_dict()
     assert set(result.cache["misses"]) <= {"method"}  # the shared stages: the first run's
     vanilla = result.tasks["rotten_tomatoes"].methods["vanilla"].w2s.to_dict()
-    assert vanilla == first[0]["tasks"]["rotten_tomatoes"]["methods"]["vanilla"]["w2s"]
+    # the same predictions; only the AUROC's interval differs, drawn with the example's 2,000 resamples, not 500
+    same = first[0]["tasks"]["rotten_tomatoes"]["methods"]["vanilla"]["w2s"]
+    assert {k: v for k, v in vanilla.items() if k != "auroc_ci"} == {k: v for k, v in same.items() if k != "auroc_ci"}
     assert len(scope["rows"]) == 200 and {f["method"] for f in doc["samples"]["files"]} == set(result.methods)
 
 

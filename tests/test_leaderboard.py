@@ -587,7 +587,10 @@ def test_build_writes_valid_leaderboard_and_site(board, capsys):
         assert e["pooled_pgr"] == pytest.approx(
             sum(t["w2s_acc"] - t["weak_acc"] for t in rows) / sum(t["ceiling_acc"] - t["weak_acc"] for t in rows)
         )
-        assert e["transfer"] is None  # rotten_tomatoes and sms_spam are both development tasks
+        # sms_spam is held out (tag v2-heldout), rotten_tomatoes a development task: each side is its one task
+        tr, by_task = e["transfer"], e["tasks"]
+        for side, task in (("development", "rotten_tomatoes"), ("heldout", "sms_spam")):
+            assert tr[side]["pooled_pgr"] == pytest.approx(by_task[task]["pgr"])
         for t in rows:
             assert t["pgr"] == pytest.approx((t["w2s_acc"] - t["weak_acc"]) / (t["ceiling_acc"] - t["weak_acc"]))
         for other, d in e["paired"].items():
