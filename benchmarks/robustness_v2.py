@@ -38,21 +38,33 @@ W2S = ("vanilla", "vanilla_hard", "logconf", "product", "confident_only", "boots
 N_RESAMPLES = 500
 
 
-def merged(paths: list[Path]) -> Suite:
-    """One Suite from results that each hold some of the tasks (the 60-label runs, one per split-size group)."""
-    out: Suite | None = None
+def teacher60(paths: list[Path], ref_doc: dict, ref: Suite) -> Suite:
+    """The 60-label teacher's Suite: its runs (`paths`, the eight W2S methods, one file per split-size group)
+    on the tasks whose suite budget is above 60 labels; on the tasks that already teach with 60 the official
+    run is the 60-label run (everything from `ref`); and the teacher-free methods (icm, strong_zeroshot), which
+    never read the weak labels, keep their official predictions everywhere (only weak, hence PGR, changes).
+    Each run's ceilings must equal the official ones: train_unlabel and test are unchanged."""
+    out = Suite({}, {}, {}, ref.families)
     for p in paths:
         s = suite_from_results([(str(p), read_json(p))])
-        if out is None:
-            out = s
-            continue
         for t in s.tasks:
             if t in out.weak:
                 raise SystemExit(f"{p}: task {t} is in two files")
+            if not np.array_equal(s.ceiling[t], ref.ceiling[t]):
+                raise SystemExit(f"{p}: task {t}: the ceiling differs from the official run's")
             out.weak[t], out.ceiling[t] = s.weak[t], s.ceiling[t]
             for m, per in s.methods.items():
                 out.methods.setdefault(m, {})[t] = per[t]
-    assert out is not None
+    for t in ref.tasks:
+        if t not in out.weak:
+            if ref_doc["tasks"][t]["n"]["train_label"] != 60:
+                raise SystemExit(f"task {t}: no 60-label run and its suite budget is not 60 labels")
+            out.weak[t], out.ceiling[t] = ref.weak[t], ref.ceiling[t]
+            for m in out.methods:
+                out.methods[m][t] = ref.methods[m][t]
+    for m, row in ref_doc["methods"].items():
+        if row.get("teacher_free") and m not in out.methods:
+            out.methods[m] = dict(ref.methods[m])
     return out
 
 
@@ -150,7 +162,7 @@ def main() -> None:
             if other_name != name:
                 others[f"model_pair_{other_name}"] = other
         if name in t60:
-            others["teacher_60_labels"] = merged(t60[name])
+            others["teacher_60_labels"] = teacher60(t60[name], doc, suite)
         setting_out: dict = {"ranks": ranks, "pooled_pgr_ci": cis, "families": suite.family_tasks(), "scopes": {}}
         for scope, methods in (("all", sorted(suite.methods)), ("w2s", [m for m in W2S if m in suite.methods])):
             ref = only(suite, methods)
@@ -171,9 +183,22 @@ def main() -> None:
         setting_out["dev_vs_heldout"] = {
             "w2s": dev_vs_heldout(suite, dev, held, W2S, rng),
             "w2s_floors_apart": dev_vs_heldout(suite, dev, held, learners, rng),
+            # confident_only sits far below the rest (its fixed cutoffs under 60-label teachers): without it
+            "w2s_without_confident_only": dev_vs_heldout(
+                suite, dev, held, [m for m in W2S if m != "confident_only"], rng
+            ),
             "with_floors": dev_vs_heldout(suite, dev, held, sorted(suite.methods), rng),
         }
         if "teacher_60_labels" in others:
+            t60s = others["teacher_60_labels"]
+            setting_out["teacher_60_labels"] = {
+                "weak_acc": {t: float(t60s.weak[t].mean()) for t in t60s.tasks},
+                "reference_weak_acc": {t: float(suite.weak[t].mean()) for t in suite.tasks},
+                "ceiling_acc": {t: float(suite.ceiling[t].mean()) for t in suite.tasks},
+                "summed_gap_points": 100 * sum(float(t60s.ceiling[t].mean() - t60s.weak[t].mean()) for t in t60s.tasks),
+                "reference_summed_gap_points": 100
+                * sum(float(suite.ceiling[t].mean() - suite.weak[t].mean()) for t in suite.tasks),
+            }
             setting_out["dev_vs_heldout"]["w2s_teacher_60_labels"] = dev_vs_heldout(
                 others["teacher_60_labels"], dev, held, W2S, rng
             )
@@ -272,6 +297,39 @@ def markdown(out: dict) -> str:
                 if k in rep["methods"][m] and not k.startswith(("recipe_", "model_", "teacher_"))
             )
             lines.append(f"| {m} | {s['ranks'][m]} | {rep['reference']['pooled_pgr'][m]:+.3f} | {cells} | {own:.2f} |")
+    lines += ["", "| method | " + " | ".join(f"{n}: official teacher | {n}: 60-label teacher" for n in names) + " |"]
+    lines.append("| --- " * (1 + 2 * len(names)) + "|")
+    ref0 = out["settings"][names[0]]["scopes"]["all"]
+    for m in sorted(ref0["reference"]["position"], key=ref0["reference"]["position"].get):
+        row = []
+        for n in names:
+            rep = out["settings"][n]["scopes"]["all"]
+            t60 = rep.get("teacher_60_labels_pooled_pgr") or {}
+            row.append(f"{rep['reference']['pooled_pgr'][m]:+.3f}" if m in rep["reference"]["pooled_pgr"] else "-")
+            row.append(f"{t60[m]:+.3f}" if m in t60 else "-")
+        lines.append(f"| {m} | " + " | ".join(row) + " |")
+    for n in names:
+        t = out["settings"][n].get("teacher_60_labels")
+        if t:
+            lines.append(
+                f"\n{n}: summed ceiling-weak gap {t['reference_summed_gap_points']:.1f} points (official) -> "
+                f"{t['summed_gap_points']:.1f} (60 labels); weak per task "
+                + ", ".join(
+                    f"{k} {100 * t['reference_weak_acc'][k]:.1f}->{100 * v:.1f}" for k, v in t["weak_acc"].items()
+                )
+            )
+    lines += [
+        "",
+        "| setting | entries | Pearson r [95%: test examples] [95%: methods] | Spearman |",
+        "| --- | --- | --- | --- |",
+    ]
+    for n in names:
+        for k, d in out["settings"][n]["dev_vs_heldout"].items():
+            iv, im = d["r_interval"], d["r_interval_methods_resampled"]
+            lines.append(
+                f"| {n} | {k} ({len(d['methods'])}) | {d['r']:+.2f} [{iv[0]:+.2f}, {iv[1]:+.2f}] "
+                f"[{im[0]:+.2f}, {im[1]:+.2f}] | {d['spearman']:+.2f} |"
+            )
     return "\n".join(lines)
 
 
