@@ -807,6 +807,44 @@ def test_each_ranked_entry_shows_how_stable_its_rank_is(tmp_path):
     assert "P(stays in its rank group)" in _robustness_table(by["a"])
 
 
+def test_a_setting_whose_tasks_a_suite_groups_in_families_leaves_each_family_out(tmp_path, monkeypatch):
+    """A suite (on $W2SBENCH_TASKS_PATH) with exactly the board's three tasks names two families, sentiment
+    (rotten_tomatoes, vader_amazon) and spam (sms_spam): the build adds leave_one_family_out with two draws
+    (each family left out), names the families, and counts it in each entry's `least`; the site places the
+    entries under it. A board whose tasks no suite holds has no such change (the test above)."""
+    folder = tmp_path / "extra" / "suites"
+    folder.mkdir(parents=True)
+    (folder / "fam.yaml").write_text(
+        "suite: fam\nversion: 1\ndescription: three tasks, two families\n"
+        "development: [rotten_tomatoes, vader_amazon]\nheldout: [sms_spam]\n"
+        "families:\n  sentiment: [rotten_tomatoes, vader_amazon]\n  spam: [sms_spam]\n"
+    )
+    monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path / "extra"))
+    tasks = ("rotten_tomatoes", "sms_spam", "vader_amazon")
+    board = write_board(tmp_path, {"a": 0.84, "b": 0.78, "c": 0.72}, tasks=tasks)
+    valid, errors = validate_files(sorted((board / "submissions").glob("*.json")), bl.load(board / "baselines.json"))
+    assert errors == []
+    doc = build_leaderboard(
+        valid, bl.load(board / "baselines.json"), board / "baselines.json", records_dir=board / "records"
+    )
+    setting = doc["settings"]["tiny"]
+    fam = setting["robustness"]["perturbations"]["leave_one_family_out"]
+    assert fam["draws"] == 2
+    assert fam["families"] == {"sentiment": ["rotten_tomatoes", "vader_amazon"], "spam": ["sms_spam"]}
+    assert set(fam["by_left_out"]) == {"sentiment", "spam"}
+    assert fam["tau_b_interval"] == [min(fam["by_left_out"].values()), max(fam["by_left_out"].values())]
+    kinds = ("leave_one_task_out", "leave_one_family_out", "tasks_resampled", "seeds_resampled")
+    for e in setting["entries"]:
+        assert set(e["robustness"]) == {*kinds, "least"}
+        assert e["robustness"]["least"] == min(e["robustness"][k] for k in kinds)
+    from w2sbench.leaderboard.site import change_places, rank_chart
+
+    places = change_places(setting, {}, {})
+    assert set(places["leave_one_family_out"]) == {"a", "b", "c"}
+    html = rank_chart(setting)
+    assert 'data-change="leave_one_family_out"' in html and ">1 family</th>" in html
+
+
 def test_an_order_is_read_again_on_the_other_model_pair(tmp_path):
     """Two official settings on the same tasks: each setting's entries get the other's order as one more
     change. On tiny a > b > c (all ranked apart); on tiny-smollm2 (only a and b submitted) b > a: of the one

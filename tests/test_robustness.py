@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -164,3 +165,102 @@ def test_ranks_come_from_the_leaderboard_of_the_results_setting():
         leaderboard_ranks(board, "lb.json", docs, ["A", "C"])
     with pytest.raises(W2SError, match=r"lb.json: field 'settings.big.entries'"):
         leaderboard_ranks(board, "lb.json", [("r.json", {"setting": {"name": "big"}})], ["A"])
+
+
+def four_tasks_three_families() -> Suite:
+    """Weak 0.60 and ceiling 0.80 on four tasks (gap 0.2 each); families sentiment = {t1, t2}, spam = {t3},
+    topic = {t4}. Gains over weak per task: A 0.10, 0.10, 0.02, 0.02 (pooled 0.24/0.8 = 0.300); B 0.02, 0.02,
+    0.05, 0.05 (0.14/0.8 = 0.175); C 0.01 each (0.050). Reference A > B > C.
+    Without sentiment: A 0.04/0.4 = 0.10, B 0.10/0.4 = 0.25, C 0.05: B > A > C, tau-b (2 - 1) / 3 = 1/3.
+    Without spam (or topic): A 0.22/0.6, B 0.09/0.6, C 0.03/0.6: the reference order, tau-b 1.
+    Without t1 alone (or t2): A 0.14/0.6 = 0.233 > B 0.12/0.6 = 0.200 > C: the order holds, so the family
+    leave-out finds what no single task's does."""
+    tasks = ("t1", "t2", "t3", "t4")
+
+    def method(*accs: float) -> dict[str, np.ndarray]:
+        return {t: correct(a) for t, a in zip(tasks, accs)}
+
+    return Suite(
+        weak={t: correct(0.60) for t in tasks},
+        ceiling={t: correct(0.80) for t in tasks},
+        methods={"A": method(0.70, 0.70, 0.62, 0.62), "B": method(0.62, 0.62, 0.65, 0.65), "C": method(*[0.61] * 4)},
+        families={"t1": "sentiment", "t2": "sentiment", "t3": "spam", "t4": "topic"},
+    )
+
+
+def test_leaving_out_a_whole_family_flips_what_no_single_task_does():
+    suite = four_tasks_three_families()
+    assert suite.pooled("A", suite.tasks) == pytest.approx(0.3)
+    assert suite.pooled("B", suite.tasks) == pytest.approx(0.175)
+    assert suite.pooled("B", ["t3", "t4"]) == pytest.approx(0.25)
+    report = robustness(suite, n_resamples=50)
+    fam, loto = report["perturbations"]["leave_one_family_out"], report["perturbations"]["leave_one_task_out"]
+    assert fam["draws"] == 3 and fam["families"] == {"sentiment": ["t1", "t2"], "spam": ["t3"], "topic": ["t4"]}
+    assert fam["by_left_out"] == pytest.approx({"sentiment": 1 / 3, "spam": 1.0, "topic": 1.0})
+    assert fam["tau_b"] == 1.0 and fam["tau_b_interval"] == pytest.approx([1 / 3, 1.0])  # median of 1/3, 1, 1
+    assert loto["tau_b_interval"] == [1.0, 1.0] and loto["by_left_out"] == {t: 1.0 for t in suite.tasks}
+    # A and B swap places 1 and 2 without sentiment (one of three families); C stays last throughout
+    assert report["methods"]["A"]["leave_one_family_out"] == pytest.approx(2 / 3)
+    assert report["methods"]["B"]["leave_one_family_out"] == pytest.approx(2 / 3)
+    assert report["methods"]["C"]["leave_one_family_out"] == 1.0
+    assert report["methods"]["A"]["leave_one_task_out"] == 1.0
+    assert report["methods"]["A"]["least"] == pytest.approx(min(2 / 3, report["methods"]["A"]["tasks_resampled"]))
+    # A and B in one rank group: the swap keeps both in it
+    grouped = robustness(suite, ranks={"A": 1, "B": 1, "C": 3}, n_resamples=50)
+    assert grouped["methods"]["A"]["leave_one_family_out"] == 1.0
+    text = table(report)
+    assert "| leave_one_family_out | +1.00 (median) | [+0.33, +1.00] | 3 |" in text
+    assert "leave_one_family_out, tau-b without each: sentiment (2 tasks) +0.33, spam +1.00, topic +1.00" in text
+
+
+def test_a_suite_without_families_or_of_one_has_no_family_column_and_the_draws_are_unchanged():
+    with_families = robustness(four_tasks_three_families(), n_resamples=60, seed=3)
+    suite = four_tasks_three_families()
+    suite.families = {}
+    without = robustness(suite, n_resamples=60, seed=3)
+    assert "leave_one_family_out" not in without["perturbations"]
+    assert "leave_one_family_out" not in without["methods"]["A"]
+    assert "leave_one_family_out" not in table(without)
+    # leaving a family out draws nothing at random: the resampled changes' draws are the same with or without
+    for kind in ("tasks_resampled", "seeds_resampled"):
+        assert with_families["perturbations"][kind] == without["perturbations"][kind]
+    suite.families = {t: "sentiment" for t in suite.tasks}  # one family: leaving it out leaves no task
+    assert "leave_one_family_out" not in robustness(suite, n_resamples=10)["perturbations"]
+    suite.families = {"t1": "sentiment", "t2": "sentiment", "t3": "spam"}
+    with pytest.raises(W2SError, match="task 't4' has no family"):
+        robustness(suite, n_resamples=10)
+
+
+def test_the_command_finds_the_families_in_the_suite_of_the_results_tasks(tmp_path, monkeypatch):
+    """`w2sbench robustness` on results of three tasks: a suite with exactly those tasks (on
+    $W2SBENCH_TASKS_PATH) names two families, so its table has the family column; --suite naming a suite of
+    other tasks is one line."""
+    import sys
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from support.leaderboard import make_results
+
+    from w2sbench.cli import cli
+    from w2sbench.schema_io import write_json
+
+    folder = tmp_path / "extra" / "suites"
+    folder.mkdir(parents=True)
+    (folder / "fam.yaml").write_text(
+        "suite: fam\nversion: 1\ndescription: three tasks, two families\n"
+        "development: [rotten_tomatoes, vader_amazon]\nheldout: [sms_spam]\n"
+        "families:\n  sentiment: [rotten_tomatoes, vader_amazon]\n  spam: [sms_spam]\n"
+    )
+    monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path / "extra"))
+    results = tmp_path / "r.json"
+    tasks = ("rotten_tomatoes", "vader_amazon", "sms_spam")
+    write_json(make_results({"a": 0.84, "b": 0.78}, tasks=tasks, n_boot=50), results)
+    got = CliRunner().invoke(cli, ["robustness", str(results), "--resamples", "20", "-o", str(tmp_path / "o.json")])
+    assert got.exit_code == 0, got.output
+    assert "| leave_one_family_out |" in got.output and "sentiment (2 tasks)" in got.output
+    report = json.loads((tmp_path / "o.json").read_text())
+    assert report["perturbations"]["leave_one_family_out"]["families"]["spam"] == ["sms_spam"]
+    got = CliRunner().invoke(cli, ["robustness", str(results), "--resamples", "20", "--suite", "v1"])
+    assert got.exit_code != 0 and "--suite v1: its tasks" in str(got.exception)

@@ -192,3 +192,32 @@ def test_the_renderer_reads_leaderboard_json_defensively(tmp_path):
     html = render_site(doc, tmp_path / "site")[0].read_text()
     assert 'id="forest-tiny"' in html and "Is PGR robust?" in html  # one task out needs no build figures
     assert 'data-change="leave_one_task_out"' in html and 'data-change="recipe_' not in html
+
+
+def test_places_and_verdict_when_a_family_is_left_out():
+    """TASKS plus t3 (weak 0.60, ceiling 0.70); families f12 = {t1, t2} and f3 = {t3}. On t3: a +0.00, b +0.10,
+    c +0.05. Without f12 only t3 counts: b 1.0, c 0.5, a 0.0 (places b 1, c 2, a 3); without f3 the order of
+    t1 and t2 (the comment above): a 0.467, b 0.433, c 0.233 (a 1, b 2, c 3)."""
+    setting = _setting()
+    t3 = {"name": "t3", "split": "heldout", "n": {"test": 100}, "weak_acc": 0.6, "ceiling_acc": 0.7}
+    setting["tasks"] = [*TASKS, t3]
+    for e, acc in zip(setting["entries"], (0.60, 0.70, 0.65)):
+        e["tasks"]["t3"] = {"w2s_acc": acc}
+    families = {"f12": ["t1", "t2"], "f3": ["t3"]}
+    setting["robustness"]["perturbations"] = {
+        "leave_one_family_out": {"tau_b": -1 / 3, "tau_b_interval": [-1 / 3, 1.0], "draws": 2, "families": families}
+    }
+    places = change_places(setting, {}, {})
+    assert places["leave_one_family_out"] == {"a": (1, 3), "b": (1, 2), "c": (2, 3)}
+    setting["entries"][2]["robustness"] = {"leave_one_family_out": 0.5}
+    html = rank_chart(setting)
+    assert ">1 family</th>" in html and "one family of tasks left out (each in turn; the range of places)" in html
+    row = html.split('<tr data-method="c">', 1)[1].split("</tr>", 1)[0]
+    assert "2&ndash;3<small>0.50</small>" in row  # c: places 2-3, its group holds 3 only
+    setting["entries"][0]["robustness"] = {"leave_one_family_out": 0.04}
+    text = verdict(setting)
+    assert "It does not hold when one family of tasks is left out (-0.33)." in text
+    assert "There, 1 of the 2 entries measured keeps its rank group with probability &le; 0.04" in text
+    # a build without families (suite v1 before them, or tasks no suite names): no family column
+    del setting["robustness"]["perturbations"]["leave_one_family_out"]["families"]
+    assert "leave_one_family_out" not in change_places(setting, {}, {})

@@ -658,21 +658,31 @@ def perturbed_files(spec: str) -> tuple[str, list[Path]]:
     help="A leaderboard.json: 'stays' means staying in the method's rank group there (default: in its own position).",
 )
 @click.option(
+    "--suite",
+    "suite_name",
+    default=None,
+    metavar="NAME",
+    help="The suite whose `families:` say which family each task is from, for leaving one family out "
+    "(default: the suite whose tasks are exactly the results'; none: no such change).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Also write the report as JSON.",
 )
-def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
+def robustness_cmd(results, resamples, seed, perturbed, ranks, suite_name, output):
     """How stable the methods' order by pooled PGR is.
 
-    Under one task left out, the tasks resampled, or the seeds resampled (and each --perturbed run): Kendall's
+    Under one task left out, one family of tasks left out (where the suite names families), the tasks
+    resampled, or the seeds resampled (and each --perturbed run): Kendall's
     tau-b with the reference order, and each method's chance to keep its position. RESULTS: results JSONs of
     one setting (their methods together). docs/robustness.md explains the figures.
     """
     from .reports.robustness import leaderboard_ranks, robustness, suite_from_results, table
     from .schema_io import read_json
+    from .tasks import families_of, load_suite
 
     others = {}
     for spec in perturbed:
@@ -680,6 +690,13 @@ def robustness_cmd(results, resamples, seed, perturbed, ranks, output):
         others[label] = suite_from_results([(str(p), read_json(p)) for p in paths])
     docs = [(str(p), read_json(p)) for p in results]
     suite = suite_from_results(docs)
+    if suite_name is None:
+        suite.families = families_of(suite.tasks)
+    else:
+        named = load_suite(suite_name)
+        if sorted(named.tasks) != suite.tasks:
+            raise W2SError(f"--suite {suite_name}: its tasks {sorted(named.tasks)} are not the results' {suite.tasks}")
+        suite.families = named.family_of()
     groups = None if ranks is None else leaderboard_ranks(read_json(ranks), str(ranks), docs, sorted(suite.methods))
     report = robustness(suite, groups, n_resamples=resamples, seed=seed, others=others)
     echo(table(report))

@@ -30,6 +30,7 @@ __all__ = [
     "list_suites",
     "load_suite",
     "load_task",
+    "families_of",
     "resolve_tasks",
     "validate_config",
 ]
@@ -217,6 +218,10 @@ class Suite:
     def tasks(self) -> tuple[str, ...]:
         return self.development + self.heldout
 
+    def family_of(self) -> dict[str, str]:
+        """task -> its family ({} where the suite names no families)."""
+        return {t: family for family, members in self.families.items() for t in members}
+
 
 def list_suites(extra: list[Path] | None = None) -> dict[str, Path]:
     """Suite name -> file, from every task folder's suites/ (the first folder naming one wins)."""
@@ -263,10 +268,18 @@ def load_suite(name: str, extra: list[Path] | None = None) -> Suite:
                     "results read the role from the task's tags, so the suite must agree with them",
                 )
     listed = set(doc["development"]) | set(doc["heldout"])
+    seen: dict[str, str] = {}
     for family, members in (doc.get("families") or {}).items():
         for task_name in members:
             if task_name not in listed:
                 raise ConfigError(str(path), f"families.{family}", f"{task_name!r} is not one of the suite's tasks")
+            if task_name in seen:
+                also = f"{task_name!r} is also in family {seen[task_name]!r}"
+                raise ConfigError(str(path), f"families.{family}", also)
+            seen[task_name] = family
+    if seen and len(seen) < len(listed):  # leave-one-family-out needs each task in one family
+        missing = sorted(listed - set(seen))[0]
+        raise ConfigError(str(path), "families", f"{missing!r} is in no family (name every task's family, or none)")
     return Suite(
         name=doc["suite"],
         version=int(doc["version"]),
@@ -275,6 +288,21 @@ def load_suite(name: str, extra: list[Path] | None = None) -> Suite:
         heldout=tuple(doc["heldout"]),
         families={k: list(v) for k, v in (doc.get("families") or {}).items()},
     )
+
+
+def families_of(task_names: list[str] | tuple[str, ...], extra: list[Path] | None = None) -> dict[str, str]:
+    """task -> its family, from the suite whose tasks are exactly `task_names` and which names families (the
+    default suite first, then by name); {} where none does. For rank robustness (leave one family out) on
+    results or a leaderboard setting, which record their tasks but not the suite they came from."""
+    wanted = set(task_names)
+    known = list_suites(extra)
+    for name in sorted(known, key=lambda n: (n != DEFAULT_SUITE, n)):
+        doc = read_yaml(known[name])
+        if not isinstance(doc, dict) or not doc.get("families"):
+            continue
+        if set(doc.get("development") or []) | set(doc.get("heldout") or []) == wanted:
+            return load_suite(name, extra).family_of()
+    return {}
 
 
 def resolve_tasks(spec: str, extra: list[Path] | None = None) -> list[Task]:

@@ -30,11 +30,13 @@ right or both are wrong there, so agreement is read from the correctness vectors
 seed s against seed s (both learned from weak seed s).
 
 Robustness: whether the order survives a change that should not matter (w2sbench/reports/robustness.py):
-one task left out, the tasks or the seeds resampled, and, where another official setting holds the same
-tasks, that setting's order (another weak/strong pair: `model_pair_<setting>`), and the order of the
-reference runs under the strong recipe perturbed within the setting's declared range (`recipe_<knob>_x<f>`,
-leaderboard/recipes/). Only the first three enter an entry's headline `least`: every ranked entry has
-them, while the other two exist only for entries on both settings or for the built-in methods.
+one task left out, one family of tasks left out (where a suite with exactly the setting's tasks names
+their families: suite v2's six), the tasks or the seeds resampled, and, where another official setting
+holds the same tasks, that setting's order (another weak/strong pair: `model_pair_<setting>`), and the
+order of the reference runs under the strong recipe perturbed within the setting's declared range
+(`recipe_<knob>_x<f>`, leaderboard/recipes/). Only the setting's own changes (the first three or four)
+enter an entry's headline `least`: every ranked entry has them, while the other two exist only for entries
+on both settings or for the built-in methods.
 
 The recipe runs are also entries of their own (`vanilla @ epochs x2`: `recipe` names the change,
 `non_default_recipe` is true), scored against the official default-recipe weak and ceiling and ranked by the
@@ -158,6 +160,7 @@ def _robustness(
     staying in its rank group, and the setting's tau-b per perturbation, with their Suite (for the comparison
     with other settings); (None, None) with fewer than two ranked. The recipe runs' entries take no part."""
     from ..reports.robustness import Suite, robustness
+    from ..tasks import families_of
 
     order = {id(e): i for i, e in enumerate(entries)}
     ranked = [e for e in ranked if e["rank"] is not None and not e.get("recipe")]
@@ -175,6 +178,7 @@ def _robustness(
             for t in tasks
         },
         methods={e["method"]: correct[order[id(e)]] for e in ranked},
+        families=families_of([t["name"] for t in tasks]),
     )
     report = robustness(suite, {e["method"]: e["rank"] for e in ranked}, ROBUSTNESS_RESAMPLES, RESAMPLING["seed"])
     for e in ranked:

@@ -7,6 +7,10 @@ correctness that results and submissions already hold (weak, ceiling and each me
 with no model run:
 
 - leave one task out: the order over the other tasks, once per task;
+- leave one family out: the order over the tasks of the other families, once per family, where the suite
+  says which family each task is from (the suite YAML's `families:`); a suite of tasks without families,
+  or of one family, has no such change. Suite v2's held-out part is three whole families, so this asks
+  whether an order is one family's (sentiment is four of its ten tasks) and not the tasks';
 - tasks resampled: the suite's tasks drawn with replacement (a suite of the same size, other mix);
 - seeds resampled: weak, ceiling and method seeds each drawn with replacement, the method draw shared by
   every method (as the paired intervals draw them).
@@ -14,7 +18,8 @@ with no model run:
 Two numbers per change. Kendall's tau-b between the reference pooled PGRs and the perturbed ones (tau-b,
 not tau-a or Spearman: equal scores are ties, and a rank correlation is read the same way for any number
 of methods), with the middle 95% of its values (for leave-one-out, the smallest and largest of the T
-values). And per method the probability that it stays in its rank group: the positions its group holds
+values; for leave-one-family-out, of the F values; each left-out task's or family's own tau-b is in
+`by_left_out`). And per method the probability that it stays in its rank group: the positions its group holds
 in the reference order (the leaderboard's ranks, where ranks are given: entries with one rank form a
 group; else each method alone), and it stays when its position in the perturbed order is among them.
 A method that drops out of its group when one task goes is a property of that task, not of the method.
@@ -36,21 +41,36 @@ import numpy as np
 from ..errors import W2SError
 from ..scoring import pooled_pgr
 
-PERTURBATIONS = ("leave_one_task_out", "tasks_resampled", "seeds_resampled")
+PERTURBATIONS = ("leave_one_task_out", "leave_one_family_out", "tasks_resampled", "seeds_resampled")
+LEAVE_OUTS = ("leave_one_task_out", "leave_one_family_out")
 CONFIDENCE = 0.95
 
 
 @dataclass
 class Suite:
-    """Per-example correctness, [seeds, n] per task, of the shared weak and ceiling runs and of each method."""
+    """Per-example correctness, [seeds, n] per task, of the shared weak and ceiling runs and of each method;
+    `families`: task -> its family (empty: the tasks' families are not known)."""
 
     weak: dict[str, np.ndarray]
     ceiling: dict[str, np.ndarray]
     methods: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    families: dict[str, str] = field(default_factory=dict)
 
     @property
     def tasks(self) -> list[str]:
         return sorted(self.weak)
+
+    def family_tasks(self) -> dict[str, list[str]]:
+        """family -> its tasks (sorted); {} without families. Every task must have one."""
+        if not self.families:
+            return {}
+        missing = [t for t in self.tasks if t not in self.families]
+        if missing:
+            raise W2SError(f"task {missing[0]!r} has no family (the suite names the families of {len(self.families)})")
+        out: dict[str, list[str]] = {}
+        for t in self.tasks:
+            out.setdefault(self.families[t], []).append(t)
+        return dict(sorted(out.items()))
 
     def pooled(
         self,
@@ -106,12 +126,24 @@ def group_spans(scores: dict[str, float], ranks: dict[str, int] | None) -> dict[
     return spans
 
 
-def _perturbed(suite: Suite, kind: str, n_resamples: int, rng: np.random.Generator) -> list[dict[str, float]]:
-    """The methods' pooled PGRs under each draw of one kind of change (draws where one is undefined dropped)."""
+def _perturbed(
+    suite: Suite, kind: str, n_resamples: int, rng: np.random.Generator
+) -> tuple[list[dict[str, float]], list[str]]:
+    """The methods' pooled PGRs under each draw of one kind of change (draws where one is undefined dropped),
+    and for a leave-out what each kept draw left out (a task or a family; else [])."""
     names, tasks = sorted(suite.methods), suite.tasks
     outs: list[dict[str, float]] = []
+    left: list[str] = []
+    labels: list[str] = []
     if kind == "leave_one_task_out":
-        plans: list[tuple[list[str], Any]] = [([t for t in tasks if t != left], None) for left in tasks]
+        plans: list[tuple[list[str], Any]] = [([t for t in tasks if t != out], None) for out in tasks]
+        labels = list(tasks)
+    elif kind == "leave_one_family_out":
+        families = suite.family_tasks()
+        if len(families) < 2:  # no families known, or one: nothing to leave out
+            return [], []
+        plans = [([t for t in tasks if t not in members], None) for members in families.values()]
+        labels = list(families)
     elif kind == "tasks_resampled":
         plans = [(list(rng.choice(tasks, size=len(tasks), replace=True)), None) for _ in range(n_resamples)]
     elif kind == "seeds_resampled":
@@ -126,11 +158,13 @@ def _perturbed(suite: Suite, kind: str, n_resamples: int, rng: np.random.Generat
         ]
     else:
         raise ValueError(f"unknown perturbation {kind!r}")
-    for ts, draws in plans:
+    for i, (ts, draws) in enumerate(plans):
         scores = {m: suite.pooled(m, ts, draws) for m in names}
         if all(v is not None for v in scores.values()):
             outs.append(scores)  # type: ignore[arg-type]
-    return outs
+            if labels:
+                left.append(labels[i])
+    return outs, left
 
 
 def _other_run(suite: Suite, other: Suite, names: list[str], label: str, n_resamples: int, rng) -> tuple:
@@ -223,7 +257,7 @@ def robustness(
     }
     x = np.array([ref[m] for m in names])
     for kind in PERTURBATIONS:
-        draws = _perturbed(suite, kind, n_resamples, rng)
+        draws, left = _perturbed(suite, kind, n_resamples, rng)
         if not draws:
             continue
         taus = np.array([kendall_tau_b(x, np.array([d[m] for m in names])) for d in draws])
@@ -232,7 +266,7 @@ def robustness(
         else:
             lo, hi = (
                 (float(np.nanmin(taus)), float(np.nanmax(taus)))
-                if kind == "leave_one_task_out"
+                if kind in LEAVE_OUTS
                 else (float(np.nanpercentile(taus, 2.5)), float(np.nanpercentile(taus, 97.5)))
             )
             out["perturbations"][kind] = {
@@ -240,6 +274,12 @@ def robustness(
                 "tau_b_interval": [lo, hi],
                 "draws": len(draws),
             }
+        if left:  # which task or family each draw left out, and the order's tau-b without it
+            out["perturbations"][kind]["by_left_out"] = {
+                name: None if np.isnan(tau) else float(tau) for name, tau in zip(left, taus)
+            }
+        if kind == "leave_one_family_out":
+            out["perturbations"][kind]["families"] = suite.family_tasks()
         for m in names:
             stays = [spans[m][0] <= positions(d)[m] <= spans[m][1] for d in draws]
             out["methods"][m][kind] = float(np.mean(stays))
@@ -316,6 +356,15 @@ def table(report: dict[str, Any]) -> str:
         # a resampling reports the median over its draws; a run of its own, its order's tau-b
         said = "its run" if p.get("run") else "median"
         lines.append(f"| {kind} | {p['tau_b']:+.2f} ({said}) | [{lo:+.2f}, {hi:+.2f}] | {p['draws']} |")
+    for kind, p in report["perturbations"].items():
+        if p.get("by_left_out"):
+            sizes = {f: len(ts) for f, ts in (p.get("families") or {}).items()}
+            said = ", ".join(
+                f"{name}{f' ({sizes[name]} tasks)' if sizes.get(name, 1) > 1 else ''} "
+                + ("-" if tau is None else f"{tau:+.2f}")
+                for name, tau in p["by_left_out"].items()
+            )
+            lines.append(f"\n{kind}, tau-b without each: {said}")
     kinds = list(report["perturbations"])
     lines += ["", "| method | pooled PGR | position | group | " + " | ".join(f"P(stays): {k}" for k in kinds) + " |"]
     lines.append("| --- " * (4 + len(kinds)) + "|")

@@ -3,10 +3,11 @@
 server, no fetch and no CDN.
 
 What a reader meets first, per setting: the ranking (a forest plot of pooled PGR with 95% intervals, coloured
-by rank group) and beside it each method's place under each change that should not matter (one task left
-out, the tasks or the seeds resampled, the strong recipe's learning rate or epochs halved or doubled, another
-model pair), which is the benchmark's answer to "is PGR robust?". Below: the table (per-task columns behind
-a toggle), weak -> w2s -> ceiling per task, PGR by task, development against held-out, paired differences.
+by rank group) and beside it each method's place under each change that should not matter (one task left out,
+one family of tasks left out, the tasks or the seeds resampled, the strong recipe's learning rate or epochs
+halved or doubled, another model pair), which is the benchmark's answer to "is PGR robust?". Below: the table
+(per-task columns behind a toggle), weak -> w2s -> ceiling per task, PGR by task, development against
+held-out, paired differences.
 
 The renderer's input is leaderboard.json as `w2sbench leaderboard build` writes it; a field a build may
 lack is read with a default (FIELDS_READ lists every one). The places under the recipe changes come from
@@ -56,6 +57,7 @@ FIELDS_READ = {
         "robustness.perturbations.<change>.tau_b",
         "robustness.perturbations.<change>.tau_b_interval",
         "robustness.perturbations.<change>.methods",
+        "robustness.perturbations.leave_one_family_out.families (optional)",
         "entries",
     ],
     "entry": [
@@ -174,6 +176,8 @@ def _change(kind: str) -> str:
     if kind.startswith("recipe_"):  # recipe_lr_x0.5
         knob, factor = kind[len("recipe_") :].rsplit("_", 1)
         return f"strong recipe: {knob.replace('_', ' ')} {factor}"
+    if kind == "leave_one_family_out":
+        return "one family of tasks left out (each in turn)"
     return kind.replace("_", " ")
 
 
@@ -354,7 +358,7 @@ def _ci_text(ci: list[float] | None) -> str:
     return "" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
-CHANGE_ORDER = ("leave_one_task_out", "tasks_resampled", "seeds_resampled")
+CHANGE_ORDER = ("leave_one_task_out", "leave_one_family_out", "tasks_resampled", "seeds_resampled")
 
 
 def _change_key(kind: str) -> tuple:
@@ -379,6 +383,8 @@ def _change_heads(kind: str) -> tuple[str, str, str]:
     """(group heading, column heading, what it is in words) of one change."""
     if kind == "leave_one_task_out":
         return "drop", "1 task", "one task left out (each in turn; the range of places)"
+    if kind == "leave_one_family_out":
+        return "drop", "1 family", "one family of tasks left out (each in turn; the range of places)"
     if kind == "tasks_resampled":
         return "resampled", "tasks", "the tasks resampled with replacement"
     if kind == "seeds_resampled":
@@ -412,10 +418,12 @@ def _reorder(place: dict[str, int], scores: dict[str, float]) -> dict[str, int]:
     return dict(zip(order, slots))
 
 
-def _pooled_without(setting: dict, entry: dict, task: str) -> float | None:
+def _pooled_without(setting: dict, entry: dict, left_out: str | list[str]) -> float | None:
+    """The entry's pooled PGR over the setting's tasks but `left_out` (a task, or a family's tasks)."""
+    out = {left_out} if isinstance(left_out, str) else set(left_out)
     num = den = 0.0
     for t in setting.get("tasks", []):
-        if t["name"] == task:
+        if t["name"] in out:
             continue
         r = (entry.get("tasks") or {}).get(t["name"]) or {}
         if r.get("w2s_acc") is None:
@@ -427,9 +435,10 @@ def _pooled_without(setting: dict, entry: dict, task: str) -> float | None:
 
 def change_places(setting: dict, others: dict[str, dict], recipes: dict[str, dict[str, float]]) -> dict:
     """change -> method -> its place(s) on the board under that change: (best, worst) over the tasks left out
-    one at a time; one place under a recipe change (the reference run's pooled PGR, `recipes`: label ->
-    method -> pooled PGR) or on another model pair (that setting's pooled PGR, `others`: its leaderboard
-    section). The resampled changes have no single order: none."""
+    one at a time, and over the families left out one at a time (the families the build named in
+    `robustness.perturbations.leave_one_family_out.families`); one place under a recipe change (the
+    reference run's pooled PGR, `recipes`: label -> method -> pooled PGR) or on another model pair (that
+    setting's pooled PGR, `others`: its leaderboard section). The resampled changes have no single order: none."""
     ranked = [e for e in setting.get("entries", []) if e.get("rank") is not None]
     place, _ = _slots(ranked)
     out: dict[str, dict[str, tuple[int, int]]] = {}
@@ -437,6 +446,16 @@ def change_places(setting: dict, others: dict[str, dict], recipes: dict[str, dic
     if len(tasks) > 1 and ranked:
         runs = [_reorder(place, {e["method"]: _pooled_without(setting, e, t) for e in ranked}) for t in tasks]
         out["leave_one_task_out"] = {
+            m: (min(r[m] for r in runs), max(r[m] for r in runs)) for m in place if all(m in r for r in runs)
+        }
+    perturbations = (setting.get("robustness") or {}).get("perturbations") or {}
+    families = (perturbations.get("leave_one_family_out") or {}).get("families") or {}
+    if len(families) > 1 and ranked:
+        runs = [
+            _reorder(place, {e["method"]: _pooled_without(setting, e, members) for e in ranked})
+            for members in families.values()
+        ]
+        out["leave_one_family_out"] = {
             m: (min(r[m] for r in runs), max(r[m] for r in runs)) for m in place if all(m in r for r in runs)
         }
     for label, scores in recipes.items():
@@ -460,11 +479,11 @@ def _stay_class(p: float | None) -> str:
 
 
 def rank_chart(setting: dict, others: dict[str, dict] | None = None, recipes: dict | None = None) -> str:
-    """Is PGR robust? Per ranked entry (rows, board order) and per change that should not matter (columns):
-    its place under the change (a range over the tasks left out in turn), and, as the cell's colour, the
-    probability that it stays in its rank group there (leaderboard.json's robustness figures); the resampled
-    changes have no single order, so their cells show that probability. The last row is the whole order's
-    Kendall tau-b against the board's."""
+    """Is PGR robust? Per ranked entry (rows, board order) and per change that should not matter (columns): its
+    place under the change (a range over the tasks, or the families, left out in turn), and, as the cell's
+    colour, the probability that it stays in its rank group there (leaderboard.json's robustness figures); the
+    resampled changes have no single order, so their cells show that probability. The last row is the whole
+    order's Kendall tau-b against the board's."""
     ranked = [e for e in setting.get("entries", []) if e.get("rank") is not None]
     if len(ranked) < 2:
         return ""
@@ -548,7 +567,7 @@ def rank_chart(setting: dict, others: dict[str, dict] | None = None, recipes: di
         '<p class="rc-legend"><span class="s4">&ge;0.95</span><span class="s3">&ge;0.75</span>'
         '<span class="s2">&ge;0.25</span><span class="s1">&ge;0.05</span><span class="s0">&lt;0.05</span> '
         "P(stays in its rank group). A number is the place under the change (board places; a range for the "
-        "tasks left out in turn); under &ldquo;resampled&rdquo; it is the probability itself.</p>"
+        "tasks or the families left out in turn); under &ldquo;resampled&rdquo; it is the probability itself.</p>"
     )
     return (
         f'<div class="table-wrap"><table class="rankchart" id="rankchart-{slug(setting["name"])}">'
@@ -559,6 +578,8 @@ def rank_chart(setting: dict, others: dict[str, dict] | None = None, recipes: di
 def _change_words(kind: str) -> str:
     if kind == "leave_one_task_out":
         return "one task is left out"
+    if kind == "leave_one_family_out":
+        return "one family of tasks is left out"
     if kind == "tasks_resampled":
         return "the tasks are resampled"
     if kind == "seeds_resampled":
@@ -690,7 +711,8 @@ def table(setting: dict) -> str:
         ]
     head += [
         '<th class="sortable" title="the smallest probability that the entry stays in its rank group when one task '
-        'is left out, the tasks are resampled or the seeds are (the method page has each)">Stays in group</th>'
+        "is left out, one family of tasks is (where the suite names families), the tasks are resampled or the seeds "
+        'are (the method page has each)">Stays in group</th>'
     ]
     head += [
         f'<th class="sortable" title="the probability that the entry stays in its rank group in the order of '
