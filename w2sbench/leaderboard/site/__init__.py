@@ -297,8 +297,12 @@ def _short_marks(entry: dict) -> str:
 def ranking_plot(setting: dict) -> str:
     """The ranking as a forest plot: per entry, in board order, its rank, name, pooled PGR and 95% interval,
     coloured by rank group. The axis spans the learning entries' intervals and 0 (the weak model); an entry
-    beyond it (a floor far below 0) is an arrow at the edge, its value printed beside it."""
-    entries = setting.get("entries", [])
+    beyond it (a floor far below 0) is an arrow at the edge, its value printed beside it. The submissions only:
+    the reference methods' reruns under a recipe change (entries with a `recipe`, 32 on a seed setting) are
+    placed in the table below, and would push the ranking off a phone's first screen."""
+    everything = setting.get("entries", [])
+    entries = [e for e in everything if not e.get("recipe")]
+    recipe_runs = len(everything) - len(entries)
     colors = group_colors(setting)
     values = [
         v
@@ -351,6 +355,11 @@ def ranking_plot(setting: dict) -> str:
             f'<span class="f-bar">{bar}</span>'
             f'<span class="f-val">{_num(value)}<small>{_ci_text(ci)}</small></span></div>'
         )
+    if recipe_runs:
+        rows.append(
+            f'<p class="f-more">+ {recipe_runs} run{"s" if recipe_runs != 1 else ""} of the reference methods under '
+            "a recipe change, placed in the table below</p>"
+        )
     return f'<div class="forest" id="forest-{slug(setting["name"])}">{"".join(rows)}</div>'
 
 
@@ -399,6 +408,14 @@ def _change_heads(kind: str) -> tuple[str, str, str]:
     return "other", escape(kind.replace("_", " ")), escape(kind)
 
 
+def ranked_submissions(setting: dict) -> list[dict]:
+    """The ranked submissions, in board order: the entries whose places the robustness figures are about. The
+    reference methods' reruns under a recipe change (entries with a `recipe`) are placed on the board too, but are
+    not submissions: each is a column of the chart (its method's place in that run), never a row, and takes no
+    place among the rows."""
+    return [e for e in setting.get("entries", []) if e.get("rank") is not None and not e.get("recipe")]
+
+
 def _slots(entries: list[dict]) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
     """The ranked entries' places on the board (1 = top) and the places each one's rank group holds."""
     place = {e["method"]: i + 1 for i, e in enumerate(entries)}
@@ -439,7 +456,7 @@ def change_places(setting: dict, others: dict[str, dict], recipes: dict[str, dic
     `robustness.perturbations.leave_one_family_out.families`); one place under a recipe change (the
     reference run's pooled PGR, `recipes`: label -> method -> pooled PGR) or on another model pair (that
     setting's pooled PGR, `others`: its leaderboard section). The resampled changes have no single order: none."""
-    ranked = [e for e in setting.get("entries", []) if e.get("rank") is not None]
+    ranked = ranked_submissions(setting)
     place, _ = _slots(ranked)
     out: dict[str, dict[str, tuple[int, int]]] = {}
     tasks = [t["name"] for t in setting.get("tasks", [])]
@@ -465,7 +482,7 @@ def change_places(setting: dict, others: dict[str, dict], recipes: dict[str, dic
     for name, other in others.items():
         if name == setting.get("name"):
             continue
-        scores = {e["method"]: e.get("pooled_pgr") for e in other.get("entries", []) if e.get("rank") is not None}
+        scores = {e["method"]: e.get("pooled_pgr") for e in ranked_submissions(other)}
         got = _reorder(place, scores)
         if len(got) >= 2:
             out[f"model_pair_{name}"] = {m: (p, p) for m, p in got.items()}
@@ -484,7 +501,7 @@ def rank_chart(setting: dict, others: dict[str, dict] | None = None, recipes: di
     colour, the probability that it stays in its rank group there (leaderboard.json's robustness figures); the
     resampled changes have no single order, so their cells show that probability. The last row is the whole
     order's Kendall tau-b against the board's."""
-    ranked = [e for e in setting.get("entries", []) if e.get("rank") is not None]
+    ranked = ranked_submissions(setting)
     if len(ranked) < 2:
         return ""
     perturbations = (setting.get("robustness") or {}).get("perturbations") or {}
