@@ -150,6 +150,40 @@ def test_a_shared_set_of_method_processes_is_left_to_its_owner():
     assert Runner.closed == 2 and own.runners == {}
 
 
+def test_a_method_process_that_used_an_engine_ends_before_another_methods_job():
+    """Two methods that prompt a model (strong_zeroshot, icm) each kept an engine up between their tasks:
+    9 GiB each on `tiny`. Before a job of another method, a process whose jobs used an engine is ended, its
+    console kept; one that used none is kept, and a method's own process is never ended for its own job."""
+    from w2sbench.isolation.quotas import Quotas
+    from w2sbench.isolation.wiring import MethodIsolation
+    from w2sbench.methods.builtin import Vanilla
+
+    class Runner:
+        def __init__(self, name, used_engine):
+            self.name, self.used_engine, self.console, self.closed = name, used_engine, f"{name} printed", False
+
+        def close(self):
+            self.closed = True
+
+    seen = []
+    iso = MethodIsolation(
+        unsealed=True,
+        timeout_s=60,
+        setting_quotas=Quotas(),
+        quota_override=None,
+        model_dirs=list,
+        sandbox_used=lambda *a: None,
+        console_seen=lambda method, text: seen.append((method, text)),
+    )
+    engine, plain = Runner("zs", True), Runner("plain", False)
+    iso.runners.update({"zs-spec": engine, "plain-spec": plain})
+    mine = iso.runner(Vanilla)
+    assert engine.closed and not plain.closed
+    assert seen == [("zs", "zs printed")] and set(iso.runners) == {"plain-spec", mine.code.spec()}
+    mine.used_engine = True  # its own next job keeps it
+    assert iso.runner(Vanilla) is mine and not plain.closed
+
+
 def test_evaluate_runs_the_units_on_the_executor_it_is_given(toy):
     """An executor object (here the in-process one, counting): the units are named by the methods' names in
     results, and a second executor finds the first one's artifacts under the same keys."""

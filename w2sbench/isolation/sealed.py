@@ -340,6 +340,9 @@ class SealedRunner:
         self.loaded = False  # the child's first frame (its code loaded and described) has been read
         self.jobs = 0  # jobs sent; each reply must echo its job's number
         self.console = ""  # what the child printed, kept when it ends (launch.Output.text)
+        # its jobs asked for a model through the inference backend, so its process may hold an engine (4 to 9
+        # GiB on a CPU) until its next task: MethodIsolation ends it before another method's job starts
+        self.used_engine = False
 
     @property
     def process(self) -> Any:
@@ -402,7 +405,9 @@ class SealedRunner:
             if not self._wait(deadline):
                 raise TimeoutError
             doc, values = replies.read(self.sock, self.jobs, n_test, max(0.1, deadline - time.monotonic()))
-            return self._accept(job, doc, values, where)
+            values, record = self._accept(job, doc, values, where)
+            self.used_engine = self.used_engine or any(s.endswith("model (inference)") for s in record["saw"])
+            return values, record
         except TimeoutError:
             self._kill()
             self.close()
