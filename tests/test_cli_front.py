@@ -209,7 +209,7 @@ def noisy(*args, **kwargs):
     os.write(2, b"NUMA node binding unavailable on this machine\\n")
     child = "import sys; print('engine child stdout'); print('engine child stderr', file=sys.stderr)"
     subprocess.run([sys.executable, "-c", child])
-    own = str(Path(w2sbench.__file__).parent / "data.py")
+    own = str(Path(w2sbench.__file__).parent / "tasks" / "sources.py")
     warnings.warn_explicit("task data pinned to x==1 but x 2 is installed", UserWarning, own, 1)
     mode = os.environ["NOISY_MODE"]
     if mode == "user-error":

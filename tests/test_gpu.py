@@ -22,13 +22,13 @@ import pytest
 import torch
 
 from w2sbench.cache import ArtifactStore
-from w2sbench.data import Example, Splits
 from w2sbench.engine.pipeline import Pipeline
 from w2sbench.engine.spec import RunOptions
 from w2sbench.errors import W2SError
 from w2sbench.inference import devices
 from w2sbench.isolation import sandbox, sealed
 from w2sbench.settings import load_setting
+from w2sbench.tasks.sources import Example, Splits
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,16 +18,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from w2sbench.data import PARQUET_EXPORT
 from w2sbench.errors import ConfigError, UnknownNameError
-from w2sbench.formatters import (
+from w2sbench.tasks import Task, list_tasks, resolve_tasks
+from w2sbench.tasks.formatters import (
     apply_formatter,
     choice_vs_distractor,
     formatter_names,
     row_rng,
     sciq,
 )
-from w2sbench.tasks import Task, list_tasks, resolve_tasks
+from w2sbench.tasks.sources import PARQUET_EXPORT
 
 REPO = Path(__file__).resolve().parent.parent
 HUB_TASKS = REPO / "tasks" / "hub"

@@ -16,13 +16,13 @@ LAYERS = [
     (
         "foundation",
         (
-            *("_version", "errors", "paths", "schema_io", "provenance", "formatters"),
+            *("_version", "errors", "paths", "schema_io", "provenance"),
             *("cache", "scoring", "isolation.replies", "engine.progress"),
         ),
     ),
     ("processes", ("isolation.processes",)),
     # the recipe is a setting's config; quotas are the sandbox's limits as a setting declares them
-    ("data and config", ("data", "tasks", "settings", "isolation.quotas", "training.recipe")),
+    ("data and config", ("tasks", "settings", "isolation.quotas", "training.recipe")),
     ("models: training, inference, model resolution", ("training", "inference", "model_folders")),
     ("methods", ("methods",)),
     ("isolation", ("isolation",)),  # sandbox, sealed, described, wiring

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from w2sbench import formatters
-from w2sbench.data import Example, make_splits
 from w2sbench.errors import ConfigError
 from w2sbench.paths import DATA_WHEELS_ENV, data_wheel_dir, repo_root
-from w2sbench.tasks import Task, list_tasks
+from w2sbench.tasks import Task, formatters, list_tasks
+from w2sbench.tasks.sources import Example, make_splits
 
 pytestmark = pytest.mark.usefixtures("isolated_data")
 

@@ -732,7 +732,7 @@ def _task_sizes(task, resolve: bool) -> tuple[dict[str, int], dict[str, bool], s
     exactly the YAML's size (else the task does not load); a split read from a part of its own (an AAR file,
     a hub validation split used as test) takes that part whole, capped at the YAML's size, so its size is
     known only by reading it: done where the rows are on this machine (local and AAR folders; never the hub)."""
-    from .data import split_parts
+    from .tasks.sources import split_parts
 
     declared = {s: int(task.config["splits"][s]) for s in SPLITS}
     parts = split_parts(task.config)

@@ -22,7 +22,6 @@ import numpy as np
 
 from .. import model_folders
 from ..cache import ArtifactStore, hash_array, hash_of, hash_texts
-from ..data import SPLIT_NAMES as SPLITS
 from ..errors import MethodFailed, W2SError
 from ..inference import get_backend
 from ..inference.devices import release_memory
@@ -33,6 +32,7 @@ from ..methods.identity import MethodSource, harness_source
 from ..scoring import PGRResult, accuracy, auroc, bootstrap_pgr
 from ..settings import ModelSpec, Setting
 from ..tasks import Splits, Task
+from ..tasks.sources import SPLIT_NAMES as SPLITS
 from ..training.students import FineTuneTrainer, FrozenTrainer, Trainer
 from .ledger import RunLedger
 from .progress import FeatureProgress

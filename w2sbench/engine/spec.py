@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..data import SPLIT_NAMES as SPLITS
 from ..errors import ConfigError, W2SError
+from ..tasks.sources import SPLIT_NAMES as SPLITS
 
 BACKENDS = ("auto", "vllm", "hf")
 EXECUTOR_NAMES = ("inprocess", "ray")

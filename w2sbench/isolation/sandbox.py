@@ -419,10 +419,9 @@ def _package_locations(package: str) -> list[str]:
 def _task_data_paths() -> list[str]:
     """Where every registered task's data lives: data packages' folders, local files' folders, AAR folders,
     the folder of pinned data wheels (hidden whether or not a registered task names one)."""
-    from w2sbench import data
     from w2sbench.paths import data_wheel_dir
     from w2sbench.schema_io import read_yaml
-    from w2sbench.tasks import list_tasks, load_task, task_dirs
+    from w2sbench.tasks import list_tasks, load_task, sources, task_dirs
 
     out = [str(folder) for folder in task_dirs()] + [str(data_wheel_dir())]
     for yaml_path in list_tasks().values():
@@ -442,7 +441,7 @@ def _task_data_paths() -> list[str]:
                 if not isinstance(item, str):
                     continue
                 try:
-                    path = data._expand(item, yaml_path)
+                    path = sources._expand(item, yaml_path)
                 except Exception:  # needs an unset variable: nothing to hide
                     continue
                 out.append(str(path if kind == "aar" or path.is_dir() else path.parent))

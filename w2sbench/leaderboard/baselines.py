@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..data import SPLIT_NAMES
 from ..errors import ConfigError
 from ..schema_io import read_json, write_json
+from ..tasks.sources import SPLIT_NAMES
 from . import ACCURACY_TOL
 
 SCHEMA_VERSION = 2  # 2: per-example correctness of weak and ceiling, the task's split

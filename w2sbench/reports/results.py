@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import provenance
-from ..data import SPLIT_NAMES
 from ..engine.pipeline import RunRecord, summarise_probs
 from ..methods.identity import harness_source
 from ..schema_io import validate, write_json
@@ -25,6 +24,7 @@ from ..scoring import (
     is_heldout,
     transfer,
 )
+from ..tasks.sources import SPLIT_NAMES
 
 # 2: method code hash, sandbox record, flags, recomputed artifacts; 3: per-example correctness (`correct`),
 # the pooled PGR, development vs held-out (`transfer`), the bootstrap plan (`bootstrap`); 4: AUROC's interval

@@ -1,6 +1,6 @@
 """Turn a task's declarative source into examples and fixed, disjoint splits.
 
-Kept apart from the YAML registry (tasks.py) so that reading data needs only a validated config and
+Kept apart from the YAML registry (registry.py) so that reading data needs only a validated config and
 the YAML's path (for relative local files and for error messages).
 """
 
@@ -493,7 +493,7 @@ def rows_to_examples(
     clip: Callable[[dict[str, Any]], dict[str, Any]] = lambda fields: fields  # noqa: E731
     if config.get("formatter"):
         # Filters read the raw columns; the formatter's fields feed the text template and the label.
-        from w2sbench.formatters import apply_formatter, clipper
+        from .formatters import apply_formatter, clipper
 
         clip = clipper(config["formatter"])
         rows = apply_formatter(

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from w2sbench import data
-from w2sbench.data import Example, Splits
 from w2sbench.errors import ConfigError, UnknownNameError
 from w2sbench.paths import repo_root
 from w2sbench.schema_io import read_yaml, validate
+
+from . import sources
+from .sources import Example, Splits
 
 __all__ = [
     "Example",
@@ -45,7 +46,7 @@ DEFAULT_SUITE = "v2"
 def builtin_task_dir() -> Path:
     """The registry that ships with w2sbench: w2sbench/task_files/ in an installed wheel, else the source
     checkout's tasks/ (an editable install)."""
-    packaged = Path(__file__).resolve().parent / "task_files"
+    packaged = Path(__file__).resolve().parents[1] / "task_files"
     return packaged if packaged.is_dir() else repo_root() / "tasks"
 
 
@@ -65,12 +66,12 @@ def validate_config(config: Any, path: Path | str) -> None:
         ) from None
     if len(set(config["label_words"])) != 2:
         raise ConfigError(str(path), "label_words", "the two label words must differ")
-    if config.get("group") and data.split_parts(config) is not None:
+    if config.get("group") and sources.split_parts(config) is not None:
         raise ConfigError(
             str(path), "group", "groups are dealt to splits cut from one pool; a source in parts has its splits already"
         )
     if config.get("formatter"):
-        from w2sbench.formatters import get_formatter, parse_spec
+        from .formatters import get_formatter, parse_spec
 
         try:
             get_formatter(parse_spec(config["formatter"])[0])
@@ -143,11 +144,11 @@ class Task:
 
     def load_examples(self) -> list[Example]:
         """All usable examples in file order (filtered, labelled, de-duplicated; not balanced)."""
-        return data.load_examples(self.config, self.path)
+        return sources.load_examples(self.config, self.path)
 
     def load_splits(self, sizes: dict[str, int] | None = None, seed: int | None = None) -> Splits:
         """The fixed splits; `sizes` (keys train_label/train_unlabel/test, optionally seed) override the YAML's."""
-        return data.load_splits(self.config, self.path, sizes, seed)
+        return sources.load_splits(self.config, self.path, sizes, seed)
 
 
 def task_dirs(extra: list[Path] | None = None) -> list[Path]:
