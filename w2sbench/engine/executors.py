@@ -4,13 +4,14 @@
   always run, sharing one Pipeline (its inference engines, splits and the method processes).
 - `ray`: each unit is a Ray task on a cluster (w2sbench/engine/ray_executor.py; `pip install 'w2sbench[ray]'`).
 
-An executor's contract: `run(runner, units)` drives a units.UnitRunner (the Pipeline is one: a typed protocol, so
-that no executor reaches past it into the inputs or the stages) and returns every unit's value by unit id,
-the value the runner's own `run_unit` returns for it, and calls `runner.unit_done(unit, value)` in this
-process as each unit finishes. A unit that raises MethodFailed is reported with `runner.method_failed(error)`, and
-the rest of that method's units are skipped: the other methods go on (the Ray executor does not yet: there
-a failed method ends the run). Units write their artifacts to the pipeline's store under the keys the
-stages compute, so whichever executor ran a unit, any other finds it in the cache. An executor that runs
+An executor's contract: `run(runner, units)` drives a units.UnitRunner (the Pipeline is one: a typed
+protocol, so that no executor reaches past it into the inputs or the stages) and returns every unit's value
+by unit id, the value the runner's own `run_unit` returns for it, and calls `runner.unit_done(unit, value)`
+in this process as each unit finishes. A unit that raises MethodFailed is reported with
+`runner.method_failed(error)`, and the rest of that method's units are skipped: the other methods go on
+(the Ray executor does not yet: there a failed method ends the run). Units write their artifacts to the
+pipeline's store under the keys the stages compute, so whichever executor ran a unit, any other finds it in
+the cache. An executor that runs
 units elsewhere (Ray) sends what a remote Pipeline is rebuilt from (setting, tasks, options, the store's
 root and recompute set, the seeds) and merges each unit's share of the bookkeeping into `runner.ledger`.
 """

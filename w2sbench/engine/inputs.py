@@ -10,8 +10,9 @@ stages, their cache keys and the method's sealed process run unchanged around th
 The seam: `Pipeline(..., inputs=factory)`, where a factory is called as
 `factory(setting, tasks, options, store, ledger)` and returns a RunInputs (a subclass overrides what it
 replaces); a pipeline built inside `engine.run` (evaluate(), the CLI, the service) takes
-`HARNESS_INPUTS`, which harness code sets for this process (`use_inputs(factory)`). Both are Python arguments of the
-harness: no run spec, campaign, file, method or agent reaches them (a method runs in its sealed process).
+`HARNESS_INPUTS`, which harness code sets for this process (`use_inputs(factory)`, or a test's
+monkeypatch). Both are Python objects of the harness: no run spec, campaign, sweep file, method or agent
+reaches them (a method runs in its sealed process; tests/test_inputs.py checks no knob names them).
 """
 
 from __future__ import annotations
