@@ -5,13 +5,15 @@ on it (the kill -9 test)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from w2sbench.engine.pipeline import Pipeline
+from w2sbench.engine import inputs
+from w2sbench.engine.inputs import RunInputs
 
 SIZES = {"train_label": 60, "train_unlabel": 120, "test": 400}
 
@@ -36,20 +38,35 @@ def write_task(root: Path, name: str = "toy", sizes: dict | None = None) -> None
     )
 
 
-def _features(self, role, task, split):
-    y = np.array([e.label for e in getattr(self.splits(task), split)])
-    seed = {"weak": 0, "strong": 1}[role] * 10 + ("train_label", "train_unlabel", "test").index(split)
-    x = np.random.default_rng(seed).normal(size=(len(y), 4)).astype(np.float32)
-    x[:, 0] += (0.35 if role == "weak" else 2.5) * (2 * y - 1)
-    return x
+class ServeToyInputs(RunInputs):
+    """The inputs job on synthetic features drawn from each split's labels, `root/weak` and `root/strong` as
+    the model folders (nothing reads them), and a fixed id per role, task and split in the stage keys."""
+
+    def __init__(self, *args, root: Path):
+        super().__init__(*args)
+        self.root = root
+
+    def features(self, role, task, split):
+        y = np.array([e.label for e in getattr(self.splits(task), split)])
+        seed = {"weak": 0, "strong": 1}[role] * 10 + ("train_label", "train_unlabel", "test").index(split)
+        x = np.random.default_rng(seed).normal(size=(len(y), 4)).astype(np.float32)
+        x[:, 0] += (0.35 if role == "weak" else 2.5) * (2 * y - 1)
+        return x
+
+    def inputs_id(self, role, task, split):
+        return f"{role}-{task.name}-{split}"
+
+    def compute_features(self, role):
+        pass
+
+    def model_dir(self, role):
+        return self.root / role
 
 
 def patch(root: Path, setattr_=setattr) -> None:
-    """Synthetic features instead of the models (what test_sealed does), for every Pipeline."""
-    setattr_(Pipeline, "features", _features)
-    setattr_(Pipeline, "inputs_id", lambda self, role, task, split: f"{role}-{task.name}-{split}")
-    setattr_(Pipeline, "model_dir", lambda self, role: root / role)
-    setattr_(Pipeline, "compute_features", lambda self, role: None)
+    """Synthetic features instead of the models (what test_sealed does), for every Pipeline this process builds:
+    the harness-side seam engine.inputs.HARNESS_INPUTS (a test passes monkeypatch.setattr, restored after it)."""
+    setattr_(inputs, "HARNESS_INPUTS", functools.partial(ServeToyInputs, root=root))
 
 
 def campaign_yaml(root: Path, tokens: dict[str, str], **extra) -> Path:

@@ -152,8 +152,8 @@ def _fake_pipeline(tmp_path: Path, setting: str, calls: list[str], options: RunO
     """A real Pipeline whose splits, stage keys and trainers are stand-ins: the stages' own order is what runs."""
     pipe = Pipeline(load_setting(setting), [], options or RunOptions(), store=ArtifactStore(tmp_path / "store"))
     examples = [Example(uid=str(i), text=f"t{i}", label=i % 2) for i in range(3)]
-    pipe.splits = lambda task: Splits(examples, examples, examples)
-    pipe._stage_key = lambda stage, task, seed, role: {"stage": stage, "seed": seed, **pipe._device_key()}
+    pipe.inputs.splits = lambda task: Splits(examples, examples, examples)
+    pipe.stages.stage_key = lambda stage, task, seed, role: {"stage": stage, "seed": seed, **pipe.inputs.device_key()}
 
     class Trainer:
         def __init__(self, role):
@@ -163,7 +163,7 @@ def _fake_pipeline(tmp_path: Path, setting: str, calls: list[str], options: RunO
             calls.append(f"fit {self.role}")
             return _Student(calls)
 
-    pipe.trainer = lambda role, task: Trainer(role)
+    pipe.stages.trainer = lambda role, task: Trainer(role)
     return pipe
 
 
@@ -299,10 +299,10 @@ def test_a_setting_that_needs_a_gpu_refuses_the_cpu_unless_allowed(tmp_path) -> 
     assert line.endswith("or pass --allow-cpu (evaluate(allow_cpu=True)) to run it on the CPU anyway")
     allowed = _fake_pipeline(tmp_path / "b", "burns-gpt2", calls, RunOptions(allow_cpu=True))
     allowed.ceiling(SimpleNamespace(name="t"), 0)
-    assert allowed.device() == "cpu" and allowed._device_key() == {"device": "cpu"}  # cached apart from GPU runs
+    assert allowed.device() == "cpu" and allowed.inputs.device_key() == {"device": "cpu"}  # cached apart from GPU runs
     assert any("ran on the CPU (--allow-cpu)" in n for n in allowed.ledger.notes)
     cpu_setting = _fake_pipeline(tmp_path / "c", "tiny", calls)
-    assert cpu_setting._device_key() == {} and cpu_setting.ledger.notes == []  # CPU settings: keys as before
+    assert cpu_setting.inputs.device_key() == {} and cpu_setting.ledger.notes == []  # CPU settings: keys as before
 
 
 def test_eval_refuses_a_gpu_setting_on_the_cpu_in_one_line(tmp_path) -> None:

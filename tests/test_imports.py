@@ -26,7 +26,7 @@ LAYERS = [
     ("models: training, inference, model resolution", ("training", "inference", "model_folders")),
     ("methods", ("methods",)),
     ("isolation", ("isolation",)),  # sandbox, sealed, described, wiring
-    ("engine", ("engine",)),  # units, suspicion, ledger, pipeline, executors, ray_executor
+    ("engine", ("engine",)),  # units, suspicion, ledger, inputs, stages, record, pipeline, executors, ray_executor
     ("results and reports", ("reports",)),
     ("leaderboard", ("leaderboard",)),
     ("interfaces", ("api", "sweep", "serve", "cli", "__main__", "")),  # "": the package root, the public API

@@ -71,8 +71,8 @@ def test_chat_model_reads_the_prompt_through_its_chat_template():
         load_setting("tests/fixtures/settings/chat-smollm2.yaml"), [task], RunOptions(backend="hf", limit=SIZES)
     )
     text = pipeline.splits(task).test[0].text
-    weak = pipeline._model_inputs("weak", task, "test")[0]
-    strong = pipeline._model_inputs("strong", task, "test")[0]
+    weak = pipeline.inputs.model_inputs("weak", task, "test")[0]
+    strong = pipeline.inputs.model_inputs("strong", task, "test")[0]
     assert strong == task.prompt(text)
     # SmolLM2's template: the prompt as the user turn, then the assistant's turn opened for the answer
     assert f"<|im_start|>user\n{task.prompt(text)}<|im_end|>\n" in weak

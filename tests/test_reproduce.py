@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.toy import make_pipeline  # noqa: I001
+from support.toy import make_pipeline, toy_inputs  # noqa: I001
 
 from w2sbench import load_method
 from w2sbench.cache import ArtifactStore
+from w2sbench.engine import inputs
 from w2sbench.engine.executors import run_pipeline as run
 from w2sbench.engine.pipeline import Pipeline
 from w2sbench.engine.spec import RunOptions
@@ -55,10 +56,7 @@ def toy(tmp_path, monkeypatch):
     and a method submitted under leaderboard/methods/sharpish/."""
     pipe, task = make_pipeline(tmp_path)  # writes toy.yaml/toy.jsonl and fixes the features
     monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path))
-    monkeypatch.setattr(Pipeline, "features", lambda self, role, t, split: pipe.features(role, t, split))
-    monkeypatch.setattr(Pipeline, "inputs_id", lambda self, role, t, split: f"{role}-{split}")
-    monkeypatch.setattr(Pipeline, "model_dir", lambda self, role: tmp_path / role)
-    monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
+    monkeypatch.setattr(inputs, "HARNESS_INPUTS", toy_inputs(tmp_path, pipe.inputs.feats))  # every Pipeline here
     monkeypatch.setattr(submission, "repo_root", lambda: tmp_path)  # code_entry names the code relative to it
     code = tmp_path / "leaderboard" / "methods" / "sharpish" / "__init__.py"
     code.parent.mkdir(parents=True)

@@ -23,7 +23,7 @@ from .errors import UnknownNameError, W2SError
 
 if TYPE_CHECKING:
     from .engine.executors import Executor
-    from .engine.pipeline import RunRecord
+    from .engine.record import RunRecord
     from .engine.spec import RunSpec
     from .methods.registry import MethodLike
     from .settings import Setting

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from w2sbench.engine.pipeline import MethodRun, RunRecord, TaskRun
+from w2sbench.engine.record import MethodRun, RunRecord, TaskRun
 from w2sbench.engine.spec import RunOptions
 from w2sbench.leaderboard import baselines as bl
 from w2sbench.leaderboard.submission import make_submission, write_submission

@@ -4,6 +4,7 @@ context on synthetic features."""
 
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from w2sbench import load_method
 from w2sbench.cache import ArtifactStore
+from w2sbench.engine import inputs
+from w2sbench.engine.inputs import InputsFactory, RunInputs
 from w2sbench.engine.pipeline import Pipeline
 from w2sbench.engine.spec import RunOptions
 from w2sbench.methods import MethodContext
@@ -21,6 +24,36 @@ from w2sbench.tasks import load_task
 from w2sbench.training import FrozenTrainer, Recipe
 
 N_UNLABEL, N_TEST = 30, 20
+
+
+class ToyInputs(RunInputs):
+    """The inputs job on synthetic features: `feats[(role, split)]` for every task, `root/weak` and
+    `root/strong` as the model folders (nothing reads them: the method process gets the features), and a
+    fixed id per role and split in the stage keys. `records`: record each model as its setting names it
+    (evaluate()'s results need a model id; a Pipeline built by hand does not)."""
+
+    def __init__(self, *args, root: Path, feats: dict, records: bool = False):
+        super().__init__(*args)
+        self.root, self.feats, self.records = root, feats, records
+
+    def features(self, role, task, split):
+        return self.feats[(role, split)]
+
+    def inputs_id(self, role, task, split):
+        return f"{role}-{split}"
+
+    def compute_features(self, role):
+        pass
+
+    def model_dir(self, role):
+        if self.records:
+            self.model_records.setdefault(role, {"id": self.setting.spec(role).model})
+        return self.root / role
+
+
+def toy_inputs(root: Path, feats: dict, records: bool = False) -> InputsFactory:
+    """The factory Pipeline(..., inputs=) takes: ToyInputs over `feats` (filled in by make_pipeline)."""
+    return functools.partial(ToyInputs, root=root, feats=feats, records=records)
 
 
 def make_pipeline(tmp_path: Path, options: RunOptions | None = None) -> tuple[Pipeline, object]:
@@ -38,34 +71,30 @@ def make_pipeline(tmp_path: Path, options: RunOptions | None = None) -> tuple[Pi
         "card: {source: generated in the test, citation: none, license: Apache-2.0}\n"
     )
     task = load_task(str(tmp_path / "toy.yaml"))
-    pipe = Pipeline(load_setting("tiny"), [task], options or RunOptions(), store=ArtifactStore(tmp_path / "cache"))
+    feats: dict = {}  # filled below, from the splits the pipeline loads
+    pipe = Pipeline(
+        load_setting("tiny"),
+        [task],
+        options or RunOptions(),
+        store=ArtifactStore(tmp_path / "cache"),
+        inputs=toy_inputs(tmp_path, feats),
+    )
     splits = pipe.splits(task)
-    feats = {}
     for split in ("train_label", "train_unlabel", "test"):
         y = np.array([e.label for e in getattr(splits, split)])
         for role in ("weak", "strong"):
             x = rng.normal(size=(len(y), 3)).astype(np.float32)
             x[:, 0] += (1.0 if role == "weak" else 3.0) * (2 * y - 1)
             feats[(role, split)] = x
-    pipe.features = lambda role, task, split: feats[(role, split)]
-    pipe.inputs_id = lambda role, task, split: f"{role}-{split}"
-    pipe.model_dir = lambda role: tmp_path / role
     return pipe, task
 
 
 def toy_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """evaluate() on the toy task: Pipeline's model-facing steps replaced by the synthetic features."""
+    """evaluate() on the toy task: every Pipeline this process builds takes the synthetic features (the
+    harness-side seam engine.inputs.HARNESS_INPUTS, restored when the test ends)."""
     pipe, _ = make_pipeline(tmp_path)
     monkeypatch.setenv("W2SBENCH_TASKS_PATH", str(tmp_path))
-    monkeypatch.setattr(Pipeline, "features", lambda self, role, t, split: pipe.features(role, t, split))
-    monkeypatch.setattr(Pipeline, "inputs_id", lambda self, role, t, split: f"{role}-{split}")
-    monkeypatch.setattr(Pipeline, "compute_features", lambda self, role: None)
-
-    def model_dir(self, role):
-        self.model_records.setdefault(role, {"id": self.setting.spec(role).model})
-        return tmp_path / role
-
-    monkeypatch.setattr(Pipeline, "model_dir", model_dir)
+    monkeypatch.setattr(inputs, "HARNESS_INPUTS", toy_inputs(tmp_path, pipe.inputs.feats, records=True))
     return {"tasks": "toy", "method_seeds": 2, "baseline_seeds": 2, "n_boot": 200, "cache": tmp_path / "cache"}
 
 

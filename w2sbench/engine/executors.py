@@ -4,19 +4,23 @@
   always run, sharing one Pipeline (its inference engines, splits and the method processes).
 - `ray`: each unit is a Ray task on a cluster (w2sbench/engine/ray_executor.py; `pip install 'w2sbench[ray]'`).
 
-An executor's contract: `run(pipeline, units)` returns every unit's value by unit id, the value the
-pipeline's own `run_unit` returns for it, and calls `pipeline.unit_done(unit, value)` in this process as
-each unit finishes. A unit that raises MethodFailed is reported with `pipeline.method_failed(error)`, and
-the rest of that method's units are skipped: the other methods go on (the Ray executor does not yet: there
-a failed method ends the run). Units write their artifacts to the pipeline's store under the keys the
-stages compute, so whichever executor ran a unit, any other finds it in the cache.
+An executor's contract: `run(runner, units)` drives a units.UnitRunner (the Pipeline is one: a typed
+protocol, so that no executor reaches past it into the inputs or the stages) and returns every unit's value
+by unit id, the value the runner's own `run_unit` returns for it, and calls `runner.unit_done(unit, value)`
+in this process as each unit finishes. A unit that raises MethodFailed is reported with
+`runner.method_failed(error)`, and the rest of that method's units are skipped: the other methods go on
+(the Ray executor does not yet: there a failed method ends the run). Units write their artifacts to the
+pipeline's store under the keys the stages compute, so whichever executor ran a unit, any other finds it in
+the cache. An executor that runs
+units elsewhere (Ray) sends what a remote Pipeline is rebuilt from (setting, tasks, options, the store's
+root and recompute set, the seeds) and merges each unit's share of the bookkeeping into `runner.ledger`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import MethodFailed, UnknownNameError, W2SError
 from ..isolation.launch import shown
@@ -25,7 +29,9 @@ from .units import Unit, dedupe
 
 if TYPE_CHECKING:
     from ..methods.base import Method
-    from .pipeline import Pipeline, RunRecord
+    from .pipeline import Pipeline
+    from .record import RunRecord
+    from .units import UnitRunner, UnitValue
 
 log = logging.getLogger("w2sbench")
 
@@ -33,41 +39,41 @@ EXECUTORS = ("inprocess", "ray")
 
 
 class Executor(Protocol):
-    """Who runs a run's units: `run` returns every unit's value by unit id (pipeline.run_unit's value), calling
-    pipeline.unit_done(unit, value) in this process as each finishes and pipeline.method_failed(error) for a
+    """Who runs a run's units: `run` returns every unit's value by unit id (runner.run_unit's value), calling
+    runner.unit_done(unit, value) in this process as each finishes and runner.method_failed(error) for a
     method that failed (the module's docstring says the whole contract)."""
 
     name: str
 
-    def run(self, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]: ...
+    def run(self, runner: UnitRunner, units: list[Unit]) -> dict[str, UnitValue]: ...
 
 
 class InProcessExecutor:
     name = "inprocess"
 
-    def run(self, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def run(self, runner: UnitRunner, units: list[Unit]) -> dict[str, UnitValue]:
+        values: dict[str, UnitValue] = {}
         failed: set[str] = set()
         progress = UnitProgress(len(units))
         for i, unit in enumerate(units, 1):
             if unit.method is not None and unit.method in failed:
                 continue  # the method failed on an earlier seed or task: its other units are not run
             try:
-                values[unit.id] = pipeline.run_unit(unit, {d: values[d] for d in unit.deps})
+                values[unit.id] = runner.run_unit(unit, {d: values[d] for d in unit.deps})
             except MethodFailed as e:
                 failed.add(e.method)
-                pipeline.method_failed(e)
+                runner.method_failed(e)
                 continue
             finally:
                 progress.unit_done()
-            pipeline.unit_done(unit, values[unit.id])
+            runner.unit_done(unit, values[unit.id])
             log.debug(f"{i}/{len(units)} units done ({unit.describe()})")
         return values
 
 
 def execute(
     pipeline: Pipeline, methods: list, executor: Executor | None = None
-) -> tuple[list[Method], list[Unit], dict[str, Any]]:
+) -> tuple[list[Method], list[Unit], dict[str, UnitValue]]:
     """The one run above the stages, which engine.run (every caller's run(spec)) uses: prepare (names, sandbox,
     tasks, models), plan the units (once each: a sweep's configurations share their baselines), have
     `executor` run them (default: in this process). Returns (the method instances, the units, their values);
@@ -102,7 +108,7 @@ def run_pipeline(pipeline: Pipeline, methods: list, executor: Executor | None = 
 
 def get_executor(name: str | Executor = "inprocess", ray_address: str | None = None) -> Executor:
     """An executor by name; `ray_address` is for the ray executor (default: RAY_ADDRESS, else a local cluster).
-    An executor object (anything with run(pipeline, units)) is returned as it is."""
+    An executor object (anything with run(runner, units)) is returned as it is."""
     if not isinstance(name, str):
         if not callable(getattr(name, "run", None)):
             raise W2SError(f"executor {name!r}: give a name ({', '.join(EXECUTORS)}) or an object with run()")

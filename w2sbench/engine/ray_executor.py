@@ -55,6 +55,7 @@ from .units import Unit
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
+    from .units import UnitRunner, UnitValue
 
 log = logging.getLogger("w2sbench")
 
@@ -146,27 +147,27 @@ class RayExecutor:
         return ray, True
 
     # ---- the run -------------------------------------------------------------------------------------------
-    def run(self, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]:
+    def run(self, runner: UnitRunner, units: list[Unit]) -> dict[str, UnitValue]:
         ray, owned = self.connect()
         try:
-            return self._run(ray, pipeline, units)
+            return self._run(ray, runner, units)
         finally:
             if owned:
                 ray.shutdown()
 
-    def _run(self, ray: Any, pipeline: Pipeline, units: list[Unit]) -> dict[str, Any]:
+    def _run(self, ray: Any, runner: UnitRunner, units: list[Unit]) -> dict[str, UnitValue]:
         gpus = ray.cluster_resources().get("GPU", 0) > 0
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        runs_dir = Path(pipeline.store.root) / RUNS_FOLDER / run_id
+        runs_dir = Path(runner.store.root) / RUNS_FOLDER / run_id
         context = ray.put(
             {
-                "setting": pipeline.setting,
-                "tasks": {t.name: t for t in pipeline.tasks},
-                "options": pipeline.options,
-                "store_root": str(pipeline.store.root),
-                "recompute": sorted(pipeline.store.recompute),
-                "method_seeds": pipeline.method_seeds,
-                "baseline_seeds": pipeline.baseline_seeds,
+                "setting": runner.setting,
+                "tasks": {t.name: t for t in runner.tasks},
+                "options": runner.options,
+                "store_root": str(runner.store.root),
+                "recompute": sorted(runner.store.recompute),
+                "method_seeds": runner.method_seeds,
+                "baseline_seeds": runner.baseline_seeds,
                 "runs_dir": str(runs_dir),
                 "key": run_id,
                 "threads": _threads(),
@@ -176,7 +177,7 @@ class RayExecutor:
         value_refs: dict[str, Any] = {}
         pending: dict[Any, Unit] = {}
         for unit in units:
-            options = unit_resources(unit, pipeline.setting.regime, pipeline.options.tensor_parallel_size, gpus)
+            options = unit_resources(unit, runner.setting.regime, runner.options.tensor_parallel_size, gpus)
             task_fn = remotes[options["num_gpus"] > 0]  # a GPU unit: a fresh worker
             value_ref, record_ref = task_fn.options(
                 num_returns=2, max_retries=self.max_retries, retry_exceptions=False, name=unit.id, **options
@@ -186,7 +187,7 @@ class RayExecutor:
         where = self.address or os.environ.get("RAY_ADDRESS") or "a local cluster"
         nodes = len([n for n in ray.nodes() if n.get("Alive")])
         log.info(f"ray: {len(units)} units submitted to {where} ({nodes} node(s), {'GPUs' if gpus else 'CPUs only'})")
-        values: dict[str, Any] = {}
+        values: dict[str, UnitValue] = {}
         done = 0
         try:
             while pending:
@@ -194,9 +195,9 @@ class RayExecutor:
                 for ref in ready:
                     unit = pending.pop(ref)
                     record = self._get(ray, ref, unit)
-                    pipeline.ledger.merge(record["ledger"], record.get("unit"), record.get("method_sandbox"))
+                    runner.ledger.merge(record["ledger"], record.get("unit"), record.get("method_sandbox"))
                     values[unit.id] = self._get(ray, value_refs[unit.id], unit)
-                    pipeline.unit_done(unit, values[unit.id])
+                    runner.unit_done(unit, values[unit.id])
                     done += 1
                     retried = f", attempt {record['attempts']}: a worker died before" if record["attempts"] > 1 else ""
                     log.info(
@@ -234,12 +235,12 @@ def _remove_tree(path: Path) -> None:
 
 
 # ---- on the worker ------------------------------------------------------------------------------------------
-_PIPELINES: dict[tuple[str, str], Any] = {}  # (run, task) -> the Pipeline this worker keeps for it
+_PIPELINES: dict[tuple[str, str], Pipeline] = {}  # (run, task) -> the Pipeline this worker keeps for it
 _RUNNERS: dict[str, dict] = {}  # run -> method spec -> SealedRunner, shared by the run's pipelines here
 _LAUNCHER: list[ThreadPoolExecutor] = []
 
 
-def execute_unit(context: dict, unit: Unit, *dep_values: Any) -> tuple[Any, dict]:
+def execute_unit(context: dict, unit: Unit, *dep_values: UnitValue) -> tuple[UnitValue, dict]:
     """A Ray task: one unit, on this worker; returns (its value, its bookkeeping)."""
     if threading.current_thread() is threading.main_thread():
         return _execute(context, unit, dep_values)
@@ -286,7 +287,7 @@ def _claim(context: dict, unit: Unit) -> int:
     return len(list(folder.glob("*.json")))
 
 
-def _execute(context: dict, unit: Unit, dep_values: tuple) -> tuple[Any, dict]:
+def _execute(context: dict, unit: Unit, dep_values: tuple[UnitValue, ...]) -> tuple[UnitValue, dict]:
     from ..isolation import sandbox
 
     _worker_logging()

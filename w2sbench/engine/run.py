@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..cache import ArtifactStore
 from ..errors import W2SError
@@ -20,9 +20,13 @@ from ..methods.base import Method
 from ..settings import Setting, load_setting
 from ..tasks import Task, resolve_tasks
 from . import executors
-from .pipeline import Pipeline, RunRecord
+from .pipeline import Pipeline
+from .record import RunRecord
 from .spec import RunSpec
 from .units import Unit
+
+if TYPE_CHECKING:
+    from .units import UnitValue
 
 
 def setting_of(spec: RunSpec) -> Setting:
@@ -68,7 +72,7 @@ class Executed:
     pipeline: Pipeline
     methods: list[Method]
     units: list[Unit]
-    values: dict[str, Any]
+    values: dict[str, UnitValue]
 
     def record(self, methods: list[Method] | None = None) -> RunRecord:
         return self.pipeline.record(self.methods if methods is None else methods, self.values)

@@ -1,5 +1,5 @@
 """The evaluation as a graph of units, each a pure function of its inputs, cached under the key its stage
-computes today (w2sbench/engine/pipeline.py), so an executor may run independent units at once and a unit
+computes (w2sbench/engine/stages.py), so an executor may run independent units at once and a unit
 computed by one executor is a cache hit for any other.
 
 Units, per setting:
@@ -22,10 +22,24 @@ counts do not move. A unit's `deps` are the units whose values (or artifacts) it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..settings import Setting
 from ..tasks import Task
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..cache import ArtifactStore
+    from ..errors import MethodFailed
+    from ..scoring import PGRResult
+    from .ledger import RunLedger
+    from .spec import RunOptions
+
+    # A unit's value, by kind: features None (the artifacts stay in the store); weak its soft labels
+    # {"train_unlabel", "test"}; ceiling its test predictions; method (test predictions, compute record, weak
+    # seed); score (PGRResult, flags).
+    UnitValue = None | dict[str, np.ndarray] | np.ndarray | tuple[np.ndarray, dict, int] | tuple[PGRResult, list[dict]]
 
 
 class MethodRef(NamedTuple):
@@ -112,3 +126,23 @@ def dedupe(units: list[Unit]) -> list[Unit]:
     for unit in units:
         seen.setdefault(unit.id, unit)
     return list(seen.values())
+
+
+class UnitRunner(Protocol):
+    """What an executor drives (engine.pipeline.Pipeline is one): a unit's value, and the driver-side calls as
+    units finish or fail; and what an executor running units elsewhere sends a worker to rebuild a runner
+    there (setting, tasks, options, store, seeds) and merges each unit's bookkeeping into (ledger)."""
+
+    setting: Setting
+    tasks: list[Task]
+    options: RunOptions
+    store: ArtifactStore
+    ledger: RunLedger
+    baseline_seeds: int
+    method_seeds: int
+
+    def run_unit(self, unit: Unit, inputs: dict[str, UnitValue]) -> UnitValue: ...
+
+    def unit_done(self, unit: Unit, value: UnitValue) -> None: ...
+
+    def method_failed(self, error: MethodFailed) -> None: ...

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import provenance
-from ..engine.pipeline import RunRecord, summarise_probs
+from ..engine.record import RunRecord, summarise_probs
 from ..methods.identity import harness_source
 from ..schema_io import validate, write_json
 from ..scoring import (

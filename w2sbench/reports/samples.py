@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..engine.pipeline import RunRecord, TaskRun
+from ..engine.record import RunRecord, TaskRun
 
 
 def rows(tr: TaskRun, method: str) -> Iterator[dict[str, Any]]:

@@ -6,7 +6,7 @@ string), the tool runs, and the call is logged with its arguments, answer and bu
 Both faces (HTTP, MCP) are thin layers over it, so what an agent can learn is decided here only:
 
 - a job gives the method train_unlabel and the validation part of each development task's test split, and
-  nothing of the final part (its test texts are the validation part's; engine.pipeline RunOptions.test_parts);
+  nothing of the final part (its test texts are the validation part's; engine.spec RunOptions.test_parts);
   the final part and the held-out tasks are touched by `serve finals` alone, which runs the nominated
   methods afresh;
 - a finished job's answer is one pooled PGR on the validation parts, through the release rule (ladder.py),
@@ -52,7 +52,7 @@ from .campaign import Campaign
 from .state import State
 
 if TYPE_CHECKING:
-    from ..engine.pipeline import RunRecord
+    from ..engine.record import RunRecord
 
 TOOLS = ("describe", "submit_method", "job", "budget", "history", "nominate_final", "devkit")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){0,3}$")
