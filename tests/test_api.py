@@ -117,11 +117,25 @@ def test_a_process_a_method_leaves_behind_ends_with_its_run(toy):
     assert lingering() == []
 
 
+def isolation(**overrides):
+    """A run's MethodIsolation with no models and nothing recorded; `overrides` replace its arguments."""
+    from w2sbench.isolation.quotas import Quotas
+    from w2sbench.isolation.wiring import MethodIsolation
+
+    kwargs = dict(
+        unsealed=False,
+        timeout_s=60,
+        setting_quotas=Quotas(),
+        quota_override=None,
+        model_dirs=list,
+        sandbox_used=lambda *a: None,
+    )
+    return MethodIsolation(**{**kwargs, **overrides})
+
+
 def test_a_shared_set_of_method_processes_is_left_to_its_owner():
     """A Ray worker's pipelines share one set of processes across a run: closing one pipeline's isolation
     must not end them; a pipeline's own set is ended and emptied."""
-    from w2sbench.isolation.quotas import Quotas
-    from w2sbench.isolation.wiring import MethodIsolation
 
     class Runner:
         closed = 0
@@ -130,21 +144,10 @@ def test_a_shared_set_of_method_processes_is_left_to_its_owner():
         def close(self):
             Runner.closed += 1
 
-    def isolation(runners):
-        return MethodIsolation(
-            unsealed=False,
-            timeout_s=60,
-            setting_quotas=Quotas(),
-            quota_override=None,
-            model_dirs=list,
-            sandbox_used=lambda *a: None,
-            runners=runners,
-        )
-
     shared = {"a": Runner(), "b": Runner()}
-    isolation(shared).close()
+    isolation(runners=shared).close()
     assert Runner.closed == 0 and len(shared) == 2
-    own = isolation(None)
+    own = isolation()
     own.runners.update(shared)
     own.close()
     assert Runner.closed == 2 and own.runners == {}
@@ -154,8 +157,6 @@ def test_a_method_process_that_used_an_engine_ends_before_another_methods_job():
     """Two methods that prompt a model (strong_zeroshot, icm) each kept an engine up between their tasks:
     9 GiB each on `tiny`. Before a job of another method, a process whose jobs used an engine is ended, its
     console kept; one that used none is kept, and a method's own process is never ended for its own job."""
-    from w2sbench.isolation.quotas import Quotas
-    from w2sbench.isolation.wiring import MethodIsolation
     from w2sbench.methods.builtin import Vanilla
 
     class Runner:
@@ -166,15 +167,7 @@ def test_a_method_process_that_used_an_engine_ends_before_another_methods_job():
             self.closed = True
 
     seen = []
-    iso = MethodIsolation(
-        unsealed=True,
-        timeout_s=60,
-        setting_quotas=Quotas(),
-        quota_override=None,
-        model_dirs=list,
-        sandbox_used=lambda *a: None,
-        console_seen=lambda method, text: seen.append((method, text)),
-    )
+    iso = isolation(unsealed=True, console_seen=lambda method, text: seen.append((method, text)))
     engine, plain = Runner("zs", True), Runner("plain", False)
     iso.runners.update({"zs-spec": engine, "plain-spec": plain})
     mine = iso.runner(Vanilla)
