@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,9 @@ def test_units_run_as_on_a_ray_worker_give_the_same_results(toy, monkeypatch):
     finally:
         for key in [k for k in ray_executor._PIPELINES if k[0].startswith("test-")]:
             del ray_executor._PIPELINES[key]
+    # the worker side asked no Ray for its node: a bare ray.get_runtime_context() would have started a
+    # cluster in this process, on every interface, whose raylet then writes into later tests' output
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
     assert [type(m).__name__ for m in built[0].values()] == ["Vanilla", "LogConf"]  # rebuilt from the units
     assert built[0]["logconf[aux_coef=0.25]"].aux_coef == 0.25
     assert remote.cache["misses"] == {"weak": 2, "ceiling": 2, "method": 4}

@@ -123,17 +123,17 @@ def test_tasks_table_header_sizes_tag_and_split_per_file(tmp_path):
     assert row.split()[0] == "parts_task" and "10/12/7" in row  # test: the whole file, read (7 rows), not 100
     assert "local:train=train.jsonl, test=test.jsonl" in row
 
-    listed = json.loads(run("tasks", "--include-path", str(tmp_path / "mine"), "--json").output)
+    listed = json.loads(run("tasks", "--include-path", str(tmp_path / "mine"), "--json").stdout)
     mine = next(t for t in listed if t["name"] == "parts_task")
     assert mine["sizes"] == {"train_label": 10, "train_unlabel": 12, "test": 7}
     assert mine["exact"] == {"train_label": True, "train_unlabel": True, "test": True}
-    unread = json.loads(run("tasks", "--include-path", str(tmp_path / "mine"), "--json", "--no-read").output)
+    unread = json.loads(run("tasks", "--include-path", str(tmp_path / "mine"), "--json", "--no-read").stdout)
     mine = next(t for t in unread if t["name"] == "parts_task")
     assert mine["sizes"]["test"] == 100 and mine["exact"]["test"] is False and mine["sizes_note"] == "--no-read"
 
 
 def test_tasks_default_suite_and_aar_folder(tmp_path):
-    rows = {t["name"]: t for t in json.loads(run("tasks", "--json", "--tag", "default").output)}
+    rows = {t["name"]: t for t in json.loads(run("tasks", "--json", "--tag", "default").stdout)}
     assert set(rows) == {"rotten_tomatoes", "election_tweets", "vader_nyt", "vader_amazon", "vader_tweets"}
     assert rows["vader_amazon"]["sizes"] == {"train_label": 500, "train_unlabel": 1000, "test": 1460}
     for key in ("name", "version", "description", "tags", "source", "env", "sizes", "exact", "sizes_note", "file"):
@@ -145,7 +145,7 @@ def test_tasks_default_suite_and_aar_folder(tmp_path):
     assert "W2SBENCH_AAR_DIR unset" in unset.output.splitlines()[-1]
 
     mini = REPO / "tasks" / "aar" / "mini" / "data"  # the AAR layout: one file per split, read whole
-    listed = json.loads(run("tasks", "--tag", "aar", "--json", env={"W2SBENCH_AAR_DIR": str(mini)}).output)
+    listed = json.loads(run("tasks", "--tag", "aar", "--json", env={"W2SBENCH_AAR_DIR": str(mini)}).stdout)
     chat = next(t for t in listed if t["name"] == "aar_chat")
     assert chat["source"] == f"aar:{mini}/chat" and chat["env"] == {"W2SBENCH_AAR_DIR": str(mini)}
     assert chat["sizes"] == {"train_label": 48, "train_unlabel": 96, "test": 240}
@@ -154,14 +154,14 @@ def test_tasks_default_suite_and_aar_folder(tmp_path):
 
 
 def test_settings_and_methods_json():
-    settings = {s["name"]: s for s in json.loads(run("settings", "--json").output)}
+    settings = {s["name"]: s for s in json.loads(run("settings", "--json").stdout)}
     tiny = settings["tiny"]
     assert tiny["weak"] == "sentence-transformers/all-MiniLM-L6-v2" and tiny["strong"] == "google/gemma-3-270m"
     assert (
         tiny["regime"] == "frozen" and tiny["recipe"]["epochs"] == 20 and tiny["seeds"] == {"baseline": 3, "method": 3}
     )
     assert settings["aar-qwen"]["recipe"]["lora"]["rslora"] is True
-    methods = {m["name"]: m for m in json.loads(run("methods", "--json").output)}
+    methods = {m["name"]: m for m in json.loads(run("methods", "--json").stdout)}
     assert methods["strong_zeroshot"]["teacher_free"] is True and methods["vanilla"]["teacher_free"] is False
     assert {"name": "aux_coef", "type": "float", "default": 0.5} in methods["logconf"]["hyperparameters"]
     assert methods["vanilla"]["origin"] == "built-in"

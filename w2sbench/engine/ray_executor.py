@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -325,12 +326,13 @@ def _execute(context: dict, unit: Unit, dep_values: tuple[UnitValue, ...]) -> tu
 
 
 def _node_id() -> str | None:
-    try:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # not in a Ray worker (a unit run the way a worker runs it, in a test)
+    """This worker's Ray node; None outside a connected Ray process (a unit run the way a worker runs it, in
+    a test). Asks only a Ray that is already initialised: ray.get_runtime_context() would otherwise start a
+    cluster of its own in this process, bound to every interface, and leave it running."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
         return None
+    return ray.get_runtime_context().get_node_id()
 
 
 def _set_threads(threads: int) -> None:
