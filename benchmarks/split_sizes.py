@@ -46,6 +46,8 @@ def _matrix(group: dict, n: int) -> np.ndarray:
 def half_widths(doc: dict, cap: int, draws: int) -> dict[str, float | None]:
     """Median pooled-PGR half-width per method when every task's test split is cut to at most `cap`."""
     widths: dict[str, list[float]] = {m: [] for m in doc["methods"] if m in W2S_METHODS}
+    boot = doc["bootstrap"]  # the results' own plan, so that an uncut split gives their interval exactly
+    plan = {"n_boot": boot["n_boot"], "seed": boot["seed"], "confidence": boot["confidence"]}
     for draw in range(draws):
         per_method: dict[str, list] = {m: [] for m in widths}
         for name, task in doc["tasks"].items():
@@ -57,7 +59,7 @@ def half_widths(doc: dict, cap: int, draws: int) -> dict[str, float | None]:
             ceiling = _matrix(task["ceiling"], n)[:, keep]
             for method in per_method:
                 w2s = _matrix(task["methods"][method]["w2s"], n)[:, keep]
-                per_method[method].append(pgr_from_correct(weak, ceiling, w2s, task=name))
+                per_method[method].append(pgr_from_correct(weak, ceiling, w2s, task=name, **plan))
         for method, results in per_method.items():
             agg = aggregate(results)
             if agg.pooled_pgr_ci is not None:
