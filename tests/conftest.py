@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 from typing import Any
 
 import pytest
@@ -49,3 +50,15 @@ def signal_dispositions_restored():
     for signum, handler in saved.items():
         if signal.getsignal(signum) is not handler and handler is not None:
             signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def no_ray_in_the_test_process():
+    """Ray runs in tests only as a loopback cluster of its own processes (tests/ray_cluster.py). A Ray
+    initialised in this process (a bare ray API call starts one, bound to every interface) outlives its test
+    and writes its raylet's warnings into later tests' output: the test that started it fails here."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail("this test initialised Ray in the test process (a local cluster on every interface)")
