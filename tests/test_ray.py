@@ -154,6 +154,8 @@ def test_ray_executor_gives_identical_results(reference, ray_first, env, methods
     total = 2 * 2 + 2 * (2 + 2) + 2 * 3 * (2 + 1)  # features; weak and ceiling; 3 methods x (2 seeds + score)
     assert f"ray: {total}/{total} units done" in stderr
     assert doc["sealed"]["sandboxed"] and doc["sealed"]["sandbox"]["network"] == "loopback only"
+    nodes = {u["node"] for u in doc["sealed"]["units"]}  # each method unit names the Ray node that ran it
+    assert nodes and all(isinstance(n, str) and len(n) == 56 for n in nodes), nodes
     # A unit computed on Ray is a cache hit in-process: the keys are the same.
     again = subprocess.run(
         eval_argv(tmp_path / "again.json", methods),
