@@ -35,31 +35,32 @@ from pathlib import Path
 import numpy as np
 
 from w2sbench.scoring import aggregate, decode_correct, pgr_from_correct
+from w2sbench.settings import load_setting
 
 W2S_METHODS = ("vanilla", "vanilla_hard", "logconf", "product", "window", "entropy", "confident_only", "bootstrap")
 
 
-def _matrix(group: dict, n: int) -> np.ndarray:
-    return decode_correct(group["correct"], n)
-
-
 def half_widths(doc: dict, cap: int, draws: int) -> dict[str, float | None]:
     """Median pooled-PGR half-width per method when every task's test split is cut to at most `cap`."""
-    widths: dict[str, list[float]] = {m: [] for m in doc["methods"] if m in W2S_METHODS}
+    methods = [m for m in doc["methods"] if m in W2S_METHODS]
     boot = doc["bootstrap"]  # the results' own plan, so that an uncut split gives their interval exactly
     plan = {"n_boot": boot["n_boot"], "seed": boot["seed"], "confidence": boot["confidence"]}
+    correct = {  # task -> group -> [seeds, n], decoded once for every draw
+        name: {
+            group: decode_correct(runs["correct"], task["n"]["test"])
+            for group, runs in [("weak", task["weak"]), ("ceiling", task["ceiling"])]
+            + [(m, task["methods"][m]["w2s"]) for m in methods]
+        }
+        for name, task in doc["tasks"].items()
+    }
+    widths: dict[str, list[float]] = {m: [] for m in methods}
     for draw in range(draws):
-        per_method: dict[str, list] = {m: [] for m in widths}
-        for name, task in doc["tasks"].items():
-            n = task["n"]["test"]
-            keep = np.arange(n)
-            if n > cap:
-                keep = np.sort(np.random.default_rng([draw, n, cap]).choice(n, size=cap, replace=False))
-            weak = _matrix(task["weak"], n)[:, keep]
-            ceiling = _matrix(task["ceiling"], n)[:, keep]
-            for method in per_method:
-                w2s = _matrix(task["methods"][method]["w2s"], n)[:, keep]
-                per_method[method].append(pgr_from_correct(weak, ceiling, w2s, task=name, **plan))
+        per_method: dict[str, list] = {m: [] for m in methods}
+        for name, groups in correct.items():
+            keep = _kept(groups["weak"].shape[1], cap, draw)
+            weak, ceiling = groups["weak"][:, keep], groups["ceiling"][:, keep]
+            for method in methods:
+                per_method[method].append(pgr_from_correct(weak, ceiling, groups[method][:, keep], task=name, **plan))
         for method, results in per_method.items():
             agg = aggregate(results)
             if agg.pooled_pgr_ci is not None:
@@ -67,54 +68,51 @@ def half_widths(doc: dict, cap: int, draws: int) -> dict[str, float | None]:
     return {m: (statistics.median(w) if w else None) for m, w in widths.items()}
 
 
-def _token_counts(model_dir: Path, spec, task, examples, max_length: int | None = None) -> list[int]:
-    """Tokens the model reads per example: its input (text or the task's prompt), truncated as features are."""
+def _kept(n: int, cap: int, draw: int) -> np.ndarray:
+    """The test examples a split cut to `cap` keeps (all of them when it is no longer), in order."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([draw, n, cap]).choice(n, size=cap, replace=False))
+
+
+def strong_token_counts(setting_name: str, task_names: list[str]) -> dict[str, tuple[list[int], list[int]]]:
+    """task -> the strong model's tokens per example of train_unlabel and of test, untruncated: its input (text
+    or the task's prompt) as its tokenizer encodes it. Truncation on the right keeps min(tokens, max_length)."""
     from w2sbench.inference.base import encode
-
-    inputs = [e.text if spec.input == "text" else task.prompt(e.text) for e in examples]
-    return [len(ids) for ids in encode(model_dir, inputs, max_length or spec.max_length)]
-
-
-def truncated_tokens(setting_name: str, task_names: list[str], max_lengths: list[int]) -> dict[int, int]:
-    """The strong model's tokens over the full train_unlabel and test splits at each truncation length."""
     from w2sbench.model_folders import resolve_model
-    from w2sbench.settings import load_setting
     from w2sbench.tasks.registry import load_task
 
     spec = load_setting(setting_name).spec("strong")
     model_dir = resolve_model(spec.model, spec.revision)
-    out = dict.fromkeys(max_lengths, 0)
+    out = {}
     for name in task_names:
         task = load_task(name)
         splits = task.load_splits()
-        full = _token_counts(model_dir, spec, task, splits.train_unlabel + splits.test, max_length=10**6)
-        for limit in max_lengths:
-            out[limit] += sum(min(n, limit) for n in full)
+        counts = []
+        for part in (splits.train_unlabel, splits.test):
+            inputs = [e.text if spec.input == "text" else task.prompt(e.text) for e in part]
+            counts.append([len(ids) for ids in encode(model_dir, inputs, None)])
+        out[name] = (counts[0], counts[1])
     return out
 
 
-def strong_reading(setting_name: str, task_names: list[str], caps: list[int]) -> dict[int, dict]:
-    """The strong model's texts and tokens (train_unlabel + test cut to each cap), per cap."""
-    from w2sbench.model_folders import resolve_model
-    from w2sbench.settings import load_setting
-    from w2sbench.tasks.registry import load_task
-
-    setting = load_setting(setting_name)
-    spec = setting.spec("strong")
-    model_dir = resolve_model(spec.model, spec.revision)
+def strong_reading(counts: dict, max_length: int, caps: list[int]) -> dict[int, dict]:
+    """The strong model's texts and tokens (train_unlabel + test cut to each cap, as draw 0 cuts it), per cap."""
     out = {cap: {"texts": 0, "tokens": 0, "tokens_per_task": {}} for cap in caps}
-    for name in task_names:
-        task = load_task(name)
-        splits = task.load_splits()
-        unlabel, test = (_token_counts(model_dir, spec, task, part) for part in (splits.train_unlabel, splits.test))
+    for name, (unlabel, test) in counts.items():
         for cap in caps:
-            n = len(test)
-            keep = np.arange(n) if n <= cap else np.random.default_rng([0, n, cap]).choice(n, size=cap, replace=False)
-            tokens = sum(unlabel) + sum(test[i] for i in keep)
+            keep = _kept(len(test), cap, 0)
+            tokens = sum(min(n, max_length) for n in unlabel) + sum(min(test[i], max_length) for i in keep)
             out[cap]["texts"] += len(unlabel) + len(keep)
             out[cap]["tokens"] += tokens
             out[cap]["tokens_per_task"][name] = tokens
     return out
+
+
+def truncated_tokens(counts: dict, max_lengths: list[int]) -> dict[int, int]:
+    """The strong model's tokens over the full train_unlabel and test splits at each truncation length."""
+    every = [n for unlabel, test in counts.values() for n in unlabel + test]
+    return {limit: sum(min(n, limit) for n in every) for limit in max_lengths}
 
 
 def _cpu_flags() -> list[str]:
@@ -144,7 +142,8 @@ def main() -> None:
     for path in args.results:
         doc = json.loads(Path(path).read_text())
         setting = doc["setting"]["name"] if isinstance(doc["setting"], dict) else doc["setting"]
-        reading = strong_reading(setting, list(doc["tasks"]), caps)
+        counts = strong_token_counts(setting, list(doc["tasks"]))
+        reading = strong_reading(counts, load_setting(setting).spec("strong").max_length, caps)
         rows = {}
         print(f"\n{setting} ({path})")
         print(
@@ -167,7 +166,7 @@ def main() -> None:
         report["settings"][setting] = {"results": str(path), "rows": rows}
         if setting == args.timed:
             limits = [int(x) for x in args.max_lengths.split(",")]
-            tokens = truncated_tokens(setting, list(doc["tasks"]), limits)
+            tokens = truncated_tokens(counts, limits)
             report["settings"][setting]["tokens_at_max_length"] = tokens
             print("full splits, tokens at max_length " + ", ".join(f"{k}: {v}" for k, v in tokens.items()))
     report["cpu_flags"] = _cpu_flags()
